@@ -1,0 +1,176 @@
+"""In-process bus engine: asyncio queues, bounded, with drop counters.
+
+Each broadcast subscription owns a bounded queue and a task; a queue group
+owns one bounded queue that its members' tasks share, so each message is
+handled once per group. When a queue is full the message is dropped for that
+subscription and counted (``BusStats.dropped``): the publisher never blocks.
+A handler that raises is retried up to ``max_deliver`` times, like JetStream
+redelivery, then counted as an error and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from rtcc.bus.base import Bus, BusStats, Handler, Subscription, subject_matches
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Queue:
+    name: str
+    pattern: str
+    queue: asyncio.Queue[tuple[str, bytes]]
+    members: list[_MemorySubscription] = field(default_factory=list)
+    delivered: int = 0
+    dropped: int = 0
+
+
+class _MemorySubscription(Subscription):
+    def __init__(self, bus: MemoryBus, q: _Queue, handler: Handler) -> None:
+        self._bus = bus
+        self._q = q
+        self._handler = handler
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"bus:{self._q.name}")
+
+    async def _run(self) -> None:
+        while True:
+            subject, payload = await self._q.queue.get()
+            try:
+                await self._deliver(subject, payload)
+            finally:
+                self._q.queue.task_done()
+
+    async def _deliver(self, subject: str, payload: bytes) -> None:
+        for attempt in range(1, self._bus.max_deliver + 1):
+            try:
+                await self._handler(subject, payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if attempt == self._bus.max_deliver:
+                    self._bus._stats.handler_errors += 1
+                    log.exception("handler for %s failed %d times; giving up", subject, attempt)
+                    return
+                self._bus._stats.redelivered += 1
+                await asyncio.sleep(0)
+            else:
+                self._q.delivered += 1
+                self._bus._stats.delivered += 1
+                return
+
+    async def stop(self) -> None:
+        self._bus._detach(self._q, self)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+class MemoryBus(Bus):
+    """The embedded bus: everything in one process, nothing persisted."""
+
+    engine = "memory"
+
+    def __init__(self, queue_size: int = 10_000, max_deliver: int = 3) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.queue_size = queue_size
+        self.max_deliver = max_deliver
+        self._queues: dict[str, _Queue] = {}
+        self._stats = BusStats()
+        self._started = False
+        self._counter = 0
+
+    async def start(self) -> None:
+        self._started = True
+
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        if not self._started:
+            return
+        self._started = False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(q.queue.join() for q in self._queues.values())), drain_timeout
+            )
+        for q in list(self._queues.values()):
+            for member in list(q.members):
+                await member.stop()
+        self._queues.clear()
+
+    async def publish(self, subject: str, payload: bytes, *, msg_id: str | None = None) -> None:
+        if not self._started:
+            raise RuntimeError("bus is not started")
+        if not subject or any(c in subject for c in " *>") or "" in subject.split("."):
+            raise ValueError(f"invalid subject {subject!r}")
+        self._stats.published += 1
+        for q in list(self._queues.values()):
+            if subject_matches(q.pattern, subject):
+                try:
+                    q.queue.put_nowait((subject, payload))
+                except asyncio.QueueFull:
+                    q.dropped += 1
+                    self._stats.dropped += 1
+        # let consumers run so a tight publish loop cannot starve them
+        await asyncio.sleep(0)
+
+    async def subscribe(
+        self, subject: str, handler: Handler, *, group: str | None = None
+    ) -> Subscription:
+        if not self._started:
+            raise RuntimeError("bus is not started")
+        if group is not None:
+            name = f"{group}|{subject}"
+            q = self._queues.get(name)
+            if q is None:
+                q = _Queue(name, subject, asyncio.Queue(self.queue_size))
+                self._queues[name] = q
+        else:
+            self._counter += 1
+            name = f"~{self._counter}|{subject}"
+            q = _Queue(name, subject, asyncio.Queue(self.queue_size))
+            self._queues[name] = q
+        sub = _MemorySubscription(self, q, handler)
+        q.members.append(sub)
+        sub.start()
+        return sub
+
+    def _detach(self, q: _Queue, sub: _MemorySubscription) -> None:
+        if sub in q.members:
+            q.members.remove(sub)
+        if not q.members:
+            self._queues.pop(q.name, None)
+
+    def stats(self) -> BusStats:
+        s = BusStats(
+            published=self._stats.published,
+            delivered=self._stats.delivered,
+            dropped=self._stats.dropped,
+            handler_errors=self._stats.handler_errors,
+            redelivered=self._stats.redelivered,
+        )
+        s.per_subscription = {
+            name: {
+                "queued": q.queue.qsize(),
+                "capacity": self.queue_size,
+                "delivered": q.delivered,
+                "dropped": q.dropped,
+                "members": len(q.members),
+            }
+            for name, q in self._queues.items()
+        }
+        return s
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait until every queued message has been handled (tests and shutdown)."""
+        await asyncio.wait_for(
+            asyncio.gather(*(q.queue.join() for q in self._queues.values())), timeout
+        )

@@ -1,0 +1,341 @@
+"""The typed, versioned events every room publishes and consumes.
+
+Every event carries an ``event_id`` (so every handler can be idempotent), a
+``schema_version``, a ``type`` discriminator, the UTC time it happened
+(``occurred_at``) and its ``source`` (a device id or a processor name).
+
+Subjects
+--------
+Validated events travel on ``rtcc.events.<type>`` (see :func:`subject_for`).
+Raw device traffic arrives on ``rtcc.sensors.<device_id>.<kind>`` — the NATS
+server's MQTT listener maps MQTT topic ``rtcc/sensors/<id>/<kind>`` onto it —
+as a :class:`DeviceEnvelope` carrying the device's key.
+
+Live audience
+-------------
+``LIVE_ROLES`` says which roles may receive each event type over the
+WebSocket; personal data (plate reads, officer positions) is narrower.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from rtcc.roles import OPERATIONS, STAFF, DeviceType, Role
+
+SCHEMA_VERSION = 1
+EVENTS_PREFIX = "rtcc.events"
+SENSORS_PREFIX = "rtcc.sensors"
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Position(BaseModel):
+    """A WGS84 position: latitude and longitude in degrees, optional height in metres."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lat: float = Field(ge=-90.0, le=90.0, allow_inf_nan=False, description="Latitude, degrees.")
+    lon: float = Field(ge=-180.0, le=180.0, allow_inf_nan=False, description="Longitude, degrees.")
+    alt_m: float | None = Field(
+        None, ge=-500.0, le=10_000.0, allow_inf_nan=False, description="Height above WGS84, m."
+    )
+
+
+class Event(BaseModel):
+    """Base of all events."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    schema_version: int = Field(SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
+    event_id: UUID = Field(default_factory=uuid4)
+    occurred_at: AwareDatetime = Field(default_factory=utcnow)
+    source: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+
+    personal: ClassVar[bool] = False
+    """Whether the event carries personal data (reads of it are audited)."""
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _to_utc(cls, v: datetime) -> datetime:
+        return v.astimezone(UTC)
+
+    @property
+    def subject(self) -> str:
+        return subject_for(self.type)
+
+    @property
+    def position(self) -> Position | None:
+        """Where the event happened, when it has a place."""
+        pos = getattr(self, "pos", None)
+        return pos if isinstance(pos, Position) else None
+
+    @property
+    def device_id(self) -> str | None:
+        """The device the event came from or is about, when there is one."""
+        dev = getattr(self, "device", None)
+        return dev if isinstance(dev, str) else None
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+DeviceId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._\-]+$")]
+
+
+# --- devices -----------------------------------------------------------------
+
+
+class DeviceHeartbeat(Event):
+    """A device says it is alive, where it is and how it is."""
+
+    type: Literal["device_heartbeat"] = "device_heartbeat"
+    device: DeviceId
+    device_type: DeviceType
+    pos: Position | None = None
+    battery_pct: float | None = Field(None, ge=0, le=100)
+    gps_lock: bool | None = None
+    clock_quality: Literal["gps_pps", "gps", "ntp", "configured", "unknown"] | None = None
+    noise_floor_db: float | None = Field(None, ge=-200, le=200)
+    recording: bool | None = None
+    heading_deg: float | None = Field(None, ge=0, lt=360)
+
+
+class DeviceStatus(Event):
+    """Edge-triggered health: emitted once when a device goes online or offline."""
+
+    type: Literal["device_status"] = "device_status"
+    device: DeviceId
+    device_type: DeviceType
+    status: Literal["online", "offline"]
+    reason: str = ""
+
+
+class DeviceCommand(Event):
+    """The center tells a device to do something (e.g. a body cam to record)."""
+
+    type: Literal["device_command"] = "device_command"
+    device: DeviceId
+    command: Literal["start_recording", "stop_recording"]
+    reason: str = Field(min_length=1, max_length=500)
+    issued_by: str
+    automatic: bool = False
+
+
+class DeviceCommandAck(Event):
+    """A device acknowledges a command."""
+
+    type: Literal["device_command_ack"] = "device_command_ack"
+    device: DeviceId
+    command_id: UUID
+    ok: bool = True
+    detail: str = ""
+
+
+# --- acoustic ----------------------------------------------------------------
+
+
+class Pulse(Event):
+    """An impulsive onset heard by one acoustic sensor (``occurred_at`` = arrival time)."""
+
+    type: Literal["pulse"] = "pulse"
+    device: DeviceId
+    pos: Position
+    peak_db: float = Field(ge=-200, le=250)
+    snr_db: float = Field(ge=-100, le=250)
+    duration_ms: float = Field(ge=0, le=60_000)
+    sample_rate_hz: int | None = Field(None, ge=1000, le=384_000)
+    audio_flac_b64: str | None = Field(None, max_length=2_000_000)
+
+
+class ShotLocated(Event):
+    """One bang located by multilateration."""
+
+    type: Literal["shot_located"] = "shot_located"
+    pos: Position
+    ellipse_major_m: float = Field(ge=0)
+    ellipse_minor_m: float = Field(ge=0)
+    ellipse_angle_deg: float
+    sensors: list[str]
+    pulse_ids: list[UUID] = Field(default_factory=list)
+    quality: Literal["good", "poor"] = "good"
+
+
+class GunshotIncident(Event):
+    """A classified incident made of one or more located shots."""
+
+    type: Literal["gunshot_incident"] = "gunshot_incident"
+    incident_id: UUID = Field(default_factory=uuid4)
+    pos: Position
+    ellipse_major_m: float = Field(ge=0)
+    ellipse_minor_m: float = Field(ge=0)
+    ellipse_angle_deg: float = 0.0
+    rounds: int = Field(ge=1)
+    label: str
+    confidence: float = Field(ge=0, le=1)
+    sensors: list[str]
+
+
+# --- plates ------------------------------------------------------------------
+
+
+class PlateRead(Event):
+    """A licence plate read by a camera."""
+
+    type: Literal["plate_read"] = "plate_read"
+    personal: ClassVar[bool] = True
+    device: DeviceId
+    pos: Position
+    plate: str = Field(min_length=1, max_length=16, pattern=r"^[A-Z0-9]+$")
+    region: str | None = Field(None, max_length=16)
+    confidence: float = Field(ge=0, le=1)
+    heading_deg: float | None = Field(None, ge=0, lt=360)
+    image_ref: str | None = Field(None, max_length=512)
+
+
+class HotlistHit(Event):
+    """A plate read matched a hotlist entry: verify before action."""
+
+    type: Literal["hotlist_hit"] = "hotlist_hit"
+    personal: ClassVar[bool] = True
+    read_id: UUID
+    device: DeviceId
+    pos: Position
+    plate: str
+    entry_plate: str
+    category: str
+    match: Literal["exact", "lookalike", "partial"]
+
+
+# --- operations & oversight ---------------------------------------------------
+
+
+class AlertSeverity(StrEnum):
+    info = "info"
+    warning = "warning"
+    critical = "critical"
+
+
+class Alert(Event):
+    """Something an operator should look at."""
+
+    type: Literal["alert"] = "alert"
+    alert_id: UUID = Field(default_factory=uuid4)
+    kind: str = Field(min_length=1, max_length=64)
+    severity: AlertSeverity = AlertSeverity.warning
+    title: str = Field(min_length=1, max_length=300)
+    pos: Position | None = None
+    ref_event_id: UUID | None = None
+
+
+class AuditEvent(Event):
+    """An entry appended to the audit chain, mirrored on the bus for live oversight."""
+
+    type: Literal["audit"] = "audit"
+    actor: str
+    action: str
+    resource: str
+    record_id: str | None = None
+    outcome: str
+    purpose: str | None = None
+
+
+AnyEvent = Annotated[
+    DeviceHeartbeat
+    | DeviceStatus
+    | DeviceCommand
+    | DeviceCommandAck
+    | Pulse
+    | ShotLocated
+    | GunshotIncident
+    | PlateRead
+    | HotlistHit
+    | Alert
+    | AuditEvent,
+    Field(discriminator="type"),
+]
+
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)  # type: ignore[arg-type]
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.model_fields["type"].default: cls
+    for cls in (
+        DeviceHeartbeat,
+        DeviceStatus,
+        DeviceCommand,
+        DeviceCommandAck,
+        Pulse,
+        ShotLocated,
+        GunshotIncident,
+        PlateRead,
+        HotlistHit,
+        Alert,
+        AuditEvent,
+    )
+}
+
+LIVE_ROLES: dict[str, frozenset[Role]] = {
+    "device_heartbeat": OPERATIONS,
+    "device_status": STAFF,
+    "device_command": frozenset({Role.admin, Role.supervisor}),
+    "device_command_ack": frozenset({Role.admin, Role.supervisor}),
+    "pulse": frozenset({Role.admin, Role.supervisor, Role.analyst}),
+    "shot_located": OPERATIONS,
+    "gunshot_incident": OPERATIONS,
+    "plate_read": frozenset({Role.admin, Role.supervisor, Role.analyst}),
+    "hotlist_hit": OPERATIONS,
+    "alert": OPERATIONS,
+    "audit": frozenset({Role.admin, Role.auditor}),
+}
+"""Which roles receive each event type on the live WebSocket."""
+
+DEVICE_SCOPES: dict[DeviceType, frozenset[str]] = {
+    DeviceType.acoustic_sensor: frozenset({"pulse", "device_heartbeat"}),
+    DeviceType.plate_camera: frozenset({"plate_read", "device_heartbeat"}),
+    DeviceType.bodycam: frozenset({"device_heartbeat", "device_command_ack"}),
+    DeviceType.camera: frozenset({"device_heartbeat"}),
+}
+"""Event types each kind of device may publish with its key."""
+
+
+def subject_for(event_type: str) -> str:
+    """The bus subject validated events of ``event_type`` travel on."""
+    return f"{EVENTS_PREFIX}.{event_type}"
+
+
+def parse_event(data: bytes | str | dict[str, Any]) -> Event:
+    """Parse and validate one event of any type.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        When the data is not a valid event.
+    """
+    if isinstance(data, bytes | str):
+        return _ADAPTER.validate_json(data)
+    return _ADAPTER.validate_python(data)
+
+
+class DeviceEnvelope(BaseModel):
+    """What a device sends over MQTT: its id, its key and one or more events."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: DeviceId
+    key: str = Field(min_length=8, max_length=256)
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=100_000)
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON with stable key order."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True, default=str)

@@ -1,0 +1,298 @@
+"""Typed settings: environment ``RTCC_*`` plus an optional TOML file.
+
+Every field has a description with units and bounds; unknown keys are
+rejected; placeholder secrets are refused outside development mode.
+
+Sources, highest priority first: constructor arguments, environment variables
+(``RTCC_<SECTION>__<FIELD>``, e.g. ``RTCC_DATABASE__URL``), the TOML file named
+by ``RTCC_CONFIG`` (or passed to :func:`load_settings`), then defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from rtcc.errors import ConfigError
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "password", "dev"})
+
+
+class Mode(StrEnum):
+    """How strict the center is about secrets and defaults."""
+
+    development = "development"
+    production = "production"
+
+
+class Section(BaseModel):
+    """Base of every settings section: unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ServerSettings(Section):
+    host: str = Field("127.0.0.1", description="Interface the HTTP server binds to.")
+    port: int = Field(8470, ge=1, le=65535, description="TCP port of the HTTP server.")
+    public_url: str | None = Field(
+        None, description="Address printed for people to open; defaults to http://host:port/."
+    )
+    max_request_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        le=1_073_741_824,
+        description="Largest request body accepted, in bytes; larger bodies get 413.",
+    )
+    max_ingest_batch: int = Field(
+        1000, ge=1, le=100_000, description="Most events in one ingest request."
+    )
+
+
+class DatabaseSettings(Section):
+    url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL. Default: SQLite file rtcc.db in data_dir. Production: "
+            "postgresql+psycopg://user:pass@host/db with PostGIS installed."
+        ),
+    )
+    pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connections per process.")
+    echo: bool = Field(False, description="Log every SQL statement (debugging only).")
+
+
+class BusSettings(Section):
+    engine: Literal["memory", "nats"] = Field(
+        "memory", description="memory: in-process asyncio bus; nats: NATS JetStream."
+    )
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated.")
+    stream: str = Field("RTCC", min_length=1, description="JetStream stream holding rtcc.> subjects.")
+    stream_max_age_s: float = Field(
+        7 * 86400.0, gt=0, description="How long JetStream keeps messages, in seconds."
+    )
+    queue_size: int = Field(
+        10_000,
+        ge=1,
+        le=10_000_000,
+        description="In-process engine: messages buffered per subscription before drops are counted.",
+    )
+    ack_wait_s: float = Field(
+        30.0, gt=0, le=3600, description="JetStream: seconds before an unacked message is redelivered."
+    )
+    max_deliver: int = Field(
+        5, ge=1, le=1000, description="JetStream: deliveries before a message is given up (and logged)."
+    )
+
+
+class SecuritySettings(Section):
+    secret_key: str = Field(
+        "dev",
+        description=(
+            "Key for the audit chain's HMAC and other signatures. Must be a real secret "
+            "(32+ characters) outside development mode."
+        ),
+    )
+    session_idle_minutes: float = Field(
+        30.0, gt=0, le=1440, description="Sessions end after this many idle minutes."
+    )
+    lockout_attempts: int = Field(
+        5, ge=1, le=100, description="Failed logins in a row before the account is locked."
+    )
+    lockout_minutes: float = Field(10.0, gt=0, le=1440, description="Lockout length in minutes.")
+    mfa_required: bool = Field(
+        False, description="Initial value of the admin switch that requires TOTP MFA for everyone."
+    )
+    admin_username: str = Field("admin", min_length=1, description="First admin account's name.")
+    admin_password: str | None = Field(
+        None,
+        description="First admin's password; when unset one is generated once and printed.",
+    )
+    cookie_secure: bool = Field(
+        False, description="Mark the session cookie Secure (set true behind HTTPS)."
+    )
+
+
+class SimSettings(Section):
+    enabled: bool = Field(False, description="Run the simulated city inside the center.")
+    center_lat: float = Field(33.5186, ge=-90, le=90, description="City centre latitude, degrees.")
+    center_lon: float = Field(-86.8104, ge=-180, le=180, description="City centre longitude, degrees.")
+    extent_m: float = Field(
+        3200.0, ge=200, le=50_000, description="Side of the simulated square area, in metres."
+    )
+    sensors_per_sq_mile: float = Field(
+        17.0, ge=1, le=100, description="Acoustic sensor density (ShotSpotter deploys 15-20)."
+    )
+    patrol_units: int = Field(12, ge=0, le=5000, description="Patrol units with body cams.")
+    heartbeat_s: float = Field(
+        10.0, gt=0, le=3600, description="Seconds between device heartbeats."
+    )
+    speedup: float = Field(1.0, gt=0, le=1000, description="Simulated seconds per real second.")
+    seed: int = Field(7, description="Random seed; the same seed gives the same city.")
+
+
+class MapSettings(Section):
+    tile_url: str | None = Field(
+        None,
+        description=(
+            "Base-map tile URL template ({z}/{x}/{y}); unset: the map draws the city's "
+            "roads and devices without tiles (works with no internet)."
+        ),
+    )
+    tile_attribution: str = Field("", description="Attribution shown for the tiles.")
+
+
+class Settings(BaseSettings):
+    """All of the center's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RTCC_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    mode: Mode = Field(Mode.development, description="development or production.")
+    data_dir: Path = Field(
+        Path("data"), description="Folder for the SQLite file, media and generated credentials."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Logging threshold."
+    )
+    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
+    bus: BusSettings = Field(default_factory=BusSettings)  # type: ignore[arg-type]
+    security: SecuritySettings = Field(default_factory=SecuritySettings)  # type: ignore[arg-type]
+    sim: SimSettings = Field(default_factory=SimSettings)  # type: ignore[arg-type]
+    map: MapSettings = Field(default_factory=MapSettings)  # type: ignore[arg-type]
+
+    _toml_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if self.mode is Mode.production:
+            key = self.security.secret_key
+            if key.lower() in PLACEHOLDER_SECRETS or len(key) < 32:
+                raise ValueError(
+                    "security.secret_key is a placeholder or shorter than 32 characters; "
+                    "set RTCC_SECURITY__SECRET_KEY to a random secret in production mode"
+                )
+            pw = self.security.admin_password
+            if pw is not None and pw.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError("security.admin_password is a placeholder; choose a real password")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The effective SQLAlchemy URL (SQLite in data_dir unless configured)."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.data_dir / 'rtcc.db').resolve()}"
+
+    @property
+    def public_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url
+        host = "127.0.0.1" if self.server.host in ("0.0.0.0", "::") else self.server.host
+        return f"http://{host}:{self.server.port}/"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = _CURRENT_TOML or os.environ.get("RTCC_CONFIG")
+        if toml:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml)))
+        return tuple(sources)
+
+
+_CURRENT_TOML: Path | None = None
+
+
+def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of the key at ``loc`` in a TOML file."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    section: str | None = None
+    keys = [str(p) for p in loc]
+    for i, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        m = re.match(r"^\[([^\]]+)\]$", line)
+        if m:
+            section = m.group(1).strip()
+            if len(keys) == 1 and section == keys[0]:
+                return i
+            continue
+        km = re.match(r"^([A-Za-z0-9_\-\"']+)\s*=", line)
+        if not km:
+            continue
+        key = km.group(1).strip("\"'")
+        if len(keys) == 1 and section is None and key == keys[0]:
+            return i
+        if len(keys) >= 2 and section == keys[0] and key == keys[1]:
+            return i
+    return None
+
+
+def describe_errors(exc: ValidationError, toml: Path | None = None) -> list[str]:
+    """Turn a pydantic ValidationError into lines naming the key, the line and why."""
+    out = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        key = ".".join(str(p) for p in loc) or "(settings)"
+        why = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            why = "unknown key (not a setting; check the spelling)"
+        where = ""
+        if toml is not None and loc:
+            line = _line_of(toml, loc)
+            if line is not None:
+                where = f" ({toml}:{line})"
+        out.append(f"{key}{where}: {why}")
+    return out
+
+
+def load_settings(toml: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load settings from the environment and an optional TOML file.
+
+    Raises
+    ------
+    ConfigError
+        With one line per offending key (and its line in the file) when invalid.
+    """
+    global _CURRENT_TOML
+    path = Path(toml) if toml else (Path(os.environ["RTCC_CONFIG"]) if "RTCC_CONFIG" in os.environ else None)
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"settings file {path} does not exist")
+        try:
+            with path.open("rb") as fh:
+                tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    _CURRENT_TOML = path
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = describe_errors(exc, path)
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines), details=lines) from exc
+    finally:
+        _CURRENT_TOML = None
