@@ -265,7 +265,7 @@ AnyEvent = Annotated[
     Field(discriminator="type"),
 ]
 
-_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)  # type: ignore[arg-type]
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.model_fields["type"].default: cls

@@ -55,9 +55,7 @@ class ServerSettings(Section):
         le=1_073_741_824,
         description="Largest request body accepted, in bytes; larger bodies get 413.",
     )
-    max_ingest_batch: int = Field(
-        1000, ge=1, le=100_000, description="Most events in one ingest request."
-    )
+    max_ingest_batch: int = Field(1000, ge=1, le=100_000, description="Most events in one ingest request.")
 
 
 class DatabaseSettings(Section):
@@ -88,10 +86,16 @@ class BusSettings(Section):
         description="In-process engine: messages buffered per subscription before drops are counted.",
     )
     ack_wait_s: float = Field(
-        30.0, gt=0, le=3600, description="JetStream: seconds before an unacked message is redelivered."
+        30.0,
+        gt=0,
+        le=3600,
+        description="JetStream: seconds before an unacked message is redelivered.",
     )
     max_deliver: int = Field(
-        5, ge=1, le=1000, description="JetStream: deliveries before a message is given up (and logged)."
+        5,
+        ge=1,
+        le=1000,
+        description="JetStream: deliveries before a message is given up (and logged).",
     )
 
 
@@ -118,9 +122,7 @@ class SecuritySettings(Section):
         None,
         description="First admin's password; when unset one is generated once and printed.",
     )
-    cookie_secure: bool = Field(
-        False, description="Mark the session cookie Secure (set true behind HTTPS)."
-    )
+    cookie_secure: bool = Field(False, description="Mark the session cookie Secure (set true behind HTTPS).")
 
 
 class SimSettings(Section):
@@ -134,9 +136,7 @@ class SimSettings(Section):
         17.0, ge=1, le=100, description="Acoustic sensor density (ShotSpotter deploys 15-20)."
     )
     patrol_units: int = Field(12, ge=0, le=5000, description="Patrol units with body cams.")
-    heartbeat_s: float = Field(
-        10.0, gt=0, le=3600, description="Seconds between device heartbeats."
-    )
+    heartbeat_s: float = Field(10.0, gt=0, le=3600, description="Seconds between device heartbeats.")
     speedup: float = Field(1.0, gt=0, le=1000, description="Simulated seconds per real second.")
     seed: int = Field(7, description="Random seed; the same seed gives the same city.")
 
@@ -166,15 +166,13 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("data"), description="Folder for the SQLite file, media and generated credentials."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="Logging threshold."
-    )
-    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
-    bus: BusSettings = Field(default_factory=BusSettings)  # type: ignore[arg-type]
-    security: SecuritySettings = Field(default_factory=SecuritySettings)  # type: ignore[arg-type]
-    sim: SimSettings = Field(default_factory=SimSettings)  # type: ignore[arg-type]
-    map: MapSettings = Field(default_factory=MapSettings)  # type: ignore[arg-type]
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging threshold.")
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    bus: BusSettings = Field(default_factory=BusSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    sim: SimSettings = Field(default_factory=SimSettings)
+    map: MapSettings = Field(default_factory=MapSettings)
 
     _toml_file: Path | None = None
 

@@ -28,5 +28,6 @@ def make_bus(engine: str, **kwargs: object) -> Bus:
     if engine == "nats":
         from rtcc.bus.nats import NatsBus
 
-        return NatsBus(**kwargs)  # type: ignore[arg-type]
+        bus: Bus = NatsBus(**kwargs)  # type: ignore[arg-type]
+        return bus
     raise ValueError(f"unknown bus engine {engine!r}; use 'memory' or 'nats'")

@@ -51,9 +51,7 @@ class Bus(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def subscribe(
-        self, subject: str, handler: Handler, *, group: str | None = None
-    ) -> Subscription:
+    async def subscribe(self, subject: str, handler: Handler, *, group: str | None = None) -> Subscription:
         """Call ``handler`` for messages on ``subject`` (wildcards allowed).
 
         With ``group``, each message goes to one member of the group and is

@@ -122,9 +122,7 @@ class MemoryBus(Bus):
         # let consumers run so a tight publish loop cannot starve them
         await asyncio.sleep(0)
 
-    async def subscribe(
-        self, subject: str, handler: Handler, *, group: str | None = None
-    ) -> Subscription:
+    async def subscribe(self, subject: str, handler: Handler, *, group: str | None = None) -> Subscription:
         if not self._started:
             raise RuntimeError("bus is not started")
         if group is not None:
@@ -171,6 +169,4 @@ class MemoryBus(Bus):
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait until every queued message has been handled (tests and shutdown)."""
-        await asyncio.wait_for(
-            asyncio.gather(*(q.queue.join() for q in self._queues.values())), timeout
-        )
+        await asyncio.wait_for(asyncio.gather(*(q.queue.join() for q in self._queues.values())), timeout)

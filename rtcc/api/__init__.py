@@ -1,0 +1,50 @@
+"""The HTTP API: FastAPI under ``/api/v1``, the live WebSocket, and the dashboard's files.
+
+:func:`create_app` builds the application around a :class:`~rtcc.api.deps.Context`
+(made by the composition root, :mod:`rtcc.app`). Every route declares its roles
+with :class:`~rtcc.api.deps.Allow`; every error leaves as the one envelope of
+:mod:`rtcc.api.errors`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from rtcc import __version__
+from rtcc.api.deps import Context
+from rtcc.api.errors import RequestIdAndLimitMiddleware, install_error_handlers
+from rtcc.api.routes import audit, auth, devices, events, ingest, system, users, ws
+
+API_PREFIX = "/api/v1"
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def create_app(ctx: Context | None = None, *, max_request_bytes: int = 1_048_576) -> FastAPI:
+    """The API application; ``ctx`` may be attached later (``app.state.ctx``)."""
+    app = FastAPI(
+        title="rtcc",
+        version=__version__,
+        summary="Open-source Real-Time Crime Center",
+        description=(
+            "Gunshot detection, plate reading, cameras and body cams, operations, with "
+            "oversight built in. People authenticate with a session token "
+            "(`Authorization: Bearer`, or the `rtcc_session` cookie); devices with their "
+            "device key (`Authorization: Device <key>`). Every error is "
+            '`{"error": {"code", "message", "details"}, "request_id"}`.'
+        ),
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    if ctx is not None:
+        app.state.ctx = ctx
+    install_error_handlers(app)
+    for r in (system, auth, users, devices, ingest, events, audit, ws):
+        app.include_router(r.router, prefix=API_PREFIX)
+    if WEB_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    app.add_middleware(RequestIdAndLimitMiddleware, max_bytes=max_request_bytes)
+    return app

@@ -1,0 +1,185 @@
+"""One JSON error envelope for every error the API returns.
+
+::
+
+    {"error": {"code": "not_found", "message": "…", "details": …}, "request_id": "…"}
+
+Library errors (:mod:`rtcc.errors`), FastAPI/Starlette HTTP errors, request
+validation errors and unexpected exceptions are all mapped here; a test walks
+the routes and checks the shape. Also here: the request-id and body-size
+middleware (pure ASGI, so streaming bodies are counted too).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rtcc.errors import RtccError
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_failed",
+    423: "locked_out",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def envelope(status: int, code: str, message: str, details: Any, request_id: str) -> JSONResponse:
+    """The error response every route uses."""
+    headers = {"x-request-id": request_id}
+    if status == 401:
+        headers["www-authenticate"] = 'Bearer realm="rtcc"'
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "details": details}, "request_id": request_id},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _rid(request: Request) -> str:
+    rid = getattr(request.state, "request_id", None)
+    return rid if isinstance(rid, str) else uuid.uuid4().hex
+
+
+def _clean_validation(errors: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for e in errors:
+        out.append(
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg", "")),
+                "type": str(e.get("type", "")),
+            }
+        )
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every exception to the envelope."""
+
+    @app.exception_handler(RtccError)
+    async def _rtcc(request: Request, exc: RtccError) -> JSONResponse:
+        return envelope(exc.status, exc.code, exc.message, exc.details, _rid(request))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        msg = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        details = None if isinstance(exc.detail, str) else exc.detail
+        return envelope(exc.status_code, code, msg, details, _rid(request))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = _clean_validation(list(exc.errors()))
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        where = ".".join(first["loc"][1:] if len(first["loc"]) > 1 else first["loc"])
+        return envelope(
+            422,
+            "validation_failed",
+            f"invalid request: {where}: {first['msg']}" if where else f"invalid request: {first['msg']}",
+            details,
+            _rid(request),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        rid = _rid(request)
+        log.exception("unhandled error (request %s)", rid)
+        return envelope(
+            500, "internal_error", f"internal error; quote request id {rid} in a report", None, rid
+        )
+
+
+class RequestIdAndLimitMiddleware:
+    """Give every request an id and refuse bodies over ``max_bytes`` with 413.
+
+    The limit is checked against Content-Length up front and against the bytes
+    actually received for chunked bodies.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        too_big_msg = (
+            f"request body over {self.max_bytes} bytes; the limit is the setting "
+            "server.max_request_bytes (RTCC_SERVER__MAX_REQUEST_BYTES)"
+        )
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    length = -1
+                if length < 0:
+                    await self._send_error(scope, send, 400, "bad_request", "bad Content-Length", rid)
+                    return
+                if length > self.max_bytes:
+                    await self._send_error(scope, send, 413, "payload_too_large", too_big_msg, rid)
+                    return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge(too_big_msg)
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            if not response_started:
+                await self._send_error(scope, send, 413, "payload_too_large", too_big_msg, rid)
+
+    @staticmethod
+    async def _send_error(scope: Scope, send: Send, status: int, code: str, message: str, rid: str) -> None:
+        response = envelope(status, code, message, None, rid)
+
+        async def _noop_receive() -> Message:
+            return {"type": "http.disconnect"}
+
+        await response(scope, _noop_receive, send)
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised from ``receive``; an HTTPException so FastAPI's body parser re-raises it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(status_code=413, detail=message)

@@ -1,0 +1,1 @@
+"""One router per room; each route declares its roles with :class:`rtcc.api.deps.Allow`."""

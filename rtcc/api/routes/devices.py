@@ -1,0 +1,128 @@
+"""The device registry: list devices and their health; admins add, rotate and revoke keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from rtcc.api.deps import Admin, CtxDep, Operations
+from rtcc.errors import NotFound
+from rtcc.roles import DeviceType
+from rtcc.store.tables import Device
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+
+DevicePath = Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._\-]+$")
+
+
+class DeviceOut(BaseModel):
+    id: str
+    type: str
+    name: str
+    status: str
+    lat: float | None
+    lon: float | None
+    heading_deg: float | None
+    last_seen_at: datetime | None
+    revoked: bool
+    rejected_count: int
+    attributes: dict[str, Any]
+
+
+class DeviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._\-]+$")
+    type: DeviceType
+    name: str = Field("", max_length=200)
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    alt_m: float | None = Field(None, ge=-500, le=10_000, allow_inf_nan=False)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class KeyOut(BaseModel):
+    device: DeviceOut
+    key: str = Field(description="The device key: shown once, stored only as a hash.")
+
+
+def _out(d: Device) -> DeviceOut:
+    return DeviceOut(
+        id=d.id,
+        type=d.type,
+        name=d.name,
+        status=d.status,
+        lat=d.lat,
+        lon=d.lon,
+        heading_deg=d.heading_deg,
+        last_seen_at=d.last_seen_at,
+        revoked=d.revoked_at is not None,
+        rejected_count=d.rejected_count,
+        attributes=d.attributes or {},
+    )
+
+
+@router.get("", summary="Every device with its position and health")
+async def list_devices(ctx: CtxDep, who: Operations) -> dict[str, list[DeviceOut]]:
+    rows = await ctx.store.read(lambda s: list(s.scalars(select(Device).order_by(Device.id))))
+    if any(r.type == DeviceType.bodycam.value for r in rows):
+        # body-cam positions are officers' locations
+        await ctx.audit(who, "read_unit_locations", "devices", details={"count": len(rows)})
+    return {"items": [_out(r) for r in rows]}
+
+
+@router.get("/{device_id}", summary="One device")
+async def get_device(ctx: CtxDep, who: Operations, device_id: str = DevicePath) -> DeviceOut:
+    row = await ctx.store.read(lambda s: s.get(Device, device_id))
+    if row is None:
+        raise NotFound(f"no device {device_id!r}")
+    return _out(row)
+
+
+@router.post("", status_code=201, summary="Register a device and issue its key")
+async def add_device(body: DeviceIn, ctx: CtxDep, who: Admin) -> KeyOut:
+    from rtcc.oversight.device_keys import register_device
+
+    dev, key = await ctx.store.write(
+        lambda s: register_device(
+            s, body.id, body.type, body.name, body.lat, body.lon, body.alt_m, body.attributes
+        )
+    )
+    await ctx.audit(who, "add_device", "device", record_id=body.id, details={"type": body.type})
+    return KeyOut(device=_out(dev), key=key)
+
+
+@router.post("/{device_id}/rotate-key", summary="Issue a new key (the old one stops working)")
+async def rotate_key(ctx: CtxDep, who: Admin, device_id: str = DevicePath) -> KeyOut:
+    from rtcc.oversight.device_keys import issue_key
+
+    def _do(s: Any) -> tuple[Device, str]:
+        key = issue_key(s, device_id)
+        dev = s.get(Device, device_id)
+        assert dev is not None
+        return dev, key
+
+    dev, key = await ctx.store.write(_do)
+    ctx.ingest.forget_keys(device_id)
+    await ctx.audit(who, "rotate_device_key", "device", record_id=device_id)
+    return KeyOut(device=_out(dev), key=key)
+
+
+@router.post("/{device_id}/revoke", summary="Revoke the device's key")
+async def revoke(ctx: CtxDep, who: Admin, device_id: str = DevicePath) -> DeviceOut:
+    from rtcc.oversight.device_keys import revoke_key
+
+    def _do(s: Any) -> Device:
+        revoke_key(s, device_id)
+        dev: Device | None = s.get(Device, device_id)
+        assert dev is not None
+        return dev
+
+    dev = await ctx.store.write(_do)
+    ctx.ingest.forget_keys(device_id)
+    await ctx.audit(who, "revoke_device_key", "device", record_id=device_id)
+    return _out(dev)

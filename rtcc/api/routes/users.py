@@ -1,0 +1,125 @@
+"""Accounts: admins create people, set roles, disable accounts and reset MFA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from rtcc.api.deps import Admin, CtxDep
+from rtcc.errors import NotFound, ValidationFailed
+from rtcc.roles import Role
+from rtcc.store.tables import User
+
+router = APIRouter(prefix="/users", tags=["accounts"])
+
+UserPath = Path(min_length=1, max_length=64)
+
+
+class UserOut(BaseModel):
+    username: str
+    role: str
+    display_name: str
+    mfa_enabled: bool
+    disabled: bool
+    locked: bool
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=2, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    role: Role
+    display_name: str = Field("", max_length=128)
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    disabled: bool | None = None
+    display_name: str | None = Field(None, max_length=128)
+
+
+def _out(u: User) -> UserOut:
+    return UserOut(
+        username=u.username,
+        role=u.role,
+        display_name=u.display_name,
+        mfa_enabled=u.mfa_enabled,
+        disabled=u.disabled,
+        locked=u.locked_until is not None,
+    )
+
+
+def _get(s: Any, username: str) -> User:
+    from rtcc.oversight.accounts import get_user
+
+    u = get_user(s, username)
+    if u is None:
+        raise NotFound(f"no user {username!r}")
+    return u
+
+
+@router.get("", summary="Every account")
+async def list_users(ctx: CtxDep, who: Admin) -> dict[str, list[UserOut]]:
+    from rtcc.oversight.accounts import list_users as repo_list
+
+    rows = await ctx.store.read(repo_list)
+    return {"items": [_out(u) for u in rows]}
+
+
+@router.post("", status_code=201, summary="Create an account")
+async def create(body: UserIn, ctx: CtxDep, who: Admin) -> UserOut:
+    from rtcc.oversight.accounts import create_user
+
+    if body.role is Role.public:
+        raise ValidationFailed("'public' is not a role an account can hold")
+    u = await ctx.store.write(
+        lambda s: create_user(s, body.username, body.password, body.role, body.display_name)
+    )
+    await ctx.audit(who, "create_user", "user", record_id=body.username, details={"role": body.role})
+    return _out(u)
+
+
+@router.patch("/{username}", summary="Change role, display name, or disable")
+async def patch(body: UserPatch, ctx: CtxDep, who: Admin, username: str = UserPath) -> UserOut:
+    from rtcc.oversight.sessions import revoke_all_for_user
+
+    if body.role is Role.public:
+        raise ValidationFailed("'public' is not a role an account can hold")
+
+    def _do(s: Any) -> User:
+        u = _get(s, username)
+        if body.role is not None:
+            u.role = body.role.value
+        if body.display_name is not None:
+            u.display_name = body.display_name
+        if body.disabled is not None:
+            u.disabled = body.disabled
+        if body.disabled or body.role is not None:
+            revoke_all_for_user(s, u.id)
+        s.flush()
+        return u
+
+    u = await ctx.store.write(_do)
+    await ctx.audit(
+        who, "update_user", "user", record_id=username, details=body.model_dump(exclude_none=True)
+    )
+    return _out(u)
+
+
+@router.post("/{username}/reset-mfa", summary="Turn a person's MFA off (lost phone)")
+async def reset_mfa(ctx: CtxDep, who: Admin, username: str = UserPath) -> UserOut:
+    from rtcc.oversight.mfa import disable_mfa
+
+    def _do(s: Any) -> User:
+        u = _get(s, username)
+        disable_mfa(s, u)
+        return u
+
+    u = await ctx.store.write(_do)
+    await ctx.audit(who, "reset_mfa", "user", record_id=username)
+    return _out(u)

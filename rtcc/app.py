@@ -1,0 +1,380 @@
+"""Composition root: builds settings, store, bus, processors, API and simulator.
+
+Start order (stop is the reverse):
+
+1. store — open the database, apply migrations (embedded) or check them (production)
+2. first admin — created once, its password printed
+3. bus — in-process or NATS JetStream
+4. processors — recorder, device health, MQTT bridge (as configured)
+5. live hub — the WebSocket fan-out
+6. HTTP server — the API and the dashboard
+7. simulator — the simulated city, sending through the real ingest path
+
+This is the only module that imports every room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from rtcc.api import create_app
+from rtcc.api.deps import Context, Principal
+from rtcc.api.hub import LiveHub
+from rtcc.bus import Bus, make_bus
+from rtcc.errors import Conflict
+from rtcc.events import AuditEvent
+from rtcc.ingest.health import DeviceHealth
+from rtcc.ingest.mqtt import MqttBridge
+from rtcc.ingest.recorder import Recorder
+from rtcc.ingest.service import IngestService
+from rtcc.metrics import Metrics
+from rtcc.roles import DeviceType, Role
+from rtcc.settings import Mode, Settings
+from rtcc.store.db import Store
+
+log = logging.getLogger("rtcc")
+
+PROCESSOR_KINDS = ("recorder", "health", "ingest")
+"""Processors ``rtcc worker <kind>`` can run; ``ingest`` is the MQTT bridge."""
+
+
+class Component(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class FirstAdmin:
+    username: str
+    password: str | None
+    created: bool
+
+
+class Center:
+    """The whole center in one process (or one worker's part of it)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        processors: Sequence[str] = PROCESSOR_KINDS,
+        with_api: bool = True,
+        with_sim: bool | None = None,
+        auto_migrate: bool | None = None,
+    ) -> None:
+        unknown = set(processors) - set(PROCESSOR_KINDS)
+        if unknown:
+            raise ValueError(f"unknown processor(s) {sorted(unknown)}; known: {PROCESSOR_KINDS}")
+        self.settings = settings
+        self.processor_kinds = list(processors)
+        self.with_api = with_api
+        self.with_sim = settings.sim.enabled if with_sim is None else with_sim
+        self.auto_migrate = settings.mode is Mode.development if auto_migrate is None else auto_migrate
+        self.metrics = Metrics()
+        self.store: Store | None = None
+        self.bus: Bus | None = None
+        self.ingest: IngestService | None = None
+        self.hub: LiveHub | None = None
+        self.ctx: Context | None = None
+        self.app: FastAPI | None = None
+        self.first_admin: FirstAdmin | None = None
+        self.sim: Any = None
+        self._components: list[Component] = []
+        self._server: uvicorn.Server | None = None
+        self._server_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._http: httpx.AsyncClient | None = None
+        self.port = settings.server.port
+
+    # -- building blocks ------------------------------------------------------
+
+    async def audit(
+        self,
+        who: Principal,
+        action: str,
+        resource: str,
+        *,
+        record_id: str | None = None,
+        outcome: str = "ok",
+        purpose: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Append to the audit chain and mirror the entry on the bus."""
+        from rtcc.oversight.audit import append_audit
+
+        assert self.store is not None and self.bus is not None
+        secret = self.settings.security.secret_key.encode()
+        entry = await self.store.write(
+            lambda s: append_audit(
+                s,
+                secret=secret,
+                actor=who.username,
+                role=who.role.value,
+                action=action,
+                resource=resource,
+                record_id=record_id,
+                outcome=outcome,
+                purpose=purpose,
+                details=details or {},
+            )
+        )
+        ev = AuditEvent(
+            source="audit",
+            occurred_at=entry.at,
+            actor=who.username,
+            action=action,
+            resource=resource,
+            record_id=record_id,
+            outcome=outcome,
+            purpose=purpose,
+        )
+        with contextlib.suppress(Exception):
+            await self.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
+
+    def _open_store(self) -> Store:
+        from rtcc.store.migrate import check_current, upgrade
+
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        url = s.database_url
+        if self.auto_migrate:
+            upgrade(url)
+        else:
+            check_current(url)
+        return Store(url, pool_size=s.database.pool_size, echo=s.database.echo)
+
+    def ensure_first_admin(self) -> FirstAdmin:
+        """Create the first admin when there is no account; its password is returned once."""
+        from rtcc.oversight.accounts import create_user, list_users
+        from rtcc.oversight.passwords import generate_password
+
+        assert self.store is not None
+        sec = self.settings.security
+        users = self.store.run(list_users)
+        if users:
+            return FirstAdmin(sec.admin_username, None, created=False)
+        password = sec.admin_password or generate_password()
+        self.store.run(
+            lambda s: create_user(s, sec.admin_username, password, Role.admin, "First administrator")
+        )
+        if self.settings.mode is Mode.development and not sec.admin_password:
+            cred = self.settings.data_dir / "first-admin.txt"
+            cred.write_text(f"{sec.admin_username}\n{password}\n", encoding="utf-8")
+            os.chmod(cred, 0o600)
+        return FirstAdmin(sec.admin_username, password, created=True)
+
+    async def provision_device(
+        self,
+        device_id: str,
+        device_type: DeviceType,
+        name: str,
+        lat: float,
+        lon: float,
+        attributes: dict[str, Any] | None = None,
+    ) -> str:
+        """Register a device (or rotate its key when it exists) and return its key."""
+        from rtcc.oversight.device_keys import issue_key, register_device
+
+        assert self.store is not None and self.ingest is not None
+
+        def _do(s: Any) -> str:
+            try:
+                with s.begin_nested():
+                    _, key = register_device(
+                        s, device_id, device_type, name, lat, lon, None, attributes or {}
+                    )
+                return str(key)
+            except Conflict:
+                return str(issue_key(s, device_id))
+
+        key = await self.store.write(_do)
+        self.ingest.forget_keys(device_id)
+        return key
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> None:
+        s = self.settings
+        # 1. store
+        self.store = await asyncio.to_thread(self._open_store)
+        if self.store.is_postgres:
+            await self._maintain_partitions()
+            self._tasks.append(asyncio.create_task(self._partition_loop(), name="partitions"))
+        # 2. first admin
+        if self.with_api:
+            self.first_admin = await asyncio.to_thread(self.ensure_first_admin)
+        # 3. bus
+        kwargs: dict[str, Any] = (
+            {"queue_size": s.bus.queue_size}
+            if s.bus.engine == "memory"
+            else {
+                "servers": s.bus.nats_url,
+                "stream": s.bus.stream,
+                "max_age_s": s.bus.stream_max_age_s,
+                "ack_wait_s": s.bus.ack_wait_s,
+                "max_deliver": s.bus.max_deliver,
+            }
+        )
+        self.bus = make_bus(s.bus.engine, **kwargs)
+        await self.bus.start()
+        self._components.append(self.bus)
+        self.ingest = IngestService(self.store, self.bus, self.metrics)
+        # 4. processors
+        for kind in self.processor_kinds:
+            comp: Component
+            if kind == "recorder":
+                comp = Recorder(self.store, self.bus, self.metrics)
+            elif kind == "health":
+                comp = DeviceHealth(
+                    self.store, self.bus, self.metrics, offline_after_s=3 * s.sim.heartbeat_s + 5
+                )
+            else:
+                if s.bus.engine != "nats":
+                    continue  # MQTT arrives only through the NATS server's listener
+                comp = MqttBridge(self.bus, self.ingest, self.metrics)
+            await comp.start()
+            self._components.append(comp)
+        if not self.with_api:
+            return
+        # 5. live hub
+        self.hub = LiveHub(self.bus, self.metrics)
+        await self.hub.start()
+        self._components.append(self.hub)
+        # 6. HTTP server
+        self.ctx = Context(
+            settings=s,
+            store=self.store,
+            bus=self.bus,
+            metrics=self.metrics,
+            ingest=self.ingest,
+            hub=self.hub,
+            audit=self.audit,
+        )
+        self.app = create_app(self.ctx, max_request_bytes=s.server.max_request_bytes)
+        # 7. simulator (its map layers are known before the server answers)
+        city = None
+        if self.with_sim:
+            from rtcc.sim.city import build_city
+
+            city = build_city(s.sim)
+            self.ctx.map_layers = {"roads": city.roads_geojson(), "area": city.area_geojson()}
+        await self._start_server()
+        if city is not None:
+            await self._start_sim(city)
+        self.ctx.ready = True
+
+    async def _start_server(self) -> None:
+        assert self.app is not None
+        config = uvicorn.Config(
+            self.app,
+            host=self.settings.server.host,
+            port=self.settings.server.port,
+            log_level="warning",
+            lifespan="off",
+            ws_max_size=65536,
+        )
+        self._server = uvicorn.Server(config)
+        self._server_task = asyncio.create_task(self._server.serve(), name="http")
+        while not self._server.started:
+            if self._server_task.done():
+                raise OSError(
+                    f"the HTTP server could not start on {self.settings.server.host}:"
+                    f"{self.settings.server.port} (setting server.port)"
+                )
+            await asyncio.sleep(0.02)
+        sockets = [sock for srv in self._server.servers for sock in srv.sockets]
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+
+    @property
+    def base_url(self) -> str:
+        """Where this process's API answers (the real port, even when 0 was configured)."""
+        if self.settings.server.public_url:
+            return self.settings.public_url
+        host = self.settings.server.host
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        return f"http://{host}:{self.port}/"
+
+    async def _start_sim(self, city: Any) -> None:
+        from rtcc.sim.runner import SimRunner
+
+        self._http = httpx.AsyncClient(timeout=10.0)
+        self.sim = SimRunner(
+            city,
+            provision=self.provision_device,
+            http=self._http,
+            base_url=self.base_url,
+            settings=self.settings.sim,
+            truth_path=self.settings.data_dir / "sim-truth.jsonl",
+        )
+        await self.sim.start()
+
+    async def _maintain_partitions(self) -> None:
+        from rtcc.store.partitions import ensure_event_partitions
+
+        assert self.store is not None
+        today = datetime.now(UTC).date()
+        await self.store.write(
+            lambda s: ensure_event_partitions(s, date.fromordinal(today.toordinal() - 1), 9)
+        )
+
+    async def _partition_loop(self) -> None:
+        while True:
+            await asyncio.sleep(6 * 3600)
+            try:
+                await self._maintain_partitions()
+            except Exception:
+                log.exception("creating event partitions failed; rows go to the default partition")
+
+    async def wait(self) -> None:
+        """Run until the HTTP server exits (Ctrl-C / SIGTERM) or forever for workers."""
+        if self._server_task is not None:
+            await self._server_task
+        else:
+            await asyncio.Event().wait()
+
+    async def stop(self) -> None:
+        if self.ctx is not None:
+            self.ctx.ready = False
+        if self.sim is not None:
+            await self.sim.stop()
+            self.sim = None
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+        if self._server is not None and self._server_task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(Exception):
+                await self._server_task
+            self._server = None
+            self._server_task = None
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for comp in reversed(self._components):
+            try:
+                await comp.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(comp).__name__)
+        self._components.clear()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("RTCC_DATA_DIR", "data"))

@@ -1,0 +1,1 @@
+"""Typer commands: ``rtcc demo|serve|worker|openapi|db|config|audit|users|devices``."""

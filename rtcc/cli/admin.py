@@ -1,0 +1,144 @@
+"""Housekeeping commands that work on the store directly: audit, users, devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import Progress
+
+from rtcc.cli.main import (
+    ConfigOpt,
+    audit_app,
+    devices_app,
+    err,
+    fail,
+    out,
+    settings_or_exit,
+    users_app,
+)
+from rtcc.errors import RtccError
+from rtcc.roles import DeviceType, Role
+from rtcc.settings import Settings
+from rtcc.store.db import Store
+
+
+def _store(settings: Settings) -> Store:
+    from rtcc.store.migrate import check_current
+
+    try:
+        check_current(settings.database_url)
+    except RtccError as exc:
+        fail(exc.message, 3)
+    return Store(settings.database_url)
+
+
+def _audit_cli(store: Store, settings: Settings, action: str, details: dict[str, object]) -> None:
+    from rtcc.oversight.audit import append_audit
+
+    store.run(
+        lambda s: append_audit(
+            s,
+            secret=settings.security.secret_key.encode(),
+            actor="cli",
+            role=Role.admin.value,
+            action=action,
+            resource="cli",
+            outcome="ok",
+            details=details,
+        )
+    )
+
+
+@audit_app.command("verify")
+def audit_verify(config: ConfigOpt = None) -> None:
+    """Check the hash chain; exit 1 and name the first bad entry when it was tampered with."""
+    from rtcc.oversight.audit import verify_chain
+
+    settings = settings_or_exit(config)
+    store = _store(settings)
+    try:
+        with Progress(transient=True, console=err) as progress:
+            progress.add_task("verifying the audit chain", total=None)
+            report = store.run(lambda s: verify_chain(s, settings.security.secret_key.encode()))
+    finally:
+        store.close()
+    if report.ok:
+        out.print(f"[green]audit chain intact[/]: {report.checked} entries")
+        return
+    err.print(
+        f"[bold red]audit chain broken[/] at entry {report.first_bad_seq} ({report.kind}): {report.message}",
+        highlight=False,
+    )
+    raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")],
+    config: ConfigOpt = None,
+) -> None:
+    """Write the audit log as CSV."""
+    from rtcc.oversight.audit import export_csv
+
+    settings = settings_or_exit(config)
+    store = _store(settings)
+    try:
+        with output.open("w", newline="", encoding="utf-8") as fh:
+            n = store.run(lambda s: export_csv(s, fh))
+        _audit_cli(store, settings, "export_audit", {"file": str(output)})
+    finally:
+        store.close()
+    out.print(f"wrote {n} entries to {output}")
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    role: Annotated[Role, typer.Option(help="admin, supervisor, analyst, officer or auditor.")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    display_name: Annotated[str, typer.Option()] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Create an account."""
+    from rtcc.oversight.accounts import create_user
+
+    if role is Role.public:
+        fail("'public' is not a role an account can hold")
+    settings = settings_or_exit(config)
+    store = _store(settings)
+    try:
+        store.run(lambda s: create_user(s, username, password, role, display_name))
+        _audit_cli(store, settings, "create_user", {"username": username, "role": role.value})
+    except RtccError as exc:
+        fail(exc.message)
+    finally:
+        store.close()
+    out.print(f"created {role.value} [bold]{username}[/]")
+
+
+@devices_app.command("add")
+def devices_add(
+    device_id: str,
+    type: Annotated[
+        DeviceType, typer.Option("--type", help="acoustic_sensor, plate_camera, bodycam, camera.")
+    ],
+    lat: Annotated[float, typer.Option(help="Latitude, degrees.")],
+    lon: Annotated[float, typer.Option(help="Longitude, degrees.")],
+    name: Annotated[str, typer.Option()] = "",
+    config: ConfigOpt = None,
+) -> None:
+    """Register a device and print its key (shown once)."""
+    from rtcc.oversight.device_keys import register_device
+
+    settings = settings_or_exit(config)
+    store = _store(settings)
+    try:
+        _, key = store.run(lambda s: register_device(s, device_id, type, name, lat, lon, None, {}))
+        _audit_cli(store, settings, "add_device", {"device": device_id, "type": type.value})
+    except RtccError as exc:
+        fail(exc.message)
+    finally:
+        store.close()
+    out.print(f"device [bold]{device_id}[/] registered; key (shown once): {key}")

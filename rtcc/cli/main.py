@@ -1,0 +1,242 @@
+"""The ``rtcc`` command line: run the center, its workers, and its housekeeping.
+
+Exit codes: 0 success, 1 a check failed (e.g. a broken audit chain), 2 bad
+input or settings (the message names the key or argument), 3 a dependency is
+unavailable (database, bus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+
+from rtcc.errors import ConfigError, RtccError, Unavailable
+from rtcc.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="rtcc",
+    help="rtcc — open-source Real-Time Crime Center.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+config_app = typer.Typer(help="Settings.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+devices_app = typer.Typer(help="Devices and their keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
+app.add_typer(devices_app, name="devices")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML settings file (default: $RTCC_CONFIG).", show_default=False),
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def settings_or_exit(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, **overrides)
+    except ConfigError as exc:
+        fail(exc.message)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _run_center(
+    settings: Settings, *, demo: bool, processors: list[str] | None = None, with_api: bool = True
+) -> None:
+    from rtcc.app import PROCESSOR_KINDS, Center
+
+    center = Center(
+        settings,
+        processors=processors if processors is not None else PROCESSOR_KINDS,
+        with_api=with_api,
+    )
+
+    async def _main() -> None:
+        try:
+            await center.start()
+        except BaseException:
+            await center.stop()
+            raise
+        try:
+            if with_api:
+                _banner(center, demo)
+            else:
+                out.print(f"worker {processors} running on bus {settings.bus.engine}; Ctrl-C stops")
+            await center.wait()
+        finally:
+            await center.stop()
+
+    try:
+        asyncio.run(_main())
+    except KeyboardInterrupt:
+        pass
+    except Unavailable as exc:
+        fail(exc.message, 3)
+    except RtccError as exc:
+        fail(exc.message, 2)
+    except OSError as exc:
+        fail(
+            f"{exc} (is another center running on port {settings.server.port}? setting server.port)",
+            3,
+        )
+
+
+def _banner(center: Any, demo: bool) -> None:
+    s: Settings = center.settings
+    fa = center.first_admin
+    lines = [f"[bold]Open[/] {center.base_url}"]
+    if fa is not None:
+        if fa.password is not None:
+            lines.append(f"[bold]Sign in[/] as [cyan]{fa.username}[/] with password [cyan]{fa.password}[/]")
+            lines.append("(shown once; keep it — it is also in data_dir/first-admin.txt in development mode)")
+        else:
+            cred = s.data_dir / "first-admin.txt"
+            if cred.exists():
+                user, pw = ([*cred.read_text().splitlines(), "", ""])[:2]
+                lines.append(f"[bold]Sign in[/] as [cyan]{user}[/] with password [cyan]{pw}[/] (from {cred})")
+            else:
+                lines.append(f"[bold]Sign in[/] as an existing account (first admin: {fa.username})")
+    lines.append(
+        f"store: {s.database_url.split('@')[-1]} · bus: {s.bus.engine}"
+        + (" · simulated city running" if center.with_sim else "")
+    )
+    lines.append("Ctrl-C stops the center.")
+    out.print(Panel("\n".join(lines), title="rtcc " + ("demo" if demo else "center"), expand=False))
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8470,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    data_dir: Annotated[Path, typer.Option(help="Folder for the SQLite file and media.")] = Path("data"),
+    config: ConfigOpt = None,
+) -> None:
+    """Run the center on embedded defaults (SQLite, in-process bus) with the simulated city."""
+    settings = settings_or_exit(
+        config,
+        data_dir=data_dir,
+        server={"host": host, "port": port},
+        sim={"enabled": True},
+    )
+    _setup_logging(settings.log_level if settings.log_level != "INFO" else "WARNING")
+    _run_center(settings, demo=True)
+
+
+@app.command()
+def serve(config: ConfigOpt = None) -> None:
+    """Run the center from settings (production: PostgreSQL + PostGIS, NATS JetStream)."""
+    settings = settings_or_exit(config)
+    _setup_logging(settings.log_level)
+    _run_center(settings, demo=False)
+
+
+@app.command()
+def worker(
+    kind: Annotated[str, typer.Argument(help="recorder, health or ingest (the MQTT bridge).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Run one kind of processor on its own; start more to scale out (JetStream queue groups)."""
+    from rtcc.app import PROCESSOR_KINDS
+
+    if kind not in PROCESSOR_KINDS:
+        fail(f"unknown worker kind {kind!r}; choose one of: {', '.join(PROCESSOR_KINDS)}")
+    settings = settings_or_exit(config)
+    if settings.bus.engine != "nats":
+        fail(
+            'workers run as separate processes only on the NATS bus; set bus.engine = "nats" '
+            "(RTCC_BUS__ENGINE=nats) — the in-process bus runs every processor inside `rtcc serve`"
+        )
+    _setup_logging(settings.log_level)
+    _run_center(settings, demo=False, processors=[kind], with_api=False)
+
+
+@app.command()
+def openapi(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
+) -> None:
+    """Print the API's OpenAPI document."""
+    from rtcc.api import create_app
+
+    doc = json.dumps(create_app().openapi(), indent=2, sort_keys=True) + "\n"
+    if output:
+        output.write_text(doc, encoding="utf-8")
+    else:
+        sys.stdout.write(doc)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    config: ConfigOpt = None,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Apply the Alembic migrations."""
+    from rtcc.store.migrate import current, upgrade
+
+    settings = settings_or_exit(config)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        upgrade(settings.database_url, revision)
+        out.print(f"database at revision [bold]{current(settings.database_url)}[/]")
+    except Exception as exc:
+        fail(f"migration failed: {exc}", 3)
+
+
+@db_app.command("current")
+def db_current(config: ConfigOpt = None) -> None:
+    """Show the database's migration revision."""
+    from rtcc.store.migrate import current, head
+
+    settings = settings_or_exit(config)
+    try:
+        cur = current(settings.database_url)
+    except Exception as exc:
+        fail(f"cannot read the database: {exc}", 3)
+    out.print(f"current: {cur or '(empty)'} · head: {head()}")
+
+
+@config_app.command("check")
+def config_check(file: Annotated[Path, typer.Argument(help="TOML settings file.")]) -> None:
+    """Validate a settings file; names each offending key, its line and why."""
+    try:
+        s = load_settings(file)
+    except ConfigError as exc:
+        err.print(f"[bold red]{file}: invalid[/]", highlight=False)
+        for line in exc.details or [exc.message]:
+            err.print(f"  {line}", highlight=False)
+        raise typer.Exit(2) from None
+    out.print(f"{file}: ok (mode {s.mode.value}, store {s.database_url.split('@')[-1]}, bus {s.bus.engine})")
+
+
+from rtcc.cli import admin as _admin  # noqa: E402  (registers audit/users/devices commands)
+
+_ = _admin
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,296 @@
+"""The event log: record events once, list them, find them near a point.
+
+Plain functions taking a :class:`sqlalchemy.orm.Session`; they never commit
+(the caller's transaction does, e.g. :meth:`rtcc.store.db.Store.write`).
+
+Idempotency
+-----------
+An event is one row keyed by ``(event_id, occurred_at)``. Recording the same
+event again (same id and time) is a no-op — ``INSERT … ON CONFLICT DO
+NOTHING`` on both dialects — so redelivered bus messages are harmless. On
+PostgreSQL the key is the primary key of the day's partition.
+
+Distances
+---------
+Distances are great-circle distances on a sphere of radius
+:data:`EARTH_RADIUS_M` (PostGIS's sphere, ``use_spheroid = false``), so both
+dialects give the same answer to the metre; on the WGS84 spheroid the true
+distance differs by at most ~0.5 %.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+from uuid import UUID
+
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Insert,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from rtcc.errors import NotFound
+from rtcc.events import Event, parse_event
+from rtcc.store.tables import EventRecord
+
+EARTH_RADIUS_M = 6_371_008.7714150598
+"""Mean Earth radius in metres (the sphere PostGIS uses for geography)."""
+
+_TABLE = cast(Table, EventRecord.__table__)
+
+
+@dataclass(frozen=True)
+class NearEvent:
+    """An event found by :func:`events_near` and its distance from the point, in metres."""
+
+    record: EventRecord
+    distance_m: float
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _row(event: Event, received_at: datetime) -> dict[str, Any]:
+    pos = event.position
+    return {
+        "event_id": event.event_id,
+        "occurred_at": event.occurred_at,
+        "type": event.type,
+        "source": event.source,
+        "device_id": event.device_id,
+        "lat": pos.lat if pos is not None else None,
+        "lon": pos.lon if pos is not None else None,
+        "received_at": received_at,
+        "payload": event.model_dump(mode="json"),
+    }
+
+
+def _insert_ignore(session: Session) -> Insert:
+    dialect = _dialect(session)
+    if dialect == "postgresql":
+        return postgresql.insert(_TABLE).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(_TABLE).on_conflict_do_nothing()
+    raise NotImplementedError(f"events_repo supports sqlite and postgresql, not {dialect}")
+
+
+def record_events(
+    session: Session, events: Iterable[Event], *, received_at: datetime | None = None
+) -> int:
+    """Store events not stored yet; returns how many were new.
+
+    All rows go in one ``executemany`` of a multi-row ``INSERT … ON CONFLICT
+    DO NOTHING … RETURNING`` (SQLAlchemy pages it, 1000 rows a statement),
+    so big batches are cheap. Duplicates — already stored, or repeated within
+    ``events`` — are skipped and not counted. ``received_at`` (default: now)
+    is stamped on every new row.
+    """
+    at = received_at or datetime.now(UTC)
+    if at.tzinfo is None:
+        raise ValueError("received_at must be timezone-aware")
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[UUID, datetime]] = set()
+    for ev in events:
+        key = (ev.event_id, ev.occurred_at)
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append(_row(ev, at))
+    if not rows:
+        return 0
+    stmt = _insert_ignore(session).returning(_TABLE.c.event_id)
+    result = session.execute(stmt, rows)
+    return len(result.all())
+
+
+def _filters(
+    *,
+    types: Collection[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    device_id: str | None = None,
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if types is not None:
+        where.append(EventRecord.type.in_(list(types)))
+    if since is not None:
+        where.append(EventRecord.occurred_at >= since)
+    if until is not None:
+        where.append(EventRecord.occurred_at < until)
+    if device_id is not None:
+        where.append(EventRecord.device_id == device_id)
+    return where
+
+
+def list_events(
+    session: Session,
+    *,
+    types: Collection[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    device_id: str | None = None,
+    limit: int = 100,
+    before_id: UUID | None = None,
+    offset: int = 0,
+) -> list[EventRecord]:
+    """Events newest first (by ``occurred_at``, then ``event_id``).
+
+    ``since`` is inclusive, ``until`` exclusive. Page with ``before_id`` (the
+    ``event_id`` of the last event of the previous page: keyset paging,
+    stable while new events arrive) or with ``offset``.
+
+    Raises
+    ------
+    rtcc.errors.NotFound
+        When ``before_id`` names no stored event.
+    """
+    if limit < 0 or offset < 0:
+        raise ValueError("limit and offset must be >= 0")
+    where = _filters(types=types, since=since, until=until, device_id=device_id)
+    if before_id is not None:
+        t = session.execute(
+            select(EventRecord.occurred_at)
+            .where(EventRecord.event_id == before_id)
+            .order_by(EventRecord.occurred_at.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if t is None:
+            raise NotFound(f"no event {before_id} to page from")
+        where.append(
+            or_(
+                EventRecord.occurred_at < t,
+                and_(EventRecord.occurred_at == t, EventRecord.event_id < before_id),
+            )
+        )
+    stmt = (
+        select(EventRecord)
+        .where(*where)
+        .order_by(EventRecord.occurred_at.desc(), EventRecord.event_id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def count_events(session: Session, type: str | None = None) -> int:
+    """How many events are stored (of ``type``, when given)."""
+    stmt = select(func.count()).select_from(_TABLE)
+    if type is not None:
+        stmt = stmt.where(EventRecord.type == type)
+    return int(session.execute(stmt).scalar_one())
+
+
+def _haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres on the :data:`EARTH_RADIUS_M` sphere."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp = p2 - p1
+    dl = math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+def _bbox(lat: float, lon: float, radius_m: float) -> list[ColumnElement[bool]]:
+    """SQL conditions for a lat/lon box holding every point within ``radius_m``."""
+    ang = radius_m / EARTH_RADIUS_M  # angular radius, radians
+    pad = 1e-9  # degrees; keeps points exactly on the circle inside the box
+    dlat = math.degrees(ang) + pad
+    where: list[ColumnElement[bool]] = [
+        EventRecord.lat.is_not(None),
+        EventRecord.lon.is_not(None),
+        EventRecord.lat.between(lat - dlat, lat + dlat),
+    ]
+    if ang >= math.pi or abs(lat) + math.degrees(ang) >= 90.0:
+        return where  # the circle reaches a pole: every longitude
+    dlon = math.degrees(math.asin(min(1.0, math.sin(ang) / math.cos(math.radians(lat))))) + pad
+    lo, hi = lon - dlon, lon + dlon
+    if lo < -180.0:
+        where.append(or_(EventRecord.lon >= lo + 360.0, EventRecord.lon <= hi))
+    elif hi > 180.0:
+        where.append(or_(EventRecord.lon >= lo, EventRecord.lon <= hi - 360.0))
+    else:
+        where.append(EventRecord.lon.between(lo, hi))
+    return where
+
+
+def events_near(
+    session: Session,
+    lat: float,
+    lon: float,
+    radius_m: float,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    types: Collection[str] | None = None,
+    limit: int = 1000,
+) -> list[NearEvent]:
+    """Events within ``radius_m`` metres of (``lat``, ``lon``), nearest first.
+
+    PostgreSQL: ``ST_DWithin`` on ``geom::geography`` (served by the GiST
+    index ``ix_events_geog``). SQLite: a lat/lon bounding box in SQL, then the
+    exact great-circle distance in Python. Ties in distance are newest first.
+    """
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        raise ValueError("lat must be in [-90, 90] and lon in [-180, 180]")
+    if not math.isfinite(radius_m) or radius_m < 0:
+        raise ValueError("radius_m must be a finite number >= 0")
+    if limit < 0:
+        raise ValueError("limit must be >= 0")
+    where = _filters(types=types, since=since, until=until)
+    if _dialect(session) == "postgresql":
+        return _near_pg(session, lat, lon, radius_m, where, limit)
+    stmt = select(EventRecord).where(*where, *_bbox(lat, lon, radius_m))
+    found: list[NearEvent] = []
+    for rec in session.execute(stmt).scalars():
+        assert rec.lat is not None and rec.lon is not None  # filtered in SQL
+        d = _haversine_m(lat, lon, rec.lat, rec.lon)
+        if d <= radius_m:
+            found.append(NearEvent(rec, d))
+    found.sort(key=lambda n: (n.distance_m, -n.record.occurred_at.timestamp()))
+    return found[:limit]
+
+
+def _near_pg_stmt(
+    lat: float, lon: float, radius_m: float, where: list[ColumnElement[bool]], limit: int
+) -> Select[EventRecord, float]:
+    geog: ColumnElement[Any] = literal_column("events.geom::geography")
+    xy = func.ST_MakePoint(bindparam("near_lon", lon), bindparam("near_lat", lat))
+    point = func.geography(func.ST_SetSRID(xy, 4326))
+    dist = func.ST_Distance(geog, point, False, type_=Float).label("distance_m")
+    return (
+        select(EventRecord, dist)
+        .where(*where, func.ST_DWithin(geog, point, radius_m, False))
+        .order_by(dist, EventRecord.occurred_at.desc())
+        .limit(limit)
+    )
+
+
+def _near_pg(
+    session: Session,
+    lat: float,
+    lon: float,
+    radius_m: float,
+    where: list[ColumnElement[bool]],
+    limit: int,
+) -> list[NearEvent]:
+    stmt = _near_pg_stmt(lat, lon, radius_m, where, limit)
+    return [NearEvent(rec, float(d)) for rec, d in session.execute(stmt)]
+
+
+def to_event(record: EventRecord) -> Event:
+    """The typed event a stored row holds."""
+    return parse_event(record.payload)

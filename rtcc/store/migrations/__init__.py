@@ -1,0 +1,1 @@
+"""Alembic migration scripts (configured in code by :mod:`rtcc.store.migrate`)."""
