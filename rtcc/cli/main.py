@@ -39,8 +39,8 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(devices_app, name="devices")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path | None,
@@ -231,6 +231,14 @@ def config_check(file: Annotated[Path, typer.Argument(help="TOML settings file."
             err.print(f"  {line}", highlight=False)
         raise typer.Exit(2) from None
     out.print(f"{file}: ok (mode {s.mode.value}, store {s.database_url.split('@')[-1]}, bus {s.bus.engine})")
+
+
+@config_app.command("docs")
+def config_docs() -> None:
+    """Print every setting with its units, bounds and description (Markdown)."""
+    from rtcc.settings import settings_markdown
+
+    sys.stdout.write(settings_markdown() + "\n")
 
 
 from rtcc.cli import admin as _admin  # noqa: E402  (registers audit/users/devices commands)

@@ -18,9 +18,7 @@ the message id (JetStream drops duplicate publishes).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,18 +30,10 @@ from rtcc.bus import Bus
 from rtcc.errors import AuthError, Conflict, ValidationFailed
 from rtcc.events import DEVICE_SCOPES, Event, parse_event
 from rtcc.metrics import Metrics
-from rtcc.roles import DeviceType
+from rtcc.oversight.device_keys import DeviceIdentity, DeviceKeyCache, record_rejection
 from rtcc.store.db import Store
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DeviceIdentity:
-    """The device a key belongs to."""
-
-    device_id: str
-    device_type: DeviceType
 
 
 @dataclass
@@ -72,10 +62,6 @@ class _RecentIds:
             self._ids.popitem(last=False)
 
 
-def _hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 class IngestService:
     """Validates device traffic and publishes accepted events on the bus."""
 
@@ -95,8 +81,7 @@ class IngestService:
         self.metrics = metrics
         self.max_future = timedelta(seconds=max_future_s)
         self.max_age = timedelta(seconds=max_age_s)
-        self.key_ttl_s = key_ttl_s
-        self._keys: dict[str, tuple[DeviceIdentity, float]] = {}
+        self.keys = DeviceKeyCache(ttl_s=key_ttl_s)
         self._recent = _RecentIds(recent_ids)
 
     # -- keys -----------------------------------------------------------------
@@ -104,11 +89,9 @@ class IngestService:
     def forget_keys(self, device_id: str | None = None) -> None:
         """Drop cached keys (all, or one device's) after a revoke or rotation."""
         if device_id is None:
-            self._keys.clear()
-            return
-        for h, (ident, _) in list(self._keys.items()):
-            if ident.device_id == device_id:
-                del self._keys[h]
+            self.keys.clear()
+        else:
+            self.keys.invalidate_device(device_id)
 
     async def authenticate(self, key: str | None, claimed_device: str | None, channel: str) -> DeviceIdentity:
         """The device ``key`` belongs to; refused (and counted) when unknown or revoked.
@@ -118,33 +101,23 @@ class IngestService:
         AuthError
             No key, an unknown key, a revoked key, or a key of another device.
         """
-        from rtcc.oversight.device_keys import authenticate_device, record_rejection
-
         if not key:
             self.metrics.inc("ingest_refused", reason="no_key", channel=channel)
             raise AuthError(
                 "device key missing: send 'Authorization: Device <key>' (keys are issued "
                 "with `rtcc devices add` or POST /api/v1/devices)"
             )
-        h = _hash_key(key)
-        cached = self._keys.get(h)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            ident = cached[0]
-        else:
-            try:
-                dev = await self.store.read(lambda s: authenticate_device(s, key, event_type=None))
-            except AuthError:
-                self.metrics.inc("ingest_refused", reason="bad_key", channel=channel)
-                if claimed_device:
-                    await self.store.write(lambda s: record_rejection(s, claimed_device))
-                raise AuthError("device key unknown or revoked") from None
-            ident = DeviceIdentity(dev.id, DeviceType(dev.type))
-            self._keys[h] = (ident, now + self.key_ttl_s)
-        if claimed_device and claimed_device != ident.device_id:
-            self.metrics.inc("ingest_refused", reason="wrong_device", channel=channel)
-            await self.store.write(lambda s: record_rejection(s, claimed_device))
-            raise AuthError(f"this key does not belong to device {claimed_device!r}")
+        try:
+            ident = self.keys.check(key, event_type=None, device_id=claimed_device)
+            if ident is None:
+                ident = await self.store.read(
+                    lambda s: self.keys.authenticate(s, key, event_type=None, device_id=claimed_device)
+                )
+        except AuthError as exc:
+            self.metrics.inc("ingest_refused", reason="bad_key", channel=channel)
+            if claimed_device:
+                await self.store.write(lambda s: record_rejection(s, claimed_device))
+            raise AuthError(f"device key refused: {exc.message}") from None
         return ident
 
     # -- events ---------------------------------------------------------------
@@ -159,12 +132,12 @@ class IngestService:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err.get("loc", ()))
             return f"invalid event: {loc}: {err.get('msg')}" if loc else f"invalid event: {err.get('msg')}"
-        if event.type not in DEVICE_SCOPES[ident.device_type]:
-            return f"a {ident.device_type.value} may not send {event.type!r} events"
-        if event.device_id != ident.device_id or event.source != ident.device_id:
+        if event.type not in DEVICE_SCOPES[ident.type]:
+            return f"a {ident.type.value} may not send {event.type!r} events"
+        if event.device_id != ident.id or event.source != ident.id:
             return (
                 f"event names device {event.device_id!r} / source {event.source!r}, "
-                f"but the key belongs to {ident.device_id!r}"
+                f"but the key belongs to {ident.id!r}"
             )
         if event.occurred_at > now + self.max_future:
             return f"occurred_at {event.occurred_at.isoformat()} is in the future (check the device clock)"
@@ -216,7 +189,7 @@ class IngestService:
             log.info(
                 "refused %d event(s) from %s via %s: %s",
                 len(result.rejected),
-                ident.device_id,
+                ident.id,
                 channel,
                 result.rejected[0]["reason"],
             )

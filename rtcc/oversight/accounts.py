@@ -137,9 +137,7 @@ def create_user(
 
 def get_user(session: Session, username: str) -> User | None:
     """The account named ``username`` (case-insensitive), or ``None``."""
-    return session.scalars(
-        select(User).where(User.username == normalize_username(username))
-    ).first()
+    return session.scalars(select(User).where(User.username == normalize_username(username))).first()
 
 
 def get_user_by_id(session: Session, user_id: int) -> User | None:
@@ -397,9 +395,7 @@ def authenticate(
     password_ok = verify_password(user.password_hash, password)
 
     if user.disabled:
-        message = (
-            "this account is disabled; ask an administrator" if password_ok else GENERIC_FAILURE
-        )
+        message = "this account is disabled; ask an administrator" if password_ok else GENERIC_FAILURE
         return AuthOutcome(False, AuthReason.disabled, name, message, user=user)
 
     reason: AuthReason | None = None
@@ -421,9 +417,7 @@ def authenticate(
             locked_until = now + timedelta(minutes=lockout_minutes)
             user.locked_until = locked_until
             user.failed_logins = 0
-            message = (
-                f"{message}; too many failed logins, account locked until {_when(locked_until)}"
-            )
+            message = f"{message}; too many failed logins, account locked until {_when(locked_until)}"
         session.flush()
         return AuthOutcome(False, reason, name, message, user=user, locked_until=locked_until)
 

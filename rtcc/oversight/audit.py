@@ -218,7 +218,7 @@ def append_audit(
         _check_text(name, value)
     try:
         clean_details: dict[str, Any] = _canon_value(
-            json.loads(json.dumps(details or {}, default=str, allow_nan=False))
+            json.loads(json.dumps(_canon_value(details or {}), allow_nan=False))
         )
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(f"audit details are not JSON: {exc}") from exc
@@ -420,9 +420,7 @@ def verify_chain(session: Session, secret: bytes, *, batch_size: int = 1000) -> 
             problems.append(ChainProblem(seq, kind, message))
 
     def hash_exists(h: str) -> bool:
-        return (
-            session.scalar(select(AuditEntry.seq).where(AuditEntry.hash == h).limit(1)) is not None
-        )
+        return session.scalar(select(AuditEntry.seq).where(AuditEntry.hash == h).limit(1)) is not None
 
     prev_seq = 0
     prev_hash = GENESIS_HASH
@@ -443,9 +441,7 @@ def verify_chain(session: Session, secret: bytes, *, batch_size: int = 1000) -> 
         if cur.seq > prev_seq + 1:
             first, last = prev_seq + 1, cur.seq - 1
             span = f"entry {first}" if first == last else f"entries {first}-{last}"
-            report(
-                first, "deleted", f"{span} missing (sequence jumps from {prev_seq} to {cur.seq})"
-            )
+            report(first, "deleted", f"{span} missing (sequence jumps from {prev_seq} to {cur.seq})")
             bad = True
             if not hmac_ok:
                 report(cur.seq, "edited", f"entry {cur.seq} does not match its hash")
@@ -491,8 +487,7 @@ def verify_chain(session: Session, secret: bytes, *, batch_size: int = 1000) -> 
             report(
                 cur.seq,
                 "edited",
-                f"entry {cur.seq} does not match its hash: it was edited (or forged "
-                f"without the key)",
+                f"entry {cur.seq} does not match its hash: it was edited (or forged without the key)",
             )
             bad = True
         prev_seq, prev_hash, prev_flagged = cur.seq, cur.hash, bad

@@ -147,9 +147,7 @@ def register_device(
         When the id is taken.
     """
     if not isinstance(device_id, str) or not DEVICE_ID_RE.match(device_id):
-        raise ValidationFailed(
-            "device id must be 1-128 characters of letters, digits, '.', '_' and '-'"
-        )
+        raise ValidationFailed("device id must be 1-128 characters of letters, digits, '.', '_' and '-'")
     dtype = _device_type(type)
     name = name.strip()
     if len(name) > 200:
@@ -240,9 +238,7 @@ def check_scope(device_type: DeviceType | str, event_type: str | None) -> None:
         raise Forbidden(f"device type {device_type!r} may not publish anything") from None
     if event_type not in scope:
         allowed = ", ".join(sorted(scope))
-        raise Forbidden(
-            f"a {device_type} key may not publish {event_type!r} events (allowed: {allowed})"
-        )
+        raise Forbidden(f"a {device_type} key may not publish {event_type!r} events (allowed: {allowed})")
 
 
 def authenticate_device(

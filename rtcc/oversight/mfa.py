@@ -75,9 +75,7 @@ def begin_enrolment(session: Session, user: User) -> MfaEnrolment:
     return MfaEnrolment(secret=secret, uri=str(uri))
 
 
-def confirm_enrolment(
-    session: Session, user: User, code: str, *, now: datetime | None = None
-) -> None:
+def confirm_enrolment(session: Session, user: User, code: str, *, now: datetime | None = None) -> None:
     """Turn MFA on for ``user`` once ``code`` proves the authenticator app works.
 
     Raises

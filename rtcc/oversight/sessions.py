@@ -113,16 +113,12 @@ def revoke_session_hash(session: Session, token_hash: str) -> bool:
     return True
 
 
-def revoke_all_for_user(
-    session: Session, user_id: int, *, except_token_hash: str | None = None
-) -> int:
+def revoke_all_for_user(session: Session, user_id: int, *, except_token_hash: str | None = None) -> int:
     """End every live session of ``user_id`` (but ``except_token_hash``); how many ended."""
     stmt = update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked.is_(False))
     if except_token_hash is not None:
         stmt = stmt.where(UserSession.token_hash != except_token_hash)
-    result = session.execute(
-        stmt.values(revoked=True).execution_options(synchronize_session="fetch")
-    )
+    result = session.execute(stmt.values(revoked=True).execution_options(synchronize_session="fetch"))
     return int(getattr(result, "rowcount", 0) or 0)
 
 

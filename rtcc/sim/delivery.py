@@ -19,8 +19,9 @@ any other 4xx              rejected (logged once per device and status)
 
 The backlog is bounded (``backlog_limit`` events); when it overflows the
 oldest events are dropped and counted. While anything is in the backlog, new
-batches queue behind it, so a recovering center is not flooded and events
-arrive in order.
+batches queue behind it, so a down center is not hammered. A retry probes
+with one request; once that gets through, each device sends its backlog in
+as few requests as ``max_batch`` allows.
 """
 
 from __future__ import annotations
@@ -152,11 +153,11 @@ class Delivery:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self._sem = asyncio.Semaphore(concurrency)
-        self._concurrency = concurrency
         self._backlog: deque[Batch] = deque()
         self._backlog_events = 0
         self._c = _Counts()
         self._failing = False
+        self._overflowing = False
         self._drain_lock = asyncio.Lock()
         self._wake = asyncio.Event()
 
@@ -227,18 +228,22 @@ class Delivery:
         """
         async with self._drain_lock:
             while self._backlog:
-                group: list[Batch] = []
-                while self._backlog and len(group) < self._concurrency:
-                    b = self._backlog.popleft()
-                    self._backlog_events -= len(b.events)
-                    group.append(b)
-                retry = await self._post_all(_merge(group, self.max_batch))
+                group = list(self._backlog)
+                self._backlog.clear()
+                self._backlog_events = 0
+                merged = _merge(group, self.max_batch)
+                # Probe with one request before sending everything else.
+                retry = await self._post_all(merged[:1])
+                if not retry:
+                    retry = await self._post_all(merged[1:])
+                else:
+                    retry.extend(merged[1:])
                 if retry:
-                    for b in reversed(retry):
-                        self._backlog.appendleft(b)
-                        self._backlog_events += len(b.events)
+                    self._backlog.extendleft(reversed(retry))
+                    self._backlog_events += sum(len(b.events) for b in retry)
                     self._trim()
                     return False
+            self._overflowing = False
             if self._failing:
                 self._failing = False
                 log.info("the center is reachable again; backlog delivered")
@@ -278,7 +283,13 @@ class Delivery:
                 n = over
             self._backlog_events -= n
             self._c.dropped += n
-            log.warning("backlog full (%d events): dropped %d oldest", self.backlog_limit, n)
+            if not self._overflowing:
+                self._overflowing = True
+                log.warning(
+                    "backlog full (%d events, set by backlog_limit): dropping the oldest "
+                    "events until the center is reachable again",
+                    self.backlog_limit,
+                )
 
     async def _post_all(self, batches: list[Batch]) -> list[Batch]:
         """Post batches concurrently; return those to retry, in their order."""
@@ -344,7 +355,11 @@ class Delivery:
 
 
 def _merge(group: list[Batch], max_batch: int) -> list[Batch]:
-    """Join batches of the same device (keeping order) up to ``max_batch`` events."""
+    """Join each device's batches (keeping their order) into requests of up to ``max_batch`` events.
+
+    A device with a backlog sends it in as few requests as the batch limit
+    allows, as a real device flushing its store would.
+    """
     out: list[Batch] = []
     last: dict[str, Batch] = {}
     for b in group:

@@ -148,8 +148,7 @@ def check_current(target: DbTarget) -> None:
             details={"current": have, "head": want},
         )
     raise Unavailable(
-        f"the database schema is at revision {have} but this version needs {want}; "
-        "run `rtcc db upgrade`",
+        f"the database schema is at revision {have} but this version needs {want}; run `rtcc db upgrade`",
         details={"current": have, "head": want},
     )
 
@@ -164,9 +163,7 @@ def include_name(name: str | None, type_: str, parent_names: Mapping[Any, Any]) 
     return True
 
 
-def include_object(
-    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Skip the PostgreSQL-only extras: ``geom`` columns and their GiST indexes."""
     if type_ == "table" and name is not None and not include_name(name, type_, {}):
         return False

@@ -93,9 +93,7 @@ def ensure_default_partition(conn: Connection | Session) -> None:
     """Create ``events_default`` if missing (PostgreSQL only)."""
     if _dialect(conn) != "postgresql":
         return
-    conn.execute(
-        text(f"CREATE TABLE IF NOT EXISTS {DEFAULT_PARTITION} PARTITION OF {PARENT} DEFAULT")
-    )
+    conn.execute(text(f"CREATE TABLE IF NOT EXISTS {DEFAULT_PARTITION} PARTITION OF {PARENT} DEFAULT"))
 
 
 def ensure_event_partitions(conn: Connection | Session, start: date, days: int) -> list[str]:
@@ -154,9 +152,7 @@ def ensure_event_partitions(conn: Connection | Session, start: date, days: int) 
             )
         )
         if moved:
-            conn.execute(
-                text(f"INSERT INTO {PARENT} ({_COLUMNS}) SELECT {_COLUMNS} FROM _rtcc_moved")
-            )
+            conn.execute(text(f"INSERT INTO {PARENT} ({_COLUMNS}) SELECT {_COLUMNS} FROM _rtcc_moved"))
             conn.execute(text("DROP TABLE _rtcc_moved"))
         created.append(name)
     return created

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -130,9 +133,7 @@ def test_unknown_user(store: Store) -> None:
     assert login(store, "bad name!", PW).reason is AuthReason.unknown_user
 
 
-def test_unknown_user_still_verifies_a_hash(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unknown_user_still_verifies_a_hash(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     real = passwords.verify_password
 
@@ -174,9 +175,7 @@ def test_lockout_after_five_failures_and_unlock_after_ten_minutes(store: Store) 
     assert reload(store, "dana").failed_logins == 0  # attempts while locked are not counted
 
     # Just before the end of the lock: still locked. After it: the right password works.
-    assert login(store, "dana", PW, now=T0 + timedelta(minutes=10, seconds=4)).reason is (
-        AuthReason.locked
-    )
+    assert login(store, "dana", PW, now=T0 + timedelta(minutes=10, seconds=4)).reason is (AuthReason.locked)
     ok = login(store, "dana", PW, now=T0 + timedelta(minutes=10, seconds=6))
     assert ok.ok
     user = reload(store, "dana")
@@ -349,3 +348,36 @@ def test_mfa_required_switch(store: Store) -> None:
     assert not store.run(
         lambda s: authenticate(s, "ade", PW, None, now=T0, mfa_required_default=True)
     ).mfa_enrolment_required
+
+
+def test_parallel_guesses_lose_no_failures(store: Store) -> None:
+    """Five wrong guesses at once lock the account: no counter increment is lost."""
+    make_user(store)
+    attempts = 5
+    if store.is_postgres:
+        # Separate connections at once; the user's row is locked per attempt.
+        barrier = threading.Barrier(attempts)
+
+        def guess(i: int) -> AuthOutcome:
+            barrier.wait()
+            return login(store, "dana", f"wrong password {i}")
+
+        with ThreadPoolExecutor(attempts) as pool:
+            outcomes = list(pool.map(guess, range(attempts)))
+    else:
+        # SQLite: the API sends logins through the single writer thread.
+        async def main() -> list[AuthOutcome]:
+            return await asyncio.gather(
+                *(
+                    store.write(
+                        lambda s, i=i: authenticate(s, "dana", f"wrong password {i}", None, now=T0)  # type: ignore[misc]
+                    )
+                    for i in range(attempts)
+                )
+            )
+
+        outcomes = asyncio.run(main())
+    assert all(not o.ok for o in outcomes)
+    assert sum(o.locked_until is not None for o in outcomes) == 1
+    user = reload(store, "dana")
+    assert user.locked_until == T0 + timedelta(minutes=10) and user.failed_logins == 0

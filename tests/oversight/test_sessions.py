@@ -28,9 +28,7 @@ def setup_user(store: Store, name: str = "omar") -> User:
 
 
 def start(store: Store, user: User, *, at: datetime = T0, mfa_pending: bool = False) -> str:
-    return store.run(
-        lambda s: create_session(s, user, mfa_pending=mfa_pending, client="pytest", now=at)
-    )
+    return store.run(lambda s: create_session(s, user, mfa_pending=mfa_pending, client="pytest", now=at))
 
 
 def resolve(store: Store, token: str, at: datetime) -> tuple[UserSession, User] | None:
@@ -86,9 +84,9 @@ def test_idle_expiry_after_thirty_minutes(store: Store) -> None:
 def test_custom_idle_minutes(store: Store) -> None:
     user = setup_user(store)
     token = start(store, user)
-    assert store.run(
-        lambda s: resolve_session(s, token, now=T0 + timedelta(minutes=6), idle_minutes=5)
-    ) is None
+    assert (
+        store.run(lambda s: resolve_session(s, token, now=T0 + timedelta(minutes=6), idle_minutes=5)) is None
+    )
 
 
 def test_touch_is_rate_limited(store: Store) -> None:
@@ -145,9 +143,7 @@ def test_disabled_user_sessions_end(store: Store) -> None:
 def test_password_change_ends_other_sessions(store: Store) -> None:
     user = setup_user(store)
     mine, other = start(store, user), start(store, user)
-    store.run(
-        lambda s: set_password(s, "omar", "a brand new passphrase", keep_session_hash=hash_token(mine))
-    )
+    store.run(lambda s: set_password(s, "omar", "a brand new passphrase", keep_session_hash=hash_token(mine)))
     assert resolve(store, mine, T0) is not None
     assert resolve(store, other, T0) is None
 
@@ -163,6 +159,4 @@ def test_complete_mfa(store: Store) -> None:
 
     store.run(finish)
     assert not row(store, token).mfa_pending
-    assert store.run(
-        lambda s: s.scalars(select(UserSession.mfa_pending)).all()
-    ) == [False]
+    assert store.run(lambda s: s.scalars(select(UserSession.mfa_pending)).all()) == [False]

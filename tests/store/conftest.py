@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from rtcc.store import Store, migrate
 
 PG_URL = os.environ.get("RTCC_TEST_PG_URL")
-NO_PG = "RTCC_TEST_PG_URL is not set (start services: eval \"$(bash scripts/services.sh start)\")"
+NO_PG = 'RTCC_TEST_PG_URL is not set (start services: eval "$(bash scripts/services.sh start)")'
 
 DIALECTS = [
     "sqlite",

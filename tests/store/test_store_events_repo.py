@@ -7,13 +7,11 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.dialects import postgresql
 
 from rtcc.errors import NotFound
 from rtcc.events import Alert, Event, GunshotIncident, PlateRead, Position, Pulse
 from rtcc.store import Store, count_events, events_near, list_events, record_events, to_event
-from rtcc.store.events_repo import EARTH_RADIUS_M, _haversine_m, _near_pg_stmt
+from rtcc.store.events_repo import EARTH_RADIUS_M, _haversine_m
 
 from .conftest import DIALECTS
 
@@ -28,9 +26,7 @@ def destination(lat: float, lon: float, bearing_deg: float, dist_m: float) -> tu
     p1, l1, th = math.radians(lat), math.radians(lon), math.radians(bearing_deg)
     d = dist_m / EARTH_RADIUS_M
     p2 = math.asin(math.sin(p1) * math.cos(d) + math.cos(p1) * math.sin(d) * math.cos(th))
-    l2 = l1 + math.atan2(
-        math.sin(th) * math.sin(d) * math.cos(p1), math.cos(d) - math.sin(p1) * math.sin(p2)
-    )
+    l2 = l1 + math.atan2(math.sin(th) * math.sin(d) * math.cos(p1), math.cos(d) - math.sin(p1) * math.sin(p2))
     lon2 = (math.degrees(l2) + 540.0) % 360.0 - 180.0
     return math.degrees(p2), lon2
 
@@ -47,7 +43,9 @@ def pulse(i: int, *, at: datetime | None = None, device: str = "ac-1") -> Pulse:
     )
 
 
-def incident(lat: float, lon: float, *, at: datetime | None = None, label: str = "gunshot") -> GunshotIncident:
+def incident(
+    lat: float, lon: float, *, at: datetime | None = None, label: str = "gunshot"
+) -> GunshotIncident:
     return GunshotIncident(
         source="locator",
         occurred_at=at or T0,
@@ -234,17 +232,3 @@ def test_sessions_do_not_commit(store: Store) -> None:
         assert record_events(s, [pulse(0)]) == 1
         s.rollback()
     assert store.run(count_events) == 0
-
-
-def test_events_near_uses_the_spatial_index_on_postgres(store: Store) -> None:
-    if not store.is_postgres:
-        pytest.skip("PostgreSQL only: SQLite has no spatial index")
-    record(store, [incident(*destination(*CENTRE, b, 300.0)) for b in range(0, 360, 10)])
-    stmt = _near_pg_stmt(*CENTRE, 1000.0, [], 1000)
-    sql = str(stmt.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
-    with store.session() as s:
-        s.execute(text("ANALYZE events"))
-        s.execute(text("SET LOCAL enable_seqscan = off"))  # so a missing index shows as Seq Scan
-        plan = "\n".join(s.execute(text("EXPLAIN " + sql)).scalars())
-    assert "Seq Scan" not in plan
-    assert "Index Cond: ((geom)::geography &&" in plan

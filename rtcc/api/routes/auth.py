@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from rtcc.api.deps import SESSION_COOKIE, Admin, CtxDep, PendingOk, Principal, Public
-from rtcc.errors import AuthError, LockedOut, NotFound
+from rtcc.errors import AuthError, NotFound
 from rtcc.roles import Role
 from rtcc.store.tables import User, UserSession
 
@@ -93,20 +93,10 @@ async def login(body: LoginIn, request: Request, response: Response, ctx: CtxDep
             "login",
             "session",
             outcome="locked" if outcome.locked_until else "denied",
-            details={"reason": outcome.reason, "client": client},
+            details={"reason": outcome.reason.value, "client": client},
         )
-        if outcome.locked_until is not None:
-            raise LockedOut(
-                f"account locked after repeated failed sign-ins; try again after "
-                f"{outcome.locked_until.isoformat(timespec='seconds')}",
-                details={"locked_until": outcome.locked_until.isoformat()},
-            )
-        raise AuthError(
-            "wrong username, password or MFA code"
-            if outcome.reason != "mfa_code_required"
-            else "this account needs its 6-digit MFA code (totp_code)",
-            details={"reason": outcome.reason},
-        )
+        outcome.raise_for_failure()
+        raise AuthError("sign-in failed")  # unreachable: raise_for_failure raised
     await ctx.audit(
         Principal(username=user.username, role=Role(user.role)),
         "login",
