@@ -123,7 +123,10 @@ class Running:
 
     async def login(self, username: str, password: str = PASSWORD, **extra: Any) -> httpx.AsyncClient:
         """A client signed in as ``username`` (Bearer token)."""
-        r = await self.http.post("/api/v1/auth/login", json={"username": username, "password": password, **extra})
+        async with httpx.AsyncClient(base_url=self.url, timeout=20) as fresh:  # keep self.http cookie-free
+            r = await fresh.post(
+                "/api/v1/auth/login", json={"username": username, "password": password, **extra}
+            )
         assert r.status_code == 200, r.text
         return httpx.AsyncClient(
             base_url=self.url, headers={"authorization": f"Bearer {r.json()['token']}"}, timeout=20

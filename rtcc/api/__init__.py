@@ -8,9 +8,11 @@ with :class:`~rtcc.api.deps.Allow`; every error leaves as the one envelope of
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from rtcc import __version__
@@ -20,6 +22,16 @@ from rtcc.api.routes import audit, auth, devices, events, ingest, system, users,
 
 API_PREFIX = "/api/v1"
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+ROUTERS = (system, auth, users, devices, ingest, events, audit, ws)
+"""Every router the API mounts under :data:`API_PREFIX`, in order."""
+
+
+def iter_api_routes() -> Iterator[tuple[str, APIRoute]]:
+    """Every HTTP route as (full path, route): what the route × role test walks."""
+    for module in ROUTERS:
+        for route in module.router.routes:
+            if isinstance(route, APIRoute):
+                yield API_PREFIX + route.path, route
 
 
 def create_app(ctx: Context | None = None, *, max_request_bytes: int = 1_048_576) -> FastAPI:
@@ -42,7 +54,7 @@ def create_app(ctx: Context | None = None, *, max_request_bytes: int = 1_048_576
     if ctx is not None:
         app.state.ctx = ctx
     install_error_handlers(app)
-    for r in (system, auth, users, devices, ingest, events, audit, ws):
+    for r in ROUTERS:
         app.include_router(r.router, prefix=API_PREFIX)
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

@@ -158,7 +158,8 @@ class RequestIdAndLimitMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", rid.encode()))
+                if not any(k == b"x-request-id" for k, _ in headers):
+                    headers.append((b"x-request-id", rid.encode()))
                 message["headers"] = headers
             await send(message)
 

@@ -120,7 +120,7 @@ async def test_bad_events_get_clear_errors_and_good_ones_are_kept(
         pulse("ac-0003", occurred_at=now - timedelta(days=30)),  # too old
         {**pulse("ac-0003"), "pos": {"lat": 0.0, "lon": 0.0}},  # null island
         {**pulse("ac-0003"), "pos": {"lat": 123.0, "lon": 0.5}},  # impossible
-        pulse("ac-0009", source="ac-0009"),  # another device's event
+        pulse("ac-0009"),  # another device's event
         "not an object",
     ]
     r = await send(center.http, key, [good, *bad])

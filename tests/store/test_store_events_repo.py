@@ -10,7 +10,7 @@ import pytest
 
 from rtcc.errors import NotFound
 from rtcc.events import Alert, Event, GunshotIncident, PlateRead, Position, Pulse
-from rtcc.store import Store, count_events, events_near, list_events, record_events, to_event
+from rtcc.store import Store, count_events, events_near, events_repo, list_events, record_events, to_event
 from rtcc.store.events_repo import EARTH_RADIUS_M, _haversine_m
 
 from .conftest import DIALECTS
@@ -232,3 +232,31 @@ def test_sessions_do_not_commit(store: Store) -> None:
         assert record_events(s, [pulse(0)]) == 1
         s.rollback()
     assert store.run(count_events) == 0
+
+
+def test_batches_split_into_several_statements(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events_repo, "_PG_CHUNK_ROWS", 7)
+    batch = [pulse(i) for i in range(30)]
+    assert record(store, batch[:10]) == 10
+    assert record(store, batch) == 20
+    monkeypatch.setattr(events_repo, "_PG_CHUNK_BYTES", 1)  # one row a statement
+    assert record(store, [*batch[25:], pulse(31), pulse(32)]) == 2
+    assert store.run(count_events) == 32
+
+
+def test_floats_and_times_are_stored_exactly(store: Store) -> None:
+    lat, lon = destination(*CENTRE, 33.3, 1234.5678)
+    at = datetime(2031, 5, 6, 7, 8, 9, 987654, tzinfo=UTC)
+    ev = incident(lat, lon, at=at)
+    record(store, [ev])
+    (rec,) = store.run(lambda s: list_events(s))
+    assert (rec.lat, rec.lon, rec.occurred_at) == (lat, lon, at)
+    assert to_event(rec) == ev
+
+
+def test_nul_characters_do_not_fail_the_batch(store: Store) -> None:
+    bad = Alert(source="rules", kind="k", title="a\x00b", occurred_at=T0)
+    good = pulse(0)
+    assert record(store, [bad, good]) == 2
+    rec = store.run(lambda s: list_events(s, types=["alert"]))[0]
+    assert rec.payload["title"] in ("a\x00b", "a\ufffdb")  # PostgreSQL's jsonb cannot hold U+0000

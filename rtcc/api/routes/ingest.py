@@ -22,7 +22,7 @@ router = APIRouter(prefix="/ingest", tags=["ingest"])
 class IngestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    events: list[dict[str, Any]] = Field(
+    events: list[Any] = Field(
         min_length=1, description="Typed events (see rtcc.events), each with its own event_id."
     )
 
