@@ -33,7 +33,7 @@ from rtcc.api import create_app
 from rtcc.api.deps import Context, Principal
 from rtcc.api.hub import LiveHub
 from rtcc.bus import Bus, make_bus
-from rtcc.errors import Conflict
+from rtcc.errors import ConfigError, Conflict, ValidationFailed
 from rtcc.events import AuditEvent
 from rtcc.ingest.health import DeviceHealth
 from rtcc.ingest.mqtt import MqttBridge
@@ -166,9 +166,14 @@ class Center:
         if users:
             return FirstAdmin(sec.admin_username, None, created=False)
         password = sec.admin_password or generate_password()
-        self.store.run(
-            lambda s: create_user(s, sec.admin_username, password, Role.admin, "First administrator")
-        )
+        try:
+            self.store.run(
+                lambda s: create_user(s, sec.admin_username, password, Role.admin, "First administrator")
+            )
+        except ValidationFailed as exc:
+            raise ConfigError(
+                f"security.admin_password (RTCC_SECURITY__ADMIN_PASSWORD) is refused: {exc.message}"
+            ) from exc
         if self.settings.mode is Mode.development and not sec.admin_password:
             cred = self.settings.data_dir / "first-admin.txt"
             cred.write_text(f"{sec.admin_username}\n{password}\n", encoding="utf-8")

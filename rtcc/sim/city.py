@@ -274,9 +274,7 @@ class City:
         }
 
 
-def _sensors(
-    settings: SimSettings, proj: LocalProjection, rng: random.Random
-) -> list[SimDevice]:
+def _sensors(settings: SimSettings, proj: LocalProjection, rng: random.Random) -> list[SimDevice]:
     """Acoustic sensors on a jittered grid at the configured density."""
     extent = settings.extent_m
     half = extent / 2.0
@@ -310,9 +308,7 @@ def _sensors(
     return out
 
 
-def _plate_cameras(
-    network: RoadNetwork, proj: LocalProjection, rng: random.Random
-) -> list[SimDevice]:
+def _plate_cameras(network: RoadNetwork, proj: LocalProjection, rng: random.Random) -> list[SimDevice]:
     """Fixed plate cameras at half of the arterial intersections, each looking along a road."""
     nodes = sorted(network.intersections(), key=lambda k: (network.nodes[k][1], network.nodes[k][0]))
     chosen = sorted(rng.sample(nodes, math.ceil(len(nodes) / 2)), key=nodes.index)

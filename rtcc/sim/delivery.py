@@ -18,10 +18,11 @@ any other 4xx              rejected (logged once per device and status)
 =========================  ==================================================
 
 The backlog is bounded (``backlog_limit`` events); when it overflows the
-oldest events are dropped and counted. While anything is in the backlog, new
-batches queue behind it, so a down center is not hammered. A retry probes
-with one request; once that gets through, each device sends its backlog in
-as few requests as ``max_batch`` allows.
+oldest events are dropped and counted. While the center is failing, new
+batches go straight to the backlog, so a down center is not hammered. A
+retry probes with one request; once that gets through, new batches are
+posted again and each device sends its backlog in as few requests as
+``max_batch`` allows.
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class Batch:
     device_id: str
     events: list[dict[str, Any]]
     attempts: int = 0
+    resolved: bool = False
+    """Set once the center answered with something other than "try again"."""
 
 
 @dataclass
@@ -182,7 +185,7 @@ class Delivery:
 
     @property
     def failing(self) -> bool:
-        """True from a failed request until the backlog is delivered."""
+        """True from a failed request until a retry gets through."""
         return self._failing
 
     def count_unroutable(self, n: int = 1) -> None:
@@ -195,8 +198,8 @@ class Delivery:
         """Post each batch (one request per batch, concurrently).
 
         Batches larger than ``max_batch`` are split. Batches that fail in a
-        retryable way go to the backlog; while the backlog holds anything,
-        new batches queue behind it instead of being posted.
+        retryable way go to the backlog; while the center is failing, new
+        batches go straight to the backlog instead of being posted.
         """
         todo: list[Batch] = []
         for b in batches:
@@ -207,12 +210,16 @@ class Delivery:
                 todo.append(Batch(b.device_id, b.events[i : i + self.max_batch]))
         if not todo:
             return
-        if self._backlog or self._failing:
+        if self._failing:
             for b in todo:
                 self._enqueue(b)
             self._wake.set()
             return
-        retry = await self._post_all(todo)
+        try:
+            retry = await self._post_all(todo)
+        except asyncio.CancelledError:
+            self._keep_unresolved(todo)
+            raise
         for b in retry:
             self._enqueue(b)
         if retry:
@@ -232,21 +239,24 @@ class Delivery:
                 self._backlog.clear()
                 self._backlog_events = 0
                 merged = _merge(group, self.max_batch)
-                # Probe with one request before sending everything else.
-                retry = await self._post_all(merged[:1])
-                if not retry:
-                    retry = await self._post_all(merged[1:])
-                else:
-                    retry.extend(merged[1:])
+                try:
+                    # Probe with one request before sending everything else.
+                    retry = await self._post_all(merged[:1])
+                    if not retry:
+                        self._recovered()
+                        retry = await self._post_all(merged[1:])
+                    else:
+                        retry.extend(merged[1:])
+                except asyncio.CancelledError:
+                    self._keep_unresolved(merged)
+                    raise
                 if retry:
                     self._backlog.extendleft(reversed(retry))
                     self._backlog_events += sum(len(b.events) for b in retry)
                     self._trim()
                     return False
             self._overflowing = False
-            if self._failing:
-                self._failing = False
-                log.info("the center is reachable again; backlog delivered")
+            self._recovered()
             return True
 
     async def run_retries(self, sleep: Callable[[float], Any] = asyncio.sleep) -> None:
@@ -268,6 +278,14 @@ class Delivery:
     def _enqueue(self, b: Batch) -> None:
         self._backlog.append(b)
         self._backlog_events += len(b.events)
+        self._trim()
+
+    def _keep_unresolved(self, batches: list[Batch]) -> None:
+        """On cancellation: back to the backlog with every batch the center did not answer."""
+        for b in reversed(batches):
+            if not b.resolved:
+                self._backlog.appendleft(b)
+                self._backlog_events += len(b.events)
         self._trim()
 
     def _trim(self) -> None:
@@ -301,6 +319,7 @@ class Delivery:
         n = len(b.events)
         key = self.keys.get(b.device_id)
         if key is None:
+            b.resolved = True
             self._c.rejected += n
             self._report(b.device_id, 0, "no key (device not provisioned)")
             return True
@@ -321,6 +340,7 @@ class Delivery:
         status = resp.status_code
         if status == 429 or status >= 500:
             return self._retry_later(b, f"HTTP {status}")
+        b.resolved = True
         body = _json(resp)
         if 200 <= status < 300:
             accepted = _int(body.get("accepted"), n)
@@ -338,6 +358,11 @@ class Delivery:
         self._c.rejected += n
         self._report(b.device_id, status, _message(body))
         return True
+
+    def _recovered(self) -> None:
+        if self._failing:
+            self._failing = False
+            log.info("the center is reachable again; delivering the backlog")
 
     def _retry_later(self, b: Batch, why: str) -> bool:
         self._c.failures += 1
@@ -367,7 +392,7 @@ def _merge(group: list[Batch], max_batch: int) -> list[Batch]:
         if prev is not None and len(prev.events) + len(b.events) <= max_batch:
             prev.events.extend(b.events)
             continue
-        nb = Batch(b.device_id, list(b.events), b.attempts)
+        nb = Batch(b.device_id, list(b.events), b.attempts)  # unresolved: a new request
         out.append(nb)
         last[b.device_id] = nb
     return out

@@ -40,9 +40,7 @@ class LocalProjection:
     def __init__(self, lat0: float, lon0: float) -> None:
         self.lat0 = lat0
         self.lon0 = lon0
-        local = CRS.from_proj4(
-            f"+proj=aeqd +lat_0={lat0!r} +lon_0={lon0!r} +datum=WGS84 +units=m +no_defs"
-        )
+        local = CRS.from_proj4(f"+proj=aeqd +lat_0={lat0!r} +lon_0={lon0!r} +datum=WGS84 +units=m +no_defs")
         wgs84 = CRS.from_epsg(4326)
         self._fwd = Transformer.from_crs(wgs84, local, always_xy=True)
         self._inv = Transformer.from_crs(local, wgs84, always_xy=True)

@@ -229,8 +229,7 @@ class SimRunner:
         """
         async with self._provision_lock:
             todo = [
-                d for d in self._devices.values()
-                if d.id not in self._keys and d.id not in self.unprovisioned
+                d for d in self._devices.values() if d.id not in self._keys and d.id not in self.unprovisioned
             ]
             sem = asyncio.Semaphore(self._concurrency)
 
@@ -238,9 +237,7 @@ class SimRunner:
                 async with sem:
                     self.provision_calls += 1
                     try:
-                        key = await self._provision(
-                            d.id, d.type, d.name, d.lat, d.lon, dict(d.attributes)
-                        )
+                        key = await self._provision(d.id, d.type, d.name, d.lat, d.lon, dict(d.attributes))
                     except Conflict as exc:
                         log.warning("device %s not provisioned: %s", d.id, exc.message)
                         self.unprovisioned[d.id] = exc.message
@@ -275,9 +272,7 @@ class SimRunner:
         t = Tick(self._tick_index, self._sim_time_s, dt, now, self.city, self.rng, self.truth)
         self._record_units(t)
         events: list[Event] = [
-            heartbeat(d, self.city, now, self.rng)
-            for d in self._devices.values()
-            if d.id in self._keys
+            heartbeat(d, self.city, now, self.rng) for d in self._devices.values() if d.id in self._keys
         ]
         for source in self._sources:
             out = source(t)
@@ -365,7 +360,11 @@ class SimRunner:
         self._tasks.extend(asyncio.create_task(f()) for f in self._task_factories)
 
     async def stop(self) -> None:
-        """Cancel the background tasks and wait for them; close the truth file."""
+        """Cancel the background tasks and wait for them; close the truth file.
+
+        Events not yet answered stay in the backlog (see :attr:`counters`);
+        calling it again does nothing.
+        """
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
@@ -374,6 +373,7 @@ class SimRunner:
             if isinstance(r, Exception):
                 log.error("simulator task ended with an error: %r", r)
         if self._started:
+            self._started = False
             self.truth.record("stop", counters=asdict(self.counters))
         self.truth.close()
 

@@ -31,7 +31,7 @@ def _axis(a: float, b: float) -> float:
 
 
 def test_square_mile_constant() -> None:
-    assert SQ_M_PER_SQ_MILE == pytest.approx(2.58999e6, rel=1e-5)
+    assert pytest.approx(2.58999e6, rel=1e-5) == SQ_M_PER_SQ_MILE
 
 
 def test_default_sensor_density_is_15_to_20_per_square_mile() -> None:
@@ -141,8 +141,17 @@ def test_avenues_run_ene_and_streets_nnw() -> None:
     avenue_axis = 90.0 - GRID_ANGLE_DEG  # 61 deg: ENE-WSW
     street_axis = 360.0 - GRID_ANGLE_DEG  # 331 deg: NNW-SSE
     names = {r.name for r in city.roads}
-    for expected in ("1st Ave N", "3rd Ave N", "5th Ave N", "7th Ave N", "Morris Ave",
-                     "20th St N", "18th St N", "24th St N", "I-20/59"):
+    for expected in (
+        "1st Ave N",
+        "3rd Ave N",
+        "5th Ave N",
+        "7th Ave N",
+        "Morris Ave",
+        "20th St N",
+        "18th St N",
+        "24th St N",
+        "I-20/59",
+    ):
         assert expected in names
     for r in city.roads:
         b = bearing_deg(r.points[0], r.points[-1])

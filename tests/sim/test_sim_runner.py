@@ -356,9 +356,12 @@ async def test_sources_and_added_devices(center: FakeCenter, http: httpx.AsyncCl
     assert len([e for e in center.of("ac-0001") if isinstance(e, Pulse)]) == 2
     assert runner.counters.unroutable == 2
 
-    cam = SimDevice("cam-0001", DeviceType.camera, "Corner store camera", 33.52, -86.81, {"kind": "community"})
-    runner._started = True  # as after start(): added devices are provisioned at once
-    await runner.add_devices([cam])
+    cam = SimDevice(
+        "cam-0001", DeviceType.camera, "Corner store camera", 33.52, -86.81, {"kind": "community"}
+    )
+    await runner.add_devices([cam])  # not started: provisioned with the others
+    assert center.provisioned["cam-0001"] == 0
+    await runner.provision_all()
     assert center.provisioned["cam-0001"] == 1
     await runner.tick()
     (hb,) = center.of("cam-0001")
@@ -380,9 +383,7 @@ async def test_start_runs_until_stop_and_recovers_from_an_outage(
 ) -> None:
     settings = SimSettings(patrol_units=3, extent_m=1600.0, heartbeat_s=1.0, speedup=1000.0)
     truth = tmp_path / "truth" / "sim.jsonl"
-    runner = _runner(
-        center, http, settings, truth_path=truth, backoff_initial_s=0.001, backoff_max_s=0.01
-    )
+    runner = _runner(center, http, settings, truth_path=truth, backoff_initial_s=0.001, backoff_max_s=0.01)
     await runner.start()
     await runner.start()  # already running: nothing happens
     ids = {d.id for d in runner.devices}

@@ -1,0 +1,1003 @@
+"""NATS JetStream bus engine.
+
+Publishing
+----------
+Every publish is a JetStream publish: the server stores the message in the
+stream (``RTCC`` over ``rtcc.>`` by default, file storage, kept ``max_age_s``)
+and :meth:`NatsBus.publish` returns once the server has acknowledged it. A
+``msg_id`` travels as the ``Nats-Msg-Id`` header, and the stream drops a second
+publish with the same id inside its duplicate window (two minutes by default).
+
+Queue groups (``group=...``)
+----------------------------
+A subscription with a group is a *durable pull consumer* on the stream, named
+after the group and the filter subject (see :func:`durable_name`). Every
+process that subscribes with the same group and subject pulls from the same
+consumer, so the group's members share the work: that is how ``rtcc worker``
+processes scale out. Each message is acknowledged only after the handler
+returns; a handler that raises makes the message come back (``nak`` with a
+short, growing delay) up to ``max_deliver`` deliveries, and a process that
+dies mid-message gets it redelivered to another member after ``ack_wait_s``.
+While a member works on a long batch or a slow handler it tells the server
+so ("in progress") every ``ack_wait_s / 3``, so live work is not redelivered.
+The consumer outlives the process, so messages published while no member
+runs are delivered when one starts again (at least once, across restarts).
+Stopping a subscription does *not* delete its consumer.
+
+A group that did not exist before starts at the beginning of what the
+stream retains (``group_deliver_policy="all"``), so nothing published before
+the first worker came up is lost; handlers are idempotent (events carry ids).
+
+Broadcast (no group)
+--------------------
+A subscription without a group is a plain core NATS subscription: the server
+hands every message published on a matching subject (JetStream publishes
+included) to every such subscriber, from the moment it subscribed on. There is
+no acknowledgement, no redelivery and no ``msg_id`` deduplication: core
+subscribers see both copies of a duplicate publish. Broadcast is at most once;
+use it for live fan-out (the WebSocket hub), not for work that must happen.
+
+MQTT devices
+------------
+The NATS server's MQTT listener turns an MQTT topic into a NATS subject (see
+:func:`mqtt_topic_to_subject`): a QoS 1 publish on ``rtcc/sensors/s1/pulse``
+arrives on ``rtcc.sensors.s1.pulse``, is stored by the stream and reaches
+queue groups like any other message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from nats.js import JetStreamContext, api
+
+from rtcc.bus.base import Bus, BusStats, Handler, Subscription
+from rtcc.errors import ConfigError, PayloadTooLarge, Unavailable
+from rtcc.settings import BusSettings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NatsBus", "durable_name", "mqtt_topic_to_subject", "redact_url"]
+
+_MSG_ID_HEADER = "Nats-Msg-Id"
+_SETTING_HINT = "check the setting bus.nats_url (environment RTCC_BUS__NATS_URL)"
+
+# JetStream API error codes (nats-server's errors.json).
+_ERR_STREAM_NAME_IN_USE = 10058
+_ERR_STREAM_SUBJECT_OVERLAP = 10065
+_ERR_JETSTREAM_NOT_ENABLED = (10039, 10076)
+
+_NAME_OK = re.compile(r"^[A-Za-z0-9_-]+$")
+_NAME_BAD_CHARS = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def mqtt_topic_to_subject(topic: str) -> str:
+    """Map an MQTT topic (or topic filter) to the NATS subject the server uses.
+
+    This mirrors what nats-server 2.9's MQTT listener does, so a subscription
+    can be written for what devices publish:
+
+    * ``/`` separates levels in MQTT and ``.`` separates tokens in NATS, so
+      ``rtcc/sensors/s1/pulse`` becomes ``rtcc.sensors.s1.pulse``;
+    * an empty level becomes a ``/`` token: ``/a`` → ``/.a``, ``a/`` → ``a./``,
+      ``a//b`` → ``a./.b``;
+    * the filter wildcards map to their NATS forms: ``+`` → ``*``, ``#`` → ``>``.
+
+    Parameters
+    ----------
+    topic : str
+        An MQTT topic name or topic filter.
+
+    Returns
+    -------
+    str
+        The NATS subject (or subject filter).
+
+    Raises
+    ------
+    ValueError
+        When the topic is empty or contains ``.`` or a space: nats-server 2.9
+        refuses those (2.10 and later map ``.`` to ``//``), so no device can
+        publish on such a topic.
+
+    Examples
+    --------
+    >>> mqtt_topic_to_subject("rtcc/sensors/s1/pulse")
+    'rtcc.sensors.s1.pulse'
+    >>> mqtt_topic_to_subject("rtcc/sensors/+/#")
+    'rtcc.sensors.*.>'
+    """
+    if not topic:
+        raise ValueError("empty MQTT topic")
+    if "." in topic or " " in topic:
+        raise ValueError(f"MQTT topic {topic!r} contains '.' or ' ', which nats-server 2.9 does not accept")
+    out: list[str] = []
+    end = len(topic) - 1
+    for i, ch in enumerate(topic):
+        if ch == "/":
+            if i == 0 or out[-1] == ".":
+                out.append("/.")
+            elif i == end or topic[i + 1] == "/":
+                out.append("./")
+            else:
+                out.append(".")
+        elif ch == "+":
+            out.append("*")
+        elif ch == "#":
+            out.append(">")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def durable_name(group: str, subject: str) -> str:
+    """The JetStream durable consumer name for a queue group on a subject.
+
+    Durable names may not contain ``.``, ``*``, ``>`` or whitespace, so every
+    character outside ``[A-Za-z0-9_-]`` in ``group`` becomes ``_``; a short
+    hash of the filter subject is appended so that one group can subscribe to
+    several subjects (one consumer each) without the names colliding.
+
+    Parameters
+    ----------
+    group : str
+        The queue group.
+    subject : str
+        The subscription's subject filter.
+
+    Returns
+    -------
+    str
+        E.g. ``workers-1a2b3c4d``.
+    """
+    base = _NAME_BAD_CHARS.sub("_", group)[:48]
+    digest = hashlib.sha256(subject.encode()).hexdigest()[:8]
+    return f"{base}-{digest}"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for logs and error messages).
+
+    >>> redact_url("nats://rtcc:s3cret@nats.example:4222")
+    'nats://rtcc:***@nats.example:4222'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None and "@" not in parts.netloc:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.split(":", 1)[0]
+    userinfo = f"{name}:***" if ":" in user else "***"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+
+
+def _check_subject(subject: str, *, wildcards: bool) -> None:
+    tokens = subject.split(".")
+    bad = not subject or any(c in subject for c in " \t\r\n") or "" in tokens
+    if not bad and not wildcards:
+        bad = any(c in subject for c in "*>")
+    if not bad and wildcards:
+        bad = any(
+            ("*" in t and t != "*") or (">" in t and (t != ">" or i != len(tokens) - 1))
+            for i, t in enumerate(tokens)
+        )
+    if bad:
+        raise ValueError(f"invalid subject {subject!r}")
+
+
+@dataclass
+class _Counters:
+    delivered: int = 0
+    handler_errors: int = 0
+    redelivered: int = 0
+    dropped: int = 0
+    members: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "delivered": self.delivered,
+            "handler_errors": self.handler_errors,
+            "redelivered": self.redelivered,
+            "dropped": self.dropped,
+            "members": self.members,
+        }
+
+
+class _GroupSubscription(Subscription):
+    """One member of a queue group: a fetch loop on a durable pull consumer."""
+
+    def __init__(
+        self,
+        bus: NatsBus,
+        key: str,
+        subject: str,
+        durable: str,
+        psub: JetStreamContext.PullSubscription,
+        handler: Handler,
+        counters: _Counters,
+    ) -> None:
+        self._bus = bus
+        self.key = key
+        self._subject = subject
+        self._durable = durable
+        self._psub = psub
+        self._handler = handler
+        self._counters = counters
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._failing: str | None = None
+        self._stopped = False
+        # the fetched batch and the index of the message in hand
+        self._batch: list[Msg] = []
+        self._pos = 0
+        self._touched = 0.0
+
+    def start(self) -> None:
+        self._counters.members += 1
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name=f"nats-bus:{self._durable}")
+        self._ticker = loop.create_task(self._keep_alive(), name=f"nats-bus-wip:{self._durable}")
+
+    async def _keep_alive(self) -> None:
+        """Tell the server we are still at it when a batch or a handler runs long.
+
+        Without this, messages held longer than ``ack_wait_s`` (a slow handler,
+        or the tail of a big batch) would be redelivered to another member
+        while this one still works on them.
+        """
+        period = self._bus.ack_wait_s / 3
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            if self._batch and loop.time() - self._touched >= period:
+                self._touched = loop.time()
+                for msg in self._batch[self._pos :]:
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+
+    async def _run(self) -> None:
+        bus = self._bus
+        while not self._stopping.is_set():
+            nc = bus._nc
+            if nc is not None and nc.is_reconnecting:
+                # pulls sent now would only queue up in the client's buffer
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), bus.fetch_timeout_s)
+                continue
+            try:
+                msgs = await self._psub.fetch(bus.fetch_batch, timeout=bus.fetch_timeout_s)
+            except TimeoutError:  # nothing to do (also nats.errors.TimeoutError)
+                self._recovered()
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failed(exc)
+                if isinstance(exc, nats.errors.ConnectionClosedError):
+                    return
+                # back off, but wake up at once on stop()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                continue
+            self._recovered()
+            await self._handle_batch(msgs)
+
+    async def _handle_batch(self, msgs: list[Msg]) -> None:
+        self._touched = asyncio.get_running_loop().time()
+        self._batch = msgs
+        try:
+            for i, msg in enumerate(msgs):
+                self._pos = i
+                if self._stopping.is_set():
+                    # hand the rest back at once so other members can take them
+                    for rest in msgs[i:]:
+                        with contextlib.suppress(Exception):
+                            await rest.nak()
+                    return
+                await self._handle(msg)
+        finally:
+            self._batch = []
+            self._pos = 0
+
+    async def _handle(self, msg: Msg) -> None:
+        bus = self._bus
+        try:
+            attempt = msg.metadata.num_delivered
+        except Exception:  # not a JetStream message: cannot happen on a pull consumer
+            attempt = 1
+        if attempt > 1:
+            self._counters.redelivered += 1
+            bus._stats.redelivered += 1
+        try:
+            await self._handler(msg.subject, msg.data)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._counters.handler_errors += 1
+            bus._stats.handler_errors += 1
+            try:
+                if attempt >= bus.max_deliver:
+                    log.exception(
+                        "handler for %s (group consumer %s) failed on delivery %d of %d; "
+                        "giving up on this message",
+                        msg.subject,
+                        self._durable,
+                        attempt,
+                        bus.max_deliver,
+                    )
+                    await msg.term()
+                else:
+                    log.warning(
+                        "handler for %s (group consumer %s) failed on delivery %d of %d; will retry",
+                        msg.subject,
+                        self._durable,
+                        attempt,
+                        bus.max_deliver,
+                        exc_info=True,
+                    )
+                    await msg.nak(delay=bus.nak_delay(attempt))
+            except Exception as exc:
+                self._failed(exc)
+            return
+        try:
+            await msg.ack()
+        except Exception as exc:  # redelivered after ack_wait; handlers are idempotent
+            self._failed(exc)
+            return
+        self._counters.delivered += 1
+        bus._stats.delivered += 1
+
+    def _failed(self, exc: BaseException) -> None:
+        what = f"{type(exc).__name__}: {exc}"
+        if what != self._failing and not self._stopping.is_set():
+            log.warning("bus consumer %s on %s: %s", self._durable, self._subject, what)
+        self._failing = what
+
+    def _recovered(self) -> None:
+        if self._failing is not None:
+            log.info("bus consumer %s on %s is consuming again", self._durable, self._subject)
+            self._failing = None
+
+    async def stop(self) -> None:
+        """Finish (and acknowledge) the message in hand, hand back the rest, stop pulling."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping.set()
+        task = self._task
+        if task is not None:
+            # the loop returns after its current fetch (at most fetch_timeout_s)
+            # and the message being handled
+            done, _ = await asyncio.wait({task}, timeout=self._bus.stop_timeout_s)
+            if not done:
+                log.warning(
+                    "bus consumer %s did not stop within %.0f s; cancelling "
+                    "(its unacknowledged messages come back after ack_wait)",
+                    self._durable,
+                    self._bus.stop_timeout_s,
+                )
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        with contextlib.suppress(Exception):
+            await self._psub.unsubscribe()
+        self._counters.members -= 1
+        self._bus._forget(self)
+        await self._bus._flush_quietly()
+
+
+class _BroadcastSubscription(Subscription):
+    """A core NATS subscription: every message on the subject, no acks."""
+
+    def __init__(self, bus: NatsBus, key: str, subject: str, handler: Handler) -> None:
+        self._bus = bus
+        self.key = key
+        self._subject = subject
+        self._handler = handler
+        self.counters = _Counters(members=1)
+        self._sub: NatsSubscription | None = None
+        self._busy = asyncio.Lock()
+        self._stopping = False
+        self._stopped = False
+
+    async def on_msg(self, msg: Msg) -> None:
+        if self._stopping:
+            return
+        async with self._busy:
+            if self._stopping:
+                return
+            try:
+                await self._handler(msg.subject, msg.data)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.counters.handler_errors += 1
+                self._bus._stats.handler_errors += 1
+                log.exception("broadcast handler for %s failed (not retried)", msg.subject)
+                return
+            self.counters.delivered += 1
+            self._bus._stats.delivered += 1
+
+    def attach(self, sub: NatsSubscription) -> None:
+        self._sub = sub
+
+    @property
+    def sid(self) -> int | None:
+        return None if self._sub is None else self._sub._id
+
+    async def stop(self) -> None:
+        """Let the message in hand finish, then unsubscribe (queued messages are dropped)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping = True
+        async with self._busy:
+            pass
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        self.counters.members = 0
+        self._bus._forget(self)
+
+
+class NatsBus(Bus):
+    """The bus on a NATS server with JetStream (``bus.engine = "nats"``).
+
+    Parameters
+    ----------
+    servers : str
+        NATS server URL(s), comma-separated (``bus.nats_url``).
+    stream : str
+        JetStream stream holding the bus's subjects; created or updated by
+        :meth:`start` (``bus.stream``).
+    subjects : tuple of str
+        Subjects the stream stores. Publishing outside them fails.
+    max_age_s : float
+        How long the stream keeps messages, in seconds (``bus.stream_max_age_s``).
+    ack_wait_s : float
+        Seconds a queue-group message may stay unacknowledged before the
+        server redelivers it (``bus.ack_wait_s``).
+    max_deliver : int
+        Deliveries of one message before it is given up (``bus.max_deliver``).
+    name : str
+        Connection name shown in the server's monitoring.
+    queue_size : int
+        Messages a broadcast subscription buffers before the client drops
+        (counted in ``BusStats.dropped``) (``bus.queue_size``).
+    duplicate_window_s : float
+        How long the stream remembers ``msg_id`` values, in seconds (at most
+        ``max_age_s``).
+    group_deliver_policy : {"all", "new"}
+        Where a queue group that does not exist yet starts: ``all`` — at the
+        oldest message the stream retains; ``new`` — with messages published
+        after it is created.
+    fetch_batch : int
+        Most messages a group member pulls at once.
+    fetch_timeout_s : float
+        How long one pull waits for messages; also the longest a stopping
+        member waits for its pull to end.
+    nak_delay_s : float
+        Delay before the first redelivery of a message whose handler raised;
+        doubled for each further delivery, capped at ``ack_wait_s``.
+    connect_timeout_s : float
+        Timeout of one connection attempt, in seconds (rounded up to whole seconds).
+    connect_attempts : int
+        Connection rounds over the servers at :meth:`start` before giving up
+        with :class:`~rtcc.errors.Unavailable`. Once connected the client
+        reconnects forever.
+    publish_timeout_s : float
+        How long :meth:`publish` waits for the server's acknowledgement.
+    stop_timeout_s : float
+        How long stopping a group member waits for its handler to finish
+        before cancelling it.
+    """
+
+    engine = "nats"
+
+    def __init__(
+        self,
+        servers: str = "nats://127.0.0.1:4222",
+        stream: str = "RTCC",
+        subjects: Sequence[str] = ("rtcc.>",),
+        max_age_s: float = 7 * 86400,
+        ack_wait_s: float = 30,
+        max_deliver: int = 5,
+        name: str = "rtcc",
+        *,
+        queue_size: int = 10_000,
+        duplicate_window_s: float = 120.0,
+        group_deliver_policy: Literal["all", "new"] = "all",
+        fetch_batch: int = 256,
+        fetch_timeout_s: float = 1.0,
+        nak_delay_s: float = 0.25,
+        connect_timeout_s: float = 2.0,
+        connect_attempts: int = 3,
+        publish_timeout_s: float = 5.0,
+        stop_timeout_s: float = 10.0,
+    ) -> None:
+        self.servers = [s.strip() for s in servers.split(",") if s.strip()]
+        if not self.servers:
+            raise ValueError("servers: give at least one NATS URL (bus.nats_url)")
+        if not _NAME_OK.match(stream):
+            raise ValueError(
+                f"stream {stream!r}: JetStream stream names use only letters, digits, '_' and '-'"
+            )
+        if isinstance(subjects, str):
+            subjects = (subjects,)
+        if not subjects:
+            raise ValueError("subjects: the stream needs at least one subject")
+        for s in subjects:
+            _check_subject(s, wildcards=True)
+        if max_age_s <= 0 or ack_wait_s <= 0 or duplicate_window_s <= 0:
+            raise ValueError("max_age_s, ack_wait_s and duplicate_window_s must be positive")
+        if max_deliver < 1 or fetch_batch < 1 or queue_size < 1 or connect_attempts < 1:
+            raise ValueError("max_deliver, fetch_batch, queue_size and connect_attempts must be at least 1")
+        if group_deliver_policy not in ("all", "new"):
+            raise ValueError("group_deliver_policy must be 'all' or 'new'")
+        self.stream = stream
+        self.subjects = tuple(subjects)
+        self.max_age_s = float(max_age_s)
+        self.ack_wait_s = float(ack_wait_s)
+        self.max_deliver = max_deliver
+        self.name = name
+        self.queue_size = queue_size
+        self.duplicate_window_s = min(float(duplicate_window_s), self.max_age_s)
+        self.group_deliver_policy = group_deliver_policy
+        self.fetch_batch = fetch_batch
+        self.fetch_timeout_s = fetch_timeout_s
+        self.nak_delay_s = nak_delay_s
+        self.connect_timeout_s = connect_timeout_s
+        self.connect_attempts = connect_attempts
+        self.publish_timeout_s = publish_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._stats = BusStats()
+        self._duplicates = 0
+        self._counters: dict[str, _Counters] = {}
+        self._subs: list[_GroupSubscription | _BroadcastSubscription] = []
+        self._broadcast_n = 0
+        self._connected = False
+        self._stopping = False
+        self._last_error: str | None = None
+        self._start_lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: BusSettings, **overrides: Any) -> NatsBus:
+        """Build from the ``[bus]`` settings section.
+
+        Parameters
+        ----------
+        settings : BusSettings
+            ``Settings.bus``: ``nats_url``, ``stream``, ``stream_max_age_s``,
+            ``ack_wait_s``, ``max_deliver`` and ``queue_size`` are used.
+        **overrides
+            Further keyword arguments for the constructor.
+
+        Returns
+        -------
+        NatsBus
+            Not started yet.
+        """
+        kwargs: dict[str, Any] = {
+            "servers": settings.nats_url,
+            "stream": settings.stream,
+            "max_age_s": settings.stream_max_age_s,
+            "ack_wait_s": settings.ack_wait_s,
+            "max_deliver": settings.max_deliver,
+            "queue_size": settings.queue_size,
+        }
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    @property
+    def url(self) -> str:
+        """The configured server URL(s), comma-separated, passwords redacted."""
+        return ",".join(redact_url(u) for u in self.servers)
+
+    @property
+    def duplicates(self) -> int:
+        """Publishes the stream dropped as duplicates of an earlier ``msg_id``."""
+        return self._duplicates
+
+    def nak_delay(self, attempt: int) -> float:
+        """Seconds before redelivering a message whose ``attempt``-th delivery failed."""
+        return float(min(self.nak_delay_s * 2 ** max(attempt - 1, 0), self.ack_wait_s))
+
+    # --- connection ----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect to NATS and create or update the stream. Idempotent.
+
+        Raises
+        ------
+        rtcc.errors.Unavailable
+            When no server can be reached or the server has no JetStream.
+        rtcc.errors.ConfigError
+            When the stream cannot be created as configured (e.g. its subjects
+            overlap another stream's).
+        """
+        async with self._start_lock:
+            if self._nc is not None and not self._nc.is_closed:
+                return
+            self._stopping = False
+            nc = Client()
+            try:
+                await nc.connect(
+                    servers=self.servers,
+                    name=self.name,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                    closed_cb=self._on_closed,
+                    allow_reconnect=True,
+                    connect_timeout=max(1, math.ceil(self.connect_timeout_s)),
+                    reconnect_time_wait=1,
+                    max_reconnect_attempts=self.connect_attempts,
+                    drain_timeout=max(1, round(self.stop_timeout_s)),
+                )
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                with contextlib.suppress(Exception):
+                    await nc.close()
+                raise Unavailable(
+                    f"cannot connect to the NATS server at {self.url} "
+                    f"({type(exc).__name__}: {exc or 'no server answered'}); "
+                    f"{_SETTING_HINT}, and that nats-server is running with JetStream (-js)"
+                ) from exc
+            # initial attempts are bounded; once connected, reconnect forever
+            nc.options["max_reconnect_attempts"] = -1
+            self._connected = True
+            self._last_error = None
+            js = nc.jetstream(timeout=max(self.publish_timeout_s, 5.0))
+            try:
+                await self._ensure_stream(js)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await nc.close()
+                raise
+            self._nc = nc
+            self._js = js
+            log.info("bus connected to NATS %s (stream %s)", self._server_label(nc), self.stream)
+
+    def _server_label(self, nc: Client) -> str:
+        u = nc.connected_url
+        return redact_url(u.geturl()) if u is not None else self.url
+
+    async def _ensure_stream(self, js: JetStreamContext) -> None:
+        wanted = api.StreamConfig(
+            name=self.stream,
+            subjects=list(self.subjects),
+            storage=api.StorageType.FILE,
+            max_age=self.max_age_s,
+            duplicate_window=self.duplicate_window_s,
+        )
+        try:
+            try:
+                info = await js.stream_info(self.stream)
+            except nats.js.errors.NotFoundError:
+                try:
+                    await js.add_stream(wanted)
+                    log.info("created JetStream stream %s over %s", self.stream, self.subjects)
+                    return
+                except nats.js.errors.BadRequestError as exc:
+                    if exc.err_code != _ERR_STREAM_NAME_IN_USE:  # not a creation race
+                        raise
+                    info = await js.stream_info(self.stream)
+            cfg = info.config
+            if (
+                set(cfg.subjects or ()) != set(self.subjects)
+                or cfg.max_age != self.max_age_s
+                or cfg.duplicate_window != self.duplicate_window_s
+            ):
+                if cfg.storage != api.StorageType.FILE:
+                    log.warning(
+                        "JetStream stream %s uses %s storage, not file; keeping it",
+                        self.stream,
+                        cfg.storage,
+                    )
+                await js.update_stream(
+                    cfg.evolve(
+                        subjects=list(self.subjects),
+                        max_age=self.max_age_s,
+                        duplicate_window=self.duplicate_window_s,
+                    )
+                )
+                log.info("updated JetStream stream %s", self.stream)
+        except nats.js.errors.APIError as exc:
+            if exc.err_code in _ERR_JETSTREAM_NOT_ENABLED or exc.code == 503:
+                raise Unavailable(
+                    f"the NATS server at {self.url} has JetStream disabled or unavailable "
+                    f"({exc.description}); start nats-server with -js"
+                ) from exc
+            if exc.err_code == _ERR_STREAM_SUBJECT_OVERLAP:
+                raise ConfigError(
+                    f"JetStream stream {self.stream!r} cannot hold {list(self.subjects)}: "
+                    "another stream on the server already holds overlapping subjects; set "
+                    "bus.stream (RTCC_BUS__STREAM) to that stream's name or remove it"
+                ) from exc
+            raise ConfigError(
+                f"cannot create or update JetStream stream {self.stream!r} on {self.url}: "
+                f"{exc.description} (error {exc.err_code})"
+            ) from exc
+        except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError) as exc:
+            raise Unavailable(
+                f"the NATS server at {self.url} does not answer JetStream requests; "
+                "start nats-server with JetStream enabled (-js)"
+            ) from exc
+        except TimeoutError as exc:
+            raise Unavailable(
+                f"the NATS server at {self.url} did not answer a JetStream request in time"
+            ) from exc
+
+    async def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, nats.errors.SlowConsumerError):
+            for sub in self._subs:
+                if isinstance(sub, _BroadcastSubscription) and sub.sid == exc.sid:
+                    if sub.counters.dropped == 0:
+                        log.warning(
+                            "broadcast subscriber on %s is too slow; dropping messages (see bus stats)",
+                            exc.subject,
+                        )
+                    sub.counters.dropped += 1
+                    self._stats.dropped += 1
+            return
+        what = f"{type(exc).__name__}: {exc}"
+        if what != self._last_error and not self._stopping:
+            log.warning("NATS (%s): %s", self.url, what)
+        self._last_error = what
+
+    async def _on_disconnected(self) -> None:
+        if self._connected and not self._stopping:
+            log.warning("bus disconnected from NATS %s; reconnecting", self.url)
+        self._connected = False
+
+    async def _on_reconnected(self) -> None:
+        if not self._connected and self._nc is not None:
+            log.info("bus reconnected to NATS %s", self._server_label(self._nc))
+        self._connected = True
+        self._last_error = None
+
+    async def _on_closed(self) -> None:
+        if not self._stopping and self._nc is not None:
+            log.error("bus connection to NATS %s closed", self.url)
+        self._connected = False
+
+    async def _flush_quietly(self) -> None:
+        nc = self._nc
+        if nc is not None and nc.is_connected:
+            with contextlib.suppress(Exception):
+                await nc.flush(timeout=max(1, round(self.publish_timeout_s)))
+
+    async def stop(self) -> None:
+        """Stop every subscription gracefully, then drain and close the connection.
+
+        Group members finish and acknowledge the message in hand and hand the
+        rest of their batch back to the server; durable consumers stay.
+        """
+        async with self._start_lock:
+            nc = self._nc
+            if nc is None:
+                return
+            self._stopping = True
+            subs = list(self._subs)
+            await asyncio.gather(*(s.stop() for s in subs), return_exceptions=True)
+            try:
+                if nc.is_connected:
+                    await nc.drain()
+            except Exception as exc:
+                log.debug("NATS drain failed: %s", exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await nc.close()
+            self._nc = None
+            self._js = None
+            self._connected = False
+
+    async def healthy(self) -> bool:
+        """Whether the connection to NATS is up."""
+        return self._nc is not None and self._nc.is_connected
+
+    # --- publish / subscribe ----------------------------------------------------
+
+    def _require_js(self) -> tuple[Client, JetStreamContext]:
+        if self._nc is None or self._js is None:
+            raise RuntimeError("bus is not started")
+        return self._nc, self._js
+
+    async def publish(self, subject: str, payload: bytes, *, msg_id: str | None = None) -> None:
+        """Store ``payload`` on ``subject`` in the stream; return once the server acknowledged it.
+
+        Parameters
+        ----------
+        subject : str
+            A subject (no wildcards) covered by the stream's subjects.
+        payload : bytes
+            The message.
+        msg_id : str, optional
+            Sent as ``Nats-Msg-Id``: a second publish with the same id within
+            the duplicate window is dropped by the stream (queue groups get it
+            once; broadcast subscribers still see both).
+
+        Raises
+        ------
+        ValueError
+            When ``subject`` is not a valid subject.
+        rtcc.errors.PayloadTooLarge
+            When ``payload`` exceeds the server's max_payload.
+        rtcc.errors.Unavailable
+            When the server does not acknowledge in time (down, reconnecting)
+            or no stream holds ``subject``.
+        """
+        _, js = self._require_js()
+        _check_subject(subject, wildcards=False)
+        headers = {_MSG_ID_HEADER: msg_id} if msg_id else None
+        try:
+            ack = await js.publish(subject, payload, timeout=self.publish_timeout_s, headers=headers)
+        except nats.errors.MaxPayloadError as exc:
+            raise PayloadTooLarge(
+                f"message of {len(payload)} bytes on {subject} exceeds the NATS server's max_payload"
+            ) from exc
+        except nats.js.errors.NoStreamResponseError as exc:
+            raise Unavailable(
+                f"no JetStream stream stores {subject!r} (stream {self.stream} holds "
+                f"{list(self.subjects)}); publish under those subjects or check that "
+                "JetStream is enabled"
+            ) from exc
+        except nats.js.errors.APIError as exc:
+            raise Unavailable(
+                f"JetStream refused the message on {subject}: {exc.description} (error {exc.err_code})"
+            ) from exc
+        except TimeoutError as exc:
+            raise Unavailable(
+                f"the NATS server at {self.url} did not acknowledge a message on {subject} "
+                f"within {self.publish_timeout_s:g} s (down or reconnecting)"
+            ) from exc
+        except nats.errors.Error as exc:
+            raise Unavailable(
+                f"cannot publish on {subject} to NATS at {self.url}: {type(exc).__name__}: {exc}"
+            ) from exc
+        self._stats.published += 1
+        if ack.duplicate:
+            self._duplicates += 1
+            log.debug("duplicate msg_id %s on %s dropped by the stream", msg_id, subject)
+
+    async def subscribe(self, subject: str, handler: Handler, *, group: str | None = None) -> Subscription:
+        """Call ``handler`` for messages on ``subject``.
+
+        Parameters
+        ----------
+        subject : str
+            Subject filter; ``*`` and ``>`` wildcards allowed. With a group it
+            must lie within the stream's subjects.
+        handler : Handler
+            ``await handler(subject, payload)``; raising means "not handled".
+        group : str, optional
+            Queue group: a durable consumer shared by every subscriber with
+            this group and subject, in any process (each message is handled
+            once per group, acknowledged after the handler returns). Without
+            a group: a broadcast subscription receiving every message from now on.
+
+        Raises
+        ------
+        ValueError
+            When ``subject`` is invalid or, with a group, not within the stream.
+        rtcc.errors.Unavailable
+            When the server cannot be reached.
+        """
+        nc, js = self._require_js()
+        _check_subject(subject, wildcards=True)
+        if group is None:
+            return await self._subscribe_broadcast(nc, subject, handler)
+        if not group:
+            raise ValueError("group must be a non-empty string (or None for broadcast)")
+        durable = durable_name(group, subject)
+        config = api.ConsumerConfig(
+            name=durable,
+            durable_name=durable,
+            description=f"rtcc queue group {group!r} on {subject}",
+            filter_subject=subject,
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_deliver=self.max_deliver,
+            deliver_policy=(
+                api.DeliverPolicy.ALL if self.group_deliver_policy == "all" else api.DeliverPolicy.NEW
+            ),
+        )
+        try:
+            try:
+                await js.add_consumer(self.stream, config)
+            except nats.js.errors.BadRequestError as exc:
+                # e.g. a setting that cannot change on an existing consumer:
+                # keep the consumer as it is (it holds the group's position)
+                try:
+                    await js.consumer_info(self.stream, durable)
+                except nats.js.errors.NotFoundError:
+                    raise ValueError(
+                        f"cannot create queue group {group!r} on {subject!r} in stream "
+                        f"{self.stream} (subjects {list(self.subjects)}): {exc.description}"
+                    ) from exc
+                log.warning(
+                    "could not update consumer %s for group %r: %s; using it as it is",
+                    durable,
+                    group,
+                    exc.description,
+                )
+            psub = await js.pull_subscribe_bind(durable=durable, stream=self.stream)
+        except nats.js.errors.APIError as exc:
+            raise Unavailable(
+                f"JetStream refused queue group {group!r} on {subject!r}: {exc.description}"
+            ) from exc
+        except (TimeoutError, nats.errors.Error) as exc:
+            raise Unavailable(
+                f"cannot subscribe queue group {group!r} on {subject!r} at NATS {self.url}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        key = f"{group}|{subject}"
+        counters = self._counters.setdefault(key, _Counters())
+        sub = _GroupSubscription(self, key, subject, durable, psub, handler, counters)
+        self._subs.append(sub)
+        sub.start()
+        return sub
+
+    async def _subscribe_broadcast(self, nc: Client, subject: str, handler: Handler) -> Subscription:
+        self._broadcast_n += 1
+        key = f"~{self._broadcast_n}|{subject}"
+        sub = _BroadcastSubscription(self, key, subject, handler)
+        try:
+            nsub = await nc.subscribe(subject, cb=sub.on_msg, pending_msgs_limit=self.queue_size)
+            sub.attach(nsub)
+            self._subs.append(sub)
+            self._counters[key] = sub.counters
+            # round trip: the server has the interest before we return
+            await nc.flush(timeout=max(1, round(self.publish_timeout_s)))
+        except (TimeoutError, nats.errors.Error) as exc:
+            await sub.stop()
+            raise Unavailable(
+                f"cannot subscribe to {subject!r} at NATS {self.url}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return sub
+
+    def _forget(self, sub: _GroupSubscription | _BroadcastSubscription) -> None:
+        if sub in self._subs:
+            self._subs.remove(sub)
+        if not any(s.key == sub.key for s in self._subs):
+            self._counters.pop(sub.key, None)
+
+    def stats(self) -> BusStats:
+        """Counters since this bus object was created, per subscription too.
+
+        ``per_subscription`` is keyed ``"<group>|<subject>"`` for queue groups
+        (members in this process share one entry) and ``"~<n>|<subject>"`` for
+        broadcast subscriptions.
+        """
+        s = BusStats(
+            published=self._stats.published,
+            delivered=self._stats.delivered,
+            dropped=self._stats.dropped,
+            handler_errors=self._stats.handler_errors,
+            redelivered=self._stats.redelivered,
+        )
+        s.per_subscription = {key: c.as_dict() for key, c in self._counters.items()}
+        return s

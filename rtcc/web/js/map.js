@@ -1,0 +1,604 @@
+// The live map: base layers, devices, incidents and alerts (Leaflet, vendored).
+//
+// With no tile server configured (`tile_url` null) the map draws the city's
+// roads and area from /api/v1/map on a plain dark background, so it works with
+// no internet. Every device marker's element carries stable hooks:
+// `data-device-id`, `data-device-type` and `data-status` (online|offline|unknown).
+//
+// Gunshot incidents carry an uncertainty ellipse: `ellipse_major_m` and
+// `ellipse_minor_m` are taken as the semi-axes in metres and
+// `ellipse_angle_deg` as the bearing of the major axis, clockwise from north.
+
+import { el, ago, clock } from "./dom.js";
+import { DEVICE_TYPES, TYPE_ORDER, normStatus, shortLabel } from "./devices.js";
+
+const SENSOR_COVERAGE_M = 400;
+const MAX_INCIDENTS = 100;
+const MAX_ALERTS = 100;
+const M_PER_DEG_LAT = 111_320;
+
+let DeviceIcon = null;
+
+/** A DivIcon whose element carries the device's data attributes (also after re-creation). */
+function deviceIconClass() {
+  if (DeviceIcon) return DeviceIcon;
+  const L = window.L;
+  DeviceIcon = L.DivIcon.extend({
+    createIcon(old) {
+      const div = L.DivIcon.prototype.createIcon.call(this, old);
+      const o = this.options;
+      div.dataset.deviceId = o.deviceId;
+      div.dataset.deviceType = o.deviceType;
+      div.dataset.status = o.status;
+      if (o.recording) div.dataset.recording = "true";
+      else delete div.dataset.recording;
+      div.setAttribute("role", "img");
+      div.setAttribute("aria-label", `${o.title} — ${o.status}`);
+      return div;
+    },
+  });
+  return DeviceIcon;
+}
+
+function iconFor(d) {
+  const type = d.type;
+  const status = normStatus(d.status);
+  const cls = `dev dev-${type}${d.revoked ? " dev-revoked" : ""}`;
+  const common = {
+    className: cls,
+    deviceId: d.id,
+    deviceType: type,
+    status,
+    title: d.name || d.id,
+    recording: Boolean(d.recording),
+  };
+  const Icon = deviceIconClass();
+  if (type === "plate_camera") {
+    const heading = Number.isFinite(d.heading_deg) ? d.heading_deg : null;
+    const html = el(
+      "span",
+      { class: "dev-body" },
+      heading === null ? null : el("span", { class: "dev-heading", style: `transform: rotate(${heading}deg)` }),
+      el("span", { class: "glyph" }),
+    );
+    return new Icon({ ...common, html, iconSize: [30, 30], iconAnchor: [15, 15] });
+  }
+  if (type === "bodycam") {
+    const html = el(
+      "span",
+      { class: "dev-body" },
+      el("span", { class: "glyph" }, shortLabel(d.id)),
+      d.recording ? el("span", { class: "rec", title: "recording" }) : null,
+    );
+    return new Icon({ ...common, html, iconSize: [24, 24], iconAnchor: [12, 12] });
+  }
+  if (type === "camera") {
+    const html = el("span", { class: "dev-body" }, el("span", { class: "glyph" }));
+    return new Icon({ ...common, html, iconSize: [16, 16], iconAnchor: [8, 8] });
+  }
+  const html = el("span", { class: "dev-body" }, el("span", { class: "glyph" }));
+  return new Icon({ ...common, html, iconSize: [12, 12], iconAnchor: [6, 6] });
+}
+
+/** Points of an ellipse (semi-axes in metres, major axis at `bearing` degrees from north). */
+export function ellipseLatLngs(lat, lon, semiMajor, semiMinor, bearing, n = 48) {
+  const th = ((bearing || 0) * Math.PI) / 180;
+  const mx = Math.sin(th), my = Math.cos(th); // major axis: east, north
+  const nx = Math.cos(th), ny = -Math.sin(th); // minor axis
+  const mPerDegLon = M_PER_DEG_LAT * Math.cos((lat * Math.PI) / 180);
+  const pts = [];
+  for (let i = 0; i < n; i++) {
+    const t = (2 * Math.PI * i) / n;
+    const a = semiMajor * Math.cos(t), b = semiMinor * Math.sin(t);
+    const east = a * mx + b * nx, north = a * my + b * ny;
+    pts.push([lat + north / M_PER_DEG_LAT, lon + east / mPerDegLon]);
+  }
+  return pts;
+}
+
+function iconKey(d) {
+  return `${normStatus(d.status)}|${d.heading_deg}|${Boolean(d.recording)}|${Boolean(d.revoked)}|${d.name}`;
+}
+
+function row(label, value) {
+  if (value === undefined || value === null || value === "") return null;
+  return el("tr", {}, el("th", {}, label), el("td", {}, value));
+}
+
+function fmtPos(lat, lon) {
+  return Number.isFinite(lat) && Number.isFinite(lon) ? `${lat.toFixed(5)}, ${lon.toFixed(5)}` : "—";
+}
+
+export class OpsMap {
+  /**
+   * @param {HTMLElement} container
+   * @param {{onChange?: () => void}} hooks  onChange: device statuses or counts changed
+   */
+  constructor(container, hooks = {}) {
+    const L = window.L;
+    this.L = L;
+    this.onChange = hooks.onChange || (() => {});
+    this.map = L.map(container, { zoomControl: false, minZoom: 3, maxZoom: 20, worldCopyJump: false });
+    this.map.attributionControl.setPrefix('<a href="https://leafletjs.com" rel="noopener">Leaflet</a>');
+    L.control.zoom({ position: "topleft" }).addTo(this.map);
+    L.control.scale({ position: "bottomleft", metric: true, imperial: true, maxWidth: 160 }).addTo(this.map);
+    for (const [name, z] of [["basePane", 300], ["coveragePane", 350], ["incidentPane", 450]]) {
+      this.map.createPane(name).style.zIndex = String(z);
+    }
+    this.map.getPane("coveragePane").style.pointerEvents = "none";
+    this.map.setView([0, 0], 2);
+
+    this.groups = {
+      roads: L.layerGroup(),
+      area: L.layerGroup(),
+      coverage: L.layerGroup(),
+      incidents: L.layerGroup(),
+    };
+    for (const t of TYPE_ORDER) this.groups[t] = L.layerGroup();
+    this.visible = {
+      area: true,
+      roads: true,
+      coverage: false,
+      incidents: true,
+      acoustic_sensor: true,
+      plate_camera: true,
+      bodycam: true,
+      camera: true,
+    };
+    for (const [k, on] of Object.entries(this.visible)) if (on) this.groups[k].addTo(this.map);
+
+    /** @type {Map<string, {dev: object, marker: any, coverage: any}>} */
+    this.devices = new Map();
+    this.incidents = new Map(); // incident_id -> {marker, shape}
+    this.alerts = new Map(); // alert_id -> marker
+    this._changeQueued = false;
+    this._buildLayerControl();
+  }
+
+  // -- base layers ------------------------------------------------------------
+
+  /** Draw the base map from GET /map. */
+  setBase(info) {
+    const L = this.L;
+    const layers = (info && info.layers) || {};
+    const hasTiles = Boolean(info && info.tile_url);
+    this.map.getContainer().classList.toggle("has-tiles", hasTiles);
+    if (hasTiles) {
+      L.tileLayer(info.tile_url, { attribution: info.tile_attribution || "", maxZoom: 20 }).addTo(this.map);
+    }
+    if (layers.area && layers.area.type) {
+      L.geoJSON(layers.area, {
+        pane: "basePane",
+        interactive: false,
+        style: () => ({
+          color: "#3d5f91",
+          weight: 1.5,
+          dashArray: "6 6",
+          fill: !hasTiles,
+          fillColor: "#111d33",
+          fillOpacity: 0.9,
+        }),
+      }).addTo(this.groups.area);
+    }
+    if (layers.roads && layers.roads.type) {
+      L.geoJSON(layers.roads, {
+        pane: "basePane",
+        style: (f) => {
+          const major = f && f.properties && f.properties.kind === "arterial";
+          return {
+            color: major ? "#46618c" : "#34496b",
+            weight: major ? 4 : 2.5,
+            opacity: hasTiles ? 0.5 : 0.95,
+            lineCap: "round",
+          };
+        },
+        onEachFeature: (f, layer) => {
+          const name = f && f.properties && f.properties.name;
+          // an element, not a string: Leaflet would read a string as HTML
+          if (name) layer.bindTooltip(el("span", {}, String(name)), { sticky: true, className: "road-tip", direction: "top" });
+        },
+      }).addTo(this.groups.roads);
+      if (hasTiles) this.setVisible("roads", false);
+    }
+    let bounds = null;
+    for (const g of [this.groups.area, this.groups.roads]) {
+      g.eachLayer((l) => {
+        const b = l.getBounds && l.getBounds();
+        if (b && b.isValid()) bounds = bounds ? bounds.extend(b) : L.latLngBounds(b.getSouthWest(), b.getNorthEast());
+      });
+    }
+    // without tiles the map may rest between zoom levels, so the city fills the view
+    this.map.options.zoomSnap = hasTiles ? 1 : 0.25;
+    if (bounds) this.map.fitBounds(bounds, { padding: [16, 16] });
+    else if (info && info.center) this.map.setView([info.center.lat, info.center.lon], 15);
+  }
+
+  // -- devices ----------------------------------------------------------------
+
+  /** Replace what is known about devices with GET /devices' list (keeps live positions' markers). */
+  setDevices(items) {
+    const seen = new Set();
+    for (const d of items) {
+      seen.add(d.id);
+      this.upsertDevice(d);
+    }
+    for (const id of [...this.devices.keys()]) if (!seen.has(id)) this.removeDevice(id);
+    this._changed();
+  }
+
+  upsertDevice(d) {
+    const L = this.L;
+    if (!DEVICE_TYPES[d.type]) return;
+    let entry = this.devices.get(d.id);
+    if (!entry) {
+      entry = { dev: { ...d, status: normStatus(d.status) }, marker: null, coverage: null };
+      this.devices.set(d.id, entry);
+    } else {
+      const prev = entry.dev;
+      entry.dev = { ...prev, ...d, status: normStatus(d.status) };
+      if (prev.recording !== undefined && d.recording === undefined) entry.dev.recording = prev.recording;
+    }
+    const dev = entry.dev;
+    if (!Number.isFinite(dev.lat) || !Number.isFinite(dev.lon)) return;
+    if (!entry.marker) {
+      entry.marker = L.marker([dev.lat, dev.lon], {
+        icon: iconFor(dev),
+        keyboard: true,
+        title: dev.name || dev.id,
+        riseOnHover: true,
+        zIndexOffset: dev.type === "bodycam" ? 500 : 0,
+      });
+      entry.iconKey = iconKey(dev);
+      entry.marker.bindPopup(() => this._devicePopup(entry), { className: "ops-popup", maxWidth: 280 });
+      entry.marker.addTo(this.groups[dev.type]);
+      if (dev.type === "acoustic_sensor") {
+        const r = Number(dev.attributes && dev.attributes.coverage_m) || SENSOR_COVERAGE_M;
+        entry.coverage = L.circle([dev.lat, dev.lon], {
+          radius: r,
+          pane: "coveragePane",
+          interactive: false,
+          color: "#38bdf8",
+          weight: 1,
+          opacity: 0.35,
+          fillColor: "#38bdf8",
+          fillOpacity: 0.06,
+        }).addTo(this.groups.coverage);
+      }
+    } else {
+      entry.marker.setLatLng([dev.lat, dev.lon]);
+      if (entry.coverage) entry.coverage.setLatLng([dev.lat, dev.lon]);
+      this._refreshIcon(entry);
+    }
+  }
+
+  removeDevice(id) {
+    const entry = this.devices.get(id);
+    if (!entry) return;
+    if (entry.marker) entry.marker.remove();
+    if (entry.coverage) entry.coverage.remove();
+    this.devices.delete(id);
+  }
+
+  /** Apply a device_status event. */
+  setStatus(id, status) {
+    const entry = this.devices.get(id);
+    if (!entry) return false;
+    entry.dev.status = normStatus(status);
+    this._refreshIcon(entry);
+    this._changed();
+    return true;
+  }
+
+  /**
+   * Apply a device_heartbeat: position (units move), heading, recording, battery;
+   * a heartbeat also means the device is alive. Returns false for an unknown device.
+   */
+  heartbeat(ev) {
+    let entry = this.devices.get(ev.device);
+    if (!entry) {
+      if (!ev.pos || !DEVICE_TYPES[ev.device_type]) return false;
+      this.upsertDevice({
+        id: ev.device,
+        type: ev.device_type,
+        name: ev.device,
+        status: "online",
+        lat: ev.pos.lat,
+        lon: ev.pos.lon,
+        heading_deg: ev.heading_deg ?? null,
+        last_seen_at: ev.occurred_at,
+        attributes: {},
+      });
+      this._changed();
+      return false;
+    }
+    const d = entry.dev;
+    const wasOnline = d.status === "online";
+    d.status = "online";
+    d.last_seen_at = ev.occurred_at;
+    if (ev.battery_pct !== undefined && ev.battery_pct !== null) d.battery_pct = ev.battery_pct;
+    if (ev.heading_deg !== undefined && ev.heading_deg !== null) d.heading_deg = ev.heading_deg;
+    if (ev.recording !== undefined && ev.recording !== null) d.recording = ev.recording;
+    if (ev.pos && Number.isFinite(ev.pos.lat) && Number.isFinite(ev.pos.lon)) {
+      const moved = d.lat !== ev.pos.lat || d.lon !== ev.pos.lon;
+      d.lat = ev.pos.lat;
+      d.lon = ev.pos.lon;
+      if (!entry.marker) this.upsertDevice(d);
+      else if (moved) {
+        entry.marker.setLatLng([d.lat, d.lon]);
+        if (entry.coverage) entry.coverage.setLatLng([d.lat, d.lon]);
+      }
+    }
+    this._refreshIcon(entry);
+    if (!wasOnline) this._changed();
+    return true;
+  }
+
+  _refreshIcon(entry) {
+    if (!entry.marker) return;
+    const d = entry.dev;
+    const key = iconKey(d);
+    if (entry.iconKey === key) return;
+    entry.iconKey = key;
+    entry.marker.options.title = d.name || d.id;
+    entry.marker.setIcon(iconFor(d));
+    if (entry.marker.isPopupOpen()) entry.marker.setPopupContent(this._devicePopup(entry));
+  }
+
+  _devicePopup(entry) {
+    const d = entry.dev;
+    const status = normStatus(d.status);
+    const a = d.attributes || {};
+    return el(
+      "div",
+      { class: "popup-device", dataset: { deviceId: d.id } },
+      el("div", { class: "popup-title" }, d.name || d.id),
+      el(
+        "table",
+        { class: "kv" },
+        row("ID", d.id),
+        row("Type", (DEVICE_TYPES[d.type] || {}).label || d.type),
+        row("Status", el("span", { class: `status-pill st-${status}` }, status)),
+        row("Last seen", d.last_seen_at ? `${clock(d.last_seen_at)} (${ago(d.last_seen_at)})` : "never"),
+        row("Battery", Number.isFinite(d.battery_pct) ? `${Math.round(d.battery_pct)} %` : null),
+        row("Recording", d.recording === undefined ? null : d.recording ? "yes" : "no"),
+        row("Heading", Number.isFinite(d.heading_deg) ? `${Math.round(d.heading_deg)}°` : null),
+        row("Mount", a.mount),
+        row("Position", fmtPos(d.lat, d.lon)),
+        row("Key", d.revoked ? "revoked" : null),
+      ),
+    );
+  }
+
+  /** Online/total per device type (revoked devices are not counted). */
+  counts() {
+    const out = {};
+    for (const t of TYPE_ORDER) out[t] = { online: 0, offline: 0, unknown: 0, total: 0 };
+    for (const { dev } of this.devices.values()) {
+      const c = out[dev.type];
+      if (!c || dev.revoked) continue;
+      c.total += 1;
+      c[normStatus(dev.status)] += 1;
+    }
+    return out;
+  }
+
+  _changed() {
+    if (this._changeQueued) return;
+    this._changeQueued = true;
+    queueMicrotask(() => {
+      this._changeQueued = false;
+      this.onChange();
+    });
+  }
+
+  // -- incidents and alerts ---------------------------------------------------
+
+  addIncident(ev) {
+    const L = this.L;
+    if (!ev.pos) return;
+    const id = String(ev.incident_id || ev.event_id);
+    this._dropIncident(id);
+    const { lat, lon } = ev.pos;
+    const icon = L.divIcon({
+      className: "incident-marker",
+      html: el("span", { class: "incident-dot" }, el("span", { class: "incident-ring" })),
+      iconSize: [22, 22],
+      iconAnchor: [11, 11],
+    });
+    const marker = L.marker([lat, lon], { icon, zIndexOffset: 1000, title: ev.label || "gunshot incident" });
+    marker.on("add", () => {
+      const node = marker.getElement();
+      if (node) {
+        node.dataset.eventType = "gunshot_incident";
+        node.dataset.incidentId = id;
+      }
+    });
+    marker.bindPopup(
+      () =>
+        el(
+          "div",
+          { class: "popup-incident" },
+          el("div", { class: "popup-title" }, `Gunshots — ${ev.label || "incident"}`),
+          el(
+            "table",
+            { class: "kv" },
+            row("Time", clock(ev.occurred_at)),
+            row("Rounds", ev.rounds),
+            row("Confidence", Number.isFinite(ev.confidence) ? `${Math.round(ev.confidence * 100)} %` : null),
+            row("Uncertainty", `${Math.round(ev.ellipse_major_m || 0)} × ${Math.round(ev.ellipse_minor_m || 0)} m`),
+            row("Sensors", (ev.sensors || []).length || null),
+            row("Position", fmtPos(lat, lon)),
+          ),
+        ),
+      { className: "ops-popup", maxWidth: 280 },
+    );
+    let shape = null;
+    const major = Number(ev.ellipse_major_m) || 0;
+    const minor = Number(ev.ellipse_minor_m) || 0;
+    if (major > 0 || minor > 0) {
+      shape = L.polygon(ellipseLatLngs(lat, lon, Math.max(major, 1), Math.max(minor, 1), ev.ellipse_angle_deg), {
+        pane: "incidentPane",
+        interactive: false,
+        color: "#f87171",
+        weight: 1.5,
+        dashArray: "4 4",
+        fillColor: "#ef4444",
+        fillOpacity: 0.15,
+        className: "incident-ellipse",
+      }).addTo(this.groups.incidents);
+    }
+    marker.addTo(this.groups.incidents);
+    this.incidents.set(id, { marker, shape });
+    while (this.incidents.size > MAX_INCIDENTS) this._dropIncident(this.incidents.keys().next().value);
+  }
+
+  _dropIncident(id) {
+    const old = this.incidents.get(id);
+    if (!old) return;
+    old.marker.remove();
+    if (old.shape) old.shape.remove();
+    this.incidents.delete(id);
+  }
+
+  addAlert(ev) {
+    const L = this.L;
+    if (!ev.pos) return;
+    const id = String(ev.alert_id || ev.event_id);
+    const sev = ["info", "warning", "critical"].includes(ev.severity) ? ev.severity : "warning";
+    if (this.alerts.has(id)) this.alerts.get(id).remove();
+    const icon = L.divIcon({
+      className: `alert-marker sev-${sev}`,
+      html: el("span", { class: "alert-glyph" }, "!"),
+      iconSize: [22, 22],
+      iconAnchor: [11, 18],
+    });
+    const marker = L.marker([ev.pos.lat, ev.pos.lon], { icon, zIndexOffset: 900, title: ev.title || "alert" });
+    marker.on("add", () => {
+      const node = marker.getElement();
+      if (node) {
+        node.dataset.eventType = "alert";
+        node.dataset.alertId = id;
+        node.dataset.severity = sev;
+      }
+    });
+    marker.bindPopup(
+      () =>
+        el(
+          "div",
+          { class: "popup-alert" },
+          el("div", { class: "popup-title" }, ev.title || "Alert"),
+          el(
+            "table",
+            { class: "kv" },
+            row("Severity", el("span", { class: `sev-pill sev-${sev}` }, sev)),
+            row("Kind", ev.kind),
+            row("Time", clock(ev.occurred_at)),
+            row("Position", fmtPos(ev.pos.lat, ev.pos.lon)),
+          ),
+        ),
+      { className: "ops-popup", maxWidth: 280 },
+    );
+    marker.addTo(this.groups.incidents);
+    this.alerts.set(id, marker);
+    while (this.alerts.size > MAX_ALERTS) {
+      const first = this.alerts.keys().next().value;
+      this.alerts.get(first).remove();
+      this.alerts.delete(first);
+    }
+  }
+
+  // -- navigation -------------------------------------------------------------
+
+  /** Centre on what an event is about (its device, or its position). */
+  focus(ev) {
+    const entry = ev.device ? this.devices.get(ev.device) : null;
+    if (entry && entry.marker) {
+      this.setVisible(entry.dev.type, true);
+      this.map.setView(entry.marker.getLatLng(), Math.max(this.map.getZoom(), 16));
+      entry.marker.openPopup();
+      return;
+    }
+    const id = ev.incident_id || ev.alert_id;
+    const m = id && ((this.incidents.get(String(id)) || {}).marker || this.alerts.get(String(id)));
+    if (m) {
+      this.setVisible("incidents", true);
+      this.map.setView(m.getLatLng(), Math.max(this.map.getZoom(), 16));
+      m.openPopup();
+      return;
+    }
+    if (ev.pos) this.map.setView([ev.pos.lat, ev.pos.lon], Math.max(this.map.getZoom(), 16));
+  }
+
+  // -- layer toggles ----------------------------------------------------------
+
+  setVisible(name, on) {
+    const g = this.groups[name];
+    if (!g) return;
+    this.visible[name] = on;
+    if (on && !this.map.hasLayer(g)) g.addTo(this.map);
+    if (!on && this.map.hasLayer(g)) g.remove();
+    const box = this._toggles && this._toggles[name];
+    if (box) box.checked = on;
+  }
+
+  _buildLayerControl() {
+    const L = this.L;
+    const self = this;
+    const items = [
+      ["acoustic_sensor", "Acoustic sensors", "sw-sensor"],
+      ["coverage", `Sensor coverage (${SENSOR_COVERAGE_M} m)`, "sw-coverage"],
+      ["plate_camera", "Plate cameras", "sw-lpr"],
+      ["bodycam", "Body-cam units", "sw-unit"],
+      ["camera", "City cameras", "sw-camera"],
+      ["incidents", "Incidents & alerts", "sw-incident"],
+      ["roads", "Roads", "sw-road"],
+      ["area", "Coverage area", "sw-area"],
+    ];
+    this._toggles = {};
+    const Ctl = L.Control.extend({
+      options: { position: "topright" },
+      onAdd() {
+        const list = el("div", { class: "layer-list", id: "layer-list" });
+        for (const [key, label, swatch] of items) {
+          const box = el("input", { type: "checkbox", id: `layer-${key}`, dataset: { layer: key } });
+          box.checked = Boolean(self.visible[key]);
+          box.addEventListener("change", () => self.setVisible(key, box.checked));
+          self._toggles[key] = box;
+          list.append(el("label", { class: "layer-item" }, box, el("span", { class: `swatch ${swatch}` }), label));
+        }
+        const legend = el(
+          "div",
+          { class: "legend" },
+          el("span", { class: "legend-item" }, el("span", { class: "dot st-online" }), "online"),
+          el("span", { class: "legend-item" }, el("span", { class: "dot st-offline" }), "offline"),
+          el("span", { class: "legend-item" }, el("span", { class: "dot st-unknown" }), "unknown"),
+        );
+        const toggle = el("button", { type: "button", class: "layer-toggle", "aria-expanded": "true", title: "Map layers" }, "Layers");
+        const box = el("div", { class: "layer-control leaflet-bar" }, toggle, el("div", { class: "layer-body" }, list, legend));
+        toggle.addEventListener("click", () => {
+          const open = box.classList.toggle("collapsed") === false;
+          toggle.setAttribute("aria-expanded", String(open));
+        });
+        if (window.matchMedia && window.matchMedia("(max-width: 760px)").matches) {
+          box.classList.add("collapsed");
+          toggle.setAttribute("aria-expanded", "false");
+        }
+        L.DomEvent.disableClickPropagation(box);
+        L.DomEvent.disableScrollPropagation(box);
+        return box;
+      },
+    });
+    new Ctl().addTo(this.map);
+  }
+
+  invalidate() {
+    this.map.invalidateSize();
+  }
+
+  destroy() {
+    this.map.remove();
+    this.devices.clear();
+    this.incidents.clear();
+    this.alerts.clear();
+  }
+}
