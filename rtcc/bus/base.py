@@ -19,6 +19,7 @@ class BusStats:
     dropped: int = 0
     handler_errors: int = 0
     redelivered: int = 0
+    backpressure_waits: int = 0
     per_subscription: dict[str, dict[str, int]] = field(default_factory=dict)
 
 

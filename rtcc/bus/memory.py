@@ -2,8 +2,13 @@
 
 Each broadcast subscription owns a bounded queue and a task; a queue group
 owns one bounded queue that its members' tasks share, so each message is
-handled once per group. When a queue is full the message is dropped for that
-subscription and counted (``BusStats.dropped``): the publisher never blocks.
+handled once per group.
+
+Full queues behave like their JetStream counterparts: a queue group is
+durable, so a publisher waits for room (backpressure reaches the device as a
+slower answer, and nothing accepted is lost); a broadcast subscription is
+best effort, like a core NATS subscriber, so the message is dropped for that
+subscriber and counted (``BusStats.dropped``).
 A handler that raises is retried up to ``max_deliver`` times, like JetStream
 redelivery, then counted as an error and logged.
 """
@@ -25,6 +30,7 @@ class _Queue:
     name: str
     pattern: str
     queue: asyncio.Queue[tuple[str, bytes]]
+    durable: bool
     members: list[_MemorySubscription] = field(default_factory=list)
     delivered: int = 0
     dropped: int = 0
@@ -117,8 +123,12 @@ class MemoryBus(Bus):
                 try:
                     q.queue.put_nowait((subject, payload))
                 except asyncio.QueueFull:
-                    q.dropped += 1
-                    self._stats.dropped += 1
+                    if q.durable and q.members:
+                        self._stats.backpressure_waits += 1
+                        await q.queue.put((subject, payload))
+                    else:
+                        q.dropped += 1
+                        self._stats.dropped += 1
         # let consumers run so a tight publish loop cannot starve them
         await asyncio.sleep(0)
 
@@ -129,12 +139,12 @@ class MemoryBus(Bus):
             name = f"{group}|{subject}"
             q = self._queues.get(name)
             if q is None:
-                q = _Queue(name, subject, asyncio.Queue(self.queue_size))
+                q = _Queue(name, subject, asyncio.Queue(self.queue_size), durable=True)
                 self._queues[name] = q
         else:
             self._counter += 1
             name = f"~{self._counter}|{subject}"
-            q = _Queue(name, subject, asyncio.Queue(self.queue_size))
+            q = _Queue(name, subject, asyncio.Queue(self.queue_size), durable=False)
             self._queues[name] = q
         sub = _MemorySubscription(self, q, handler)
         q.members.append(sub)
@@ -154,6 +164,7 @@ class MemoryBus(Bus):
             dropped=self._stats.dropped,
             handler_errors=self._stats.handler_errors,
             redelivered=self._stats.redelivered,
+            backpressure_waits=self._stats.backpressure_waits,
         )
         s.per_subscription = {
             name: {

@@ -34,7 +34,7 @@ class Recorder:
         bus: Bus,
         metrics: Metrics,
         *,
-        members: int = 64,
+        members: int = 500,
         batch_size: int = 500,
         linger_s: float = 0.02,
     ) -> None:

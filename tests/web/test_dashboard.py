@@ -220,6 +220,14 @@ async def test_map_devices_and_live_feed(browser: Browser, city: Running) -> Non
     await expect(page.locator(".leaflet-coverage-pane path")).to_have_count(expected["acoustic_sensor"])
     await page.uncheck("#layer-coverage")
 
+    # the feed holds still while the mouse is over it, and catches up when it leaves
+    await page.hover("#feed li:nth-child(3)")
+    await expect(page.locator("#feed-paused")).to_be_visible()
+    first = await page.locator("#feed li").first.get_attribute("data-event-id")
+    await page.hover("#map")
+    await expect(page.locator("#feed-paused")).to_be_hidden()
+    await expect(page.locator("#feed li").first).not_to_have_attribute("data-event-id", first or "")
+
     # clicking a marker opens its details
     await page.locator(f'{MARKER}[data-device-id="ac-0001"]').click()
     await expect(page.locator('.popup-device[data-device-id="ac-0001"]')).to_contain_text("online")
@@ -454,6 +462,8 @@ async def test_sign_out_and_session_end_return_to_login(browser: Browser, city: 
     await sign_in(page)
     await expect(page.locator("#ws-status")).to_have_text("live", timeout=WAIT_MS)
     # the new dashboard works as the first did: a feed row takes the map to its device
+    await page.hover("#feed")  # the feed holds still under the pointer
+    await expect(page.locator("#feed-paused")).to_be_visible()
     row = page.locator('#feed li[data-event-type="device_heartbeat"][data-origin="live"]').first
     device_id = (await row.locator(".ev-text").inner_text()).split(" ")[0]
     await row.click()

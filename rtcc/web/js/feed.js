@@ -3,7 +3,8 @@
 // Each row is an <li data-event-type="…" data-origin="live|history">. When the
 // feed is full the oldest *routine* row (heartbeats, pulses) beyond the newest
 // 50 goes first, so a stream of heartbeats cannot push an incident out of
-// view; when there is none, the oldest row goes. Rows are added in batches, once per frame.
+// view; when there is none, the oldest row goes. Rows are added in batches, once
+// per frame, and wait while the mouse is over the list (so rows hold still to be clicked).
 
 import { el, clock } from "./dom.js";
 
@@ -93,8 +94,23 @@ export class EventFeed {
     this._onKey = (e) => {
       if (e.key === "Enter" || e.key === " ") this._click(e);
     };
+    // while the pointer is over the list, new rows wait, so rows do not move under it
+    this.paused = false;
+    this._onEnter = (e) => {
+      if (e.pointerType === "mouse") this.pause(true);
+    };
+    this._onLeave = () => this.pause(false);
     list.addEventListener("click", this._onClick);
     list.addEventListener("keydown", this._onKey);
+    list.addEventListener("pointerenter", this._onEnter);
+    list.addEventListener("pointerleave", this._onLeave);
+  }
+
+  pause(on) {
+    if (this.paused === on) return;
+    this.paused = on;
+    if (this.hooks.onPause) this.hooks.onPause(on);
+    if (!on && this.pending.length) this._schedule();
   }
 
   /** Empty the list and let go of it (the page may build a new feed on it). */
@@ -102,6 +118,8 @@ export class EventFeed {
     this.clear();
     this.list.removeEventListener("click", this._onClick);
     this.list.removeEventListener("keydown", this._onKey);
+    this.list.removeEventListener("pointerenter", this._onEnter);
+    this.list.removeEventListener("pointerleave", this._onLeave);
     this.hooks = {};
   }
 
@@ -109,14 +127,17 @@ export class EventFeed {
   add(ev, origin = "live") {
     this.pending.push([ev, origin]);
     if (this.pending.length > MAX_ROWS) this.pending.splice(0, this.pending.length - MAX_ROWS);
-    if (this._frame === null) {
-      const flush = () => {
-        this._frame = null;
-        this.flush();
-      };
-      this._frameIsTimer = document.hidden; // hidden tabs get no animation frames
-      this._frame = this._frameIsTimer ? setTimeout(flush, 250) : requestAnimationFrame(flush);
-    }
+    if (!this.paused) this._schedule();
+  }
+
+  _schedule() {
+    if (this._frame !== null) return;
+    const flush = () => {
+      this._frame = null;
+      if (!this.paused) this.flush();
+    };
+    this._frameIsTimer = document.hidden; // hidden tabs get no animation frames
+    this._frame = this._frameIsTimer ? setTimeout(flush, 250) : requestAnimationFrame(flush);
   }
 
   flush() {

@@ -37,6 +37,7 @@ class Dashboard {
       onCount: (n) => {
         $("#feed-count").textContent = String(n);
       },
+      onPause: (paused) => show($("#feed-paused"), paused),
     });
     this.renderCounts();
     this.live = new LiveStream({
