@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -48,6 +48,14 @@ log = logging.getLogger("rtcc")
 
 PROCESSOR_KINDS = ("recorder", "health", "ingest")
 """Processors ``rtcc worker <kind>`` can run; ``ingest`` is the MQTT bridge."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the center stops its parts in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class Component(Protocol):
@@ -290,7 +298,7 @@ class Center:
             lifespan="off",
             ws_max_size=65536,
         )
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config)
         self._server_task = asyncio.create_task(self._server.serve(), name="http")
         while not self._server.started:
             if self._server_task.done():
@@ -344,11 +352,25 @@ class Center:
                 log.exception("creating event partitions failed; rows go to the default partition")
 
     async def wait(self) -> None:
-        """Run until the HTTP server exits (Ctrl-C / SIGTERM) or forever for workers."""
+        """Run until SIGINT/SIGTERM (or the HTTP server fails); :meth:`stop` then stops in order."""
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
         if self._server_task is not None:
-            await self._server_task
-        else:
-            await asyncio.Event().wait()
+            waiters.append(self._server_task)
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            waiters[0].cancel()
+        log.info("stopping")
 
     async def stop(self) -> None:
         if self.ctx is not None:

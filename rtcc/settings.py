@@ -320,13 +320,17 @@ def settings_markdown() -> str:
         return ", ".join(out)
 
     def table(title: str, model: type[BaseModel], prefix: str) -> None:
-        lines.extend([f"## {title}", "", "| key | env | default | bounds | description |", "|---|---|---|---|---|"])
+        lines.extend(
+            [f"## {title}", "", "| key | env | default | bounds | description |", "|---|---|---|---|---|"]
+        )
         for name, info in model.model_fields.items():
             ann = info.annotation
             if isinstance(ann, type) and issubclass(ann, Section):
                 continue
             default = info.get_default(call_default_factory=True)
-            shown = "" if default is None else f"`{default.value if isinstance(default, StrEnum) else default}`"
+            shown = (
+                "" if default is None else f"`{default.value if isinstance(default, StrEnum) else default}`"
+            )
             key = f"{prefix}{name}"
             env = "RTCC_" + key.replace(".", "__").upper()
             lines.append(f"| `{key}` | `{env}` | {shown} | {bounds(info)} | {info.description or ''} |")

@@ -110,22 +110,23 @@ def _run_center(
 def _banner(center: Any, demo: bool) -> None:
     s: Settings = center.settings
     fa = center.first_admin
-    lines = [f"[bold]Open[/] {center.base_url}"]
+    lines = [f"[bold]Open[/]     {center.base_url}"]
     if fa is not None:
+        cred = s.data_dir / "first-admin.txt"
         if fa.password is not None:
-            lines.append(f"[bold]Sign in[/] as [cyan]{fa.username}[/] with password [cyan]{fa.password}[/]")
-            lines.append("(shown once; keep it — it is also in data_dir/first-admin.txt in development mode)")
+            lines.append(f"[bold]Sign in[/]  {fa.username} / {fa.password}")
+            saved = f"; saved in {cred}" if cred.exists() else ""
+            lines.append(f"         (first admin, created now{saved})")
+        elif cred.exists():
+            user, pw = [*cred.read_text().splitlines(), "", ""][:2]
+            lines.append(f"[bold]Sign in[/]  {user} / {pw}  (from {cred})")
         else:
-            cred = s.data_dir / "first-admin.txt"
-            if cred.exists():
-                user, pw = ([*cred.read_text().splitlines(), "", ""])[:2]
-                lines.append(f"[bold]Sign in[/] as [cyan]{user}[/] with password [cyan]{pw}[/] (from {cred})")
-            else:
-                lines.append(f"[bold]Sign in[/] as an existing account (first admin: {fa.username})")
-    lines.append(
-        f"store: {s.database_url.split('@')[-1]} · bus: {s.bus.engine}"
-        + (" · simulated city running" if center.with_sim else "")
-    )
+            lines.append(f"[bold]Sign in[/]  with an existing account (first admin: {fa.username})")
+    store = "PostgreSQL" if s.database_url.startswith("postgresql") else f"SQLite {s.data_dir}/rtcc.db"
+    lines.append(f"[bold]Store[/]    {store}")
+    lines.append(f"[bold]Bus[/]      {'NATS JetStream' if s.bus.engine == 'nats' else 'in-process'}")
+    if center.with_sim:
+        lines.append("[bold]City[/]     simulated (Birmingham, AL) sending through device ingest")
     lines.append("Ctrl-C stops the center.")
     out.print(Panel("\n".join(lines), title="rtcc " + ("demo" if demo else "center"), expand=False))
 

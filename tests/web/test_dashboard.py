@@ -462,9 +462,10 @@ async def test_sign_out_and_session_end_return_to_login(browser: Browser, city: 
     await sign_in(page)
     await expect(page.locator("#ws-status")).to_have_text("live", timeout=WAIT_MS)
     # the new dashboard works as the first did: a feed row takes the map to its device
+    row = page.locator('#feed li[data-event-type="device_heartbeat"][data-origin="live"]').first
+    await expect(row).to_be_attached(timeout=WAIT_MS)
     await page.hover("#feed")  # the feed holds still under the pointer
     await expect(page.locator("#feed-paused")).to_be_visible()
-    row = page.locator('#feed li[data-event-type="device_heartbeat"][data-origin="live"]').first
     device_id = (await row.locator(".ev-text").inner_text()).split(" ")[0]
     await row.click()
     await expect(page.locator(f'.popup-device[data-device-id="{device_id}"]')).to_be_visible()
