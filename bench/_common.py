@@ -118,8 +118,13 @@ class CenterProcess:
 
 
 def center_env(
-    data_dir: Path, port: int, *, database_url: str | None = None, nats_url: str | None = None,
-    stream: str = "RTCC", sim: bool = False,
+    data_dir: Path,
+    port: int,
+    *,
+    database_url: str | None = None,
+    nats_url: str | None = None,
+    stream: str = "RTCC",
+    sim: bool = False,
 ) -> dict[str, str]:
     env = dict(os.environ)
     env.update(

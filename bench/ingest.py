@@ -38,10 +38,12 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ADMIN_PASSWORD, CenterProcess, center_env, free_port, rtcc_exe, write_result  # noqa: E402
+import contextlib
 
-from rtcc.events import Position, Pulse  # noqa: E402
-from rtcc.store.tables import EventRecord  # noqa: E402
+from _common import ADMIN_PASSWORD, CenterProcess, center_env, free_port, rtcc_exe, write_result
+
+from rtcc.events import Position, Pulse
+from rtcc.store.tables import EventRecord
 
 CENTRE = (33.5186, -86.8104)
 
@@ -51,7 +53,13 @@ def make_events(device: str, n: int) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     return [
         Pulse(
-            source=device, device=device, pos=pos, peak_db=100.0, snr_db=25.0, duration_ms=3.0, occurred_at=now
+            source=device,
+            device=device,
+            pos=pos,
+            peak_db=100.0,
+            snr_db=25.0,
+            duration_ms=3.0,
+            occurred_at=now,
         ).model_dump(mode="json")
         for _ in range(n)
     ]
@@ -74,7 +82,9 @@ async def register(center: CenterProcess, n: int) -> dict[str, str]:
         return keys
 
 
-async def send_http(center: CenterProcess, keys: dict[str, str], total: int, batch: int, concurrency: int) -> float:
+async def send_http(
+    center: CenterProcess, keys: dict[str, str], total: int, batch: int, concurrency: int
+) -> float:
     devices = list(keys)
     per_request = [(devices[i % len(devices)], batch) for i in range(total // batch)]
     payloads = [(dev, json.dumps({"events": make_events(dev, n)})) for dev, n in per_request]
@@ -130,7 +140,9 @@ def wait_stored(url: str, total: int, t_start: float, timeout: float = 600) -> f
         while True:
             with eng.connect() as c:
                 n = int(
-                    c.execute(select(func.count()).select_from(EventRecord).where(EventRecord.type == "pulse")).scalar_one()
+                    c.execute(
+                        select(func.count()).select_from(EventRecord).where(EventRecord.type == "pulse")
+                    ).scalar_one()
                 )
             if n >= total:
                 return time.perf_counter() - t_start
@@ -166,11 +178,19 @@ def main() -> None:
         if not args.pg_url or not args.nats_url:
             ap.error("production mode needs --pg-url and --nats-url (scripts/services.sh prints them)")
         db_name = f"rtcc_b_{uuid.uuid4().hex[:10]}"
-        admin_engine = create_engine(make_url(args.pg_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+        admin_engine = create_engine(
+            make_url(args.pg_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+        )
         with admin_engine.connect() as c:
             c.execute(text(f'CREATE DATABASE "{db_name}"'))
         db_url = make_url(args.pg_url).set(database=db_name).render_as_string(hide_password=False)
-    env = center_env(tmp, port, database_url=db_url, nats_url=args.nats_url if args.mode == "production" else None, stream=stream)
+    env = center_env(
+        tmp,
+        port,
+        database_url=db_url,
+        nats_url=args.nats_url if args.mode == "production" else None,
+        stream=stream,
+    )
     center = CenterProcess(env=env, command=[rtcc_exe(), "serve"], port=port, data_dir=tmp)
     store_url = db_url or f"sqlite:///{tmp / 'rtcc.db'}"
     try:
@@ -218,13 +238,10 @@ async def _delete_stream(url: str, stream: str) -> None:
 
     nc = await nats.connect(url)
     try:
-        try:
+        with contextlib.suppress(Exception):
             await nc.jetstream().delete_stream(stream)
-        except Exception:
-            pass
     finally:
         await nc.close()
-
 
 
 if __name__ == "__main__":

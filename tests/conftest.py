@@ -13,6 +13,7 @@ them they are skipped, unless ``RTCC_REQUIRE_SERVICES=1`` (set by
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -39,7 +40,7 @@ def _require(var: str) -> str:
         return value
     if os.environ.get("RTCC_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{var} is not set but RTCC_REQUIRE_SERVICES=1 (run via scripts/test.sh)")
-    pytest.skip(f"{var} not set: start services with `eval \"$(bash scripts/services.sh start)\"`")
+    pytest.skip(f'{var} not set: start services with `eval "$(bash scripts/services.sh start)"`')
 
 
 @pytest.fixture
@@ -74,10 +75,8 @@ async def delete_stream(url: str, stream: str) -> None:
     nc = await nats.connect(url)
     try:
         js = nc.jetstream()
-        try:
+        with contextlib.suppress(Exception):
             await js.delete_stream(stream)
-        except Exception:
-            pass
     finally:
         await nc.close()
 
@@ -149,9 +148,13 @@ async def start_center(
     """Start a real center (HTTP server on a free port) and stop it afterwards."""
     running: list[Running] = []
 
-    async def _start(**extra: Any) -> Running:
+    async def _start(processors: tuple[str, ...] | None = None, **extra: Any) -> Running:
         settings = make_settings(tmp_path, backend, request, **extra)
-        center = Center(settings, auto_migrate=True)
+        center = (
+            Center(settings, auto_migrate=True)
+            if processors is None
+            else Center(settings, auto_migrate=True, processors=processors)
+        )
         try:
             await center.start()
         except BaseException:

@@ -47,8 +47,16 @@ def test_openapi_cli_prints_the_document() -> None:
 
 def test_readme_names_every_cli_command() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for command in ("rtcc demo", "rtcc serve", "rtcc worker", "rtcc db upgrade", "rtcc config check",
-                    "rtcc openapi", "rtcc audit verify", "rtcc audit export"):
+    for command in (
+        "rtcc demo",
+        "rtcc serve",
+        "rtcc worker",
+        "rtcc db upgrade",
+        "rtcc config check",
+        "rtcc openapi",
+        "rtcc audit verify",
+        "rtcc audit export",
+    ):
         assert command in readme, f"README does not mention `{command}`"
     assert readme.index("scripts/run.sh") < readme.index("scripts/test.sh") < 1200
 

@@ -65,6 +65,11 @@ class Recorder:
             self._task = None
         if self._pending:
             await self._flush()
+        log.info(
+            "recorder stopped: wrote %d event(s), %d duplicate(s) skipped",
+            self.metrics.get("recorder_written"),
+            self.metrics.get("recorder_duplicates"),
+        )
 
     async def _handle(self, subject: str, payload: bytes) -> None:
         try:

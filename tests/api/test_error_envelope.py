@@ -21,9 +21,7 @@ def assert_envelope(r: httpx.Response, status: int, code: str | None = None) -> 
     return body
 
 
-async def test_envelope_across_failure_kinds(
-    center: Running, clients: dict[Role, httpx.AsyncClient]
-) -> None:
+async def test_envelope_across_failure_kinds(center: Running, clients: dict[Role, httpx.AsyncClient]) -> None:
     admin = clients[Role.admin]
     # 404 unknown route under the API and an unknown record
     assert_envelope(await admin.get("/api/v1/nope"), 404, "not_found")
@@ -32,7 +30,9 @@ async def test_envelope_across_failure_kinds(
     assert_envelope(await admin.delete("/api/v1/health"), 405, "method_not_allowed")
     # 422 malformed body, wrong types, unknown keys
     assert_envelope(
-        await admin.post("/api/v1/devices", content=b"{not json", headers={"content-type": "application/json"}),
+        await admin.post(
+            "/api/v1/devices", content=b"{not json", headers={"content-type": "application/json"}
+        ),
         422,
         "validation_failed",
     )
@@ -55,9 +55,13 @@ async def test_envelope_across_failure_kinds(
     assert_envelope(await center.http.get("/api/v1/devices"), 401, "unauthenticated")
     assert_envelope(await clients[Role.officer].get("/api/v1/users"), 403, "forbidden")
     # 409 duplicate
-    await admin.post("/api/v1/users", json={"username": "dup", "password": "Another-long-passw0rd", "role": "analyst"})
+    await admin.post(
+        "/api/v1/users", json={"username": "dup", "password": "Another-long-passw0rd", "role": "analyst"}
+    )
     assert_envelope(
-        await admin.post("/api/v1/users", json={"username": "dup", "password": "Another-long-passw0rd", "role": "analyst"}),
+        await admin.post(
+            "/api/v1/users", json={"username": "dup", "password": "Another-long-passw0rd", "role": "analyst"}
+        ),
         409,
         "conflict",
     )

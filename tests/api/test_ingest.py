@@ -30,7 +30,12 @@ async def add_device(admin: httpx.AsyncClient, device_id: str, dtype: DeviceType
 
 def heartbeat(device_id: str, **kw: Any) -> dict[str, Any]:
     return DeviceHeartbeat(
-        source=device_id, device=device_id, device_type=DeviceType.acoustic_sensor, pos=HERE, gps_lock=True, **kw
+        source=device_id,
+        device=device_id,
+        device_type=DeviceType.acoustic_sensor,
+        pos=HERE,
+        gps_lock=True,
+        **kw,
     ).model_dump(mode="json")
 
 
@@ -40,7 +45,9 @@ def pulse(device_id: str, **kw: Any) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-async def send(c: httpx.AsyncClient, key: str | None, events: list[dict[str, Any]], **headers: str) -> httpx.Response:
+async def send(
+    c: httpx.AsyncClient, key: str | None, events: list[dict[str, Any]], **headers: str
+) -> httpx.Response:
     h = dict(headers)
     if key is not None:
         h["authorization"] = f"Device {key}"
@@ -143,6 +150,7 @@ async def test_bad_events_get_clear_errors_and_good_ones_are_kept(
     # batch over the configured limit
     r = await send(center.http, key, [pulse("ac-0003") for _ in range(1001)])
     assert_envelope(r, 422, "validation_failed")
+
     # what was accepted is stored exactly once
     async def stored() -> list[Any] | None:
         items = (await admin.get("/api/v1/events", params={"types": "pulse"})).json()["items"]

@@ -53,10 +53,7 @@ def test_every_route_declares_its_roles() -> None:
 
 
 def _fill(path: str) -> str:
-    return (
-        path.replace("{device_id}", "no-such-device")
-        .replace("{username}", "no-such-user")
-    )
+    return path.replace("{device_id}", "no-such-device").replace("{username}", "no-such-user")
 
 
 async def test_route_by_role(center: Running, clients: dict[Role, httpx.AsyncClient]) -> None:

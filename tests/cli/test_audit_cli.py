@@ -69,7 +69,9 @@ def test_verify_catches_insertion(audited: Store) -> None:
         forged = dict(row)
         forged.update(seq=21, actor="intruder", prev_hash=row["hash"], hash="f" * 64)
         cols = ", ".join(forged)
-        c.execute(text(f"INSERT INTO audit_log ({cols}) VALUES ({', '.join(':' + k for k in forged)})"), forged)
+        c.execute(
+            text(f"INSERT INTO audit_log ({cols}) VALUES ({', '.join(':' + k for k in forged)})"), forged
+        )
     r = runner.invoke(app, ["audit", "verify"])
     assert r.exit_code == 1
     assert "21" in r.output
