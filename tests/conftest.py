@@ -81,6 +81,21 @@ async def delete_stream(url: str, stream: str) -> None:
         await nc.close()
 
 
+async def delete_stale_test_streams(url: str) -> None:
+    """Remove test streams a crashed run left behind (they would overlap ``rtcc.>``)."""
+    import nats
+
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        for info in await js.streams_info():
+            if info.config.name and info.config.name.startswith("RTCC_T"):
+                with contextlib.suppress(Exception):
+                    await js.delete_stream(info.config.name)
+    finally:
+        await nc.close()
+
+
 @pytest.fixture(params=["embedded", "production"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -150,6 +165,8 @@ async def start_center(
 
     async def _start(processors: tuple[str, ...] | None = None, **extra: Any) -> Running:
         settings = make_settings(tmp_path, backend, request, **extra)
+        if settings.bus.engine == "nats":
+            await delete_stale_test_streams(settings.bus.nats_url)
         center = (
             Center(settings, auto_migrate=True)
             if processors is None

@@ -14,7 +14,10 @@ A subscription with a group is a *durable pull consumer* on the stream, named
 after the group and the filter subject (see :func:`durable_name`). Every
 process that subscribes with the same group and subject pulls from the same
 consumer, so the group's members share the work: that is how ``rtcc worker``
-processes scale out. Each message is acknowledged only after the handler
+processes scale out. Within one process, all subscriptions with the same
+group and subject share one pull loop, which fetches no more messages than
+there are idle members and hands each to one of them: ``n`` subscriptions
+mean up to ``n`` messages handled concurrently. Each message is acknowledged only after the handler
 returns; a handler that raises makes the message come back (``nak`` with a
 short, growing delay) up to ``max_deliver`` deliveries, and a process that
 dies mid-message gets it redelivered to another member after ``ack_wait_s``.
@@ -219,8 +222,15 @@ class _Counters:
         }
 
 
-class _GroupSubscription(Subscription):
-    """One member of a queue group: a fetch loop on a durable pull consumer."""
+class _GroupConsumer:
+    """This process's side of one queue group on one subject.
+
+    One pull loop per (group, subject) per bus, however many members this
+    process subscribed: it fetches at most as many messages as there are idle
+    members (so the process takes only what it can start on now, and other
+    processes get the rest) and hands each to an idle member, which handles,
+    then acknowledges it. Members therefore work concurrently, one message each.
+    """
 
     def __init__(
         self,
@@ -229,60 +239,91 @@ class _GroupSubscription(Subscription):
         subject: str,
         durable: str,
         psub: JetStreamContext.PullSubscription,
-        handler: Handler,
         counters: _Counters,
     ) -> None:
-        self._bus = bus
+        self.bus = bus
         self.key = key
-        self._subject = subject
-        self._durable = durable
+        self.subject = subject
+        self.durable = durable
         self._psub = psub
-        self._handler = handler
-        self._counters = counters
-        self._stopping = asyncio.Event()
+        self.counters = counters
+        self.members: list[_GroupMember] = []
+        self._cond = asyncio.Condition()
+        self._closing = False
+        self._closing_ev = asyncio.Event()
+        self._closed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._failing: str | None = None
-        self._stopped = False
-        # the fetched batch and the index of the message in hand
-        self._batch: list[Msg] = []
-        self._pos = 0
-        self._touched = 0.0
+        # messages this process holds, unacknowledged: id -> (msg, last touched)
+        self._held: dict[int, tuple[Msg, float]] = {}
 
     def start(self) -> None:
-        self._counters.members += 1
         loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._run(), name=f"nats-bus:{self._durable}")
-        self._ticker = loop.create_task(self._keep_alive(), name=f"nats-bus-wip:{self._durable}")
+        self._task = loop.create_task(self._run(), name=f"nats-bus:{self.durable}")
+        self._task.add_done_callback(self._check_crash)
+        self._ticker = loop.create_task(self._keep_alive(), name=f"nats-bus-wip:{self.durable}")
 
-    async def _keep_alive(self) -> None:
-        """Tell the server we are still at it when a batch or a handler runs long.
+    @property
+    def in_flight(self) -> int:
+        """Messages this process holds for the group and has not acknowledged yet."""
+        return len(self._held)
 
-        Without this, messages held longer than ``ack_wait_s`` (a slow handler,
-        or the tail of a big batch) would be redelivered to another member
-        while this one still works on them.
-        """
-        period = self._bus.ack_wait_s / 3
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(period)
-            if self._batch and loop.time() - self._touched >= period:
-                self._touched = loop.time()
-                for msg in self._batch[self._pos :]:
-                    with contextlib.suppress(Exception):
-                        await msg.in_progress()
+    def _check_crash(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and not self._closing:
+            log.error(
+                "bus consumer %s on %s stopped pulling messages",
+                self.durable,
+                self.subject,
+                exc_info=task.exception(),
+            )
+
+    def _first_idle(self) -> _GroupMember | None:
+        return next((m for m in self.members if m.idle), None)
+
+    def _can_dispatch(self) -> bool:
+        return self._closing or self._first_idle() is not None
+
+    async def add(self, member: _GroupMember) -> bool:
+        """Take ``member`` in; ``False`` when the consumer is closing (start a new one)."""
+        async with self._cond:
+            if self._closing:
+                return False
+            self.members.append(member)
+            self.counters.members += 1
+            self._cond.notify_all()
+            return True
+
+    async def member_done(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+    async def remove(self, member: _GroupMember) -> None:
+        async with self._cond:
+            if member in self.members:
+                self.members.remove(member)
+                self.counters.members -= 1
+            last = not self.members
+            self._cond.notify_all()
+        if last:
+            await self.close()
 
     async def _run(self) -> None:
-        bus = self._bus
-        while not self._stopping.is_set():
+        bus = self.bus
+        while True:
+            async with self._cond:
+                await self._cond.wait_for(self._can_dispatch)
+                if self._closing:
+                    return
+                room = min(bus.fetch_batch, sum(1 for m in self.members if m.idle))
             nc = bus._nc
             if nc is not None and nc.is_reconnecting:
                 # pulls sent now would only queue up in the client's buffer
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), bus.fetch_timeout_s)
+                    await asyncio.wait_for(self._closing_ev.wait(), bus.fetch_timeout_s)
                 continue
             try:
-                msgs = await self._psub.fetch(bus.fetch_batch, timeout=bus.fetch_timeout_s)
+                msgs = await self._psub.fetch(room, timeout=bus.fetch_timeout_s)
             except TimeoutError:  # nothing to do (also nats.errors.TimeoutError)
                 self._recovered()
                 continue
@@ -292,107 +333,126 @@ class _GroupSubscription(Subscription):
                 self._failed(exc)
                 if isinstance(exc, nats.errors.ConnectionClosedError):
                     return
-                # back off, but wake up at once on stop()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                with contextlib.suppress(TimeoutError):  # back off; wake at once on close
+                    await asyncio.wait_for(self._closing_ev.wait(), 1.0)
                 continue
             self._recovered()
-            await self._handle_batch(msgs)
-
-    async def _handle_batch(self, msgs: list[Msg]) -> None:
-        self._touched = asyncio.get_running_loop().time()
-        self._batch = msgs
-        try:
+            now = asyncio.get_running_loop().time()
+            for msg in msgs:
+                self._held[id(msg)] = (msg, now)
             for i, msg in enumerate(msgs):
-                self._pos = i
-                if self._stopping.is_set():
-                    # hand the rest back at once so other members can take them
+                async with self._cond:
+                    await self._cond.wait_for(self._can_dispatch)
+                    member = None if self._closing else self._first_idle()
+                    if member is not None:
+                        member.take(msg)
+                if member is None:
+                    # no one left to work on them: hand them back at once
                     for rest in msgs[i:]:
+                        self._held.pop(id(rest), None)
                         with contextlib.suppress(Exception):
                             await rest.nak()
                     return
-                await self._handle(msg)
-        finally:
-            self._batch = []
-            self._pos = 0
 
-    async def _handle(self, msg: Msg) -> None:
-        bus = self._bus
+    async def _keep_alive(self) -> None:
+        """Tell the server we are still at it when a handler runs long.
+
+        Without this, a message held longer than ``ack_wait_s`` would be
+        redelivered to another process while a member here still works on it.
+        """
+        period = self.bus.ack_wait_s / 3
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for key, (msg, touched) in list(self._held.items()):
+                if now - touched >= period and key in self._held:
+                    self._held[key] = (msg, now)
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+
+    async def handle(self, handler: Handler, msg: Msg) -> None:
+        """Run ``handler`` on ``msg``, then ack, or nak for a retry, or give up."""
+        bus = self.bus
         try:
-            attempt = msg.metadata.num_delivered
-        except Exception:  # not a JetStream message: cannot happen on a pull consumer
-            attempt = 1
-        if attempt > 1:
-            self._counters.redelivered += 1
-            bus._stats.redelivered += 1
-        try:
-            await self._handler(msg.subject, msg.data)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            self._counters.handler_errors += 1
-            bus._stats.handler_errors += 1
             try:
-                if attempt >= bus.max_deliver:
-                    log.exception(
-                        "handler for %s (group consumer %s) failed on delivery %d of %d; "
-                        "giving up on this message",
-                        msg.subject,
-                        self._durable,
-                        attempt,
-                        bus.max_deliver,
-                    )
-                    await msg.term()
-                else:
-                    log.warning(
-                        "handler for %s (group consumer %s) failed on delivery %d of %d; will retry",
-                        msg.subject,
-                        self._durable,
-                        attempt,
-                        bus.max_deliver,
-                        exc_info=True,
-                    )
-                    await msg.nak(delay=bus.nak_delay(attempt))
-            except Exception as exc:
+                attempt = msg.metadata.num_delivered
+            except Exception:  # not a JetStream message: cannot happen on a pull consumer
+                attempt = 1
+            if attempt > 1:
+                self.counters.redelivered += 1
+                bus._stats.redelivered += 1
+            try:
+                await handler(msg.subject, msg.data)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.counters.handler_errors += 1
+                bus._stats.handler_errors += 1
+                await self._reject(msg, attempt)
+                return
+            try:
+                await msg.ack()
+            except Exception as exc:  # redelivered after ack_wait; handlers are idempotent
                 self._failed(exc)
-            return
+                return
+            self.counters.delivered += 1
+            bus._stats.delivered += 1
+        finally:
+            self._held.pop(id(msg), None)
+
+    async def _reject(self, msg: Msg, attempt: int) -> None:
+        bus = self.bus
         try:
-            await msg.ack()
-        except Exception as exc:  # redelivered after ack_wait; handlers are idempotent
+            if attempt >= bus.max_deliver:
+                log.exception(
+                    "handler for %s (group consumer %s) failed on delivery %d of %d; "
+                    "giving up on this message",
+                    msg.subject,
+                    self.durable,
+                    attempt,
+                    bus.max_deliver,
+                )
+                await msg.term()
+            else:
+                log.warning(
+                    "handler for %s (group consumer %s) failed on delivery %d of %d; will retry",
+                    msg.subject,
+                    self.durable,
+                    attempt,
+                    bus.max_deliver,
+                    exc_info=True,
+                )
+                await msg.nak(delay=bus.nak_delay(attempt))
+        except Exception as exc:
             self._failed(exc)
-            return
-        self._counters.delivered += 1
-        bus._stats.delivered += 1
 
     def _failed(self, exc: BaseException) -> None:
         what = f"{type(exc).__name__}: {exc}"
-        if what != self._failing and not self._stopping.is_set():
-            log.warning("bus consumer %s on %s: %s", self._durable, self._subject, what)
+        if what != self._failing and not self._closing:
+            log.warning("bus consumer %s on %s: %s", self.durable, self.subject, what)
         self._failing = what
 
     def _recovered(self) -> None:
         if self._failing is not None:
-            log.info("bus consumer %s on %s is consuming again", self._durable, self._subject)
+            log.info("bus consumer %s on %s is consuming again", self.durable, self.subject)
             self._failing = None
 
-    async def stop(self) -> None:
-        """Finish (and acknowledge) the message in hand, hand back the rest, stop pulling."""
-        if self._stopped:
+    async def close(self) -> None:
+        """Stop pulling (after the pull under way), hand back what no member took."""
+        if self._closing:
+            await self._closed.wait()
             return
-        self._stopped = True
-        self._stopping.set()
+        self._closing = True
+        self._closing_ev.set()
+        self.bus._consumer_closing(self)  # from now on, subscribe() starts a fresh consumer
+        async with self._cond:
+            self._cond.notify_all()
         task = self._task
         if task is not None:
-            # the loop returns after its current fetch (at most fetch_timeout_s)
-            # and the message being handled
-            done, _ = await asyncio.wait({task}, timeout=self._bus.stop_timeout_s)
+            # the loop ends after its current pull (at most fetch_timeout_s)
+            done, _ = await asyncio.wait({task}, timeout=self.bus.fetch_timeout_s + 5)
             if not done:
-                log.warning(
-                    "bus consumer %s did not stop within %.0f s; cancelling "
-                    "(its unacknowledged messages come back after ack_wait)",
-                    self._durable,
-                    self._bus.stop_timeout_s,
-                )
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -402,9 +462,59 @@ class _GroupSubscription(Subscription):
                 await self._ticker
         with contextlib.suppress(Exception):
             await self._psub.unsubscribe()
-        self._counters.members -= 1
-        self._bus._forget(self)
-        await self._bus._flush_quietly()
+        await self.bus._flush_quietly()
+        self.bus._closing_consumers.discard(self)
+        self._closed.set()
+
+
+class _GroupMember(Subscription):
+    """One ``subscribe(..., group=...)``: handles one message at a time for its consumer."""
+
+    def __init__(self, consumer: _GroupConsumer, handler: Handler) -> None:
+        self._consumer = consumer
+        self._handler = handler
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._stopped = False
+
+    @property
+    def idle(self) -> bool:
+        return self._task is None and not self._stopping
+
+    def take(self, msg: Msg) -> None:
+        """Start on ``msg`` (called by the consumer, only when idle)."""
+        self._task = asyncio.get_running_loop().create_task(
+            self._work(msg), name=f"nats-bus-handler:{self._consumer.durable}"
+        )
+
+    async def _work(self, msg: Msg) -> None:
+        try:
+            await self._consumer.handle(self._handler, msg)
+        finally:
+            self._task = None
+            await self._consumer.member_done()
+
+    async def stop(self) -> None:
+        """Finish (and acknowledge) the message in hand, then leave the group."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping = True
+        task = self._task
+        if task is not None:
+            stop_timeout = self._consumer.bus.stop_timeout_s
+            done, _ = await asyncio.wait({task}, timeout=stop_timeout)
+            if not done:
+                log.warning(
+                    "a handler of group consumer %s did not finish within %.0f s; cancelling "
+                    "(its message comes back after ack_wait)",
+                    self._consumer.durable,
+                    stop_timeout,
+                )
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await self._consumer.remove(self)
 
 
 class _BroadcastSubscription(Subscription):
@@ -493,7 +603,8 @@ class NatsBus(Bus):
         oldest message the stream retains; ``new`` — with messages published
         after it is created.
     fetch_batch : int
-        Most messages a group member pulls at once.
+        Most messages one pull takes for a queue group (never more than the
+        group's idle members in this process).
     fetch_timeout_s : float
         How long one pull waits for messages; also the longest a stopping
         member waits for its pull to end.
@@ -577,7 +688,9 @@ class NatsBus(Bus):
         self._stats = BusStats()
         self._duplicates = 0
         self._counters: dict[str, _Counters] = {}
-        self._subs: list[_GroupSubscription | _BroadcastSubscription] = []
+        self._consumers: dict[str, _GroupConsumer] = {}
+        self._closing_consumers: set[_GroupConsumer] = set()
+        self._broadcasts: list[_BroadcastSubscription] = []
         self._broadcast_n = 0
         self._connected = False
         self._stopping = False
@@ -753,8 +866,8 @@ class NatsBus(Bus):
 
     async def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, nats.errors.SlowConsumerError):
-            for sub in self._subs:
-                if isinstance(sub, _BroadcastSubscription) and sub.sid == exc.sid:
+            for sub in self._broadcasts:
+                if sub.sid == exc.sid:
                     if sub.counters.dropped == 0:
                         log.warning(
                             "broadcast subscriber on %s is too slow; dropping messages (see bus stats)",
@@ -801,8 +914,14 @@ class NatsBus(Bus):
             if nc is None:
                 return
             self._stopping = True
-            subs = list(self._subs)
-            await asyncio.gather(*(s.stop() for s in subs), return_exceptions=True)
+            members = [m for c in self._consumers.values() for m in c.members]
+            await asyncio.gather(
+                *(m.stop() for m in members),
+                *(b.stop() for b in self._broadcasts),
+                return_exceptions=True,
+            )
+            closing = [*self._consumers.values(), *self._closing_consumers]
+            await asyncio.gather(*(c.close() for c in closing), return_exceptions=True)
             try:
                 if nc.is_connected:
                     await nc.drain()
@@ -912,7 +1031,14 @@ class NatsBus(Bus):
             return await self._subscribe_broadcast(nc, subject, handler)
         if not group:
             raise ValueError("group must be a non-empty string (or None for broadcast)")
+        key = f"{group}|{subject}"
         durable = durable_name(group, subject)
+        existing = self._consumers.get(key)
+        if existing is not None:
+            member = _GroupMember(existing, handler)
+            if await existing.add(member):
+                return member
+            return await self.subscribe(subject, handler, group=group)  # it was closing
         config = api.ConsumerConfig(
             name=durable,
             durable_name=durable,
@@ -954,12 +1080,19 @@ class NatsBus(Bus):
                 f"cannot subscribe queue group {group!r} on {subject!r} at NATS {self.url}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        key = f"{group}|{subject}"
-        counters = self._counters.setdefault(key, _Counters())
-        sub = _GroupSubscription(self, key, subject, durable, psub, handler, counters)
-        self._subs.append(sub)
-        sub.start()
-        return sub
+        consumer = self._consumers.get(key)
+        if consumer is None:
+            counters = self._counters.setdefault(key, _Counters())
+            consumer = _GroupConsumer(self, key, subject, durable, psub, counters)
+            self._consumers[key] = consumer
+            consumer.start()
+        else:
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()  # this process already pulls for the group
+        member = _GroupMember(consumer, handler)
+        if await consumer.add(member):
+            return member
+        return await self.subscribe(subject, handler, group=group)  # it was closing
 
     async def _subscribe_broadcast(self, nc: Client, subject: str, handler: Handler) -> Subscription:
         self._broadcast_n += 1
@@ -968,7 +1101,7 @@ class NatsBus(Bus):
         try:
             nsub = await nc.subscribe(subject, cb=sub.on_msg, pending_msgs_limit=self.queue_size)
             sub.attach(nsub)
-            self._subs.append(sub)
+            self._broadcasts.append(sub)
             self._counters[key] = sub.counters
             # round trip: the server has the interest before we return
             await nc.flush(timeout=max(1, round(self.publish_timeout_s)))
@@ -979,11 +1112,17 @@ class NatsBus(Bus):
             ) from exc
         return sub
 
-    def _forget(self, sub: _GroupSubscription | _BroadcastSubscription) -> None:
-        if sub in self._subs:
-            self._subs.remove(sub)
-        if not any(s.key == sub.key for s in self._subs):
-            self._counters.pop(sub.key, None)
+    def _forget(self, sub: _BroadcastSubscription) -> None:
+        if sub in self._broadcasts:
+            self._broadcasts.remove(sub)
+        self._counters.pop(sub.key, None)
+
+    def _consumer_closing(self, consumer: _GroupConsumer) -> None:
+        """A consumer's last member left: a new subscribe starts a fresh one."""
+        if self._consumers.get(consumer.key) is consumer:
+            del self._consumers[consumer.key]
+            self._counters.pop(consumer.key, None)
+        self._closing_consumers.add(consumer)
 
     def stats(self) -> BusStats:
         """Counters since this bus object was created, per subscription too.
@@ -1000,4 +1139,7 @@ class NatsBus(Bus):
             redelivered=self._stats.redelivered,
         )
         s.per_subscription = {key: c.as_dict() for key, c in self._counters.items()}
+        for key, consumer in self._consumers.items():
+            if key in s.per_subscription:
+                s.per_subscription[key]["in_flight"] = consumer.in_flight
         return s

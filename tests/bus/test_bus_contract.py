@@ -9,6 +9,8 @@ consumer deliver in publish order). No assertion depends on timing.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from rtcc.bus import Bus, BusStats
@@ -94,6 +96,48 @@ async def test_queue_group_members_share_each_message_once(env: BusEnv) -> None:
     assert not set(a.payloads) & set(b.payloads), "a message was handled by both members"
     # no failures here, so no redelivery either: each handled exactly once
     assert len(a.payloads) + len(b.payloads) == len(payloads)
+
+
+async def test_group_members_in_one_process_work_concurrently(env: BusEnv) -> None:
+    """Five members of a group each hold a message at the same time (no member waits for another)."""
+    subject = env.subject("events", "pulse")
+    holding = Collector()
+    inside = 0
+
+    async def member(subject: str, payload: bytes) -> None:
+        nonlocal inside
+        inside += 1
+        await holding(subject, payload)
+        # returns only once all five are inside together: deadlocks if run one at a time
+        await holding.wait_for(lambda: inside >= 5, "five handlers at once")
+
+    for _ in range(5):
+        await env.bus.subscribe(subject, member, group="recorder")
+    payloads = [str(i).encode() for i in range(5)]
+    for p in payloads:
+        await env.bus.publish(subject, p)
+    await holding.wait_payloads(*payloads)
+    assert sorted(holding.payloads) == payloads
+
+
+async def test_stopping_many_idle_members_one_by_one_is_prompt(env: BusEnv) -> None:
+    """Like the recorder's stop(): 200 members stopped in turn (a ceiling, not a timing test)."""
+    subject = env.subject("events", "pulse")
+    got = Collector()
+    subs = [await env.bus.subscribe(subject, got, group="recorder") for _ in range(200)]
+    await env.bus.publish(subject, b"x")
+    await got.wait_payloads(b"x")
+
+    async def stop_all() -> None:
+        for sub in subs:
+            await sub.stop()
+
+    await asyncio.wait_for(stop_all(), 30)
+    sentinel = Collector()
+    await env.bus.subscribe(subject, sentinel, group="recorder")  # the group goes on
+    await env.bus.publish(subject, b"y")
+    await sentinel.wait_payloads(b"y")
+    assert got.payloads == [b"x"]
 
 
 async def test_two_groups_each_get_every_message(env: BusEnv) -> None:

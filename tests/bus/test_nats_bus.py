@@ -190,8 +190,10 @@ async def test_durable_group_survives_a_restart(nats_env: BusEnv) -> None:
 
 
 @pytest.mark.nats
-async def test_stop_hands_back_unhandled_messages(nats_env: BusEnv) -> None:
-    """A member stopping mid-batch finishes its message; the rest go to the group's other members."""
+async def test_stopping_member_finishes_its_message_and_the_group_gets_the_rest(
+    nats_env: BusEnv,
+) -> None:
+    """A member stopped mid-message finishes and acks it; the backlog goes to the group's next member."""
     subject = nats_env.subject("events", "plate_read")
     payloads = [str(i).encode() for i in range(20)]
     for p in payloads:
