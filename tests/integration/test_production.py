@@ -117,6 +117,11 @@ async def test_recorder_workers_scale_out_in_separate_processes(
         for log in logs
     ]
     try:
+
+        async def workers_ready() -> bool:
+            return all("running on bus nats" in log.read_text() for log in logs)
+
+        await eventually(workers_ready, timeout=60, what="both workers connected")
         total = 0
         for _ in range(40):
             r = await send(running.http, key, [pulse("ac-w1") for _ in range(50)])
