@@ -18,6 +18,7 @@ the message id (JetStream drops duplicate publishes).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -176,8 +177,12 @@ class IngestService:
                 continue
             seen.add(eid)
             accepted.append(checked)
+        # publish concurrently (JetStream acks are awaited in parallel); all must succeed
+        # before the device hears 202, so a failure leaves the device to retry the batch
+        await asyncio.gather(
+            *(self.bus.publish(e.subject, e.to_json(), msg_id=str(e.event_id)) for e in accepted)
+        )
         for event in accepted:
-            await self.bus.publish(event.subject, event.to_json(), msg_id=str(event.event_id))
             self._recent.add(str(event.event_id))
             result.event_ids.append(str(event.event_id))
         result.accepted = len(accepted)

@@ -1,0 +1,75 @@
+"""The live WebSocket filters events by role and refuses people who are not signed in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from rtcc.events import Alert, PlateRead, Position
+from rtcc.roles import Role
+from tests.conftest import Running
+
+pytestmark = pytest.mark.parametrize("backend", ["embedded"])
+
+HERE = Position(lat=33.5186, lon=-86.8104)
+
+
+def _ws(center: Running, client: httpx.AsyncClient | None) -> Any:
+    url = center.url.replace("http", "ws") + "api/v1/ws"
+    headers = {"authorization": client.headers["authorization"]} if client is not None else {}
+    return websockets.connect(url, additional_headers=headers)
+
+
+async def _collect(ws: Any, until_type: str) -> list[str]:
+    seen = []
+    while True:
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 20))
+        if msg["kind"] == "event":
+            seen.append(msg["event"]["type"])
+            if msg["event"]["type"] == until_type:
+                return seen
+
+
+async def test_live_events_filtered_by_role(center: Running, clients: dict[Role, httpx.AsyncClient]) -> None:
+    bus = center.center.bus
+    assert bus is not None
+    read = PlateRead(source="lpr-001", device="lpr-001", pos=HERE, plate="ABC1234", confidence=0.97)
+    alert = Alert(source="test", kind="test", title="marker", pos=HERE)
+    async with (
+        _ws(center, clients[Role.analyst]) as analyst_ws,
+        _ws(center, clients[Role.officer]) as officer_ws,
+    ):
+        hello_a = json.loads(await analyst_ws.recv())
+        hello_o = json.loads(await officer_ws.recv())
+        assert "plate_read" in hello_a["types"] and "plate_read" not in hello_o["types"]
+        await bus.publish(read.subject, read.to_json())
+        await bus.publish(alert.subject, alert.to_json())
+        analyst_seen = await _collect(analyst_ws, "alert")
+        officer_seen = await _collect(officer_ws, "alert")
+    assert "plate_read" in analyst_seen
+    assert "plate_read" not in officer_seen  # officers get the hit, not every read
+    # subscribing to a stream with plate reads is audited
+    admin = clients[Role.admin]
+    audit = (await admin.get("/api/v1/audit", params={"action": "subscribe_live"})).json()["items"]
+    assert any(e["actor"] == "analyst1" for e in audit)
+    assert not any(e["actor"] == "officer1" for e in audit)
+
+
+async def test_auditor_sees_audit_stream_only(
+    center: Running, clients: dict[Role, httpx.AsyncClient]
+) -> None:
+    async with _ws(center, clients[Role.auditor]) as ws:
+        hello = json.loads(await ws.recv())
+        assert "audit" in hello["types"]
+        assert not {"plate_read", "hotlist_hit", "pulse", "device_heartbeat", "alert"} & set(hello["types"])
+
+
+async def test_anonymous_websocket_refused(center: Running) -> None:
+    with pytest.raises(websockets.exceptions.WebSocketException):
+        async with _ws(center, None) as ws:
+            await asyncio.wait_for(ws.recv(), 10)
