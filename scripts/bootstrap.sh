@@ -19,8 +19,11 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-if [ "$extras" = test ]; then
-  .venv/bin/python -m pip install -q -e '.[test]'
-else
-  .venv/bin/python -m pip install -q -e .
+target=.
+[ "$extras" = test ] && target='.[test]'
+echo "installing rtcc into .venv (log: .venv/pip.log)"
+if ! .venv/bin/python -m pip install -e "$target" >.venv/pip.log 2>&1; then
+  tail -n 40 .venv/pip.log >&2
+  echo "pip install failed; full log in .venv/pip.log" >&2
+  exit 1
 fi
