@@ -1,0 +1,246 @@
+"""Hotlist files: the NCIC vehicle extract (fixed width) and state CSV lists.
+
+Parsing never stops at a bad line: every line is either an entry or a
+:class:`LineError` with its line number and reason, so an import can keep the
+good lines and report the rest. Replacing a source atomically is the store's
+job (one transaction deletes the old entries and inserts the new).
+
+Fixed-width layout
+------------------
+:data:`NCIC_LAYOUT` lists ``(field, start, end)`` with 1-based inclusive
+columns, the way ALPR vendors describe the extract: plate, state, plate
+year, plate type, vehicle year/make/model/style/colour, VIN, NCIC number,
+originating agency, entry date and message key. The default positions are a
+documented assumption, not a copy of the FBI's restricted specification; an
+agency whose extract differs passes its own layout (the importer takes any
+layout with at least ``plate`` and ``mke``).
+
+Categories come from the NCIC message key (``MKE``): stolen vehicle (``EV``
+family), stolen plate (``EL``), wanted person (``EW``), missing person
+(``EM``, AMBER alerts), and everything else as ``custom``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from rtcc.plates.matching import normalize_plate
+
+
+class Category(StrEnum):
+    stolen_vehicle = "stolen_vehicle"
+    stolen_plate = "stolen_plate"
+    wanted_person = "wanted_person"
+    missing_person = "missing_person"
+    custom = "custom"
+
+
+NCIC_LAYOUT: tuple[tuple[str, int, int], ...] = (
+    ("plate", 1, 10),
+    ("state", 11, 12),
+    ("plate_year", 13, 16),
+    ("plate_type", 17, 18),
+    ("vehicle_year", 19, 22),
+    ("make", 23, 26),
+    ("model", 27, 29),
+    ("style", 30, 31),
+    ("color", 32, 38),
+    ("vin", 39, 58),
+    ("ncic_number", 59, 68),
+    ("ori", 69, 77),
+    ("entry_date", 78, 85),
+    ("mke", 86, 89),
+)
+"""Default NCIC extract layout: (field, first column, last column), 1-based inclusive."""
+
+MKE_CATEGORY: dict[str, Category] = {
+    "EV": Category.stolen_vehicle,
+    "EVP": Category.stolen_vehicle,
+    "EF": Category.stolen_vehicle,
+    "EL": Category.stolen_plate,
+    "ELP": Category.stolen_plate,
+    "EW": Category.wanted_person,
+    "EWJ": Category.wanted_person,
+    "EM": Category.missing_person,
+    "EMD": Category.missing_person,
+    "EMJ": Category.missing_person,
+    "EMV": Category.missing_person,
+    "EMI": Category.missing_person,
+}
+
+_STATE_CODES = (
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY "
+    "NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI AS MP US"
+)
+US_STATES = frozenset(_STATE_CODES.split(" "))
+
+
+@dataclass(frozen=True)
+class ParsedEntry:
+    """A hotlist line that parsed."""
+
+    line: int
+    plate: str
+    category: Category
+    state: str | None = None
+    reason: str = ""
+    expires_at: datetime | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LineError:
+    """A line that did not parse, and why."""
+
+    line: int
+    reason: str
+
+
+@dataclass
+class ParseReport:
+    entries: list[ParsedEntry] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)
+
+
+def _plate_ok(plate: str, *, wildcards: bool) -> str | None:
+    p = normalize_plate(plate, wildcards=wildcards)
+    if not p:
+        return None
+    if not 1 <= len(p.replace("*", "")) <= 10:
+        return None
+    return p
+
+
+def parse_ncic(lines: Iterable[str], layout: tuple[tuple[str, int, int], ...] = NCIC_LAYOUT) -> ParseReport:
+    """Parse an NCIC fixed-width extract; blank lines are skipped."""
+    names = {f for f, _, _ in layout}
+    if not {"plate", "mke"} <= names:
+        raise ValueError("an NCIC layout needs at least the 'plate' and 'mke' fields")
+    min_len = max(end for f, _, end in layout if f in ("plate", "mke"))
+    report = ParseReport()
+    for n, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if len(line) < min_len:
+            report.errors.append(LineError(n, f"line is {len(line)} characters; the layout needs {min_len}"))
+            continue
+        rec = {f: line[s - 1 : e].strip() for f, s, e in layout}
+        plate = _plate_ok(rec["plate"], wildcards=False)
+        if plate is None:
+            report.errors.append(LineError(n, f"no usable plate in columns of 'plate': {rec['plate']!r}"))
+            continue
+        mke = rec["mke"].upper()
+        if not mke:
+            report.errors.append(LineError(n, "empty message key (mke)"))
+            continue
+        state = rec.get("state", "").upper() or None
+        if state is not None and state not in US_STATES:
+            report.errors.append(LineError(n, f"unknown state code {state!r}"))
+            continue
+        category = MKE_CATEGORY.get(mke, MKE_CATEGORY.get(mke[:2], Category.custom))
+        extra = {k: v for k, v in rec.items() if k not in ("plate", "state", "mke") and v}
+        extra["mke"] = mke
+        report.entries.append(
+            ParsedEntry(
+                n,
+                plate,
+                category,
+                state,
+                reason=f"NCIC {mke} {rec.get('ncic_number', '')}".strip(),
+                extra=extra,
+            )
+        )
+    return report
+
+
+_CSV_ALIASES = {
+    "plate": ("plate", "plate_number", "license_plate", "lp", "tag"),
+    "state": ("state", "plate_state", "st"),
+    "category": ("category", "type", "list"),
+    "reason": ("reason", "description", "notes", "remarks"),
+    "expires": ("expires", "expires_at", "expiry", "expiration", "expiration_date"),
+}
+
+
+def parse_csv(text: str, *, default_category: Category = Category.stolen_vehicle) -> ParseReport:
+    """Parse a state hotlist CSV with a header row (column names are matched loosely).
+
+    Wildcards (``?``, ``*``) are kept so partial plates can be listed.
+    """
+    report = ParseReport()
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        report.errors.append(LineError(1, "empty file: expected a header row with a 'plate' column"))
+        return report
+    cols = [h.strip().lower() for h in header]
+    index: dict[str, int] = {}
+    for key, names in _CSV_ALIASES.items():
+        for name in names:
+            if name in cols:
+                index[key] = cols.index(name)
+                break
+    if "plate" not in index:
+        report.errors.append(LineError(1, f"no plate column in header {header}; name one 'plate'"))
+        return report
+    for row in _rows(reader):
+        n, cells = row
+        if not any(c.strip() for c in cells):
+            continue
+
+        def cell(key: str, cells: list[str] = cells) -> str:
+            i = index.get(key)
+            return cells[i].strip() if i is not None and i < len(cells) else ""
+
+        plate = _plate_ok(cell("plate"), wildcards=True)
+        if plate is None:
+            report.errors.append(LineError(n, f"no usable plate: {cell('plate')!r}"))
+            continue
+        cat_text = cell("category").lower().replace(" ", "_").replace("/", "_")
+        try:
+            category = Category(cat_text) if cat_text else default_category
+        except ValueError:
+            report.errors.append(
+                LineError(
+                    n, f"unknown category {cat_text!r}; use one of {', '.join(c.value for c in Category)}"
+                )
+            )
+            continue
+        expires: datetime | None = None
+        if cell("expires"):
+            try:
+                expires = _parse_when(cell("expires"))
+            except ValueError:
+                report.errors.append(LineError(n, f"expiry {cell('expires')!r} is not a date (YYYY-MM-DD)"))
+                continue
+        state = cell("state").upper() or None
+        if state is not None and state not in US_STATES:
+            report.errors.append(LineError(n, f"unknown state code {state!r}"))
+            continue
+        report.entries.append(
+            ParsedEntry(n, plate, category, state, reason=cell("reason"), expires_at=expires)
+        )
+    return report
+
+
+def _rows(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """Rows with the physical line number each ends on (quoted fields may span lines)."""
+    for row in reader:
+        yield int(reader.line_num), row
+
+
+def _parse_when(text: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        d = date.fromisoformat(text)
+        dt = datetime(d.year, d.month, d.day)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
