@@ -10,7 +10,9 @@ import importlib
 
 import typer
 
-acoustic_app = typer.Typer(help="Gunshot detection: detect pulses, locate shots, classify sounds.", no_args_is_help=True)
+acoustic_app = typer.Typer(
+    help="Gunshot detection: detect pulses, locate shots, classify sounds.", no_args_is_help=True
+)
 
 for _name in ("acoustic_detect", "acoustic_locate", "acoustic_classify"):
     try:

@@ -1,0 +1,198 @@
+"""``rtcc acoustic locate PULSES.csv`` — associate pulses into shots and locate each, one JSON line per shot.
+
+Contract (independent evaluations use it)::
+
+    rtcc acoustic locate PULSES.csv [--temperature-c T]
+
+``PULSES.csv`` has a header with the columns ``sensor_id,x_m,y_m,z_m,arrival_utc[,snr_db]``
+(metres in one local frame; ``arrival_utc`` ISO 8601, e.g. ``2018-12-19T00:49:29.384123Z``) and
+holds every pulse reported around one or more events — several rounds, echoes, strays, in any
+order. Each located shot prints one line::
+
+    {"time_utc": "2018-12-19T00:49:28.112345Z", "x_m": ..., "y_m": ..., "z_m": ...,
+     "ellipse_major_m": ..., "ellipse_minor_m": ..., "ellipse_angle_deg": ..., "sensors": [...]}
+
+(``ellipse_*``: 95 % ellipse semi-axes in metres, major-axis bearing in degrees clockwise from
+north.) Exit codes: 0 done (bad rows, if any, were reported on stderr by line number and the others
+used); 2 bad input — missing or unreadable file, missing columns, or no usable row.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from rtcc.acoustic.locate import Arrival, Fix, locate_all
+
+_err = Console(stderr=True, soft_wrap=True)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+REQUIRED = ("sensor_id", "x_m", "y_m", "z_m", "arrival_utc")
+MAX_REPORTED = 20
+
+
+class BadRow(ValueError):
+    """A CSV row that cannot be used; the message names the column."""
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    _err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def parse_utc(text: str) -> float:
+    """ISO 8601 time → POSIX seconds (a time without zone is taken as UTC).
+
+    Raises
+    ------
+    ValueError
+        Not an ISO 8601 time.
+    """
+    dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return (dt - EPOCH) / timedelta(seconds=1)
+
+
+def format_utc(posix_s: float) -> str:
+    """POSIX seconds → ISO 8601 UTC with microseconds and ``Z``."""
+    return (EPOCH + timedelta(seconds=posix_s)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _number(row: dict[str, str | None], col: str, *, optional: bool = False) -> float | None:
+    raw = (row.get(col) or "").strip()
+    if raw == "":
+        if optional:
+            return None
+        raise BadRow(f"column {col!r} is empty")
+    try:
+        v = float(raw)
+    except ValueError:
+        raise BadRow(f"column {col!r}: {raw!r} is not a number") from None
+    if not math.isfinite(v):
+        raise BadRow(f"column {col!r}: {raw!r} is not a finite number")
+    return v
+
+
+def parse_row(row: dict[str, str | None]) -> Arrival:
+    """One CSV row → :class:`Arrival`.
+
+    Raises
+    ------
+    BadRow
+        A missing, non-numeric or non-finite value, or an unparseable time; the message names
+        the column.
+    """
+    sid = (row.get("sensor_id") or "").strip()
+    if not sid:
+        raise BadRow("column 'sensor_id' is empty")
+    x, y, z = (_number(row, c) for c in ("x_m", "y_m", "z_m"))
+    assert x is not None and y is not None and z is not None
+    raw_t = (row.get("arrival_utc") or "").strip()
+    try:
+        t = parse_utc(raw_t)
+    except ValueError:
+        raise BadRow(f"column 'arrival_utc': {raw_t!r} is not an ISO 8601 time") from None
+    snr = _number(row, "snr_db", optional=True) if "snr_db" in row else None
+    return Arrival(sid, x, y, z, t, snr)
+
+
+def read_pulses(path: Path) -> tuple[list[Arrival], list[str]]:
+    """Read a pulses CSV; returns the good arrivals and one message per bad row (``line N: …``).
+
+    Raises
+    ------
+    BadRow
+        The file cannot be read or lacks a required column (the whole file is unusable).
+    """
+    try:
+        fh = path.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise BadRow(f"{path}: cannot read ({exc.strerror or exc})") from None
+    good: list[Arrival] = []
+    bad: list[str] = []
+    with fh:
+        try:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            missing = [c for c in REQUIRED if c not in header]
+            if missing:
+                raise BadRow(
+                    f"{path}: missing column(s) {', '.join(missing)} in the header (line 1); "
+                    f"expected {','.join(REQUIRED)}[,snr_db]"
+                )
+            reader.fieldnames = header
+            for row in reader:
+                if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                    continue  # blank line
+                try:
+                    good.append(parse_row(row))
+                except BadRow as exc:
+                    bad.append(f"line {reader.line_num}: {exc}")
+        except UnicodeDecodeError:
+            raise BadRow(f"{path}: not a UTF-8 text file") from None
+        except csv.Error as exc:
+            raise BadRow(f"{path}: not readable CSV ({exc})") from None
+    return good, bad
+
+
+def fix_json(f: Fix) -> str:
+    """The contract's JSON line for one located shot."""
+    return json.dumps(
+        {
+            "time_utc": format_utc(f.t0_s),
+            "x_m": round(f.x_m, 3),
+            "y_m": round(f.y_m, 3),
+            "z_m": round(f.z_m, 3),
+            "ellipse_major_m": round(f.ellipse_major_m, 3),
+            "ellipse_minor_m": round(f.ellipse_minor_m, 3),
+            "ellipse_angle_deg": round(f.ellipse_angle_deg, 2),
+            "sensors": list(f.sensors),
+        }
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``locate`` command to the ``rtcc acoustic`` group."""
+
+    @app.command("locate")
+    def locate(
+        pulses: Annotated[
+            Path,
+            typer.Argument(
+                metavar="PULSES.csv",
+                help="CSV: sensor_id,x_m,y_m,z_m,arrival_utc[,snr_db]",
+                show_default=False,
+            ),
+        ],
+        temperature_c: Annotated[
+            float,
+            typer.Option(
+                "--temperature-c", min=-60.0, max=60.0, help="Air temperature, °C (sets the speed of sound)."
+            ),
+        ] = 20.0,
+    ) -> None:
+        """Associate pulses into shots and locate each one; prints one JSON object per shot."""
+        try:
+            arrivals, bad = read_pulses(pulses)
+        except BadRow as exc:
+            _fail(str(exc))
+        for msg in bad[:MAX_REPORTED]:
+            _err.print(f"[yellow]skipped[/] {pulses}: {msg}", highlight=False)
+        if len(bad) > MAX_REPORTED:
+            _err.print(f"[yellow]skipped[/] … and {len(bad) - MAX_REPORTED} more bad rows", highlight=False)
+        if not arrivals:
+            _fail(f"{pulses}: no usable pulse rows ({len(bad)} bad)")
+        if bad:
+            _err.print(
+                f"{pulses}: {len(bad)} bad row(s) skipped; locating with the other {len(arrivals)}",
+                highlight=False,
+            )
+        for f in locate_all(arrivals, temperature_c=temperature_c):
+            sys.stdout.write(fix_json(f) + "\n")
