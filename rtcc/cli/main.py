@@ -244,9 +244,11 @@ def config_docs() -> None:
 
 from rtcc.cli import admin as _admin  # noqa: E402  (registers audit/users/devices commands)
 from rtcc.cli.acoustic import acoustic_app  # noqa: E402
+from rtcc.cli.sensor import register as _register_sensor  # noqa: E402
 
 _ = _admin
 app.add_typer(acoustic_app, name="acoustic")
+_register_sensor(app)
 
 
 def main() -> None:

@@ -1,0 +1,194 @@
+"""``rtcc acoustic detect AUDIO...`` — impulsive onsets in audio files, one JSON object per pulse.
+
+Contract (independent evaluations use it)::
+
+    rtcc acoustic detect AUDIO... [--sensor-id ID] [--start-utc ISO] [--x M --y M --z M]
+
+prints one line per detected pulse::
+
+    {"sensor_id": ..., "arrival_utc": "2018-12-19T00:49:28.544123Z", "peak_db": ..., "snr_db": ...,
+     "duration_ms": ...}
+
+plus ``x_m``, ``y_m``, ``z_m`` when the sensor position is known (so the lines feed
+``rtcc acoustic locate`` directly). A sibling JSON file (``clip.json`` beside ``clip.flac``, as in
+ShotSpotter's data) supplies ``serial_number`` (or ``sensor_id``), ``timestamp`` (UTC of the
+first sample) and ``location`` {x, y, z} in metres; command-line options override it. Without a
+start time the arrival counts from 1970-01-01T00:00:00Z (a warning says so).
+
+Exit codes: 0 all files read; 2 a file (or option) was bad — the other files are still processed
+and the message names the file that failed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from rtcc.acoustic.detect import AudioError, detect_file
+
+_err = Console(stderr=True, soft_wrap=True)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_utc(text: str) -> datetime:
+    """An ISO 8601 time as aware UTC (a naive time is taken as UTC).
+
+    Raises
+    ------
+    ValueError
+        Not an ISO 8601 time.
+    """
+    dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def format_utc(dt: datetime) -> str:
+    """ISO 8601 UTC with microseconds and ``Z``."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def sidecar(path: Path) -> dict[str, Any]:
+    """Sensor metadata from the JSON file beside ``path`` (``{}`` when there is none).
+
+    Returns
+    -------
+    dict
+        Any of ``sensor_id`` (str), ``start`` (datetime), ``x``, ``y``, ``z`` (float, m).
+
+    Raises
+    ------
+    ValueError
+        The sibling JSON exists but cannot be read or holds a bad value.
+    """
+    meta_path = path.with_suffix(".json")
+    if not meta_path.is_file():
+        return {}
+    try:
+        raw = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{meta_path}: not readable JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{meta_path}: expected a JSON object")
+    out: dict[str, Any] = {}
+    sid = raw.get("sensor_id") or raw.get("serial_number") or raw.get("device_id")
+    if sid is not None:
+        out["sensor_id"] = str(sid)
+    ts = raw.get("timestamp") or raw.get("start_utc")
+    if ts is not None:
+        try:
+            out["start"] = parse_utc(str(ts))
+        except ValueError as exc:
+            raise ValueError(f"{meta_path}: timestamp {ts!r} is not an ISO 8601 time") from exc
+    loc = raw.get("location") if isinstance(raw.get("location"), dict) else raw
+    for axis in ("x", "y", "z"):
+        v = loc.get(axis) if isinstance(loc, dict) else None
+        if v is not None:
+            try:
+                f = float(v)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{meta_path}: location {axis}={v!r} is not a number") from exc
+            if not math.isfinite(f):
+                raise ValueError(f"{meta_path}: location {axis}={v!r} is not finite")
+            out[axis] = f
+    return out
+
+
+def pulse_lines(
+    path: Path,
+    *,
+    sensor_id: str | None,
+    start: datetime | None,
+    xyz: tuple[float | None, float | None, float | None],
+    options: dict[str, float],
+) -> list[dict[str, Any]]:
+    """The pulses of one audio file as contract dicts.
+
+    Raises
+    ------
+    AudioError
+        The audio cannot be read or used.
+    ValueError
+        The sibling JSON is bad.
+    """
+    meta = sidecar(path)
+    sid = sensor_id or meta.get("sensor_id") or path.stem
+    onsets = detect_file(path, **options)
+    t0: datetime | None = start or meta.get("start")
+    if t0 is None:
+        _err.print(
+            f"warning: {path}: no start time (no --start-utc, no sibling JSON timestamp); "
+            "arrival_utc counts from 1970-01-01T00:00:00Z",
+            highlight=False,
+        )
+        t0 = EPOCH
+    pos = [v if v is not None else meta.get(axis) for v, axis in zip(xyz, ("x", "y", "z"), strict=True)]
+    out = []
+    for o in onsets:
+        line: dict[str, Any] = {
+            "sensor_id": sid,
+            "arrival_utc": format_utc(t0 + timedelta(microseconds=round(o.time_s * 1e6))),
+            "peak_db": round(o.peak_db, 2),
+            "snr_db": round(o.snr_db, 2),
+            "duration_ms": round(o.duration_ms, 2),
+        }
+        if all(v is not None for v in pos):
+            line.update(x_m=pos[0], y_m=pos[1], z_m=pos[2])
+        out.append(line)
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``detect`` to the ``rtcc acoustic`` group."""
+
+    @app.command("detect")
+    def detect(
+        audio: Annotated[list[Path], typer.Argument(help="Audio files (WAV, FLAC, …; any rate ≥ 8 kHz).")],
+        sensor_id: Annotated[
+            str | None, typer.Option("--sensor-id", help="Sensor id (default: sibling JSON, else file name).")
+        ] = None,
+        start_utc: Annotated[
+            str | None,
+            typer.Option("--start-utc", help="UTC of the first sample, ISO 8601 (default: sibling JSON)."),
+        ] = None,
+        x: Annotated[float | None, typer.Option("--x", help="Sensor x, m.")] = None,
+        y: Annotated[float | None, typer.Option("--y", help="Sensor y, m.")] = None,
+        z: Annotated[float | None, typer.Option("--z", help="Sensor z, m.")] = None,
+        threshold_db: Annotated[
+            float | None, typer.Option("--threshold-db", help="Trigger level over the noise floor, dB.")
+        ] = None,
+    ) -> None:
+        """Detect impulsive onsets; print one JSON object per pulse (sub-millisecond arrival times)."""
+        start: datetime | None = None
+        if start_utc is not None:
+            try:
+                start = parse_utc(start_utc)
+            except ValueError:
+                _err.print(
+                    f"[bold red]error:[/] --start-utc {start_utc!r} is not an ISO 8601 time", highlight=False
+                )
+                raise typer.Exit(2) from None
+        options: dict[str, float] = {} if threshold_db is None else {"threshold_db": threshold_db}
+        failed: list[str] = []
+        for path in audio:
+            try:
+                lines = pulse_lines(path, sensor_id=sensor_id, start=start, xyz=(x, y, z), options=options)
+            except (AudioError, ValueError) as exc:
+                msg = exc.message if isinstance(exc, AudioError) else str(exc)
+                _err.print(f"[bold red]error:[/] {msg}", highlight=False)
+                failed.append(str(path))
+                continue
+            sys.stdout.write("".join(json.dumps(line) + "\n" for line in lines))
+            sys.stdout.flush()
+        if failed:
+            _err.print(
+                f"[bold red]error:[/] {len(failed)} of {len(audio)} file(s) failed: {', '.join(failed)}",
+                highlight=False,
+            )
+            raise typer.Exit(2)

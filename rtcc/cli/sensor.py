@@ -1,0 +1,149 @@
+"""``rtcc sensor`` — the acoustic sensor agent: audio in, pulses out to the center, nothing lost.
+
+::
+
+    rtcc sensor --device-id ac-0001 --key KEY --lat 33.52 --lon -86.81 --file clip.flac
+    arecord -f S16_LE -r 12000 -t raw | rtcc sensor --device-id ac-0001 --stdin --rate 12000 ...
+
+Exit codes: 0 input read and every pulse delivered; 2 bad input or options (the message names
+the option); 3 the input ended while pulses were still spooled because the center was
+unreachable (they are delivered on the next start with the same ``--spool-dir``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from rtcc.acoustic.agent import (
+    PCM_FORMATS,
+    AudioSource,
+    FileSource,
+    PcmSource,
+    SensorAgent,
+    SoundDeviceSource,
+    Uplink,
+    stdin_binary,
+)
+from rtcc.acoustic.buffer import Spool
+from rtcc.acoustic.clock import SensorClock
+from rtcc.acoustic.detect import AudioError
+from rtcc.events import Position
+
+_err = Console(stderr=True, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    _err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the top-level ``sensor`` command to ``app``."""
+
+    @app.command("sensor")
+    def sensor(
+        device_id: Annotated[str, typer.Option("--device-id", help="The sensor's registered device id.")],
+        lat: Annotated[float, typer.Option("--lat", help="Microphone latitude, degrees.")],
+        lon: Annotated[float, typer.Option("--lon", help="Microphone longitude, degrees.")],
+        key: Annotated[
+            str | None,
+            typer.Option("--key", help="Device key (default: $RTCC_SENSOR_KEY).", show_default=False),
+        ] = None,
+        alt: Annotated[float | None, typer.Option("--alt", help="Microphone height, m (WGS84).")] = None,
+        center: Annotated[str, typer.Option("--center", help="Center base URL (HTTPS ingest).")] = (
+            "http://127.0.0.1:8470"
+        ),
+        mqtt: Annotated[
+            str | None, typer.Option("--mqtt", help="MQTT listener host:port (NATS); tried before HTTPS.")
+        ] = None,
+        spool_dir: Annotated[Path, typer.Option("--spool-dir", help="Folder of the on-disk outbox.")] = Path(
+            "sensor-spool"
+        ),
+        file: Annotated[Path | None, typer.Option("--file", help="Read audio from a file.")] = None,
+        stdin: Annotated[bool, typer.Option("--stdin", help="Read raw PCM from standard input.")] = False,
+        sound_device: Annotated[
+            str | None,
+            typer.Option("--sound-device", help="Read a sound card (name or 'default'; needs sounddevice)."),
+        ] = None,
+        rate: Annotated[int, typer.Option("--rate", help="Sample rate of stdin / sound card, Hz.")] = 12000,
+        fmt: Annotated[str, typer.Option("--format", help=f"stdin PCM: {', '.join(PCM_FORMATS)}.")] = "s16le",
+        channels: Annotated[int, typer.Option("--channels", help="Channels of stdin / sound card.")] = 1,
+        fast: Annotated[
+            bool, typer.Option("--as-fast-as-possible", help="Read --file without real-time pacing.")
+        ] = False,
+        heartbeat_s: Annotated[
+            float, typer.Option("--heartbeat-s", help="Seconds between heartbeats.")
+        ] = 30.0,
+        gpsd: Annotated[
+            str, typer.Option("--gpsd", help="gpsd host:port for GPS time ('none' disables).")
+        ] = "127.0.0.1:2947",
+        clock_offset_s: Annotated[
+            float, typer.Option("--clock-offset-s", help="UTC minus system clock without GPS, s.")
+        ] = 0.0,
+        threshold_db: Annotated[
+            float | None, typer.Option("--threshold-db", help="Trigger level over the noise floor, dB.")
+        ] = None,
+        drain_timeout_s: Annotated[
+            float, typer.Option("--drain-timeout-s", help="After the input ends, wait this long to deliver.")
+        ] = 30.0,
+    ) -> None:
+        """Run the acoustic sensor agent: detect pulses, stamp them with GPS time, deliver them."""
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        key = key or os.environ.get("RTCC_SENSOR_KEY")
+        if not key:
+            raise _fail("no device key: pass --key or set RTCC_SENSOR_KEY (issued by `rtcc devices add`)")
+        if sum([file is not None, stdin, sound_device is not None]) != 1:
+            raise _fail("choose exactly one input: --file PATH, --stdin or --sound-device NAME")
+        try:
+            pos = Position(lat=lat, lon=lon, alt_m=alt)
+        except ValidationError as exc:
+            raise _fail(f"--lat/--lon/--alt: {exc.errors()[0]['msg']}") from None
+        if lat == 0.0 and lon == 0.0:
+            raise _fail("--lat/--lon (0, 0) is not a real position; the center refuses it")
+        try:
+            source: AudioSource
+            if file is not None:
+                source = FileSource(file, fast=fast)
+            elif stdin:
+                source = PcmSource(stdin_binary(), rate_hz=rate, fmt=fmt, channels=channels)
+            else:
+                dev = None if sound_device in (None, "default") else sound_device
+                source = SoundDeviceSource(rate_hz=rate, device=dev, channels=channels)
+        except AudioError as exc:
+            raise _fail(exc.message) from None
+        clock = SensorClock(clock_offset_s, None if gpsd.lower() == "none" else gpsd)
+        uplink = Uplink(device_id, key, center, mqtt=mqtt)
+        spool = Spool(spool_dir)
+        opts = {} if threshold_db is None else {"threshold_db": threshold_db}
+        agent = SensorAgent(
+            device_id, pos, uplink, spool, clock, heartbeat_s=heartbeat_s, detector_options=opts
+        )
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+        try:
+            stats = agent.run(source, drain_timeout_s=drain_timeout_s)
+        except AudioError as exc:
+            raise _fail(exc.message) from None
+        except KeyboardInterrupt:
+            agent.stop()
+            stats = agent.stats
+        finally:
+            uplink.close()
+            left = len(spool)
+            spool.close()
+        _err.print(
+            f"{stats.samples / source.rate_hz:.1f} s of audio, {stats.pulses} pulse(s), "
+            f"{stats.delivered} delivered, {stats.refused} refused, {left} kept in {spool_dir}",
+            highlight=False,
+        )
+        if left:
+            raise _fail(f"{left} pulse(s) not delivered yet (center unreachable); they stay spooled", 3)
