@@ -46,8 +46,8 @@ from rtcc.store.db import Store
 
 log = logging.getLogger("rtcc")
 
-PROCESSOR_KINDS = ("recorder", "health", "ingest")
-"""Processors ``rtcc worker <kind>`` can run; ``ingest`` is the MQTT bridge."""
+PROCESSOR_KINDS = ("recorder", "health", "ingest", "acoustic")
+"""Processors ``rtcc worker <kind>`` can run; ``ingest`` is the MQTT bridge, ``acoustic`` gunshots."""
 
 
 class _Server(uvicorn.Server):
@@ -253,6 +253,12 @@ class Center:
                 comp = DeviceHealth(
                     self.store, self.bus, self.metrics, offline_after_s=3 * s.sim.heartbeat_s + 5
                 )
+            elif kind == "acoustic":
+                from rtcc.acoustic.pipeline import AcousticPipeline
+
+                comp = AcousticPipeline(
+                    self.store, self.bus, self.metrics, origin=(s.sim.center_lat, s.sim.center_lon)
+                )
             else:
                 if s.bus.engine != "nats":
                     continue  # MQTT arrives only through the NATS server's listener
@@ -332,6 +338,9 @@ class Center:
             settings=self.settings.sim,
             truth_path=self.settings.data_dir / "sim-truth.jsonl",
         )
+        from rtcc.sim.gunfire import Gunfire
+
+        Gunfire(city, self.sim).install()
         await self.sim.start()
 
     async def _maintain_partitions(self) -> None:

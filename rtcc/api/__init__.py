@@ -18,11 +18,11 @@ from fastapi.staticfiles import StaticFiles
 from rtcc import __version__
 from rtcc.api.deps import Context
 from rtcc.api.errors import RequestIdAndLimitMiddleware, install_error_handlers
-from rtcc.api.routes import audit, auth, devices, events, ingest, system, users, ws
+from rtcc.api.routes import audit, auth, devices, events, gunshots, ingest, system, users, ws
 
 API_PREFIX = "/api/v1"
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-ROUTERS = (system, auth, users, devices, ingest, events, audit, ws)
+ROUTERS = (system, auth, users, devices, ingest, events, gunshots, audit, ws)
 """Every router the API mounts under :data:`API_PREFIX`, in order."""
 
 

@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Gunfire or not: calibrated probability for each file (shipped ONNX model)."""
         from rtcc.acoustic.classify import AudioError, GunshotClassifier, classify_file
-        from rtcc.cli.main import err
+        from rtcc.cli.output import err
 
         clf = GunshotClassifier.load()
         failed = 0

@@ -8,16 +8,8 @@ from typing import Annotated
 import typer
 from rich.progress import Progress
 
-from rtcc.cli.main import (
-    ConfigOpt,
-    audit_app,
-    devices_app,
-    err,
-    fail,
-    out,
-    settings_or_exit,
-    users_app,
-)
+from rtcc.cli.main import ConfigOpt, audit_app, devices_app, settings_or_exit, users_app
+from rtcc.cli.output import err, fail, out
 from rtcc.errors import RtccError
 from rtcc.roles import DeviceType, Role
 from rtcc.settings import Settings

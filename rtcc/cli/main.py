@@ -12,12 +12,12 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.panel import Panel
 
+from rtcc.cli.output import err, fail, out
 from rtcc.errors import ConfigError, RtccError, Unavailable
 from rtcc.settings import Settings, load_settings
 
@@ -39,18 +39,11 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(devices_app, name="devices")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML settings file (default: $RTCC_CONFIG).", show_default=False),
 ]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 def settings_or_exit(config: Path | None, **overrides: Any) -> Settings:
@@ -159,7 +152,7 @@ def serve(config: ConfigOpt = None) -> None:
 
 @app.command()
 def worker(
-    kind: Annotated[str, typer.Argument(help="recorder, health or ingest (the MQTT bridge).")],
+    kind: Annotated[str, typer.Argument(help="recorder, health, ingest (the MQTT bridge) or acoustic.")],
     config: ConfigOpt = None,
 ) -> None:
     """Run one kind of processor on its own; start more to scale out (JetStream queue groups)."""
@@ -244,11 +237,13 @@ def config_docs() -> None:
 
 from rtcc.cli import admin as _admin  # noqa: E402  (registers audit/users/devices commands)
 from rtcc.cli.acoustic import acoustic_app  # noqa: E402
+from rtcc.cli.plates import register as _register_plates  # noqa: E402
 from rtcc.cli.sensor import register as _register_sensor  # noqa: E402
 
 _ = _admin
 app.add_typer(acoustic_app, name="acoustic")
 _register_sensor(app)
+_register_plates(app)
 
 
 def main() -> None:

@@ -46,12 +46,12 @@ DbTarget = str | Engine | Connection
 """A database URL, an engine, or an open connection."""
 
 GEOM_COLUMN = "geom"
-SPATIAL_TABLES = frozenset({"events", "devices"})
+SPATIAL_TABLES = frozenset({"events", "devices", "gunshot_incidents"})
 """Tables that get a generated PostGIS ``geom`` column on PostgreSQL."""
 
 _PARTITION_RE = re.compile(r"^events_(\d{8}|default)$")
 _FOREIGN_TABLES = frozenset({"spatial_ref_sys"})
-_SPATIAL_INDEX_RE = re.compile(r"^ix_(events|devices)_(geom|geog)$")
+_SPATIAL_INDEX_RE = re.compile(r"^ix_(events|devices|gunshot_incidents)_(geom|geog)$")
 
 
 def config(target: DbTarget | None = None) -> Config:

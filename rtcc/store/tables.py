@@ -181,3 +181,40 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class GunshotIncidentRow(Base):
+    """A located, classified gunshot incident and its review state.
+
+    ``status`` is one of ``alerted`` (confidence at or above the alert
+    threshold: the alert went out at once), ``pending_review`` (middle band:
+    waiting for a reviewer), ``confirmed`` / ``dismissed`` (a reviewer
+    decided, with ``reviewed_by``, ``review_reason`` and ``reviewed_at``) and
+    ``below_threshold`` (kept for statistics, no alert). ``pulses`` maps each
+    contributing sensor id to the event id of its pulse (its audio is in the
+    event log). On PostgreSQL the migration adds a generated PostGIS ``geom``.
+    """
+
+    __tablename__ = "gunshot_incidents"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    ellipse_major_m: Mapped[float] = mapped_column(Float)
+    ellipse_minor_m: Mapped[float] = mapped_column(Float)
+    ellipse_angle_deg: Mapped[float] = mapped_column(Float)
+    rounds: Mapped[int] = mapped_column(Integer)
+    intervals_s: Mapped[list[float]] = mapped_column(JSONType, default=list)
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)
+    multiple_shooters: Mapped[bool] = mapped_column(Boolean, default=False)
+    label: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float] = mapped_column(Float)
+    sensors: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    pulses: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    review_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)

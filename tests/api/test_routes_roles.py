@@ -53,7 +53,11 @@ def test_every_route_declares_its_roles() -> None:
 
 
 def _fill(path: str) -> str:
-    return path.replace("{device_id}", "no-such-device").replace("{username}", "no-such-user")
+    return (
+        path.replace("{device_id}", "no-such-device")
+        .replace("{username}", "no-such-user")
+        .replace("{incident_id}", "00000000-0000-4000-8000-000000000000")
+    )
 
 
 async def test_route_by_role(center: Running, clients: dict[Role, httpx.AsyncClient]) -> None:

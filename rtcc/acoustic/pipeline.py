@@ -1,0 +1,869 @@
+"""The center's acoustic processor: pulses on the bus → located shots → incidents → alerts.
+
+:class:`AcousticPipeline` runs in the queue group ``acoustic`` (``rtcc worker
+acoustic``, or inside ``rtcc serve``) and consumes ``rtcc.events.pulse``.
+
+What it does with the pulses
+----------------------------
+1. **Buffer.** Each new pulse (by event id: a redelivered or duplicated pulse
+   is handled once; a pulse of a sensor at the same millisecond as one already
+   processed is a resend and dropped too) joins an open *cluster* when it could be the same bang as
+   a pulse already there: sensors at most ``2 × hearing_range_m`` apart and
+   arrival times at most their distance over the speed of sound plus
+   ``burst_gap_s`` apart (so the rounds of a burst stay together). Clusters
+   that a pulse links are merged.
+2. **Close the window.** A cluster is processed when no more pulse of it can
+   be expected:
+
+   * *early*: a preliminary fix exists and every registered sensor within
+     ``hearing_range_m`` of it that has not reported was due (its arrival
+     time from the fix, plus the delivery delay seen on this cluster's
+     freshest pulse, plus ``late_margin_s`` for a blocked, late path) and
+     nothing arrived for ``early_quiet_s``. Later rounds then make a new
+     window and join the incident (7.); or
+   * *timer*: the newest pulse is ``settle_s`` old (by its own time stamp)
+     and nothing arrived for ``quiet_s`` (the fallback when the sensor
+     registry does not say who should have heard it).
+3. **Locate.** Positions go to local metres (:class:`~rtcc.acoustic.projection.Projection`
+   centred on ``origin`` — the simulated city's centre — or the first
+   sensor heard), then ``locate_all`` (:mod:`rtcc.acoustic.locate`)
+   associates rounds, echoes and strays and locates each round. Each fix is
+   published as a :class:`~rtcc.events.ShotLocated`.
+4. **Incidents.** Fixes within ``group_distance_m`` and ``group_gap_s`` of
+   each other make one incident: rounds = fixes, their intervals, *probable
+   automatic fire* (at least 3 rounds, every interval under
+   ``automatic_interval_s``) and *more than one shooter* (two fixes further
+   apart than ``multiple_shooter_m`` and than their two ellipses' major
+   semi-axes together).
+5. **Classify.** The audio of the (up to) three contributing sensors
+   nearest the incident is decoded (FLAC) and scored by
+   :class:`rtcc.acoustic.classify.GunshotClassifier`; the incident's
+   confidence is the mean probability. The round pattern is stored and shown
+   to reviewers but is *not* folded into the confidence yet. With no model
+   or no audio the confidence is ``no_audio_confidence`` (0.5 by default,
+   inside the review band: a person decides).
+6. **Review rule.** confidence ≥ ``alert_above``: status ``alerted`` and an
+   :class:`~rtcc.events.Alert` of kind ``gunshot`` at once;
+   ``review_above`` ≤ confidence < ``alert_above``: ``pending_review`` and
+   an Alert of kind ``gunshot_review`` (for supervisors and analysts: the
+   dashboard routes by ``kind``); below: ``below_threshold``, stored for
+   statistics, no incident event and no alert. Incidents are stored in
+   ``gunshot_incidents`` (:mod:`rtcc.acoustic.incidents`) before they are
+   published.
+7. **Later rounds and stragglers.** Fixes of a later window within
+   ``group_distance_m`` and ``group_gap_s`` of an incident already announced
+   join it (the incident is re-published with more rounds; no second
+   alert). A pulse arriving as a located round predicts (from
+   ``absorb_early_s`` before to ``absorb_late_s`` after its fix's arrival
+   time at that sensor: a far sensor, a slow delivery, a blocked path or an
+   echo) is counted with that round and not located again.
+
+Delivery and idempotency
+------------------------
+A pulse's message is acknowledged only once its cluster has been processed
+(the handler waits), so a worker that dies mid-window leaves its pulses to be
+redelivered. Ids are derived from the pulses (uuid5 of their event ids): the
+same pulses give the same ShotLocated, incident and alert ids, the store
+insert is skipped for a known id and JetStream drops a re-published id.
+
+Sharding (a known limitation)
+-----------------------------
+All pulses of one bang must reach the **same** worker. In the queue group a
+message goes to any member, so with more than one ``rtcc worker acoustic``
+process the pulses of one shot can be split and located twice, badly, or
+not at all. Run **one** acoustic worker per city until sharding by map cell
+(one subject per cell, each pulse also published to its neighbouring cells,
+a cluster owned by the cell of its first pulse) is built; inside one process
+the ``members`` concurrent handlers share one buffer, so that is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import itertools
+import logging
+import math
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from rtcc.acoustic.incidents import IncidentRecord, Status, record_incident, update_rounds
+from rtcc.acoustic.projection import Projection
+from rtcc.bus import Bus, Subscription
+from rtcc.events import Alert, AlertSeverity, GunshotIncident, Position, Pulse, ShotLocated, parse_event
+from rtcc.metrics import Metrics
+from rtcc.roles import DeviceType
+from rtcc.store.db import Store
+from rtcc.store.tables import Device
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = uuid.UUID("6b1d3c4e-9f0a-4d8e-8a51-0c7e2f9b4a10")
+"""uuid5 namespace of the ids derived from pulse ids."""
+
+
+def speed_of_sound(temperature_c: float) -> float:
+    """Speed of sound in dry air, m/s: ``331.3 * sqrt(1 + T / 273.15)``."""
+    return 331.3 * math.sqrt(1.0 + temperature_c / 273.15)
+
+
+class Classifier(Protocol):
+    """What the pipeline needs of :class:`rtcc.acoustic.classify.GunshotClassifier`."""
+
+    def probability(self, audio: np.ndarray[Any, Any], sample_rate_hz: int) -> float: ...
+
+
+Locate = Callable[..., Sequence[Any]]
+"""``locate_all(arrivals, *, temperature_c) -> list[Fix]`` (see :mod:`rtcc.acoustic.locate`)."""
+
+
+@dataclass
+class _P:
+    """A buffered pulse."""
+
+    event: Pulse
+    t: float  # arrival, epoch seconds
+    xyz: tuple[float, float, float]
+    received: float  # loop time
+    done: asyncio.Future[None]
+    delivery_s: float = 0.0  # received (wall clock) minus the onset time stamp
+
+
+@dataclass
+class _Cluster:
+    pulses: list[_P] = field(default_factory=list)
+    last_t: float = 0.0
+    last_received: float = 0.0
+    version: int = 0
+    prelim_version: int = -1
+    prelim: list[Any] = field(default_factory=list)
+
+    def add(self, p: _P) -> None:
+        self.pulses.append(p)
+        self.last_t = max(self.last_t, p.t)
+        self.last_received = max(self.last_received, p.received)
+        self.version += 1
+
+    @property
+    def sensors(self) -> set[str]:
+        return {p.event.device for p in self.pulses}
+
+
+@dataclass
+class _Round:
+    """One located round: absolute time (epoch s), local position and ellipse (m, degrees)."""
+
+    t: float
+    xy: tuple[float, float]
+    major: float
+    minor: float
+    angle: float
+
+
+@dataclass
+class _Recent:
+    """An incident announced lately, which later rounds may join."""
+
+    rec: IncidentRecord
+    rounds: list[_Round]
+
+
+@dataclass
+class IncidentOutcome:
+    """What one processed group of fixes became (returned for tests and benchmarks)."""
+
+    incident: GunshotIncident
+    status: Status
+    alert: Alert | None
+    shots: list[ShotLocated]
+
+
+class AcousticPipeline:
+    """Pulses in, located shots, gunshot incidents and alerts out.
+
+    Parameters
+    ----------
+    store, bus, metrics
+        The center's store, bus and counters.
+    origin : (lat, lon) or None
+        Centre of the local metric frame, degrees (the simulated city's
+        centre); None: the first sensor heard.
+    temperature_c : float
+        Air temperature for the speed of sound, °C.
+    alert_above, review_above : float
+        Confidence at or above which an alert goes out at once, and at or
+        above which an incident waits for a reviewer.
+    hearing_range_m : float
+        Distance within which a registered sensor is expected to hear a
+        gunshot, m (for closing a window early).
+    settle_s, quiet_s, burst_gap_s, late_margin_s, early_quiet_s : float
+        Window rules, seconds (see the module docstring).
+    absorb_early_s, absorb_late_s : float
+        A pulse this much before/after the arrival a located round predicts
+        at its sensor belongs to that round, seconds.
+    group_distance_m, group_gap_s : float
+        Fixes this close in space (m) and time (s) make one incident.
+    automatic_interval_s, multiple_shooter_m : float
+        Thresholds for probable automatic fire (s) and more than one shooter (m).
+    min_sensors : int
+        Fewest distinct sensors a cluster needs before it is located.
+    no_audio_confidence : float
+        Confidence when there is no classifier or no audio.
+    members : int
+        Concurrent handlers in the queue group (each waits for its pulse's window).
+    locate, arrival, classifier
+        The localizer (``locate_all``), its ``Arrival`` type and the
+        classifier. None: :mod:`rtcc.acoustic.locate` and
+        :mod:`rtcc.acoustic.classify` are loaded at :meth:`start`. Tests pass
+        a classifier with a fixed answer through :meth:`use`.
+    """
+
+    group = "acoustic"
+
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        metrics: Metrics,
+        *,
+        origin: tuple[float, float] | None = None,
+        temperature_c: float = 20.0,
+        alert_above: float = 0.85,
+        review_above: float = 0.35,
+        hearing_range_m: float = 1000.0,
+        settle_s: float = 1.5,
+        quiet_s: float = 0.3,
+        burst_gap_s: float = 1.0,
+        late_margin_s: float = 0.3,
+        group_distance_m: float = 50.0,
+        group_gap_s: float = 10.0,
+        automatic_interval_s: float = 0.2,
+        multiple_shooter_m: float = 30.0,
+        min_sensors: int = 3,
+        no_audio_confidence: float = 0.5,
+        members: int = 256,
+        tick_s: float = 0.01,
+        early_quiet_s: float = 0.02,
+        absorb_early_s: float = 0.01,
+        absorb_late_s: float = 0.04,
+        locate: Locate | None = None,
+        arrival: Callable[..., Any] | None = None,
+        classifier: Classifier | None = None,
+    ) -> None:
+        if not 0.0 <= review_above <= alert_above <= 1.0:
+            raise ValueError("need 0 <= review_above <= alert_above <= 1")
+        self.store = store
+        self.bus = bus
+        self.metrics = metrics
+        self.origin = origin
+        self.temperature_c = temperature_c
+        self.c = speed_of_sound(temperature_c)
+        self.alert_above = alert_above
+        self.review_above = review_above
+        self.hearing_range_m = hearing_range_m
+        self.settle_s = settle_s
+        self.quiet_s = quiet_s
+        self.burst_gap_s = burst_gap_s
+        self.late_margin_s = late_margin_s
+        self.group_distance_m = group_distance_m
+        self.group_gap_s = group_gap_s
+        self.automatic_interval_s = automatic_interval_s
+        self.multiple_shooter_m = multiple_shooter_m
+        self.min_sensors = min_sensors
+        self.no_audio_confidence = no_audio_confidence
+        self.members = members
+        self.tick_s = tick_s
+        self.early_quiet_s = early_quiet_s
+        self.absorb_early_s = absorb_early_s
+        self.absorb_late_s = absorb_late_s
+        self.locate = locate
+        self.arrival = arrival
+        self.classifier = classifier
+        self.outcomes: list[IncidentOutcome] = []
+        """The most recent outcomes (bounded), newest last."""
+        self._proj: Projection | None = None
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._clusters: list[_Cluster] = []
+        self._registry: dict[str, tuple[float, float, float]] = {}
+        self._registry_at = -math.inf
+        self._subs: list[Subscription] = []
+        self._task: asyncio.Task[None] | None = None
+        self._recent: list[_Recent] = []
+        self._done_arrivals: OrderedDict[tuple[str, int], None] = OrderedDict()
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.locate is None or self.arrival is None:
+            try:
+                from rtcc.acoustic import locate as locate_mod
+            except ImportError as exc:
+                log.error("acoustic pipeline: the localizer is missing (%s); pulses are not located", exc)
+            else:
+                self.locate = self.locate or locate_mod.locate_all
+                self.arrival = self.arrival or locate_mod.Arrival
+        if self.classifier is None:
+            self.classifier = await asyncio.to_thread(_load_classifier)
+        self._task = asyncio.get_running_loop().create_task(self._ticker(), name="acoustic")
+        for _ in range(self.members):
+            self._subs.append(await self.bus.subscribe("rtcc.events.pulse", self._handle, group=self.group))
+
+    async def stop(self) -> None:
+        for sub in self._subs:
+            await sub.stop()
+        self._subs.clear()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for cl in self._clusters:
+            for p in cl.pulses:
+                if not p.done.done():
+                    p.done.cancel()
+        self._clusters.clear()
+
+    def use(
+        self,
+        *,
+        locate: Locate | None = None,
+        arrival: Callable[..., Any] | None = None,
+        classifier: Classifier | None = None,
+    ) -> None:
+        """Swap in a localizer, arrival type or classifier (tests and benchmarks)."""
+        if locate is not None:
+            self.locate = locate
+        if arrival is not None:
+            self.arrival = arrival
+        if classifier is not None:
+            self.classifier = classifier
+
+    # -- pulses in ----------------------------------------------------------------------
+
+    def _frame(self, pulse: Pulse) -> Projection:
+        if self._proj is None:
+            lat, lon = self.origin if self.origin is not None else (pulse.pos.lat, pulse.pos.lon)
+            self._proj = Projection(lat, lon)
+        return self._proj
+
+    async def _handle(self, subject: str, payload: bytes) -> None:
+        try:
+            ev = parse_event(payload)
+        except ValidationError:
+            self.metrics.inc("acoustic_malformed")
+            return
+        if not isinstance(ev, Pulse):
+            return
+        key = str(ev.event_id)
+        if key in self._seen:
+            self.metrics.inc("acoustic_duplicate_pulses")
+            return
+        self._seen[key] = None
+        if len(self._seen) > 200_000:
+            self._seen.popitem(last=False)
+        if self.locate is None or self.arrival is None:
+            self.metrics.inc("acoustic_unlocated", reason="no_localizer")
+            return
+        arrival_key = (ev.device, round(ev.occurred_at.timestamp() * 1000.0))
+        if arrival_key in self._done_arrivals:
+            # the same sensor's onset at the same millisecond under a new event id: a resend
+            self.metrics.inc("acoustic_duplicate_pulses")
+            return
+        loop = asyncio.get_running_loop()
+        x, y, _ = self._frame(ev).to_xyz(ev.pos.lat, ev.pos.lon)
+        z = ev.pos.alt_m if ev.pos.alt_m is not None else 0.0
+        if ev.device not in self._registry:
+            # a sensor registered since the last load: it is one, and others may be new too
+            self._registry[ev.device] = (x, y, z)
+            self._registry_at = min(self._registry_at, loop.time() - 25.0)
+        t = ev.occurred_at.timestamp()
+        p = _P(ev, t, (x, y, z), loop.time(), loop.create_future(), max(0.0, time.time() - t))
+        if self._absorb(p):
+            return
+        self._add(p)
+        self.metrics.inc("acoustic_pulses")
+        try:
+            await p.done
+        except Exception:
+            self._seen.pop(key, None)  # let the redelivery through
+            raise
+
+    def _absorb(self, p: _P) -> bool:
+        """Whether ``p`` is a straggler of a round already located (arrives as its fix predicts).
+
+        A sensor beyond the hearing range, a slow delivery, or an echo arriving
+        just after the window closed: it is counted, not located again (which
+        would make a ghost incident).
+        """
+        for recent in self._recent:
+            for r in recent.rounds:
+                lag = p.t - (r.t + math.dist(p.xyz[:2], r.xy) / self.c)
+                if -self.absorb_early_s <= lag <= self.absorb_late_s:
+                    recent.rec.pulses.setdefault(p.event.device, str(p.event.event_id))
+                    self.metrics.inc("acoustic_late_pulses")
+                    self._done_arrivals[(p.event.device, round(p.t * 1000.0))] = None
+                    return True
+        return False
+
+    def _links(self, cl: _Cluster, p: _P) -> bool:
+        for q in cl.pulses:
+            d = math.dist(q.xyz[:2], p.xyz[:2])
+            if d <= 2 * self.hearing_range_m and abs(q.t - p.t) <= d / self.c + self.burst_gap_s:
+                return True
+        return False
+
+    def _add(self, p: _P) -> None:
+        linked = [cl for cl in self._clusters if self._links(cl, p)]
+        if not linked:
+            cl = _Cluster()
+            self._clusters.append(cl)
+        else:
+            cl = linked[0]
+            for other in linked[1:]:
+                for q in other.pulses:
+                    cl.add(q)
+                self._clusters.remove(other)
+        cl.add(p)
+
+    # -- windows ------------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            try:
+                await self.poll()
+            except Exception:
+                log.exception("acoustic pipeline: processing a window failed")
+
+    async def poll(self, now: float | None = None) -> list[IncidentOutcome]:
+        """Process every cluster whose window has closed; returns what came of them."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._registry_at > 30.0:
+            self._registry_at = loop.time()
+            with contextlib.suppress(Exception):
+                await self._load_registry()
+        out: list[IncidentOutcome] = []
+        for cl in list(self._clusters):
+            wall = time.time() if now is None else now
+            if await self._closed(cl, wall, loop.time()):
+                self._clusters.remove(cl)
+                try:
+                    out.extend(await self._process(cl))
+                except Exception as exc:
+                    for p in cl.pulses:
+                        if not p.done.done():
+                            p.done.set_exception(exc)
+                    raise
+                for p in cl.pulses:
+                    self._done_arrivals[(p.event.device, round(p.t * 1000.0))] = None
+                    if not p.done.done():
+                        p.done.set_result(None)
+                while len(self._done_arrivals) > 100_000:
+                    self._done_arrivals.popitem(last=False)
+        return out
+
+    async def _closed(self, cl: _Cluster, wall: float, mono: float) -> bool:
+        quiet = mono - cl.last_received >= self.quiet_s
+        if wall - cl.last_t >= self.settle_s and quiet:
+            return True
+        if len(cl.sensors) < max(self.min_sensors, 3) or not self._registry:
+            return False
+        if mono - cl.last_received < self.early_quiet_s:
+            return False
+        if cl.prelim_version != cl.version:
+            version = cl.version
+            cl.prelim = await asyncio.to_thread(self._locate, list(cl.pulses))
+            cl.prelim_version = version
+        if not cl.prelim:
+            return False
+        heard = cl.sensors
+        base = min(p.t for p in cl.pulses)
+        # the sensors' delivery delay as seen in this cluster (the freshest pulse's): a missing
+        # sensor's pulse is due that long after its predicted arrival, plus the late margin
+        delivery = min(p.delivery_s for p in cl.pulses)
+        for fix in cl.prelim:
+            t0 = base + float(fix.t0_s)
+            for sid, xyz in self._registry.items():
+                if sid in heard:
+                    continue
+                d = math.dist(xyz[:2], (float(fix.x_m), float(fix.y_m)))
+                if d <= self.hearing_range_m and wall < t0 + d / self.c + delivery + self.late_margin_s:
+                    return False
+        return True
+
+    async def _load_registry(self) -> None:
+        def _q(s: Any) -> list[tuple[str, float | None, float | None, float | None]]:
+            rows = s.execute(
+                select(Device.id, Device.lat, Device.lon, Device.alt_m).where(
+                    Device.type == DeviceType.acoustic_sensor.value, Device.revoked_at.is_(None)
+                )
+            ).all()
+            return [tuple(r) for r in rows]
+
+        rows = await self.store.read(_q)
+        reg: dict[str, tuple[float, float, float]] = {}
+        for sid, lat, lon, alt in rows:
+            if lat is None or lon is None:
+                continue
+            if self._proj is None:
+                self._proj = Projection(*(self.origin or (lat, lon)))
+            x, y, _ = self._proj.to_xyz(lat, lon)
+            reg[sid] = (x, y, alt or 0.0)
+        self._registry = reg
+
+    async def refresh_registry(self) -> None:
+        """Reload the registered sensors now (e.g. after provisioning many)."""
+        self._registry_at = asyncio.get_running_loop().time()
+        await self._load_registry()
+
+    # -- locate, group, classify, publish --------------------------------------------------
+
+    def _locate(self, pulses: list[_P]) -> list[Any]:
+        """Fixes from a snapshot of a cluster's pulses (runs in a worker thread)."""
+        assert self.locate is not None and self.arrival is not None
+        if len({p.event.device for p in pulses}) < self.min_sensors:
+            return []
+        base = min(p.t for p in pulses)
+        arrivals = [
+            self.arrival(
+                p.event.device,
+                p.xyz[0],
+                p.xyz[1],
+                p.xyz[2],
+                p.t - base,
+                snr_db=p.event.snr_db,
+                ref=str(p.event.event_id),
+            )
+            for p in sorted(pulses, key=lambda q: q.t)
+        ]
+        return list(self.locate(arrivals, temperature_c=self.temperature_c))
+
+    async def _process(self, cl: _Cluster) -> list[IncidentOutcome]:
+        late = [p for p in cl.pulses if self._absorb(p)]
+        if late:
+            cl.pulses = [p for p in cl.pulses if p not in late]
+            cl.version += 1
+            for p in late:
+                if not p.done.done():
+                    p.done.set_result(None)
+        if len(cl.sensors) < self.min_sensors:
+            self.metrics.inc("acoustic_unlocated", reason="too_few_sensors", amount=len(cl.pulses))
+            return []
+        fixes = (
+            cl.prelim
+            if cl.prelim_version == cl.version
+            else await asyncio.to_thread(self._locate, list(cl.pulses))
+        )
+        if not fixes:
+            self.metrics.inc("acoustic_unlocated", reason="no_fix", amount=len(cl.pulses))
+            return []
+        base = min(p.t for p in cl.pulses)
+        by_ref = {str(p.event.event_id): p for p in cl.pulses}
+        shots: list[tuple[Any, ShotLocated, list[_P]]] = []
+        for fix in sorted(fixes, key=lambda f: float(f.t0_s)):
+            used = _fix_pulses(fix, cl.pulses, by_ref, base)
+            shot = self._shot(fix, used, base)
+            shots.append((fix, shot, used))
+            await self.bus.publish(shot.subject, shot.to_json(), msg_id=str(shot.event_id))
+        self.metrics.inc("acoustic_shots", len(shots))
+        out = []
+        for group in self._group(shots, base):
+            out.append(await self._incident(group, base))
+        self.outcomes.extend(out)
+        del self.outcomes[:-100]
+        return out
+
+    def _shot(self, fix: Any, used: list[_P], base: float) -> ShotLocated:
+        assert self._proj is not None
+        lat, lon = self._proj.to_latlon(float(fix.x_m), float(fix.y_m))
+        ids = sorted(str(p.event.event_id) for p in used)
+        return ShotLocated(
+            event_id=uuid.uuid5(NAMESPACE, "shot:" + ",".join(ids)),
+            source="acoustic",
+            occurred_at=datetime.fromtimestamp(base + float(fix.t0_s), UTC),
+            pos=Position(lat=lat, lon=lon),
+            ellipse_major_m=max(0.0, float(fix.ellipse_major_m)),
+            ellipse_minor_m=max(0.0, float(fix.ellipse_minor_m)),
+            ellipse_angle_deg=float(fix.ellipse_angle_deg) % 360.0,
+            sensors=sorted({str(s) for s in fix.sensors}),
+            pulse_ids=[uuid.UUID(i) for i in ids],
+            quality=_quality(getattr(fix, "quality", "good")),
+        )
+
+    def _group(
+        self, shots: list[tuple[Any, ShotLocated, list[_P]]], base: float
+    ) -> list[list[tuple[Any, ShotLocated, list[_P]]]]:
+        groups: list[list[tuple[Any, ShotLocated, list[_P]]]] = []
+        for item in shots:
+            fix = item[0]
+            for g in groups:
+                near = any(
+                    math.dist((float(f.x_m), float(f.y_m)), (float(fix.x_m), float(fix.y_m)))
+                    <= self.group_distance_m
+                    for f, _, _ in g
+                )
+                if near and float(fix.t0_s) - float(g[-1][0].t0_s) <= self.group_gap_s:
+                    g.append(item)
+                    break
+            else:
+                groups.append([item])
+        return groups
+
+    def _summary(self, rounds: list[_Round]) -> dict[str, Any]:
+        """Rounds, intervals, automatic fire, several shooters, position and ellipse of a group."""
+        times = [r.t for r in rounds]
+        intervals = [round(b - a, 4) for a, b in itertools.pairwise(times)]
+        automatic = len(rounds) >= 3 and all(i < self.automatic_interval_s for i in intervals)
+        multiple = any(
+            math.dist(a.xy, b.xy) > max(self.multiple_shooter_m, a.major + b.major)
+            for i, a in enumerate(rounds)
+            for b in rounds[i + 1 :]
+        )
+        if multiple:
+            x, y = rounds[0].xy
+            best = rounds[0]
+        else:
+            w = [1.0 / max(1e-3, r.major * r.minor) for r in rounds]
+            x = sum(wi * r.xy[0] for wi, r in zip(w, rounds, strict=True)) / sum(w)
+            y = sum(wi * r.xy[1] for wi, r in zip(w, rounds, strict=True)) / sum(w)
+            best = min(rounds, key=lambda r: r.major)
+        return {
+            "rounds": len(rounds),
+            "intervals_s": intervals,
+            "automatic": automatic,
+            "multiple_shooters": multiple,
+            "xy": (x, y),
+            "best": best,
+        }
+
+    def _recent_match(self, rounds: list[_Round]) -> _Recent | None:
+        horizon = rounds[0].t - self.group_gap_s
+        self._recent = [r for r in self._recent if r.rounds[-1].t >= horizon - 60.0]
+        for rec in reversed(self._recent):
+            if rounds[0].t - rec.rounds[-1].t > self.group_gap_s or rounds[0].t < rec.rounds[0].t - 1e-3:
+                continue
+            if any(math.dist(a.xy, b.xy) <= self.group_distance_m for a in rec.rounds for b in rounds):
+                return rec
+        return None
+
+    async def _incident(self, group: list[tuple[Any, ShotLocated, list[_P]]], base: float) -> IncidentOutcome:
+        assert self._proj is not None
+        rounds = [
+            _Round(
+                base + float(f.t0_s),
+                (float(f.x_m), float(f.y_m)),
+                float(f.ellipse_major_m),
+                float(f.ellipse_minor_m),
+                float(f.ellipse_angle_deg),
+            )
+            for f, _, _ in group
+        ]
+        pulses: dict[str, _P] = {}
+        for _, _, used in group:
+            for p in used:
+                pulses.setdefault(p.event.device, p)  # the first round's pulse per sensor
+        earlier = self._recent_match(rounds)
+        if earlier is not None:
+            return await self._more_rounds(earlier, rounds, pulses, [s for _, s, _ in group])
+        sm = self._summary(rounds)
+        x, y = sm["xy"]
+        best: _Round = sm["best"]
+        lat, lon = self._proj.to_latlon(x, y)
+        all_ids = sorted(str(p.event.event_id) for _, _, used in group for p in used)
+        incident_id = uuid.uuid5(NAMESPACE, "incident:" + ",".join(all_ids))
+        confidence = await self._classify(list(pulses.values()), (x, y))
+        status: Status = (
+            "alerted"
+            if confidence >= self.alert_above
+            else "pending_review"
+            if confidence >= self.review_above
+            else "below_threshold"
+        )
+        label = "gunshot" if confidence >= 0.5 else "non_gunshot"
+        rec = IncidentRecord(
+            id=incident_id,
+            occurred_at=datetime.fromtimestamp(rounds[0].t, UTC),
+            lat=lat,
+            lon=lon,
+            ellipse_major_m=max(0.0, best.major),
+            ellipse_minor_m=max(0.0, best.minor),
+            ellipse_angle_deg=best.angle % 360.0,
+            rounds=sm["rounds"],
+            label=label,
+            confidence=round(confidence, 4),
+            status=status,
+            sensors=sorted(pulses),
+            pulses={sid: str(p.event.event_id) for sid, p in pulses.items()},
+            intervals_s=sm["intervals_s"],
+            automatic=sm["automatic"],
+            multiple_shooters=sm["multiple_shooters"],
+        )
+        new = await self.store.write(lambda s: record_incident(s, rec))
+        self._recent.append(_Recent(rec, rounds))
+        incident = _incident_event(rec, incident_id)
+        review = status == "pending_review"
+        alert = None if status == "below_threshold" else incident_alert(rec, review=review)
+        self.metrics.inc("acoustic_incidents", status=status)
+        if not new:
+            self.metrics.inc("acoustic_duplicate_incidents")
+        if status != "below_threshold":
+            await self.bus.publish(incident.subject, incident.to_json(), msg_id=str(incident.event_id))
+        if alert is not None:
+            await self.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
+        log.info(
+            "gunshot incident %s: %d round(s), confidence %.2f, %s",
+            incident_id,
+            rec.rounds,
+            confidence,
+            status,
+        )
+        return IncidentOutcome(incident, status, alert, [s for _, s, _ in group])
+
+    async def _more_rounds(
+        self, earlier: _Recent, rounds: list[_Round], pulses: dict[str, _P], shots: list[ShotLocated]
+    ) -> IncidentOutcome:
+        """Later rounds of an incident already announced: update it, no second alert."""
+        merged = sorted(earlier.rounds + rounds, key=lambda r: r.t)
+        earlier.rounds = merged
+        sm = self._summary(merged)
+        rec = earlier.rec
+        rec.rounds = sm["rounds"]
+        rec.intervals_s = sm["intervals_s"]
+        rec.automatic = sm["automatic"]
+        rec.multiple_shooters = sm["multiple_shooters"]
+        for sid, p in pulses.items():
+            rec.pulses.setdefault(sid, str(p.event.event_id))
+        rec.sensors = sorted(rec.pulses)
+        await self.store.write(lambda s: update_rounds(s, rec))
+        ids = ",".join(sorted(str(p.event.event_id) for p in pulses.values()))
+        incident = _incident_event(rec, uuid.uuid5(NAMESPACE, f"update:{rec.id}:{ids}"))
+        self.metrics.inc("acoustic_incident_updates")
+        if rec.status != "below_threshold":
+            await self.bus.publish(incident.subject, incident.to_json(), msg_id=str(incident.event_id))
+        log.info("gunshot incident %s: now %d round(s)", rec.id, rec.rounds)
+        return IncidentOutcome(incident, rec.status, None, shots)
+
+    async def _classify(self, pulses: list[_P], xy: tuple[float, float]) -> float:
+        if self.classifier is None:
+            return self.no_audio_confidence
+        with_audio = [p for p in pulses if p.event.audio_flac_b64]
+        nearest = sorted(with_audio, key=lambda p: math.dist(p.xyz[:2], xy))[:3]
+        if not nearest:
+            return self.no_audio_confidence
+        clf = self.classifier
+
+        def _run() -> list[float]:
+            out = []
+            for p in nearest:
+                try:
+                    audio, rate = decode_flac(p.event.audio_flac_b64 or "")
+                    out.append(float(clf.probability(audio, rate)))
+                except Exception as exc:
+                    self.metrics.inc("acoustic_bad_audio")
+                    log.warning("pulse %s: audio not usable: %s", p.event.event_id, exc)
+            return out
+
+        probs = await asyncio.to_thread(_run)
+        return min(1.0, max(0.0, sum(probs) / len(probs))) if probs else self.no_audio_confidence
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def incident_alert(rec: IncidentRecord, *, review: bool) -> Alert:
+    """The alert for an incident: ``gunshot`` (critical) or ``gunshot_review`` (warning)."""
+    what = f"{rec.rounds} round{'s' if rec.rounds != 1 else ''}"
+    flags = (("probable automatic fire", rec.automatic), ("multiple shooters", rec.multiple_shooters))
+    extra = [x for x, on in flags if on]
+    detail = f"{what}{' — ' + ', '.join(extra) if extra else ''}, ±{rec.ellipse_major_m:.0f} m"
+    return Alert(
+        event_id=uuid.uuid5(NAMESPACE, f"alert:{'review' if review else 'gunshot'}:{rec.id}"),
+        source="acoustic",
+        kind="gunshot_review" if review else "gunshot",
+        severity=AlertSeverity.warning if review else AlertSeverity.critical,
+        title=(
+            f"Possible gunfire — review needed (confidence {rec.confidence:.2f}): {detail}"
+            if review
+            else f"Gunfire: {detail} (confidence {rec.confidence:.2f})"
+        ),
+        pos=Position(lat=rec.lat, lon=rec.lon),
+        ref_event_id=rec.id,
+    )
+
+
+def _incident_event(rec: IncidentRecord, event_id: uuid.UUID) -> GunshotIncident:
+    return GunshotIncident(
+        event_id=event_id,
+        incident_id=rec.id,
+        source="acoustic",
+        occurred_at=rec.occurred_at,
+        pos=Position(lat=rec.lat, lon=rec.lon),
+        ellipse_major_m=rec.ellipse_major_m,
+        ellipse_minor_m=rec.ellipse_minor_m,
+        ellipse_angle_deg=rec.ellipse_angle_deg,
+        rounds=rec.rounds,
+        label=rec.label,
+        confidence=rec.confidence,
+        sensors=rec.sensors,
+    )
+
+
+def decode_flac(b64: str) -> tuple[np.ndarray[Any, Any], int]:
+    """Mono float audio and its sample rate from base64 FLAC (as in :class:`~rtcc.events.Pulse`)."""
+    import soundfile as sf
+
+    data, rate = sf.read(io.BytesIO(base64.b64decode(b64, validate=True)), dtype="float32", always_2d=True)
+    return np.asarray(data.mean(axis=1), dtype=np.float32), int(rate)
+
+
+def _quality(q: Any) -> str:
+    if isinstance(q, str):
+        return "poor" if q.lower() in ("poor", "bad", "weak") else "good"
+    if isinstance(q, bool):
+        return "good" if q else "poor"
+    if isinstance(q, int | float):
+        return "good" if q >= 0.5 else "poor"
+    return "good"
+
+
+def _fix_pulses(fix: Any, pulses: list[_P], by_ref: dict[str, _P], base: float) -> list[_P]:
+    """The buffered pulses a fix used (by ``ref``, else by sensor and time)."""
+    used: list[_P] = []
+    for a in getattr(fix, "arrivals", None) or []:
+        ref = getattr(a, "ref", None)
+        p = by_ref.get(str(ref)) if ref is not None else None
+        if p is None:
+            cands = [q for q in pulses if q.event.device == getattr(a, "sensor_id", None)]
+            t = float(getattr(a, "t_s", 0.0)) + base
+            p = min(cands, key=lambda q: abs(q.t - t)) if cands else None
+        if p is not None and p not in used:
+            used.append(p)
+    if not used:
+        names = {str(s) for s in fix.sensors}
+        used = [p for p in pulses if p.event.device in names]
+    return used
+
+
+def _load_classifier() -> Classifier | None:
+    try:
+        from rtcc.acoustic.classify import GunshotClassifier
+    except ImportError as exc:
+        log.warning("acoustic pipeline: no classifier (%s); incidents go to review", exc)
+        return None
+    try:
+        clf: Classifier = GunshotClassifier.load()
+    except Exception as exc:
+        log.warning("acoustic pipeline: the classifier did not load (%s); incidents go to review", exc)
+        return None
+    return clf

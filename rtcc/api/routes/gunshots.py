@@ -1,0 +1,183 @@
+"""Gunshot incidents and their review queue; the audio of a contributing sensor.
+
+* ``GET /gunshots`` and ``GET /gunshots/{incident_id}`` — operations roles.
+* ``POST /gunshots/{incident_id}/review`` — a supervisor, analyst or admin
+  confirms or dismisses, with a reason (audited with it); a confirmation of an
+  incident that had not alerted publishes the gunfire alert.
+* ``GET /gunshots/{incident_id}/audio?sensor=ID`` — the FLAC a contributing
+  sensor sent. Audio of a street can hold voices: every read is audited.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from rtcc.api.deps import Allow, CtxDep, Operations, Principal
+from rtcc.errors import NotFound, ValidationFailed
+from rtcc.roles import Role
+
+router = APIRouter(prefix="/gunshots", tags=["gunshots"])
+
+Reviewers = Annotated[Principal, Depends(Allow(Role.admin, Role.supervisor, Role.analyst))]
+
+
+class GunshotOut(BaseModel):
+    id: UUID
+    occurred_at: datetime
+    lat: float
+    lon: float
+    ellipse_major_m: float = Field(description="95% ellipse, major semi-axis, m.")
+    ellipse_minor_m: float = Field(description="95% ellipse, minor semi-axis, m.")
+    ellipse_angle_deg: float = Field(description="Bearing of the major axis, degrees clockwise from north.")
+    rounds: int
+    intervals_s: list[float]
+    automatic: bool = Field(description="Probable automatic fire.")
+    multiple_shooters: bool
+    label: str
+    confidence: float
+    sensors: list[str]
+    status: Literal["alerted", "pending_review", "confirmed", "dismissed", "below_threshold"]
+    reviewed_by: str | None
+    review_reason: str | None
+    reviewed_at: datetime | None
+    outcome: str | None
+
+
+class GunshotList(BaseModel):
+    items: list[GunshotOut]
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["confirm", "dismiss"]
+    reason: str = Field(min_length=3, max_length=1000, description="Why (kept in the audit log).")
+
+
+def _out(row: Any) -> GunshotOut:
+    from rtcc.acoustic.incidents import incident_dict
+
+    return GunshotOut.model_validate(incident_dict(row))
+
+
+@router.get("", summary="Gunshot incidents, newest first")
+async def list_gunshots(
+    ctx: CtxDep,
+    who: Operations,
+    status: list[Literal["alerted", "pending_review", "confirmed", "dismissed", "below_threshold"]]
+    | None = Query(None, description="Only these review states."),
+    since: datetime | None = Query(None, description="From this time (with a timezone)."),
+    until: datetime | None = Query(None, description="Before this time (with a timezone)."),
+    limit: int = Query(100, ge=1, le=1000),
+) -> GunshotList:
+    from rtcc.acoustic.incidents import list_incidents
+
+    for dt in (since, until):
+        if dt is not None and dt.tzinfo is None:
+            raise ValidationFailed("since/until need a timezone (e.g. 2026-01-01T00:00:00Z)")
+    rows = await ctx.store.read(
+        lambda s: list_incidents(s, status=list(status or []), since=since, until=until, limit=limit)
+    )
+    return GunshotList(items=[_out(r) for r in rows])
+
+
+@router.get("/{incident_id}", summary="One gunshot incident")
+async def get_gunshot(incident_id: UUID, ctx: CtxDep, who: Operations) -> GunshotOut:
+    from rtcc.acoustic.incidents import get_incident
+
+    return _out(await ctx.store.read(lambda s: get_incident(s, incident_id)))
+
+
+@router.post("/{incident_id}/review", summary="Confirm or dismiss an incident, with a reason (audited)")
+async def review_gunshot(incident_id: UUID, body: ReviewIn, ctx: CtxDep, who: Reviewers) -> GunshotOut:
+    from rtcc.acoustic.incidents import IncidentRecord, review_incident
+    from rtcc.acoustic.pipeline import incident_alert
+
+    now = datetime.now(UTC)
+    row, before = await ctx.store.write(
+        lambda s: review_incident(
+            s, incident_id, decision=body.decision, reviewer=who.username, reason=body.reason, at=now
+        )
+    )
+    await ctx.audit(
+        who,
+        f"gunshot_{body.decision}",
+        "gunshot_incident",
+        record_id=str(incident_id),
+        purpose=body.reason,
+        details={"decision": body.decision, "reason": body.reason, "status_before": before},
+    )
+    if body.decision == "confirm" and before != "alerted":
+        rec = IncidentRecord(
+            id=row.id,
+            occurred_at=row.occurred_at,
+            lat=row.lat,
+            lon=row.lon,
+            ellipse_major_m=row.ellipse_major_m,
+            ellipse_minor_m=row.ellipse_minor_m,
+            ellipse_angle_deg=row.ellipse_angle_deg,
+            rounds=row.rounds,
+            label=row.label,
+            confidence=row.confidence,
+            status="confirmed",
+            intervals_s=list(row.intervals_s or []),
+            automatic=row.automatic,
+            multiple_shooters=row.multiple_shooters,
+        )
+        alert = incident_alert(rec, review=False)
+        await ctx.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
+    return _out(row)
+
+
+@router.get(
+    "/{incident_id}/audio",
+    summary="The FLAC a contributing sensor sent (audited: audio is personal data)",
+    response_class=Response,
+    responses={200: {"content": {"audio/flac": {}}, "description": "FLAC audio around the onset."}},
+)
+async def gunshot_audio(
+    incident_id: UUID,
+    ctx: CtxDep,
+    who: Operations,
+    sensor: str = Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._\-]+$"),
+) -> Response:
+    from rtcc.acoustic.incidents import get_incident
+    from rtcc.store.tables import EventRecord
+
+    def _find(s: Any) -> dict[str, Any] | None:
+        row = get_incident(s, incident_id)
+        pulse_id = (row.pulses or {}).get(sensor)
+        if pulse_id is None:
+            raise NotFound(
+                f"sensor {sensor!r} did not contribute to gunshot incident {incident_id}",
+                details={"sensors": sorted(row.pulses or {})},
+            )
+        payload = s.scalars(
+            select(EventRecord.payload).where(EventRecord.event_id == UUID(pulse_id)).limit(1)
+        ).first()
+        return dict(payload) if payload is not None else None
+
+    payload = await ctx.store.read(_find)
+    audio = (payload or {}).get("audio_flac_b64")
+    if not audio:
+        raise NotFound(f"no audio stored for sensor {sensor!r} of gunshot incident {incident_id}")
+    await ctx.audit(
+        who,
+        "read_gunshot_audio",
+        "gunshot_incident",
+        record_id=str(incident_id),
+        details={"sensor": sensor},
+    )
+    return Response(
+        base64.b64decode(audio),
+        media_type="audio/flac",
+        headers={"content-disposition": f'inline; filename="{incident_id}-{sensor}.flac"'},
+    )

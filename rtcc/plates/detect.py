@@ -1,0 +1,129 @@
+"""Text-region detection with the PP-OCRv4 DB detector (ONNX), tuned for licence plates.
+
+The detector outputs a per-pixel text probability map; regions above ``thresh`` are turned into
+rotated rectangles, grown by the DB "unclip" distance and mapped back to the input image. Plates are
+picked later among these regions by the reader, which knows what plate text looks like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+MODEL_DIR = Path(__file__).with_name("models")
+DET_MODEL = MODEL_DIR / "ppocrv4_det.onnx"
+
+Image = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class TextRegion:
+    """One detected text region.
+
+    Attributes
+    ----------
+    quad : ndarray, shape (4, 2), float32
+        Corners in input-image pixels, clockwise from top-left (as read).
+    score : float
+        Mean text probability inside the region, 0-1.
+    """
+
+    quad: npt.NDArray[np.float32]
+    score: float
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """Axis-aligned ``(x, y, w, h)`` of the quad, in pixels (not clipped)."""
+        x0, y0 = np.floor(self.quad.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(self.quad.max(axis=0)).astype(int)
+        return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
+
+
+def session(path: Path, threads: int = 1) -> ort.InferenceSession:
+    """Open an ONNX model on the CPU with ``threads`` intra-op threads (1 = one core per reader)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def order_quad(pts: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Order 4 points as top-left, top-right, bottom-right, bottom-left."""
+    pts = pts[np.argsort(pts[:, 0])]
+    left, right = pts[:2], pts[2:]
+    tl, bl = left[np.argsort(left[:, 1])]
+    tr, br = right[np.argsort(right[:, 1])]
+    return np.array([tl, tr, br, bl], dtype=np.float32)
+
+
+class TextDetector:
+    """PP-OCRv4 DB text detector.
+
+    Parameters
+    ----------
+    long_side : int
+        The image is resized so its long side is this many pixels (rounded to a multiple of 32)
+        before detection (960: a 1280x720 frame is read at 960x544; plates of 55+ px stay readable).
+    thresh : float
+        Probability threshold of the text map, 0-1.
+    box_thresh : float
+        Minimum mean probability of a kept region, 0-1.
+    unclip_ratio : float
+        DB growth of each region (area x ratio / perimeter), as in PP-OCR.
+    threads : int
+        ONNX Runtime intra-op threads.
+    """
+
+    def __init__(
+        self,
+        long_side: int = 960,
+        thresh: float = 0.3,
+        box_thresh: float = 0.5,
+        unclip_ratio: float = 1.6,
+        threads: int = 1,
+    ) -> None:
+        self.long_side = long_side
+        self.thresh = thresh
+        self.box_thresh = box_thresh
+        self.unclip_ratio = unclip_ratio
+        self.sess = session(DET_MODEL, threads)
+        self.input_name = self.sess.get_inputs()[0].name
+
+    def __call__(self, image: Image) -> list[TextRegion]:
+        """Detect text regions in a BGR ``uint8`` image of shape (H, W, 3)."""
+        h, w = image.shape[:2]
+        scale = self.long_side / max(h, w)
+        rh = max(32, round(h * scale / 32) * 32)
+        rw = max(32, round(w * scale / 32) * 32)
+        resized = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
+        x = (resized.astype(np.float32) * (2.0 / 255.0) - 1.0).transpose(2, 0, 1)[None]
+        prob = self.sess.run(None, {self.input_name: x})[0][0, 0]
+        return self._regions(prob, w / rw, h / rh)
+
+    def _regions(self, prob: npt.NDArray[np.float32], sx: float, sy: float) -> list[TextRegion]:
+        mask = cv2.dilate((prob > self.thresh).astype(np.uint8), np.ones((2, 2), np.uint8))
+        contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        out: list[TextRegion] = []
+        for c in contours[:1000]:
+            if len(c) < 4:
+                continue
+            (cx, cy), (rw, rh), angle = cv2.minAreaRect(c)
+            if min(rw, rh) < 3:
+                continue
+            x, y, bw, bh = cv2.boundingRect(c)
+            sub = mask[y : y + bh, x : x + bw].copy() * 0
+            cv2.fillPoly(sub, [c - np.array([x, y])], 1)
+            score = float(prob[y : y + bh, x : x + bw][sub > 0].mean())
+            if score < self.box_thresh:
+                continue
+            d = rw * rh * self.unclip_ratio / (2 * (rw + rh))
+            pts = cv2.boxPoints(((cx, cy), (rw + 2 * d, rh + 2 * d), angle)).astype(np.float32)
+            pts *= np.array([sx, sy], dtype=np.float32)
+            out.append(TextRegion(order_quad(pts), score))
+        return out

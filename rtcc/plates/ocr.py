@@ -1,0 +1,84 @@
+"""Plate text reading: a small CRNN (conv + BiLSTM, CTC) exported to ONNX.
+
+Input is a rectified text region resized to 32 x 128 (grey, -1..1); output is one distribution over
+``blank + 0-9 + A-Z`` for each of 32 horizontal steps, decoded greedily. The model is trained to
+read plate characters and to output nothing (blank everywhere) on text that is not a plate number
+(dealer frames, state names, date stamps), so an empty read means "not a plate".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from rtcc.plates.detect import MODEL_DIR, session
+
+REC_MODEL = MODEL_DIR / "plate_crnn.onnx"
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+INPUT_H, INPUT_W = 32, 128
+
+
+def rectify(image: npt.NDArray[np.uint8], quad: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+    """Warp the quad (tl, tr, br, bl) of a BGR image to an upright rectangle of its own size."""
+    w = round(max(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[3] - quad[2])))
+    h = round(max(np.linalg.norm(quad[0] - quad[3]), np.linalg.norm(quad[1] - quad[2])))
+    w, h = max(w, 2), max(h, 2)
+    dst = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    m = cv2.getPerspectiveTransform(quad.astype(np.float32), dst)
+    out = cv2.warpPerspective(image, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(out, dtype=np.uint8)
+
+
+def prepare(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """Turn a BGR crop into the recognizer's (1, 32, 128) float input."""
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    resized = cv2.resize(grey, (INPUT_W, INPUT_H), interpolation=cv2.INTER_AREA)
+    x = resized.astype(np.float32)
+    lo, hi = float(x.min()), float(x.max())
+    x = (x - lo) / max(hi - lo, 1.0) * 2.0 - 1.0
+    return x[None]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Greedy CTC decoding of one crop: text and the probability of each emitted character."""
+
+    text: str
+    char_confidences: tuple[float, ...]
+
+
+def decode(probs: npt.NDArray[np.float32]) -> Reading:
+    """Greedy CTC decoding of ``probs`` of shape (T, 1 + len(ALPHABET)), class 0 = blank."""
+    idx = probs.argmax(axis=1)
+    chars: list[str] = []
+    confs: list[float] = []
+    prev = 0
+    for t, k in enumerate(idx):
+        k = int(k)
+        if k != 0 and k != prev:
+            chars.append(ALPHABET[k - 1])
+            confs.append(float(probs[t, k]))
+        elif k != 0 and k == prev:
+            confs[-1] = max(confs[-1], float(probs[t, k]))
+        prev = k
+    return Reading("".join(chars), tuple(confs))
+
+
+class PlateOCR:
+    """The plate-text recognizer (ONNX Runtime, CPU)."""
+
+    def __init__(self, model: Path | None = None, threads: int = 1) -> None:
+        self.sess = session(model or REC_MODEL, threads)
+        self.input_name = self.sess.get_inputs()[0].name
+
+    def __call__(self, crops: list[npt.NDArray[np.uint8]]) -> list[Reading]:
+        """Read a batch of BGR crops; one :class:`Reading` per crop."""
+        if not crops:
+            return []
+        x = np.stack([prepare(c) for c in crops])
+        probs = self.sess.run(None, {self.input_name: x})[0]
+        return [decode(p) for p in probs]
