@@ -35,26 +35,15 @@ from itertools import combinations
 from operator import itemgetter
 from typing import Any, Literal
 
+from rtcc.plates.normalize import normalize_plate as normalize_plate
+
 LOOKALIKE_CLASSES: tuple[str, ...] = ("0ODQ", "1I", "2Z", "5S", "8B", "6G")
 """Characters plate readers confuse; each class folds to its first character."""
 
 _FOLD = str.maketrans({c: cls[0] for cls in LOOKALIKE_CLASSES for c in cls})
-_NON_ALNUM = re.compile(r"[^A-Z0-9?*]")
 
 MatchKind = Literal["exact", "lookalike", "partial"]
 _RANK: dict[str, int] = {"exact": 0, "lookalike": 1, "partial": 2}
-
-
-def normalize_plate(text: str, *, wildcards: bool = False) -> str:
-    """Uppercase, no separators; keeps ``?`` and ``*`` only when ``wildcards``.
-
-    >>> normalize_plate("abc-12 34")
-    'ABC1234'
-    """
-    out = _NON_ALNUM.sub("", text.upper())
-    if not wildcards:
-        out = out.replace("?", "").replace("*", "")
-    return out
 
 
 def skeleton(plate: str) -> str:

@@ -6,10 +6,14 @@ import re
 import unicodedata
 
 _KEEP = re.compile(r"[^0-9A-Z]")
+_KEEP_WILD = re.compile(r"[^0-9A-Z?*]")
 
 
-def normalize_plate(text: str) -> str:
+def normalize_plate(text: str, *, wildcards: bool = False) -> str:
     """Uppercase, accents folded, and everything but ``0-9A-Z`` removed.
+
+    With ``wildcards`` the hotlist wildcards ``?`` (one character) and ``*``
+    (any run) are kept too.
 
     Examples
     --------
@@ -19,4 +23,4 @@ def normalize_plate(text: str) -> str:
     'OZ99'
     """
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    return _KEEP.sub("", folded.upper())
+    return (_KEEP_WILD if wildcards else _KEEP).sub("", folded.upper())
