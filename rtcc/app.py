@@ -256,8 +256,19 @@ class Center:
             elif kind == "acoustic":
                 from rtcc.acoustic.pipeline import AcousticPipeline
 
+                a = s.acoustic
                 comp = AcousticPipeline(
-                    self.store, self.bus, self.metrics, origin=(s.sim.center_lat, s.sim.center_lon)
+                    self.store,
+                    self.bus,
+                    self.metrics,
+                    origin=(s.sim.center_lat, s.sim.center_lon),
+                    temperature_c=a.temperature_c,
+                    alert_above=a.alert_above,
+                    review_above=a.review_above,
+                    hearing_range_m=a.hearing_range_m,
+                    settle_s=a.settle_s,
+                    group_distance_m=a.group_distance_m,
+                    group_gap_s=a.group_gap_s,
                 )
             else:
                 if s.bus.engine != "nats":

@@ -141,6 +141,42 @@ class SimSettings(Section):
     seed: int = Field(7, description="Random seed; the same seed gives the same city.")
 
 
+class AcousticSettings(Section):
+    temperature_c: float = Field(
+        20.0, ge=-50, le=60, description="Air temperature for the speed of sound, °C (until a weather feed)."
+    )
+    alert_above: float = Field(
+        0.85, ge=0, le=1, description="Gunshot confidence at or above which the alert goes out at once."
+    )
+    review_above: float = Field(
+        0.35,
+        ge=0,
+        le=1,
+        description="Confidence from which (up to alert_above) a reviewer decides; below it: stored only.",
+    )
+    hearing_range_m: float = Field(
+        1000.0, gt=0, le=20_000, description="Distance at which a sensor is expected to hear gunfire, metres."
+    )
+    settle_s: float = Field(
+        1.5,
+        gt=0,
+        le=30,
+        description="Seconds after the newest pulse before a bang's window closes at the latest.",
+    )
+    group_distance_m: float = Field(
+        50.0, gt=0, le=5000, description="Located shots this close (metres) join one incident."
+    )
+    group_gap_s: float = Field(
+        10.0, gt=0, le=600, description="…and this close in time (seconds) join one incident."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AcousticSettings:
+        if self.review_above > self.alert_above:
+            raise ValueError("acoustic.review_above must not exceed acoustic.alert_above")
+        return self
+
+
 class MapSettings(Section):
     tile_url: str | None = Field(
         None,
@@ -172,6 +208,7 @@ class Settings(BaseSettings):
     bus: BusSettings = Field(default_factory=BusSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     sim: SimSettings = Field(default_factory=SimSettings)
+    acoustic: AcousticSettings = Field(default_factory=AcousticSettings)
     map: MapSettings = Field(default_factory=MapSettings)
 
     _toml_file: Path | None = None

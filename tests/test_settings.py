@@ -80,3 +80,10 @@ def test_config_check_cli(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "not valid TOML" in r.output
     r = runner.invoke(app, ["config", "check", str(tmp_path / "missing.toml")])
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_acoustic_thresholds_must_be_ordered(tmp_path: Path) -> None:
+    p = write(tmp_path, "[acoustic]\nalert_above = 0.4\nreview_above = 0.6\n")
+    with pytest.raises(ConfigError) as ei:
+        load_settings(p)
+    assert "review_above" in ei.value.message
