@@ -299,6 +299,11 @@ LIVE_ROLES: dict[str, frozenset[Role]] = {
 }
 """Which roles receive each event type on the live WebSocket."""
 
+ALERT_KIND_ROLES: dict[str, frozenset[Role]] = {
+    "gunshot_review": frozenset({Role.admin, Role.supervisor, Role.analyst}),
+}
+"""Alert kinds narrower than :data:`LIVE_ROLES` ``["alert"]`` (e.g. work for reviewers only)."""
+
 DEVICE_SCOPES: dict[DeviceType, frozenset[str]] = {
     DeviceType.acoustic_sensor: frozenset({"pulse", "device_heartbeat"}),
     DeviceType.plate_camera: frozenset({"plate_read", "device_heartbeat"}),

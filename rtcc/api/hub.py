@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 
 from rtcc.bus import Bus, Subscription
-from rtcc.events import EVENTS_PREFIX, LIVE_ROLES
+from rtcc.events import ALERT_KIND_ROLES, EVENTS_PREFIX, LIVE_ROLES
 from rtcc.metrics import Metrics
 from rtcc.roles import Role
 
@@ -71,11 +71,13 @@ class LiveHub:
         if not self.clients:
             return
         event_type = subject.rsplit(".", 1)[-1]
+        event = json.loads(payload)
+        narrower = ALERT_KIND_ROLES.get(event.get("kind", "")) if event_type == "alert" else None
         text: str | None = None
         for client in list(self.clients):
-            if client.wants(event_type):
+            if client.wants(event_type) and (narrower is None or client.role in narrower):
                 if text is None:
-                    text = json.dumps({"kind": "event", "subject": subject, "event": json.loads(payload)})
+                    text = json.dumps({"kind": "event", "subject": subject, "event": event})
                 client.offer(text)
                 self.metrics.inc("ws_sent")
 

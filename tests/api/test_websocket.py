@@ -25,13 +25,17 @@ def _ws(center: Running, client: httpx.AsyncClient | None) -> Any:
     return websockets.connect(url, additional_headers=headers)
 
 
-async def _collect(ws: Any, until_type: str) -> list[str]:
+async def _collect(ws: Any, until_type: str, until_title: str) -> list[str]:
+    """Event types seen (alerts also as ``alert:<title>``) until ``until_type`` titled ``until_title``."""
     seen = []
     while True:
         msg = json.loads(await asyncio.wait_for(ws.recv(), 20))
         if msg["kind"] == "event":
-            seen.append(msg["event"]["type"])
-            if msg["event"]["type"] == until_type:
+            ev = msg["event"]
+            seen.append(ev["type"])
+            if ev["type"] == "alert":
+                seen.append(f"alert:{ev['title']}")
+            if ev["type"] == until_type and ev.get("title") == until_title:
                 return seen
 
 
@@ -39,6 +43,7 @@ async def test_live_events_filtered_by_role(center: Running, clients: dict[Role,
     bus = center.center.bus
     assert bus is not None
     read = PlateRead(source="lpr-001", device="lpr-001", pos=HERE, plate="ABC1234", confidence=0.97)
+    review = Alert(source="test", kind="gunshot_review", title="review me", pos=HERE)
     alert = Alert(source="test", kind="test", title="marker", pos=HERE)
     async with (
         _ws(center, clients[Role.analyst]) as analyst_ws,
@@ -48,11 +53,14 @@ async def test_live_events_filtered_by_role(center: Running, clients: dict[Role,
         hello_o = json.loads(await officer_ws.recv())
         assert "plate_read" in hello_a["types"] and "plate_read" not in hello_o["types"]
         await bus.publish(read.subject, read.to_json())
+        await bus.publish(review.subject, review.to_json())
         await bus.publish(alert.subject, alert.to_json())
-        analyst_seen = await _collect(analyst_ws, "alert")
-        officer_seen = await _collect(officer_ws, "alert")
+        analyst_seen = await _collect(analyst_ws, "alert", "marker")
+        officer_seen = await _collect(officer_ws, "alert", "marker")
     assert "plate_read" in analyst_seen
     assert "plate_read" not in officer_seen  # officers get the hit, not every read
+    assert "alert:review me" in analyst_seen  # reviewers get the review queue's alerts
+    assert "alert:review me" not in officer_seen
     # subscribing to a stream with plate reads is audited
     admin = clients[Role.admin]
     audit = (await admin.get("/api/v1/audit", params={"action": "subscribe_live"})).json()["items"]
