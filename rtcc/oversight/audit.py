@@ -237,22 +237,6 @@ def append_audit(
     ).first()
     seq = 1 if last is None else int(last.seq) + 1
     prev_hash = GENESIS_HASH if last is None else str(last.hash)
-    digest = compute_hash(
-        secret,
-        prev_hash,
-        canonical_entry(
-            seq=seq,
-            at=when,
-            actor=actor,
-            role=role_s,
-            action=action,
-            resource=resource,
-            record_id=record_id,
-            outcome=outcome,
-            purpose=purpose,
-            details=clean_details,
-        ),
-    )
     entry = AuditEntry(
         seq=seq,
         at=when,
@@ -265,8 +249,9 @@ def append_audit(
         purpose=purpose,
         details=clean_details,
         prev_hash=prev_hash,
-        hash=digest,
     )
+    # one definition of what is hashed, shared with the verifier
+    entry.hash = entry_hash(secret, entry)
     session.add(entry)
     session.flush()
     return entry

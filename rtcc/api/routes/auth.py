@@ -95,8 +95,8 @@ async def login(body: LoginIn, request: Request, response: Response, ctx: CtxDep
             outcome="locked" if outcome.locked_until else "denied",
             details={"reason": outcome.reason.value, "client": client},
         )
-        outcome.raise_for_failure()
-        raise AuthError("sign-in failed")  # unreachable: raise_for_failure raised
+        error = outcome.error()
+        raise error if error is not None else AuthError("sign-in failed")
     await ctx.audit(
         Principal(username=user.username, role=Role(user.role)),
         "login",
