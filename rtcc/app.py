@@ -46,8 +46,43 @@ from rtcc.store.db import Store
 
 log = logging.getLogger("rtcc")
 
-PROCESSOR_KINDS = ("recorder", "health", "ingest", "acoustic")
+PROCESSOR_KINDS = (
+    "recorder",
+    "health",
+    "ingest",
+    "acoustic",
+    "plates",
+    "bodycam",
+    "cameras",
+    "operations",
+    "retention",
+)
 """Processors ``rtcc worker <kind>`` can run; ``ingest`` is the MQTT bridge, ``acoustic`` gunshots."""
+
+PROCESSOR_FACTORIES: dict[str, str] = {
+    "plates": "rtcc.plates.processor:build",
+    "bodycam": "rtcc.bodycam.processor:build",
+    "cameras": "rtcc.cameras.processor:build",
+    "operations": "rtcc.ops.processor:build",
+    "retention": "rtcc.oversight.retention:build",
+}
+"""Processors built by ``build(center) -> Component`` in their own room (imported when used)."""
+
+SIM_INSTALLERS: tuple[str, ...] = (
+    "rtcc.sim.gunfire:install",
+    "rtcc.sim.traffic:install",
+    "rtcc.sim.bodycams:install",
+    "rtcc.sim.cameras:install",
+)
+"""Simulator parts: ``install(city, runner, center)`` adds sources and tasks to the runner."""
+
+
+def _resolve(ref: str) -> Any:
+    """The object named ``"package.module:attr"``."""
+    import importlib
+
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 class _Server(uvicorn.Server):
@@ -99,6 +134,8 @@ class Center:
         self.app: FastAPI | None = None
         self.first_admin: FirstAdmin | None = None
         self.sim: Any = None
+        self.services: dict[str, Any] = {}
+        """Services processors offer to routes (e.g. ``"bodycam"``), shared with the API context."""
         self._components: list[Component] = []
         self._server: uvicorn.Server | None = None
         self._server_task: asyncio.Task[None] | None = None
@@ -253,6 +290,8 @@ class Center:
                 comp = DeviceHealth(
                     self.store, self.bus, self.metrics, offline_after_s=3 * s.sim.heartbeat_s + 5
                 )
+            elif kind in PROCESSOR_FACTORIES:
+                comp = _resolve(PROCESSOR_FACTORIES[kind])(self)
             elif kind == "acoustic":
                 from rtcc.acoustic.pipeline import AcousticPipeline
 
@@ -291,6 +330,7 @@ class Center:
             ingest=self.ingest,
             hub=self.hub,
             audit=self.audit,
+            services=self.services,
         )
         self.app = create_app(self.ctx, max_request_bytes=s.server.max_request_bytes)
         # 7. simulator (its map layers are known before the server answers)
@@ -349,9 +389,8 @@ class Center:
             settings=self.settings.sim,
             truth_path=self.settings.data_dir / "sim-truth.jsonl",
         )
-        from rtcc.sim.gunfire import Gunfire
-
-        Gunfire(city, self.sim).install()
+        for ref in SIM_INSTALLERS:
+            _resolve(ref)(city, self.sim, self)
         await self.sim.start()
 
     async def _maintain_partitions(self) -> None:

@@ -188,6 +188,26 @@ class MapSettings(Section):
     tile_attribution: str = Field("", description="Attribution shown for the tiles.")
 
 
+class PlatesSettings(Section):
+    """Licence-plate reading, hotlist matching and plate search (issue 3)."""
+
+
+class RetentionSettings(Section):
+    """How long data is kept and when the purge runs."""
+
+
+class CamerasSettings(Section):
+    """Camera registry, community registration and live view (issue 4)."""
+
+
+class BodycamSettings(Section):
+    """Body-worn cameras: commands, acknowledgements and automatic activation (issue 4)."""
+
+
+class OperationsSettings(Section):
+    """Alert queue, incident packets, reports, dispatch feeds (issue 5)."""
+
+
 class Settings(BaseSettings):
     """All of the center's settings."""
 
@@ -210,6 +230,11 @@ class Settings(BaseSettings):
     sim: SimSettings = Field(default_factory=SimSettings)
     acoustic: AcousticSettings = Field(default_factory=AcousticSettings)
     map: MapSettings = Field(default_factory=MapSettings)
+    plates: PlatesSettings = Field(default_factory=PlatesSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    cameras: CamerasSettings = Field(default_factory=CamerasSettings)
+    bodycam: BodycamSettings = Field(default_factory=BodycamSettings)
+    operations: OperationsSettings = Field(default_factory=OperationsSettings)
 
     _toml_file: Path | None = None
 

@@ -18,11 +18,51 @@ from fastapi.staticfiles import StaticFiles
 from rtcc import __version__
 from rtcc.api.deps import Context
 from rtcc.api.errors import RequestIdAndLimitMiddleware, install_error_handlers
-from rtcc.api.routes import audit, auth, devices, events, gunshots, ingest, system, users, ws
+from rtcc.api.routes import (
+    alerts,
+    analytics,
+    audit,
+    auth,
+    bodycams,
+    cameras,
+    cases,
+    community,
+    devices,
+    events,
+    gunshots,
+    hotlists,
+    ingest,
+    plates,
+    reports,
+    system,
+    transparency,
+    users,
+    ws,
+)
 
 API_PREFIX = "/api/v1"
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-ROUTERS = (system, auth, users, devices, ingest, events, gunshots, audit, ws)
+ROUTERS = (
+    system,
+    auth,
+    users,
+    devices,
+    ingest,
+    events,
+    gunshots,
+    plates,
+    hotlists,
+    cameras,
+    community,
+    bodycams,
+    alerts,
+    cases,
+    analytics,
+    reports,
+    transparency,
+    audit,
+    ws,
+)
 """Every router the API mounts under :data:`API_PREFIX`, in order."""
 
 

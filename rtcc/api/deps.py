@@ -59,6 +59,8 @@ class Context:
     hub: LiveHub
     audit: Callable[..., Awaitable[None]]
     map_layers: dict[str, Any] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)
+    """Services the processors offer to routes, by name (see ``Center.services``)."""
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     ready: bool = False
 

@@ -8,6 +8,7 @@ unavailable (database, bus).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import logging
 import sys
@@ -244,6 +245,8 @@ _ = _admin
 app.add_typer(acoustic_app, name="acoustic")
 _register_sensor(app)
 _register_plates(app)
+for _name in ("hotlist", "retention", "cameras", "bodycam", "report", "analytics"):
+    importlib.import_module(f"rtcc.cli.{_name}").register(app)
 
 
 def main() -> None:

@@ -403,3 +403,8 @@ class Gunfire:
             sample_rate_hz=rec.rate,
             audio_flac_b64=flac_b64(rec.audio, rec.rate),
         )
+
+
+def install(city: City, runner: SimRunner, center: Any) -> None:
+    """Simulator hook (see ``rtcc.app.SIM_INSTALLERS``): gunfire and fireworks in the city."""
+    Gunfire(city, runner).install()

@@ -46,12 +46,19 @@ DbTarget = str | Engine | Connection
 """A database URL, an engine, or an open connection."""
 
 GEOM_COLUMN = "geom"
-SPATIAL_TABLES = frozenset({"events", "devices", "gunshot_incidents"})
-"""Tables that get a generated PostGIS ``geom`` column on PostgreSQL."""
+SPATIAL_TABLES = frozenset(
+    {
+        "events",
+        "devices",
+        "gunshot_incidents",
+        # one line per room's table with a generated geom column (add yours here)
+    }
+)
+"""Tables that get a generated PostGIS ``geom`` column on PostgreSQL (GiST ``ix_<table>_geom/geog``)."""
 
 _PARTITION_RE = re.compile(r"^events_(\d{8}|default)$")
 _FOREIGN_TABLES = frozenset({"spatial_ref_sys"})
-_SPATIAL_INDEX_RE = re.compile(r"^ix_(events|devices|gunshot_incidents)_(geom|geog)$")
+_SPATIAL_INDEX_RE = re.compile(r"^ix_(" + "|".join(sorted(SPATIAL_TABLES)) + r")_(geom|geog)$")
 
 
 def config(target: DbTarget | None = None) -> Config:

@@ -218,3 +218,15 @@ class GunshotIncidentRow(Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+# Each room's tables live in their own module; importing them here puts them in ``Base.metadata``.
+from rtcc.store import (  # noqa: E402
+    tables_bodycams,
+    tables_cameras,
+    tables_hotlists,
+    tables_ops,
+    tables_plates,
+)
+
+_ROOM_TABLES = (tables_plates, tables_hotlists, tables_cameras, tables_bodycams, tables_ops)

@@ -1,0 +1,1 @@
+"""Analytics: hotspots, deployment recommendations and their honest evaluation."""

@@ -1,0 +1,7 @@
+"""Body cams: registry, remote activation, policies."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["bodycams"])

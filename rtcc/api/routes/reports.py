@@ -1,0 +1,7 @@
+"""Reports, exports, CAP and the dispatch feed."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["reports"])

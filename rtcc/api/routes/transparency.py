@@ -1,0 +1,7 @@
+"""The public transparency page's data."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["transparency"])

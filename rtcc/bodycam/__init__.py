@@ -1,0 +1,1 @@
+"""Body-worn cameras: registry, MQTT protocol, remote and automatic activation."""

@@ -1,0 +1,1 @@
+"""Cameras: city, in-car and community registry, visibility, footage requests, live view."""

@@ -1,0 +1,10 @@
+"""``rtcc cameras``: camera registry housekeeping."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to ``app``."""
+    return None

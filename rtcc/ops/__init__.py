@@ -1,0 +1,1 @@
+"""Operations: alert queue, incident packets, cases and outcomes, reports, transparency."""

@@ -1,0 +1,7 @@
+"""Tables: hotlists, entries, hits (issue 3)."""
+
+from __future__ import annotations
+
+from rtcc.store.tables import Base
+
+__all__ = ["Base"]
