@@ -181,8 +181,12 @@ class GunshotIncident(Event):
     ellipse_minor_m: float = Field(ge=0)
     ellipse_angle_deg: float = 0.0
     rounds: int = Field(ge=1)
+    intervals_s: list[float] = Field(default_factory=list, description="Seconds between rounds.")
+    automatic: bool = Field(False, description="Probable automatic fire.")
+    multiple_shooters: bool = False
     label: str
     confidence: float = Field(ge=0, le=1)
+    status: Literal["alerted", "pending_review", "confirmed", "dismissed", "below_threshold"] = "alerted"
     sensors: list[str]
 
 

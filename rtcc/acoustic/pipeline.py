@@ -813,8 +813,12 @@ def _incident_event(rec: IncidentRecord, event_id: uuid.UUID) -> GunshotIncident
         ellipse_minor_m=rec.ellipse_minor_m,
         ellipse_angle_deg=rec.ellipse_angle_deg,
         rounds=rec.rounds,
+        intervals_s=list(rec.intervals_s),
+        automatic=rec.automatic,
+        multiple_shooters=rec.multiple_shooters,
         label=rec.label,
         confidence=rec.confidence,
+        status=rec.status,
         sensors=rec.sensors,
     )
 

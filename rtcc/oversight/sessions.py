@@ -96,6 +96,19 @@ def resolve_session(
     return row, user
 
 
+def session_alive(session: Session, token_hash: str, *, now: datetime, idle_minutes: float = 30) -> bool:
+    """Whether the session is still live, without touching it (for long-lived connections).
+
+    A WebSocket is not activity: an open page whose person made no call for
+    ``idle_minutes`` is ended like any other idle session.
+    """
+    row = session.get(UserSession, token_hash)
+    if row is None or row.revoked or row.last_seen_at + timedelta(minutes=idle_minutes) < now:
+        return False
+    user = session.get(User, row.user_id)
+    return user is not None and not user.disabled
+
+
 def revoke_session(session: Session, token: str) -> bool:
     """End the session for ``token``; whether there was a live one."""
     if not token or len(token) > MAX_TOKEN_LENGTH:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -52,12 +53,13 @@ def test_every_route_declares_its_roles() -> None:
     }
 
 
+_SAMPLES = {"device_id": "no-such-device", "username": "no-such-user"}
+NO_SUCH_ID = "00000000-0000-4000-8000-000000000000"
+
+
 def _fill(path: str) -> str:
-    return (
-        path.replace("{device_id}", "no-such-device")
-        .replace("{username}", "no-such-user")
-        .replace("{incident_id}", "00000000-0000-4000-8000-000000000000")
-    )
+    """Sample path parameters: names from :data:`_SAMPLES`, anything else an unknown UUID."""
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: _SAMPLES.get(m.group(1), NO_SUCH_ID), path)
 
 
 async def test_route_by_role(center: Running, clients: dict[Role, httpx.AsyncClient]) -> None:

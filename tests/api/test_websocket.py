@@ -82,3 +82,22 @@ async def test_anonymous_websocket_refused(center: Running) -> None:
     with pytest.raises(websockets.exceptions.WebSocketException):
         async with _ws(center, None) as ws:
             await asyncio.wait_for(ws.recv(), 10)
+
+
+async def test_socket_closed_when_session_ends(
+    center: Running, clients: dict[Role, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    from rtcc.api.routes import ws as ws_route
+
+    monkeypatch.setattr(ws_route, "SESSION_CHECK_S", 0.05)
+    client = clients[Role.analyst]
+    async with _ws(center, client) as sock:
+        assert json.loads(await sock.recv())["kind"] == "hello"
+        r = await client.post("/api/v1/auth/logout")
+        assert r.status_code in (200, 204), r.text
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(sock.recv(), 20)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401

@@ -4,14 +4,19 @@ Connect to ``/api/v1/ws`` with the session cookie, an ``Authorization: Bearer``
 header or ``?token=``; optionally ``?types=a,b`` to narrow the stream. The
 server sends ``{"kind": "hello", ...}`` then ``{"kind": "event", "subject",
 "event"}`` messages. Subscribing to a stream with personal data (plate reads)
-is audited.
+is audited. The server closes the socket (code 4401) once the session ends:
+signed out, revoked, or idle for longer than ``security.session_idle_minutes``
+(a connected page is not activity); it checks every :data:`SESSION_CHECK_S`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -20,6 +25,10 @@ from rtcc.api.hub import LiveClient
 from rtcc.events import EVENT_TYPES
 
 router = APIRouter()
+
+SESSION_CHECK_S = 10.0
+
+"""How often an open socket's session is checked."""
 
 
 @router.websocket("/ws")
@@ -44,7 +53,9 @@ async def live(websocket: WebSocket) -> None:
     await websocket.send_text(
         json.dumps({"kind": "hello", "user": who.username, "role": who.role.value, "types": allowed})
     )
-    sender = asyncio.get_running_loop().create_task(_pump(websocket, client))
+    loop = asyncio.get_running_loop()
+    sender = loop.create_task(_pump(websocket, client))
+    watcher = loop.create_task(_watch_session(websocket, ctx, who.token_hash))
     try:
         while True:
             await websocket.receive_text()  # pings / ignored; returns on disconnect
@@ -52,12 +63,30 @@ async def live(websocket: WebSocket) -> None:
         pass
     finally:
         ctx.hub.remove(client)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sender
+        for task in (sender, watcher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 async def _pump(websocket: WebSocket, client: LiveClient) -> None:
     while True:
         text = await client.queue.get()
         await websocket.send_text(text)
+
+
+async def _watch_session(websocket: WebSocket, ctx: Any, token_hash: str | None) -> None:
+    """Close the socket with 4401 once its session has ended."""
+    from rtcc.oversight.sessions import session_alive
+
+    if token_hash is None:
+        return
+    idle = ctx.settings.security.session_idle_minutes
+    while True:
+        await asyncio.sleep(SESSION_CHECK_S)
+        alive = await ctx.store.read(
+            functools.partial(session_alive, token_hash=token_hash, now=datetime.now(UTC), idle_minutes=idle)
+        )
+        if not alive:
+            await websocket.close(code=4401, reason="session ended")
+            return
