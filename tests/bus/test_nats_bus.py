@@ -55,9 +55,14 @@ def test_durable_name_is_valid_and_distinct_per_subject() -> None:
 
 def test_module_doctests_pass() -> None:
     import rtcc.bus.nats
+    import rtcc.bus.nats_subjects
 
-    result = doctest.testmod(rtcc.bus.nats)
-    assert result.attempted >= 3 and result.failed == 0
+    attempted = 0
+    for module in (rtcc.bus.nats, rtcc.bus.nats_subjects):
+        result = doctest.testmod(module)
+        assert result.failed == 0
+        attempted += result.attempted
+    assert attempted >= 3
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,395 @@
+"""JetStream pull consumers (queue groups) and core-NATS broadcast subscriptions.
+
+Used by :class:`rtcc.bus.nats.NatsBus`; the delivery model is described in
+:mod:`rtcc.bus.nats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+from nats.js import JetStreamContext
+
+from rtcc.bus.base import Handler, Subscription
+
+if TYPE_CHECKING:
+    from rtcc.bus.nats import NatsBus
+
+log = logging.getLogger("rtcc.bus.nats")
+
+
+@dataclass
+class _Counters:
+    delivered: int = 0
+    handler_errors: int = 0
+    redelivered: int = 0
+    dropped: int = 0
+    members: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "delivered": self.delivered,
+            "handler_errors": self.handler_errors,
+            "redelivered": self.redelivered,
+            "dropped": self.dropped,
+            "members": self.members,
+        }
+
+
+class _GroupConsumer:
+    """This process's side of one queue group on one subject.
+
+    One pull loop per (group, subject) per bus, however many members this
+    process subscribed: it fetches at most as many messages as there are idle
+    members (so the process takes only what it can start on now, and other
+    processes get the rest) and hands each to an idle member, which handles,
+    then acknowledges it. Members therefore work concurrently, one message each.
+    """
+
+    def __init__(
+        self,
+        bus: NatsBus,
+        key: str,
+        subject: str,
+        durable: str,
+        psub: JetStreamContext.PullSubscription,
+        counters: _Counters,
+    ) -> None:
+        self.bus = bus
+        self.key = key
+        self.subject = subject
+        self.durable = durable
+        self._psub = psub
+        self.counters = counters
+        self.members: list[_GroupMember] = []
+        self._cond = asyncio.Condition()
+        self._closing = False
+        self._closing_ev = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._failing: str | None = None
+        # messages this process holds, unacknowledged: id -> (msg, last touched)
+        self._held: dict[int, tuple[Msg, float]] = {}
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(), name=f"nats-bus:{self.durable}")
+        self._task.add_done_callback(self._check_crash)
+        self._ticker = loop.create_task(self._keep_alive(), name=f"nats-bus-wip:{self.durable}")
+
+    @property
+    def in_flight(self) -> int:
+        """Messages this process holds for the group and has not acknowledged yet."""
+        return len(self._held)
+
+    def _check_crash(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None and not self._closing:
+            log.error(
+                "bus consumer %s on %s stopped pulling messages",
+                self.durable,
+                self.subject,
+                exc_info=task.exception(),
+            )
+
+    def _first_idle(self) -> _GroupMember | None:
+        return next((m for m in self.members if m.idle), None)
+
+    def _can_dispatch(self) -> bool:
+        return self._closing or self._first_idle() is not None
+
+    async def add(self, member: _GroupMember) -> bool:
+        """Take ``member`` in; ``False`` when the consumer is closing (start a new one)."""
+        async with self._cond:
+            if self._closing:
+                return False
+            self.members.append(member)
+            self.counters.members += 1
+            self._cond.notify_all()
+            return True
+
+    async def member_done(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+    async def remove(self, member: _GroupMember) -> None:
+        async with self._cond:
+            if member in self.members:
+                self.members.remove(member)
+                self.counters.members -= 1
+            last = not self.members
+            self._cond.notify_all()
+        if last:
+            await self.close()
+
+    async def _run(self) -> None:
+        bus = self.bus
+        while True:
+            async with self._cond:
+                await self._cond.wait_for(self._can_dispatch)
+                if self._closing:
+                    return
+                room = min(bus.fetch_batch, sum(1 for m in self.members if m.idle))
+            nc = bus._nc
+            if nc is not None and nc.is_reconnecting:
+                # pulls sent now would only queue up in the client's buffer
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing_ev.wait(), bus.fetch_timeout_s)
+                continue
+            try:
+                msgs = await self._psub.fetch(room, timeout=bus.fetch_timeout_s)
+            except TimeoutError:  # nothing to do (also nats.errors.TimeoutError)
+                self._recovered()
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failed(exc)
+                if isinstance(exc, nats.errors.ConnectionClosedError):
+                    return
+                with contextlib.suppress(TimeoutError):  # back off; wake at once on close
+                    await asyncio.wait_for(self._closing_ev.wait(), 1.0)
+                continue
+            self._recovered()
+            now = asyncio.get_running_loop().time()
+            for msg in msgs:
+                self._held[id(msg)] = (msg, now)
+            for i, msg in enumerate(msgs):
+                async with self._cond:
+                    await self._cond.wait_for(self._can_dispatch)
+                    member = None if self._closing else self._first_idle()
+                    if member is not None:
+                        member.take(msg)
+                if member is None:
+                    # no one left to work on them: hand them back at once
+                    for rest in msgs[i:]:
+                        self._held.pop(id(rest), None)
+                        with contextlib.suppress(Exception):
+                            await rest.nak()
+                    return
+
+    async def _keep_alive(self) -> None:
+        """Tell the server we are still at it when a handler runs long.
+
+        Without this, a message held longer than ``ack_wait_s`` would be
+        redelivered to another process while a member here still works on it.
+        """
+        period = self.bus.ack_wait_s / 3
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            for key, (msg, touched) in list(self._held.items()):
+                if now - touched >= period and key in self._held:
+                    self._held[key] = (msg, now)
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
+
+    async def handle(self, handler: Handler, msg: Msg) -> None:
+        """Run ``handler`` on ``msg``, then ack, or nak for a retry, or give up."""
+        bus = self.bus
+        try:
+            try:
+                attempt = msg.metadata.num_delivered
+            except Exception:  # not a JetStream message: cannot happen on a pull consumer
+                attempt = 1
+            if attempt > 1:
+                self.counters.redelivered += 1
+                bus._stats.redelivered += 1
+            try:
+                await handler(msg.subject, msg.data)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.counters.handler_errors += 1
+                bus._stats.handler_errors += 1
+                await self._reject(msg, attempt)
+                return
+            try:
+                await msg.ack()
+            except Exception as exc:  # redelivered after ack_wait; handlers are idempotent
+                self._failed(exc)
+                return
+            self.counters.delivered += 1
+            bus._stats.delivered += 1
+        finally:
+            self._held.pop(id(msg), None)
+
+    async def _reject(self, msg: Msg, attempt: int) -> None:
+        bus = self.bus
+        try:
+            if attempt >= bus.max_deliver:
+                log.exception(
+                    "handler for %s (group consumer %s) failed on delivery %d of %d; "
+                    "giving up on this message",
+                    msg.subject,
+                    self.durable,
+                    attempt,
+                    bus.max_deliver,
+                )
+                await msg.term()
+            else:
+                log.warning(
+                    "handler for %s (group consumer %s) failed on delivery %d of %d; will retry",
+                    msg.subject,
+                    self.durable,
+                    attempt,
+                    bus.max_deliver,
+                    exc_info=True,
+                )
+                await msg.nak(delay=bus.nak_delay(attempt))
+        except Exception as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        what = f"{type(exc).__name__}: {exc}"
+        if what != self._failing and not self._closing:
+            log.warning("bus consumer %s on %s: %s", self.durable, self.subject, what)
+        self._failing = what
+
+    def _recovered(self) -> None:
+        if self._failing is not None:
+            log.info("bus consumer %s on %s is consuming again", self.durable, self.subject)
+            self._failing = None
+
+    async def close(self) -> None:
+        """Stop pulling (after the pull under way), hand back what no member took."""
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        self._closing_ev.set()
+        self.bus._consumer_closing(self)  # from now on, subscribe() starts a fresh consumer
+        async with self._cond:
+            self._cond.notify_all()
+        task = self._task
+        if task is not None:
+            # the loop ends after its current pull (at most fetch_timeout_s)
+            done, _ = await asyncio.wait({task}, timeout=self.bus.fetch_timeout_s + 5)
+            if not done:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        with contextlib.suppress(Exception):
+            await self._psub.unsubscribe()
+        await self.bus._flush_quietly()
+        self.bus._closing_consumers.discard(self)
+        self._closed.set()
+
+
+class _GroupMember(Subscription):
+    """One ``subscribe(..., group=...)``: handles one message at a time for its consumer."""
+
+    def __init__(self, consumer: _GroupConsumer, handler: Handler) -> None:
+        self._consumer = consumer
+        self._handler = handler
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._stopped = False
+
+    @property
+    def idle(self) -> bool:
+        return self._task is None and not self._stopping
+
+    def take(self, msg: Msg) -> None:
+        """Start on ``msg`` (called by the consumer, only when idle)."""
+        self._task = asyncio.get_running_loop().create_task(
+            self._work(msg), name=f"nats-bus-handler:{self._consumer.durable}"
+        )
+
+    async def _work(self, msg: Msg) -> None:
+        try:
+            await self._consumer.handle(self._handler, msg)
+        finally:
+            self._task = None
+            await self._consumer.member_done()
+
+    async def stop(self) -> None:
+        """Finish (and acknowledge) the message in hand, then leave the group."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping = True
+        task = self._task
+        if task is not None:
+            stop_timeout = self._consumer.bus.stop_timeout_s
+            done, _ = await asyncio.wait({task}, timeout=stop_timeout)
+            if not done:
+                log.warning(
+                    "a handler of group consumer %s did not finish within %.0f s; cancelling "
+                    "(its message comes back after ack_wait)",
+                    self._consumer.durable,
+                    stop_timeout,
+                )
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await self._consumer.remove(self)
+
+
+class _BroadcastSubscription(Subscription):
+    """A core NATS subscription: every message on the subject, no acks."""
+
+    def __init__(self, bus: NatsBus, key: str, subject: str, handler: Handler) -> None:
+        self._bus = bus
+        self.key = key
+        self._subject = subject
+        self._handler = handler
+        self.counters = _Counters(members=1)
+        self._sub: NatsSubscription | None = None
+        self._busy = asyncio.Lock()
+        self._stopping = False
+        self._stopped = False
+
+    async def on_msg(self, msg: Msg) -> None:
+        if self._stopping:
+            return
+        async with self._busy:
+            if self._stopping:
+                return
+            try:
+                await self._handler(msg.subject, msg.data)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.counters.handler_errors += 1
+                self._bus._stats.handler_errors += 1
+                log.exception("broadcast handler for %s failed (not retried)", msg.subject)
+                return
+            self.counters.delivered += 1
+            self._bus._stats.delivered += 1
+
+    def attach(self, sub: NatsSubscription) -> None:
+        self._sub = sub
+
+    @property
+    def sid(self) -> int | None:
+        return None if self._sub is None else self._sub._id
+
+    async def stop(self) -> None:
+        """Let the message in hand finish, then unsubscribe (queued messages are dropped)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping = True
+        async with self._busy:
+            pass
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        self.counters.members = 0
+        self._bus._forget(self)
+
+
