@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -332,7 +333,11 @@ class Center:
             audit=self.audit,
             services=self.services,
         )
-        self.app = create_app(self.ctx, max_request_bytes=s.server.max_request_bytes)
+        self.app = create_app(
+            self.ctx,
+            max_request_bytes=s.server.max_request_bytes,
+            max_upload_bytes=s.server.max_upload_bytes,
+        )
         # 7. simulator (its map layers are known before the server answers)
         city = None
         if self.with_sim:
@@ -394,13 +399,13 @@ class Center:
         await self.sim.start()
 
     async def _maintain_partitions(self) -> None:
-        from rtcc.store.partitions import ensure_event_partitions
+        from rtcc.store.partitions import PARTITIONED
 
         assert self.store is not None
         today = datetime.now(UTC).date()
-        await self.store.write(
-            lambda s: ensure_event_partitions(s, date.fromordinal(today.toordinal() - 1), 9)
-        )
+        start = date.fromordinal(today.toordinal() - 1)
+        for parent in PARTITIONED:
+            await self.store.write(functools.partial(_partitions_for, start=start, parent=parent))
 
     async def _partition_loop(self) -> None:
         while True:
@@ -446,6 +451,11 @@ class Center:
                 await self._server_task
             self._server = None
             self._server_task = None
+        for name, service in list(self.services.items()):
+            close = getattr(service, "close", None)
+            if name == "plates.camera_ingest" and callable(close):
+                close()
+        self.services.clear()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -460,6 +470,12 @@ class Center:
         if self.store is not None:
             self.store.close()
             self.store = None
+
+
+def _partitions_for(session: Any, *, start: date, parent: str) -> list[str]:
+    from rtcc.store.partitions import ensure_event_partitions
+
+    return ensure_event_partitions(session, start, 9, parent)
 
 
 def default_data_dir() -> Path:

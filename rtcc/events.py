@@ -130,6 +130,12 @@ class DeviceCommand(Event):
     reason: str = Field(min_length=1, max_length=500)
     issued_by: str
     automatic: bool = False
+    # body-cam protocol (docs/bodycam-protocol.md): one command, several delivery attempts
+    command_id: UUID | None = None
+    nonce: str = Field("", max_length=64, description="Random, once per command; devices ignore replays.")
+    expires_at: AwareDatetime | None = None
+    attempt: int = Field(1, ge=1, le=100)
+    signature: str = Field("", max_length=128, description="HMAC-SHA256 with the device key's hash.")
 
 
 class DeviceCommandAck(Event):
@@ -140,6 +146,8 @@ class DeviceCommandAck(Event):
     command_id: UUID
     ok: bool = True
     detail: str = ""
+    nonce: str = Field("", max_length=64, description="The command's nonce, echoed.")
+    recording: bool | None = None
 
 
 # --- acoustic ----------------------------------------------------------------
@@ -205,6 +213,10 @@ class PlateRead(Event):
     confidence: float = Field(ge=0, le=1)
     heading_deg: float | None = Field(None, ge=0, lt=360)
     image_ref: str | None = Field(None, max_length=512)
+    crop_ref: str | None = Field(None, max_length=512, description="Media-store ref of the plate crop.")
+    direction: Literal["N", "NE", "E", "SE", "S", "SW", "W", "NW"] | None = Field(
+        None, description="Compass point the vehicle travels towards, when known."
+    )
 
 
 class HotlistHit(Event):
@@ -219,6 +231,25 @@ class HotlistHit(Event):
     entry_plate: str
     category: str
     match: Literal["exact", "lookalike", "partial"]
+    # issue 3: the hit row (GET /hits/{hit_id}), its entry and the read's photos
+    hit_id: UUID | None = Field(None, description="The hit (GET /api/v1/hits/{hit_id}); also the event id.")
+    entry_id: UUID | None = None
+    entry_source: str = Field("", max_length=64, description="Hotlist the entry came from.")
+    reason: str = Field("", max_length=2000, description="The entry's reason (e.g. NCIC record).")
+    distance: int = Field(0, ge=0, le=16, description="Edits from the entry after look-alike folding.")
+    image_ref: str | None = Field(None, max_length=512)
+    crop_ref: str | None = Field(None, max_length=512)
+    status: Literal["verify", "confirmed", "rejected"] = "verify"
+
+
+class HitDecision(Event):
+    """Someone confirmed a hotlist hit or rejected it (e.g. as a misread), with a reason."""
+
+    type: Literal["hit_decision"] = "hit_decision"
+    hit_id: UUID
+    decision: Literal["confirmed", "rejected"]
+    reason: str = Field(min_length=1, max_length=1000)
+    decided_by: str = Field(min_length=1, max_length=128)
 
 
 # --- operations & oversight ---------------------------------------------------
@@ -254,6 +285,44 @@ class AuditEvent(Event):
     purpose: str | None = None
 
 
+# --- cameras (issue 4) ----------------------------------------------------------
+
+
+class CameraStatus(Event):
+    """Edge-triggered live-source health: emitted once when a camera's stream goes online or offline."""
+
+    type: Literal["camera_status"] = "camera_status"
+    camera_id: UUID
+    name: str = Field("", max_length=200)
+    status: Literal["online", "offline"]
+    reason: str = Field("", max_length=500)
+
+
+# --- operations: alert queue & incident packets (issue 5) ----------------------
+
+
+class AlertUpdated(Event):
+    """An alert moved in the queue (acknowledged, assigned, closed, dismissed)."""
+
+    type: Literal["alert_updated"] = "alert_updated"
+    alert_id: UUID
+    kind: str = Field(min_length=1, max_length=64)
+    status: Literal["new", "acknowledged", "assigned", "closed", "dismissed"]
+    by: str = Field(min_length=1, max_length=64)
+    unit: str | None = Field(None, max_length=64)
+    reason: str | None = Field(None, max_length=1000)
+
+
+class PacketUpdated(Event):
+    """An incident packet was built or rebuilt; fetch it with ``GET /packets/{kind}/{ref_id}``."""
+
+    type: Literal["packet_updated"] = "packet_updated"
+    kind: Literal["gunshot", "hit"]
+    ref_id: str = Field(min_length=1, max_length=64)
+    version: int = Field(ge=1)
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
 EVENT_CLASSES: tuple[type[Event], ...] = (
     DeviceHeartbeat,
     DeviceStatus,
@@ -266,6 +335,10 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     HotlistHit,
     Alert,
     AuditEvent,
+    HitDecision,
+    AlertUpdated,
+    PacketUpdated,
+    CameraStatus,
     # new event classes: add them here (and to LIVE_ROLES)
 )
 """Every event type, in one place: the parser and the registry are made from it."""
@@ -286,8 +359,12 @@ LIVE_ROLES: dict[str, frozenset[Role]] = {
     "gunshot_incident": OPERATIONS,
     "plate_read": frozenset({Role.admin, Role.supervisor, Role.analyst}),
     "hotlist_hit": OPERATIONS,
+    "hit_decision": OPERATIONS,
     "alert": OPERATIONS,
     "audit": frozenset({Role.admin, Role.auditor}),
+    "alert_updated": OPERATIONS,
+    "packet_updated": OPERATIONS,
+    "camera_status": OPERATIONS,
 }
 """Which roles receive each event type on the live WebSocket."""
 

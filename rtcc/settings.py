@@ -15,7 +15,7 @@ import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -54,6 +54,15 @@ class ServerSettings(Section):
         ge=1024,
         le=1_073_741_824,
         description="Largest request body accepted, in bytes; larger bodies get 413.",
+    )
+    max_upload_bytes: int = Field(
+        268_435_456,
+        ge=1024,
+        le=17_179_869_184,
+        description=(
+            "Largest body for file uploads (footage clips, camera images, hotlist and outcome imports); "
+            "other requests keep max_request_bytes."
+        ),
     )
     max_ingest_batch: int = Field(1000, ge=1, le=100_000, description="Most events in one ingest request.")
 
@@ -191,21 +200,204 @@ class MapSettings(Section):
 class PlatesSettings(Section):
     """Licence-plate reading, hotlist matching and plate search (issue 3)."""
 
+    media_dir: Path | None = Field(
+        None, description="Folder of the plate media store (crops, vehicle images). Default: data_dir/media."
+    )
+    max_image_bytes: int = Field(
+        8 * 2**20,
+        ge=1024,
+        le=256 * 2**20,
+        description="Largest camera image accepted by POST /api/v1/plates/images, bytes (larger: 413).",
+    )
+    max_image_pixels: int = Field(
+        40_000_000,
+        ge=10_000,
+        le=400_000_000,
+        description="Largest camera image accepted, in pixels (width x height; larger: 413).",
+    )
+    recognition_workers: int = Field(
+        2, ge=1, le=64, description="Threads recognizing uploaded camera images (bounded pool)."
+    )
+    recognition_queue: int = Field(
+        16, ge=1, le=10_000, description="Uploads waiting for a recognition thread before 503 is answered."
+    )
+    lookalike_distance: int = Field(
+        0,
+        ge=0,
+        le=2,
+        description=(
+            "Edits (insert, delete, substitute) a read may be from a hotlist plate after folding "
+            "look-alike characters (0/O/D/Q, 1/I, 2/Z, 5/S, 8/B, 6/G) and still hit; 0: look-alikes only. "
+            "Each edit multiplies false hits on large lists (1 million entries, 1 edit: about half "
+            "of all reads hit)."
+        ),
+    )
+    hotlist_refresh_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between checks of the hotlist version (other processes' imports), s.",
+    )
+    search_max_results: int = Field(
+        1000, ge=1, le=100_000, description="Most plate reads one search, track or co-travel query returns."
+    )
+
 
 class RetentionSettings(Section):
     """How long data is kept and when the purge runs."""
+
+    plate_reads_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description="Days plate reads (and their images) that hit nothing are kept; hit and case reads stay.",
+    )
+    interval_s: float = Field(
+        3600.0, ge=1, le=7 * 86400, description="Seconds between scheduled retention runs."
+    )
 
 
 class CamerasSettings(Section):
     """Camera registry, community registration and live view (issue 4)."""
 
+    notifier: Literal["log", "smtp"] = Field(
+        "log", description="How owners are notified: log (demo: the message is logged) or smtp (email)."
+    )
+    smtp_host: str = Field("127.0.0.1", description="SMTP server for owner notifications.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP server port.")
+    smtp_from: str = Field(
+        "rtcc@localhost", min_length=3, max_length=254, description="Sender address of owner notifications."
+    )
+    smtp_starttls: bool = Field(False, description="Use STARTTLS with the SMTP server.")
+    service_area: tuple[float, float, float, float] | None = Field(
+        None,
+        description=(
+            "Where community cameras may be registered: (south, west, north, east) in degrees; "
+            "unset: anywhere (but not 0,0)."
+        ),
+    )
+    verify_ttl_min: float = Field(
+        60.0, gt=0, le=10_080, description="Minutes a verification link or code stays valid."
+    )
+    verify_max_attempts: int = Field(
+        5, ge=1, le=100, description="Wrong verification codes before a registration must start over."
+    )
+    register_per_ip_per_hour: int = Field(
+        10, ge=1, le=100_000, description="Registrations accepted from one client IP address per hour."
+    )
+    register_per_contact: int = Field(
+        3, ge=1, le=1000, description="Open (unapproved) registrations one email address may hold."
+    )
+    max_range_m: float = Field(
+        300.0, gt=0, le=5000, description="Largest camera range accepted, metres (also bounds searches)."
+    )
+    in_car_max_gap_s: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="An in-car camera's position is its nearest heartbeat within this many seconds.",
+    )
+    footage_request_ttl_h: float = Field(
+        168.0, gt=0, le=8760, description="Hours an owner has to answer a footage request before it expires."
+    )
+    max_viewers_per_camera: int = Field(
+        16, ge=1, le=1000, description="Most simultaneous live viewers of one camera."
+    )
+    live_fps: float = Field(5.0, gt=0, le=30, description="Most frames per second sent to live viewers.")
+    jpeg_quality: int = Field(75, ge=10, le=100, description="JPEG quality of live frames and snapshots.")
+    open_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Seconds to wait for a camera stream to open or yield a frame."
+    )
+    open_retries: int = Field(
+        2, ge=0, le=10, description="Retries (with doubling backoff) when a camera stream fails to open."
+    )
+    probe_interval_s: float = Field(
+        60.0, gt=0, le=86_400, description="Seconds between health probes of each live camera source."
+    )
+
 
 class BodycamSettings(Section):
     """Body-worn cameras: commands, acknowledgements and automatic activation (issue 4)."""
 
+    command_roles: list[Literal["admin", "supervisor"]] = Field(
+        ["admin", "supervisor"],
+        min_length=1,
+        description="Roles that may start or stop a body cam remotely (admin and/or supervisor).",
+    )
+    ack_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=600,
+        description="Seconds a device has to acknowledge the first attempt (doubling per attempt).",
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=20, description="Delivery attempts before a command's status becomes 'timeout'."
+    )
+    command_ttl_s: float = Field(
+        120.0, ge=5, le=3600, description="Seconds after which devices ignore a command (its expiry)."
+    )
+    retry_check_s: float = Field(
+        0.25, gt=0, le=60, description="Seconds between checks for commands to retry or time out."
+    )
+    poll_max_wait_s: float = Field(
+        30.0, ge=0, le=120, description="Longest wait of the HTTPS command long-poll, seconds."
+    )
+
 
 class OperationsSettings(Section):
     """Alert queue, incident packets, reports, dispatch feeds (issue 5)."""
+
+    packet_radius_m: float = Field(
+        300.0,
+        gt=0,
+        le=5000,
+        description="Incident packet: plate reads, units and earlier incidents within, m.",
+    )
+    packet_window_min: float = Field(
+        10.0, gt=0, le=240, description="Incident packet: plate reads within ± this many minutes."
+    )
+    packet_history_days: int = Field(
+        90, ge=1, le=3650, description="Incident packet: earlier incidents from the last N days."
+    )
+    packet_debounce_s: float = Field(
+        2.0, ge=0, le=300, description="Seconds to gather triggers before a packet is rebuilt."
+    )
+    packet_live_hours: float = Field(
+        6.0, gt=0, le=168, description="Hours a packet keeps being rebuilt on new reads or body-cam status."
+    )
+    webhook_urls: list[Annotated[str, Field(pattern=r"^https?://[^\s/]+", max_length=2000)]] = Field(
+        default_factory=list, max_length=20, description="http(s) URLs new alerts are POSTed to (CAD)."
+    )
+    webhook_secret: str | None = Field(
+        None,
+        min_length=16,
+        description="HMAC-SHA256 key signing webhook bodies (header X-RTCC-Signature: sha256=<hex>).",
+    )
+    webhook_max_attempts: int = Field(3, ge=1, le=10, description="Delivery attempts per webhook.")
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60, description="Seconds one webhook attempt may take.")
+    webhook_backoff_s: float = Field(
+        1.0, ge=0, le=60, description="Seconds before the first retry (doubles each retry)."
+    )
+    cap_sender: str = Field(
+        "rtcc@rtcc.local",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\s,<&]+$",
+        description="CAP 1.2 <sender> of published alerts (no spaces, commas, '<' or '&').",
+    )
+    export_max_days: int = Field(
+        366, ge=1, le=3660, description="Longest time range one export request may cover, days."
+    )
+    export_max_rows: int = Field(100_000, ge=1, le=10_000_000, description="Most rows in one export.")
+    outcome_import_max_rows: int = Field(
+        10_000, ge=1, le=1_000_000, description="Most rows in one outcome CSV import."
+    )
+    transparency_cache_s: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description="Seconds the public transparency data (with its audit-chain check) is cached.",
+    )
 
 
 class Settings(BaseSettings):

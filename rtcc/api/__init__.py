@@ -8,6 +8,7 @@ with :class:`~rtcc.api.deps.Allow`; every error leaves as the one envelope of
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,7 +75,17 @@ def iter_api_routes() -> Iterator[tuple[str, APIRoute]]:
                 yield API_PREFIX + route.path, route
 
 
-def create_app(ctx: Context | None = None, *, max_request_bytes: int = 1_048_576) -> FastAPI:
+UPLOAD_PATHS = re.compile(
+    API_PREFIX
+    + r"/(plates/images|hotlists/[^/]+/import|outcomes/import"
+    + r"|community/(manage|footage)/[^/]+(/requests/[^/]+)?/clip)"
+)
+"""Upload routes: their bodies may reach ``server.max_upload_bytes`` (others ``max_request_bytes``)."""
+
+
+def create_app(
+    ctx: Context | None = None, *, max_request_bytes: int = 1_048_576, max_upload_bytes: int | None = None
+) -> FastAPI:
     """The API application; ``ctx`` may be attached later (``app.state.ctx``)."""
     app = FastAPI(
         title="rtcc",
@@ -98,5 +109,10 @@ def create_app(ctx: Context | None = None, *, max_request_bytes: int = 1_048_576
         app.include_router(r.router, prefix=API_PREFIX)
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
-    app.add_middleware(RequestIdAndLimitMiddleware, max_bytes=max_request_bytes)
+    app.add_middleware(
+        RequestIdAndLimitMiddleware,
+        max_bytes=max_request_bytes,
+        upload_bytes=max_upload_bytes,
+        upload_paths=UPLOAD_PATHS,
+    )
     return app

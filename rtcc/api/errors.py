@@ -13,6 +13,7 @@ middleware (pure ASGI, so streaming bodies are counted too).
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -115,9 +116,23 @@ class RequestIdAndLimitMiddleware:
     actually received for chunked bodies.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        upload_bytes: int | None = None,
+        upload_paths: re.Pattern[str] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes or max_bytes
+        self.upload_paths = upload_paths
+
+    def _limit(self, path: str) -> tuple[int, str]:
+        if self.upload_paths is not None and self.upload_paths.fullmatch(path):
+            return self.upload_bytes, "server.max_upload_bytes (RTCC_SERVER__MAX_UPLOAD_BYTES)"
+        return self.max_bytes, "server.max_request_bytes (RTCC_SERVER__MAX_REQUEST_BYTES)"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,10 +140,8 @@ class RequestIdAndLimitMiddleware:
             return
         rid = uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
-        too_big_msg = (
-            f"request body over {self.max_bytes} bytes; the limit is the setting "
-            "server.max_request_bytes (RTCC_SERVER__MAX_REQUEST_BYTES)"
-        )
+        max_bytes, setting = self._limit(str(scope.get("path", "")))
+        too_big_msg = f"request body over {max_bytes} bytes; the limit is the setting {setting}"
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -138,7 +151,7 @@ class RequestIdAndLimitMiddleware:
                 if length < 0:
                     await self._send_error(scope, send, 400, "bad_request", "bad Content-Length", rid)
                     return
-                if length > self.max_bytes:
+                if length > max_bytes:
                     await self._send_error(scope, send, 413, "payload_too_large", too_big_msg, rid)
                     return
         received = 0
@@ -149,7 +162,7 @@ class RequestIdAndLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _BodyTooLarge(too_big_msg)
             return message
 

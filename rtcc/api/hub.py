@@ -72,7 +72,9 @@ class LiveHub:
             return
         event_type = subject.rsplit(".", 1)[-1]
         event = json.loads(payload)
-        narrower = ALERT_KIND_ROLES.get(event.get("kind", "")) if event_type == "alert" else None
+        narrower = (
+            ALERT_KIND_ROLES.get(event.get("kind", "")) if event_type in ("alert", "alert_updated") else None
+        )
         text: str | None = None
         for client in list(self.clients):
             if client.wants(event_type) and (narrower is None or client.role in narrower):

@@ -1,10 +1,70 @@
-"""``rtcc retention run``: purge what is past its keeping period."""
+"""``rtcc retention run``: purge what is past its keeping period (see :mod:`rtcc.oversight.retention`)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from rtcc.cli.output import out
+
+retention_app = typer.Typer(help="Retention: delete data past its keeping period.", no_args_is_help=True)
+
+
+@retention_app.command("run")
+def run_cmd(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="TOML settings file (default: $RTCC_CONFIG).", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Delete plate reads (and their images) older than retention.plate_reads_days that hit nothing.
+
+    Reads with a hit or linked to an open case are kept. The run is recorded
+    and, unless dry, audited with its counts (actor system:retention).
+    """
+    from rtcc.cli.admin import _store
+    from rtcc.cli.main import settings_or_exit
+    from rtcc.oversight.audit import append_audit
+    from rtcc.oversight.retention import ACTOR, audit_details, run_once
+    from rtcc.roles import Role
+
+    settings = settings_or_exit(config)
+    store = _store(settings)
+    try:
+        rep = run_once(store, settings, dry_run=dry_run)
+        if not dry_run:
+            store.run(
+                lambda s: append_audit(
+                    s,
+                    secret=settings.security.secret_key.encode(),
+                    actor=ACTOR,
+                    role=Role.admin.value,
+                    action="retention_purge",
+                    resource="plate_reads",
+                    outcome="ok",
+                    details={**audit_details(rep), "via": "cli"},
+                )
+            )
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(json.dumps(rep.counts()))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    out.print(
+        f"{verb} {rep.reads_deleted} plate reads older than {rep.plate_reads_days} days "
+        f"(before {rep.cutoff.isoformat(timespec='seconds')}) and {rep.media_deleted} media files; "
+        f"kept {rep.kept_for_hits} with a hit and {rep.kept_for_cases} linked to an open case"
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
-    return None
+    """Add ``rtcc retention`` to ``app``."""
+    app.add_typer(retention_app, name="retention")

@@ -1,21 +1,235 @@
-"""Retention: scheduled purge of data past its keeping period.
+"""Retention: plate reads and their images that hit nothing are deleted after a set time.
 
-Placeholder: filled in by its issue's work.
+A run (the ``retention`` processor every ``retention.interval_s`` seconds, or
+``rtcc retention run``) deletes the plate reads older than
+``retention.plate_reads_days`` days, and then the media files (plate crops,
+vehicle images) no remaining read uses. It keeps
+
+* reads that hit a hotlist entry (the hit and its photos stay reviewable), and
+* reads linked to an **open** case (``case_links`` with ``ref_type``
+  ``plate_read``); once the case closes they go at the next run.
+
+Every run is written to ``retention_runs`` (the transparency page counts
+them) and every real purge is audited with its counts by the actor
+``system:retention``. A dry run counts the same in a rolled-back savepoint
+and deletes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-class _Idle:
+from rtcc.plates.reads import purge_reads
+from rtcc.plates.transparency import record_retention_run
+from rtcc.store.tables_plates import PlateReadRow
+
+log = logging.getLogger(__name__)
+
+ACTOR = "system:retention"
+"""Who the audit log names for every purge."""
+
+_IN_CHUNK = 1000
+
+
+@dataclass
+class RetentionReport:
+    """What one run did (or, dry, would do)."""
+
+    started_at: datetime
+    cutoff: datetime
+    plate_reads_days: int
+    dry_run: bool
+    reads_deleted: int = 0
+    media_deleted: int = 0
+    kept_for_hits: int = 0
+    kept_for_cases: int = 0
+    media_refs: list[str] = field(default_factory=list, repr=False)
+
+    def counts(self) -> dict[str, Any]:
+        """The run as JSON-ready counts (no media refs)."""
+        d = asdict(self)
+        d.pop("media_refs")
+        for k in ("started_at", "cutoff"):
+            d[k] = d[k].isoformat()
+        return d
+
+
+def media_root(settings: Any) -> Path:
+    """The plate media store's folder (``plates.media_dir``, default ``data_dir/media``)."""
+    configured = settings.plates.media_dir
+    return Path(configured) if configured is not None else Path(settings.data_dir) / "media"
+
+
+def open_case_read_ids(session: Session) -> set[str]:
+    """Ids of plate reads linked to an open case."""
+    from rtcc.store.tables_ops import Case, CaseLink
+
+    q = (
+        select(CaseLink.ref_id)
+        .join(Case, Case.id == CaseLink.case_id)
+        .where(CaseLink.ref_type == "plate_read", Case.status == "open")
+    )
+    return {str(x) for x in session.scalars(q)}
+
+
+def _count_kept(session: Session, cutoff: datetime, case_ids: set[str]) -> tuple[int, int]:
+    """(reads kept for a hit, reads kept for an open case only) among those older than ``cutoff``."""
+    import uuid
+
+    old = PlateReadRow.read_at < cutoff
+    hits = int(
+        session.scalar(select(func.count()).select_from(PlateReadRow).where(old, PlateReadRow.hit)) or 0
+    )
+    ids: list[uuid.UUID] = []
+    for x in case_ids:
+        with contextlib.suppress(ValueError):
+            ids.append(uuid.UUID(x))
+    cases = 0
+    for i in range(0, len(ids), _IN_CHUNK):
+        cases += int(
+            session.scalar(
+                select(func.count())
+                .select_from(PlateReadRow)
+                .where(old, PlateReadRow.hit.is_(False), PlateReadRow.id.in_(ids[i : i + _IN_CHUNK]))
+            )
+            or 0
+        )
+    return hits, cases
+
+
+def purge_plate_reads(
+    session: Session, *, days: int, dry_run: bool = False, now: datetime | None = None
+) -> RetentionReport:
+    """Delete (or, dry, count) the expired reads in the caller's transaction and record the run.
+
+    The media files are not touched here: the caller deletes
+    ``report.media_refs`` after the transaction commits (see :func:`delete_media`).
+    """
+    started = now or datetime.now(UTC)
+    cutoff = started - timedelta(days=days)
+    keep = open_case_read_ids(session)
+    rep = RetentionReport(started, cutoff, days, dry_run)
+    rep.kept_for_hits, rep.kept_for_cases = _count_kept(session, cutoff, keep)
+    if dry_run:
+        sp = session.begin_nested()
+        try:
+            rep.reads_deleted, refs = purge_reads(session, cutoff, keep)
+        finally:
+            sp.rollback()
+        rep.media_deleted = len(refs)
+    else:
+        rep.reads_deleted, rep.media_refs = purge_reads(session, cutoff, keep)
+        rep.media_deleted = len(rep.media_refs)
+    record_retention_run(
+        session,
+        started_at=started,
+        actor=ACTOR,
+        dry_run=dry_run,
+        plate_reads_days=days,
+        cutoff=cutoff,
+        reads_deleted=rep.reads_deleted,
+        media_deleted=rep.media_deleted,
+        kept_for_hits=rep.kept_for_hits,
+        kept_for_cases=rep.kept_for_cases,
+    )
+    return rep
+
+
+def delete_media(root: Path, refs: list[str]) -> int:
+    """Delete media files by ref; returns how many files were there to delete."""
+    from rtcc.plates.media import MediaStore
+
+    store = MediaStore(root)
+    gone = 0
+    for ref in refs:
+        try:
+            gone += bool(store.delete(ref))
+        except Exception:
+            log.exception("retention: could not delete media %s", ref)
+    return gone
+
+
+def run_once(
+    store: Any, settings: Any, *, dry_run: bool = False, now: datetime | None = None
+) -> RetentionReport:
+    """One run in this thread: purge and record in one transaction, then delete the media files."""
+    days = int(settings.retention.plate_reads_days)
+    rep: RetentionReport = store.run(lambda s: purge_plate_reads(s, days=days, dry_run=dry_run, now=now))
+    if not dry_run and rep.media_refs:
+        delete_media(media_root(settings), rep.media_refs)
+    return rep
+
+
+def audit_details(rep: RetentionReport) -> dict[str, Any]:
+    """What the audit entry of a purge says."""
+    return {"resource": "plate_reads", **rep.counts()}
+
+
+class RetentionProcessor:
+    """Runs retention every ``retention.interval_s`` seconds (first run one interval after start)."""
+
+    def __init__(self, center: Any) -> None:
+        self.center = center
+        self.interval_s = float(center.settings.retention.interval_s)
+        self.last: RetentionReport | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
     async def start(self) -> None:
-        return None
+        self.center.services["retention"] = self
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="retention")
 
     async def stop(self) -> None:
-        return None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.center.services.get("retention") is self:
+            del self.center.services["retention"]
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.run(dry_run=False)
+            except Exception:
+                log.exception("retention run failed; the next run tries again")
+
+    async def run(self, *, dry_run: bool = False, now: datetime | None = None) -> RetentionReport:
+        """One run now: purge, delete media, audit (real runs) with the counts."""
+        from rtcc.api.deps import Principal
+        from rtcc.roles import Role
+
+        c = self.center
+        days = int(c.settings.retention.plate_reads_days)
+        async with self._lock:
+            rep: RetentionReport = await c.store.write(
+                lambda s: purge_plate_reads(s, days=days, dry_run=dry_run, now=now)
+            )
+            if not dry_run and rep.media_refs:
+                await asyncio.to_thread(delete_media, media_root(c.settings), rep.media_refs)
+        if not dry_run:
+            await c.audit(
+                Principal(username=ACTOR, role=Role.admin),
+                "retention_purge",
+                "plate_reads",
+                details=audit_details(rep),
+            )
+            c.metrics.inc("retention_reads_deleted", rep.reads_deleted)
+        self.last = rep
+        return rep
 
 
-def build(center: Any) -> _Idle:
+def build(center: Any) -> RetentionProcessor:
     """The processor (see ``rtcc.app.PROCESSOR_FACTORIES``)."""
-    return _Idle()
+    return RetentionProcessor(center)

@@ -75,6 +75,8 @@ class Match:
 
 
 def _deletes(word: str, max_distance: int) -> set[str]:
+    if max_distance == 1:  # the common case, without the general loop's overhead
+        return {word, *(word[:i] + word[i + 1 :] for i in range(len(word)))}
     out = {word}
     for d in range(1, min(max_distance, len(word)) + 1):
         for idx in combinations(range(len(word)), d):
@@ -98,6 +100,23 @@ def _levenshtein_within(a: str, b: str, limit: int) -> int | None:
             return None
         prev = cur
     return prev[-1] if prev[-1] <= limit else None
+
+
+def _within_one(a: str, b: str) -> int | None:
+    """Edit distance of ``a`` and ``b`` if ≤ 1, else None, in one linear pass (no DP table)."""
+    if a == b:
+        return 0
+    la, lb = len(a), len(b)
+    if la == lb:
+        return 1 if sum(x != y for x, y in zip(a, b, strict=True)) == 1 else None
+    if abs(la - lb) != 1:
+        return None
+    if la > lb:
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    return 1 if a[i:] == b[i + 1 :] else None
 
 
 def _picker(kept: list[int]) -> Callable[[str], tuple[str, ...]]:
@@ -180,7 +199,11 @@ class HotlistMatcher:
                     if cand in seen or cand == sk:
                         continue
                     seen.add(cand)
-                    dist = _levenshtein_within(sk, cand, self.max_distance)
+                    dist = (
+                        _within_one(sk, cand)
+                        if self.max_distance == 1
+                        else _levenshtein_within(sk, cand, self.max_distance)
+                    )
                     if dist is not None:
                         for e in self._skel[cand]:
                             add(Match(e, "lookalike", dist))

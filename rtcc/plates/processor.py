@@ -1,21 +1,264 @@
-"""Plate reads on the bus matched against hotlists.
+"""The "plates" processor: every plate read on the bus stored, matched against the hotlists, hits raised.
 
-Placeholder: filled in by its issue's work.
+For each :class:`~rtcc.events.PlateRead` (queue group ``plates``):
+
+1. the read is stored (:func:`rtcc.plates.reads.insert_reads`, idempotent);
+2. its plate is matched against the active hotlist entries
+   (:class:`~rtcc.plates.matching.HotlistMatcher`: exact, look-alike within
+   ``plates.lookalike_distance`` edits, wildcard entries);
+3. on a match a hit row is stored with status ``verify`` ("verify before
+   action") and the read is marked as a hit (retention keeps it);
+4. a :class:`~rtcc.events.HotlistHit` and an :class:`~rtcc.events.Alert`
+   (kind ``hotlist_hit``) are published.
+
+Ids are derived from read and entry (:func:`rtcc.plates.hits.hit_id_for`),
+so a redelivered read stores nothing twice and republishes the same event
+ids (the recorder and JetStream drop the copies).
+
+The matcher is rebuilt when the hotlist version (``hotlist_state``) changes:
+at once when this process's API changed a list (:meth:`PlatesProcessor.refresh`,
+offered to routes as ``services["plates"]``), and by polling every
+``plates.hotlist_refresh_s`` seconds for changes made by other processes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 
-class _Idle:
+from rtcc.bus import Subscription
+from rtcc.events import Alert, AlertSeverity, HotlistHit, PlateRead, parse_event
+from rtcc.plates.hits import NewHit, record_hit
+from rtcc.plates.hotlists import ActiveList, active_entries, hotlist_version
+from rtcc.plates.matching import HotlistMatcher, Match
+from rtcc.plates.reads import insert_reads, mark_hit
+
+log = logging.getLogger(__name__)
+
+SUBJECT = "rtcc.events.plate_read"
+
+_ALERT_NS = uuid.UUID("0b3f1c52-8f0e-4a8f-a0a4-1f0f6a1c9d27")
+
+CRITICAL_CATEGORIES = frozenset({"wanted_person", "missing_person"})
+"""Hit categories whose alert is critical (people at risk or dangerous); the rest are warnings."""
+
+
+def hit_event(row: Any) -> HotlistHit:
+    """The bus event of a stored hit (its event id is the hit id)."""
+    from rtcc.events import Position
+
+    return HotlistHit(
+        event_id=row.id,
+        source="plates",
+        occurred_at=row.read_at,
+        read_id=row.read_id,
+        device=row.device,
+        pos=Position(lat=row.lat, lon=row.lon),
+        plate=row.plate,
+        entry_plate=row.entry_plate,
+        category=row.category,
+        match=row.match,
+        hit_id=row.id,
+        entry_id=row.entry_id,
+        entry_source=row.entry_source,
+        reason=(row.reason or "")[:2000],
+        distance=row.distance,
+        image_ref=row.image_ref,
+        crop_ref=row.crop_ref,
+        status=row.status,
+    )
+
+
+def hit_alert(row: Any) -> Alert:
+    """The operator alert of a stored hit: says "verify before action"."""
+    from rtcc.events import Position
+
+    aid = uuid.uuid5(_ALERT_NS, str(row.id))
+    how = "" if row.match == "exact" else f", {row.match} match of {row.entry_plate}"
+    category = str(row.category).replace("_", " ")
+    return Alert(
+        event_id=aid,
+        alert_id=aid,
+        source="plates",
+        occurred_at=row.read_at,
+        kind="hotlist_hit",
+        severity=AlertSeverity.critical if row.category in CRITICAL_CATEGORIES else AlertSeverity.warning,
+        title=f"Hotlist hit {row.plate} ({category}{how}) at {row.device} — verify before action"[:300],
+        pos=Position(lat=row.lat, lon=row.lon),
+        ref_event_id=row.id,
+    )
+
+
+class PlatesProcessor:
+    """Stores reads, matches them, raises hits (see the module docstring).
+
+    Reads from the queue group's ``members`` concurrent deliveries are gathered
+    into batches (up to ``batch_size`` reads or ``linger_s`` seconds) and each
+    batch is stored in one transaction; a message is acknowledged only after
+    its batch is committed and its hits published.
+    """
+
+    group = "plates"
+
+    def __init__(
+        self, center: Any, *, members: int = 200, batch_size: int = 500, linger_s: float = 0.02
+    ) -> None:
+        self.center = center
+        self.members = members
+        self.batch_size = batch_size
+        self.linger_s = linger_s
+        ps = center.settings.plates
+        self.max_distance: int = ps.lookalike_distance
+        self.refresh_s: float = ps.hotlist_refresh_s
+        self.matcher = HotlistMatcher([], max_distance=self.max_distance)
+        self.expires: dict[str, datetime] = {}
+        self.version = -1
+        self._lock = asyncio.Lock()
+        self._subs: list[Subscription] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending: list[tuple[PlateRead, asyncio.Future[list[NewHit]]]] = []
+        self._wake = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------
+
     async def start(self) -> None:
-        return None
+        await self.refresh(force=True)
+        self.center.services["plates"] = self
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._poll(), name="plates-hotlists"),
+            loop.create_task(self._flush_loop(), name="plates-batches"),
+        ]
+        for _ in range(self.members):
+            self._subs.append(await self.center.bus.subscribe(SUBJECT, self._handle, group=self.group))
 
     async def stop(self) -> None:
-        return None
+        for sub in self._subs:
+            await sub.stop()
+        self._subs.clear()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        while self._pending:
+            await self._flush()
+        if self.center.services.get("plates") is self:
+            del self.center.services["plates"]
+
+    # -- the matcher --------------------------------------------------------------
+
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Rebuild the matcher when the hotlist version moved (or ``force``); True if rebuilt."""
+        store = self.center.store
+        async with self._lock:
+            if not force and await store.read(hotlist_version) == self.version:
+                return False
+            active: ActiveList = await store.read(active_entries)
+            matcher = await asyncio.to_thread(HotlistMatcher, active.entries, max_distance=self.max_distance)
+            self.matcher, self.expires, self.version = matcher, active.expires, active.version
+        log.info("hotlist matcher: %d active entries (version %d)", matcher.size, active.version)
+        return True
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("checking the hotlist version failed; matching with the lists loaded before")
+
+    def matches(self, plate: str, now: datetime | None = None) -> list[Match]:
+        """Active entries ``plate`` matches (entries expired since the last rebuild left out)."""
+        when = now or datetime.now(UTC)
+        return [
+            m
+            for m in self.matcher.match(plate)
+            if (exp := self.expires.get(m.entry.entry_id)) is None or exp > when
+        ]
+
+    # -- reads --------------------------------------------------------------------
+
+    async def _handle(self, subject: str, payload: bytes) -> None:
+        try:
+            ev = parse_event(payload)
+        except ValidationError:
+            self.center.metrics.inc("plate_reads_malformed")
+            log.warning("plates: dropping an invalid plate_read message")
+            return
+        if not isinstance(ev, PlateRead):
+            return
+        fut: asyncio.Future[list[NewHit]] = asyncio.get_running_loop().create_future()
+        self._pending.append((ev, fut))
+        if len(self._pending) >= self.batch_size:
+            self._wake.set()
+        await fut
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.linger_s)
+            self._wake.clear()
+            if self._pending:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
+        try:
+            results = await self.process_batch([r for r, _ in batch])
+        except Exception as exc:
+            self.center.metrics.inc("plate_reads_errors")
+            log.exception("plates: batch of %d failed; the reads will be redelivered", len(batch))
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for (_, fut), hits in zip(batch, results, strict=True):
+            if not fut.done():
+                fut.set_result(hits)
+
+    async def process(self, read: PlateRead) -> list[NewHit]:
+        """Store, match and raise the hits of one read; returns the hits (new or already stored)."""
+        return (await self.process_batch([read]))[0]
+
+    async def process_batch(self, reads: list[PlateRead]) -> list[list[NewHit]]:
+        """Store a batch of reads in one transaction, record their hits, publish them; hits per read."""
+        store = self.center.store
+        metrics = self.center.metrics
+        if len(reads) > 20:  # a big batch is matched off the event loop
+            found = await asyncio.to_thread(lambda: [self.matches(r.plate) for r in reads])
+        else:
+            found = [self.matches(r.plate) for r in reads]
+
+        def _write(s: Any) -> list[list[NewHit]]:
+            insert_reads(s, reads)
+            out: list[list[NewHit]] = []
+            for read, matches in zip(reads, found, strict=True):
+                hits = [h for m in matches if (h := record_hit(s, read, m)) is not None]
+                if hits:
+                    mark_hit(s, read.event_id)
+                out.append(hits)
+            return out
+
+        results: list[list[NewHit]] = await store.write(_write)
+        metrics.inc("plate_reads_processed", len(reads))
+        for hits in results:
+            for h in hits:
+                if h.created:
+                    metrics.inc("hotlist_hits", category=h.row.category, match=h.row.match)
+                ev = hit_event(h.row)
+                alert = hit_alert(h.row)
+                await self.center.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
+                await self.center.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
+        return results
 
 
-def build(center: Any) -> _Idle:
+def build(center: Any) -> PlatesProcessor:
     """The processor (see ``rtcc.app.PROCESSOR_FACTORIES``)."""
-    return _Idle()
+    return PlatesProcessor(center)

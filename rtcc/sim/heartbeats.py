@@ -3,7 +3,7 @@
 * Acoustic sensors: fixed position with height, GPS lock, GPS-PPS clock and
   a noise floor near the sensor's baseline (45–60 dB SPL).
 * Fixed plate cameras: position, heading, NTP clock.
-* Body cams: the unit's current position and heading, battery, not recording.
+* Body cams: the unit's current position and heading, battery, recording state.
 * Mobile plate cameras: the unit's current position and heading, GPS clock.
 * Other cameras (e.g. community cameras added later): position, NTP clock.
 """
@@ -76,7 +76,7 @@ def heartbeat(device: SimDevice, city: City, now: datetime, rng: random.Random) 
             battery_pct=round(unit.battery_pct, 1) if unit is not None else None,
             gps_lock=True,
             clock_quality="gps",
-            recording=False,
+            recording=unit.recording if unit is not None else False,
             heading_deg=heading,
         )
     mobile = unit is not None

@@ -61,6 +61,9 @@ class PatrolUnit:
         Body cam battery, percent.
     battery_swaps : int
         Charged batteries swapped in since the start.
+    recording : bool
+        Whether the officer's body cam records (it obeys the center's
+        commands, see :mod:`rtcc.sim.bodycams`).
     """
 
     id: str
@@ -75,6 +78,7 @@ class PatrolUnit:
     odometer_m: float = 0.0
     battery_pct: float = field(init=False)
     battery_swaps: int = 0
+    recording: bool = False
 
     def __post_init__(self) -> None:
         if not self.network.edges:

@@ -51,13 +51,20 @@ SPATIAL_TABLES = frozenset(
         "events",
         "devices",
         "gunshot_incidents",
+        "hotlist_hits",
+        "alerts",
+        "packets",
+        "cameras",
+        "plate_reads",
         # one line per room's table with a generated geom column (add yours here)
     }
 )
 """Tables that get a generated PostGIS ``geom`` column on PostgreSQL (GiST ``ix_<table>_geom/geog``)."""
 
-_PARTITION_RE = re.compile(r"^events_(\d{8}|default)$")
+_PARTITION_RE = re.compile(r"^(events|plate_reads)_(\d{8}|default)$")
 _FOREIGN_TABLES = frozenset({"spatial_ref_sys"})
+_EXTRA_TABLE_RE = re.compile(r"^plate_reads_fts(_\w+)?$")  # SQLite FTS5 index of plate_reads + shadows
+_EXTRA_INDEXES = frozenset({"ix_plate_reads_plate_trgm"})  # PostgreSQL pg_trgm GIN index
 _SPATIAL_INDEX_RE = re.compile(r"^ix_(" + "|".join(sorted(SPATIAL_TABLES)) + r")_(geom|geog)$")
 
 
@@ -166,7 +173,7 @@ def check_current(target: DbTarget) -> None:
 def include_name(name: str | None, type_: str, parent_names: Mapping[Any, Any]) -> bool:
     """Skip reflected tables the models do not describe (partitions, PostGIS's)."""
     if type_ == "table" and name is not None:
-        return not (_PARTITION_RE.match(name) or name in _FOREIGN_TABLES)
+        return not (_PARTITION_RE.match(name) or name in _FOREIGN_TABLES or _EXTRA_TABLE_RE.match(name))
     return True
 
 
@@ -179,7 +186,7 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     if type_ == "column" and name == GEOM_COLUMN:
         return getattr(getattr(obj, "table", None), "name", None) not in SPATIAL_TABLES
     if type_ == "index" and name is not None:
-        return not _SPATIAL_INDEX_RE.match(name)
+        return not (_SPATIAL_INDEX_RE.match(name) or name in _EXTRA_INDEXES)
     return True
 
 

@@ -32,10 +32,23 @@ _LOCK_KEY = 0x7274_6363_6576  # "rtccev": serialises partition maintenance
 _COLUMNS = "event_id, occurred_at, type, source, device_id, lat, lon, received_at, payload"
 """The stored (non-generated) columns of ``events``, for moving rows."""
 
+PARTITIONED: dict[str, tuple[str, str]] = {
+    PARENT: ("occurred_at", _COLUMNS),
+    "plate_reads": (
+        "read_at",
+        "id, read_at, device_id, lat, lon, heading_deg, direction, plate, plate_key, region, "
+        "confidence, crop_ref, image_ref, hit, created_at",
+    ),
+}
+"""Day-partitioned tables: name -> (partition key column, stored columns for moving rows).
 
-def partition_name(day: date) -> str:
-    """``events_YYYYMMDD``."""
-    return f"{PARENT}_{day:%Y%m%d}"
+Every function takes ``parent`` (default ``events``); ``plate_reads`` is partitioned the same way.
+"""
+
+
+def partition_name(day: date, parent: str = PARENT) -> str:
+    """``<parent>_YYYYMMDD`` (``events_YYYYMMDD`` by default)."""
+    return f"{parent}_{day:%Y%m%d}"
 
 
 def _bounds(day: date) -> tuple[datetime, datetime]:
@@ -58,8 +71,8 @@ def _dialect(conn: Connection | Session) -> str:
     return conn.dialect.name
 
 
-def event_partitions(conn: Connection | Session) -> list[Partition]:
-    """The partitions of ``events`` (daily ones by day, then the default)."""
+def event_partitions(conn: Connection | Session, parent: str = PARENT) -> list[Partition]:
+    """The partitions of ``parent`` (daily ones by day, then the default)."""
     if _dialect(conn) != "postgresql":
         return []
     rows = conn.execute(
@@ -70,16 +83,16 @@ def event_partitions(conn: Connection | Session) -> list[Partition]:
             "JOIN pg_namespace n ON n.oid = p.relnamespace "
             "WHERE p.relname = :parent AND n.nspname = current_schema()"
         ),
-        {"parent": PARENT},
+        {"parent": parent},
     ).scalars()
     out: list[Partition] = []
     default: Partition | None = None
     for name in rows:
-        if name == DEFAULT_PARTITION:
+        if name == f"{parent}_default":
             default = Partition(name, None)
             continue
         try:
-            day = datetime.strptime(name[len(PARENT) + 1 :], "%Y%m%d").date()
+            day = datetime.strptime(name[len(parent) + 1 :], "%Y%m%d").date()
         except ValueError:
             continue
         out.append(Partition(name, day))
@@ -89,14 +102,16 @@ def event_partitions(conn: Connection | Session) -> list[Partition]:
     return out
 
 
-def ensure_default_partition(conn: Connection | Session) -> None:
-    """Create ``events_default`` if missing (PostgreSQL only)."""
+def ensure_default_partition(conn: Connection | Session, parent: str = PARENT) -> None:
+    """Create ``<parent>_default`` (``events_default``) if missing (PostgreSQL only)."""
     if _dialect(conn) != "postgresql":
         return
-    conn.execute(text(f"CREATE TABLE IF NOT EXISTS {DEFAULT_PARTITION} PARTITION OF {PARENT} DEFAULT"))
+    conn.execute(text(f"CREATE TABLE IF NOT EXISTS {parent}_default PARTITION OF {parent} DEFAULT"))
 
 
-def ensure_event_partitions(conn: Connection | Session, start: date, days: int) -> list[str]:
+def ensure_event_partitions(
+    conn: Connection | Session, start: date, days: int, parent: str = PARENT
+) -> list[str]:
     """Make sure the daily partitions for ``start`` … ``start + days - 1`` exist.
 
     Idempotent and safe to run from several processes at once (an advisory
@@ -113,13 +128,15 @@ def ensure_event_partitions(conn: Connection | Session, start: date, days: int) 
         raise ValueError("days must be >= 0")
     if _dialect(conn) != "postgresql" or days == 0:
         return []
+    key_col, columns = PARTITIONED[parent]
+    default_partition = f"{parent}_default"
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-    existing = {p.name for p in event_partitions(conn)}
-    has_default = DEFAULT_PARTITION in existing
+    existing = {p.name for p in event_partitions(conn, parent)}
+    has_default = default_partition in existing
     created: list[str] = []
     for i in range(days):
         day = start + timedelta(days=i)
-        name = partition_name(day)
+        name = partition_name(day, parent)
         if name in existing:
             continue
         lo, hi = _bounds(day)
@@ -128,8 +145,8 @@ def ensure_event_partitions(conn: Connection | Session, start: date, days: int) 
         if has_default:
             stray = conn.execute(
                 text(
-                    f"SELECT EXISTS (SELECT 1 FROM {DEFAULT_PARTITION} "
-                    "WHERE occurred_at >= :lo AND occurred_at < :hi)"
+                    f"SELECT EXISTS (SELECT 1 FROM {default_partition} "
+                    f"WHERE {key_col} >= :lo AND {key_col} < :hi)"
                 ),
                 params,
             ).scalar_one()
@@ -137,9 +154,9 @@ def ensure_event_partitions(conn: Connection | Session, start: date, days: int) 
                 conn.execute(
                     text(
                         f"CREATE TEMP TABLE _rtcc_moved ON COMMIT DROP AS "
-                        f"WITH d AS (DELETE FROM {DEFAULT_PARTITION} "
-                        "WHERE occurred_at >= :lo AND occurred_at < :hi "
-                        f"RETURNING {_COLUMNS}) SELECT * FROM d"
+                        f"WITH d AS (DELETE FROM {default_partition} "
+                        f"WHERE {key_col} >= :lo AND {key_col} < :hi "
+                        f"RETURNING {columns}) SELECT * FROM d"
                     ),
                     params,
                 )
@@ -147,12 +164,12 @@ def ensure_event_partitions(conn: Connection | Session, start: date, days: int) 
         # Bounds are literals (DDL takes no parameters); both are UTC midnights.
         conn.execute(
             text(
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {PARENT} "
+                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {parent} "
                 f"FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}')"
             )
         )
         if moved:
-            conn.execute(text(f"INSERT INTO {PARENT} ({_COLUMNS}) SELECT {_COLUMNS} FROM _rtcc_moved"))
+            conn.execute(text(f"INSERT INTO {parent} ({columns}) SELECT {columns} FROM _rtcc_moved"))
             conn.execute(text("DROP TABLE _rtcc_moved"))
         created.append(name)
     return created

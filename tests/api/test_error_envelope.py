@@ -90,3 +90,23 @@ async def test_oversized_bodies_get_413(start_center: object) -> None:
         "/api/v1/ingest/events", content=chunks(), headers={"content-type": "application/json"}
     )
     assert_envelope(r, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize("backend", ["embedded"])
+async def test_upload_routes_have_their_own_limit(start_center: object) -> None:
+    running = await start_center(  # type: ignore[operator]
+        server={"max_request_bytes": 4096, "max_upload_bytes": 65536}
+    )
+    body = b"x" * 20_000
+    # an upload route takes a body over max_request_bytes (then refuses the anonymous caller) ...
+    r = await running.http.post("/api/v1/outcomes/import", content=body, headers={"content-type": "text/csv"})
+    assert_envelope(r, 401, "unauthenticated")
+    # ... other routes don't
+    r = await running.http.post("/api/v1/cases", content=body, headers={"content-type": "application/json"})
+    assert_envelope(r, 413, "payload_too_large")
+    # and an upload over its own limit names that setting
+    r = await running.http.post(
+        "/api/v1/outcomes/import", content=b"x" * 70_000, headers={"content-type": "text/csv"}
+    )
+    assert_envelope(r, 413, "payload_too_large")
+    assert "server.max_upload_bytes" in r.json()["error"]["message"]

@@ -44,12 +44,25 @@ def test_every_route_declares_its_roles() -> None:
     routes = _routes()
     assert len(routes) > 15
     public = {(m, p) for m, p, a in routes if a.public}
-    # the only public routes: health, readiness, login, and device ingest (device-key auth)
+    # the only public routes: health, readiness, login; device routes (device-key auth); a
+    # resident's camera registration and the owner's secret-link pages; the transparency page
     assert public == {
         ("GET", "/api/v1/health"),
         ("GET", "/api/v1/ready"),
         ("POST", "/api/v1/auth/login"),
         ("POST", "/api/v1/ingest/events"),
+        ("POST", "/api/v1/plates/images"),
+        ("POST", "/api/v1/bodycams/commands/poll"),
+        ("POST", "/api/v1/community/registrations"),
+        ("POST", "/api/v1/community/verify"),
+        ("GET", "/api/v1/community/manage/{token}"),
+        ("DELETE", "/api/v1/community/manage/{token}"),
+        ("POST", "/api/v1/community/manage/{token}/requests/{request_id}/clip"),
+        ("POST", "/api/v1/community/manage/{token}/requests/{request_id}/decline"),
+        ("GET", "/api/v1/community/footage/{token}"),
+        ("POST", "/api/v1/community/footage/{token}/clip"),
+        ("POST", "/api/v1/community/footage/{token}/decline"),
+        ("GET", "/api/v1/transparency"),
     }
 
 

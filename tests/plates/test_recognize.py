@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from rtcc.cli.plates import register
 from rtcc.errors import ValidationFailed
 from rtcc.plates import PlateReader, PlateResult, normalize_plate
-from rtcc.plates.detect import DET_MODEL
-from rtcc.plates.ocr import REC_MODEL
+from rtcc.plates.detect import DET_MODEL, DET_MODEL_INT8
+from rtcc.plates.ocr import REC_MODEL, Reading
 
 PLATE = "7KDR582"
 
@@ -49,10 +49,31 @@ def reader() -> PlateReader:
 
 
 def test_shipped_models_exist_and_are_small() -> None:
-    for model in (DET_MODEL, REC_MODEL):
+    for model in (DET_MODEL, DET_MODEL_INT8, REC_MODEL):
         assert model.is_file(), model
-    total = DET_MODEL.stat().st_size + REC_MODEL.stat().st_size
+    total = sum(m.stat().st_size for m in (DET_MODEL, DET_MODEL_INT8, REC_MODEL))
     assert total < 20 * 2**20
+
+
+def test_fast_reader_reads_a_rendered_plate() -> None:
+    plates = PlateReader.load(fast=True).read(car_with_plate("4XYZ019", seed=3))
+    assert plates and plates[0].text == "4XYZ019"
+
+
+def test_vote_prefers_the_text_most_crops_agree_on() -> None:
+    readings = [
+        Reading("7KDR582", (0.9,) * 7),
+        Reading("7KDR58", (0.95,) * 6),
+        Reading("7KDR582", (0.8,) * 7),
+        Reading("", ()),
+    ]
+    voted = PlateReader._vote(readings)
+    assert voted is not None
+    text, conf, chars = voted
+    assert text == "7KDR582"
+    assert conf == pytest.approx((0.9 + 0.8) / 4)  # crops that disagree lower the confidence
+    assert chars == (0.9,) * 7  # the most confident agreeing crop's characters
+    assert PlateReader._vote([Reading("", ()), Reading("A", (0.99,))]) is None  # nothing plate-like
 
 
 def test_reads_a_rendered_plate(reader: PlateReader) -> None:

@@ -2,8 +2,10 @@
 
 Writes an ``.npz`` OUTSIDE the repository (the images are AGPL-3.0 and are not redistributed):
 ``crops`` (object array of grey uint8 crops) and ``labels`` (plate text, "" = not a plate).
-Positives are the detector region that best covers the ground-truth plate (end-to-end tune images)
-or whose PP-OCR reading is nearest the label (seg_and_ocr); the other regions are negatives.
+``source`` says where each crop comes from (``e2e-us-det:IMAGE`` etc., so a training run can hold
+images out). Positives are the detector region that best covers the ground-truth plate (end-to-end
+tune images) or whose PP-OCR reading is nearest the label (seg_and_ocr); the other regions are
+negatives.
 The general PP-OCRv4 recognizer from the rapidocr wheel is used here only, at training time.
 
 Usage: python training/plates/build_crops.py RAPIDOCR_REC_ONNX OUT.npz [DATA_ROOT]
@@ -81,17 +83,17 @@ def main() -> None:
             quad = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)
             crops.append(grey(rectify(img, quad)))
             labels.append(text)
-            source.append(f"e2e-{region}-gtbox")
+            source.append(f"e2e-{region}-gtbox:{name}")
             for r in det(img):
                 o = iou(gt, r.box)
                 if o > 0.3:
                     crops.append(grey(rectify(img, r.quad)))
                     labels.append(text)
-                    source.append(f"e2e-{region}-det")
+                    source.append(f"e2e-{region}-det:{name}")
                 elif o == 0.0 and r.box[3] >= 8:
                     crops.append(grey(rectify(img, r.quad)))
                     labels.append("")
-                    source.append(f"e2e-{region}-neg")
+                    source.append(f"e2e-{region}-neg:{name}")
     det_small = TextDetector(long_side=640)
     for line in (root / "seg_and_ocr/groundtruth.csv").read_text().splitlines():
         name, _state, text = line.strip().split(",")
@@ -117,8 +119,9 @@ def main() -> None:
     arr = np.empty(len(crops), dtype=object)
     arr[:] = crops
     np.savez(out, crops=arr, labels=np.array(labels), source=np.array(source))
-    for s in sorted(set(source)):
-        print(s, source.count(s))
+    kinds = [s.split(":")[0] for s in source]
+    for k in sorted(set(kinds)):
+        print(k, kinds.count(k))
 
 
 if __name__ == "__main__":

@@ -4,14 +4,15 @@ Data: synthetic plates (``synth.py``) mixed 50/50 with real detector-style crops
 ``build_crops.py`` (tune split of the end-to-end sets + US ``seg_and_ocr`` plates; negatives labelled
 ""). Every sample is degraded (low resolution, blur, noise, JPEG, contrast) before the model sees it.
 
-Usage: python training/plates/train_crnn.py CROPS.npz [MINUTES] [SEED] [INIT.pt] [LR]
+Usage: python training/plates/train_crnn.py CROPS.npz [--minutes M] [--seed S] [--init STATE.pt]
+[--lr LR] [--width W] [--synth FRACTION] [--hold-out NAMES.txt] [--out OUT.onnx]
 
-The shipped model: 14 minutes from scratch (seed 0, lr 2e-3), then 10 more minutes from that
-checkpoint (seed 1, lr 7e-4), then 5 more minutes from that one (seed 2, lr 3e-4).
+The shipped model and its commands are in ``rtcc/plates/models/MODEL_CARD.md``.
 """
 
 from __future__ import annotations
 
+import argparse
 import random
 import sys
 import time
@@ -31,25 +32,29 @@ OUT = Path(__file__).resolve().parents[2] / "rtcc/plates/models/plate_crnn.onnx"
 
 
 class CRNN(nn.Module):
-    def __init__(self, n_classes: int = len(ALPHABET) + 1) -> None:
+    """Conv stack (channels ``c`` x ``width``) + BiLSTM + linear; 32 time steps over a 32x128 crop."""
+
+    def __init__(self, n_classes: int = len(ALPHABET) + 1, width: float = 1.0) -> None:
         super().__init__()
+        c = [round(k * width) for k in (16, 32, 64, 64, 96)]
+        hidden = round(64 * width)
 
         def block(i: int, o: int) -> list[nn.Module]:
             return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
 
         self.cnn = nn.Sequential(
-            *block(1, 16),
+            *block(1, c[0]),
             nn.MaxPool2d(2, 2),  # 16 x 64
-            *block(16, 32),
+            *block(c[0], c[1]),
             nn.MaxPool2d(2, 2),  # 8 x 32
-            *block(32, 64),
+            *block(c[1], c[2]),
             nn.MaxPool2d((2, 1)),  # 4 x 32
-            *block(64, 64),
-            *block(64, 96),
+            *block(c[2], c[3]),
+            *block(c[3], c[4]),
             nn.MaxPool2d((4, 1)),  # 1 x 32
         )
-        self.rnn = nn.LSTM(96, 64, bidirectional=True, batch_first=True)
-        self.fc = nn.Linear(128, n_classes)
+        self.rnn = nn.LSTM(c[4], hidden, bidirectional=True, batch_first=True)
+        self.fc = nn.Linear(2 * hidden, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.cnn(x).squeeze(2).permute(0, 2, 1)  # B, T, C
@@ -66,7 +71,7 @@ class WithSoftmax(nn.Module):
         return torch.softmax(self.m(x), dim=-1)
 
 
-def degrade(g: np.ndarray, rng: random.Random) -> np.ndarray:
+def degrade(g: np.ndarray, rng: random.Random, extra: bool = False) -> np.ndarray:
     h, w = g.shape[:2]
     if rng.random() < 0.5:  # horizontal margin jitter
         a, b = int(w * rng.uniform(0, 0.04)), int(w * rng.uniform(0, 0.04))
@@ -78,6 +83,16 @@ def degrade(g: np.ndarray, rng: random.Random) -> np.ndarray:
         ang = rng.uniform(-4, 4)
         m = cv2.getRotationMatrix2D((w / 2, h / 2), ang, 1.0)
         g = cv2.warpAffine(g, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    if extra and rng.random() < 0.3:  # perspective: the detector's quad is never exactly the plate's
+        j = 0.08 * h
+        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        dst = src + np.float32([[rng.uniform(-j, j), rng.uniform(-j, j)] for _ in range(4)])
+        g = cv2.warpPerspective(
+            g, cv2.getPerspectiveTransform(src, dst), (w, h), borderMode=cv2.BORDER_REPLICATE
+        )
+    if extra and rng.random() < 0.3:  # aspect jitter
+        g = cv2.resize(g, (max(4, int(w * rng.uniform(0.8, 1.25))), h), interpolation=cv2.INTER_AREA)
+        h, w = g.shape[:2]
     th = rng.randint(9, 40)  # plates seen at 9-40 px text height
     if th < h:
         tw = max(4, int(w * th / h))
@@ -96,21 +111,35 @@ def degrade(g: np.ndarray, rng: random.Random) -> np.ndarray:
 
 
 def main() -> None:
-    data = np.load(sys.argv[1], allow_pickle=True)
-    minutes = float(sys.argv[2]) if len(sys.argv) > 2 else 12.0
-    seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("crops", help="npz from build_crops.py")
+    ap.add_argument("--minutes", type=float, default=12.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", help="state dict to start from")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--width", type=float, default=1.0, help="channel multiplier of the CRNN")
+    ap.add_argument("--synth", type=float, default=0.45, help="share of synthetic plates per batch")
+    ap.add_argument("--extra-aug", action="store_true", help="synth clutter/squeeze, perspective, aspect")
+    ap.add_argument("--hold-out", type=Path, help="text file of end-to-end image names not to train on")
+    ap.add_argument("--out", type=Path, default=OUT, help="ONNX output (state dict beside it, .pt)")
+    args = ap.parse_args()
+    data = np.load(args.crops, allow_pickle=True)
+    rng = random.Random(args.seed)
+    torch.manual_seed(args.seed)
     torch.set_num_threads(1)  # 2 threads spin and stall on a shared 2-core machine
-    crops, labels = list(data["crops"]), [str(s) for s in data["labels"]]
+    held = set(args.hold_out.read_text().split()) if args.hold_out else set()
+    all_crops, all_labels = data["crops"], data["labels"]  # each data[...] re-reads the file
+    keep = [i for i, src in enumerate(data["source"]) if str(src).partition(":")[2] not in held]
+    crops = [all_crops[i] for i in keep]
+    labels = [str(all_labels[i]) for i in keep]
     pos = [i for i, s in enumerate(labels) if s]
     neg = [i for i, s in enumerate(labels) if not s]
     print(f"real: {len(pos)} plate crops, {len(neg)} non-plate crops")
     fonts = _fonts()
-    model = CRNN()
-    if len(sys.argv) > 4:
-        model.load_state_dict(torch.load(sys.argv[4]))
-    lr = float(sys.argv[5]) if len(sys.argv) > 5 else 2e-3
+    model = CRNN(width=args.width)
+    if args.init:
+        model.load_state_dict(torch.load(args.init))
+    lr, minutes = args.lr, args.minutes
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     t_end = time.time() + minutes * 60
@@ -123,15 +152,15 @@ def main() -> None:
         xs, ys = [], []
         for _ in range(bs):
             r = rng.random()
-            if r < 0.45:
-                g, s = render(rng, fonts)
-            elif r < 0.85:
+            if r < args.synth:
+                g, s = render(rng, fonts, args.extra_aug)
+            elif r < args.synth + (1 - args.synth) * 8 / 11:  # real plates 40 %, non-plates 15 % at 0.45
                 i = rng.choice(pos)
                 g, s = crops[i], labels[i]
             else:
                 i = rng.choice(neg)
                 g, s = crops[i], ""
-            xs.append(prepare(degrade(g, rng)))
+            xs.append(prepare(degrade(g, rng, args.extra_aug)))
             ys.append(s)
         x = torch.from_numpy(np.stack(xs))
         targets = torch.tensor([ALPHABET.index(c) + 1 for s in ys for c in s], dtype=torch.long)
@@ -151,15 +180,15 @@ def main() -> None:
     torch.onnx.export(
         WithSoftmax(model),
         (dummy,),
-        str(OUT),
+        str(args.out),
         input_names=["x"],
         output_names=["probs"],
         dynamic_axes={"x": {0: "n"}, "probs": {0: "n"}},
         opset_version=17,
         dynamo=False,
     )
-    torch.save(model.state_dict(), "/tmp/pl/crnn.pt")
-    print("wrote", OUT, OUT.stat().st_size, "bytes;", step, "steps")
+    torch.save(model.state_dict(), args.out.with_suffix(".pt"))
+    print("wrote", args.out, args.out.stat().st_size, "bytes;", step, "steps")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,173 @@
-"""The alert queue."""
+"""The alert queue.
+
+* ``GET /alerts?status=`` and ``GET /alerts/{alert_id}`` — operations roles;
+  alert kinds narrower than the alert audience (``ALERT_KIND_ROLES``, e.g.
+  ``gunshot_review``) are shown only to their roles.
+* ``POST /alerts/{alert_id}/acknowledge|assign|dismiss|close`` — move the
+  alert (``assign`` names a unit, ``dismiss`` needs a reason); every step is
+  audited and published as an ``alert_updated`` event.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime
+from typing import Literal
+from uuid import UUID
 
-router = APIRouter(tags=["alerts"])
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from rtcc.api.deps import Context, CtxDep, Operations, Principal
+from rtcc.errors import ValidationFailed
+from rtcc.events import AlertUpdated
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+Status = Literal["new", "acknowledged", "assigned", "closed", "dismissed"]
+
+
+class AlertOut(BaseModel):
+    id: UUID
+    occurred_at: datetime
+    source: str
+    kind: str
+    severity: Literal["info", "warning", "critical"]
+    title: str
+    lat: float | None
+    lon: float | None
+    ref_id: str | None = Field(description="The record the alert is about (e.g. a gunshot incident id).")
+    status: Status
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    assigned_by: str | None
+    assigned_at: datetime | None
+    assigned_unit: str | None
+    closed_by: str | None
+    closed_at: datetime | None
+    dismissed_by: str | None
+    dismissed_at: datetime | None
+    dismiss_reason: str | None
+    history: list[dict[str, str | None]] = Field(description="Every step: status, at, by (unit, reason).")
+
+
+class AlertList(BaseModel):
+    items: list[AlertOut]
+
+
+class AssignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\- ]+$", description="Unit call sign."
+    )
+
+
+class DismissIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=3, max_length=1000, description="Why (kept in the audit log).")
+
+
+def _check_tz(*times: datetime | None) -> None:
+    for dt in times:
+        if dt is not None and dt.tzinfo is None:
+            raise ValidationFailed("since/until need a timezone (e.g. 2026-01-01T00:00:00Z)")
+
+
+@router.get("", summary="The alert queue, newest first")
+async def list_alerts(
+    ctx: CtxDep,
+    who: Operations,
+    status: list[Status] | None = Query(None, description="Only these states."),
+    since: datetime | None = Query(None, description="From this time (with a timezone)."),
+    until: datetime | None = Query(None, description="Before this time (with a timezone)."),
+    limit: int = Query(200, ge=1, le=1000),
+) -> AlertList:
+    from rtcc.ops.alerts import alert_dict, list_alerts
+
+    _check_tz(since, until)
+    rows = await ctx.store.read(
+        lambda s: [
+            alert_dict(r)
+            for r in list_alerts(s, role=who.role, status=status or [], since=since, until=until, limit=limit)
+        ]
+    )
+    return AlertList(items=[AlertOut.model_validate(r) for r in rows])
+
+
+@router.get("/{alert_id}", summary="One alert and its history")
+async def get_alert(alert_id: UUID, ctx: CtxDep, who: Operations) -> AlertOut:
+    from rtcc.ops.alerts import alert_dict, get_alert
+
+    return AlertOut.model_validate(
+        await ctx.store.read(lambda s: alert_dict(get_alert(s, alert_id, role=who.role)))
+    )
+
+
+async def _move(
+    ctx: Context,
+    who: Principal,
+    alert_id: UUID,
+    action: Literal["acknowledge", "assign", "close", "dismiss"],
+    *,
+    unit: str | None = None,
+    reason: str | None = None,
+) -> AlertOut:
+    from rtcc.ops.alerts import alert_dict, transition
+
+    now = datetime.now(UTC)
+
+    def _do(s: object) -> tuple[dict[str, object], str]:
+        row, before = transition(
+            s,  # type: ignore[arg-type]
+            alert_id,
+            action,
+            role=who.role,
+            by=who.username,
+            at=now,
+            unit=unit,
+            reason=reason,
+        )
+        return alert_dict(row), before
+
+    data, before = await ctx.store.write(_do)
+    out = AlertOut.model_validate(data)
+    await ctx.audit(
+        who,
+        f"alert_{action}",
+        "alert",
+        record_id=str(alert_id),
+        purpose=reason,
+        details={"status_before": before, "status": out.status, "unit": unit, "reason": reason},
+    )
+    ev = AlertUpdated(
+        source="operations",
+        alert_id=alert_id,
+        kind=out.kind,
+        status=out.status,
+        by=who.username,
+        unit=unit,
+        reason=reason,
+    )
+    await ctx.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
+    return out
+
+
+@router.post("/{alert_id}/acknowledge", summary="Acknowledge a new alert")
+async def acknowledge(alert_id: UUID, ctx: CtxDep, who: Operations) -> AlertOut:
+    return await _move(ctx, who, alert_id, "acknowledge")
+
+
+@router.post("/{alert_id}/assign", summary="Assign an alert to a unit")
+async def assign(alert_id: UUID, body: AssignIn, ctx: CtxDep, who: Operations) -> AlertOut:
+    return await _move(ctx, who, alert_id, "assign", unit=body.unit.strip())
+
+
+@router.post("/{alert_id}/dismiss", summary="Dismiss an alert, with a reason")
+async def dismiss(alert_id: UUID, body: DismissIn, ctx: CtxDep, who: Operations) -> AlertOut:
+    return await _move(ctx, who, alert_id, "dismiss", reason=body.reason)
+
+
+@router.post("/{alert_id}/close", summary="Close an alert that was handled")
+async def close(alert_id: UUID, ctx: CtxDep, who: Operations) -> AlertOut:
+    return await _move(ctx, who, alert_id, "close")

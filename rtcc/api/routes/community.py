@@ -1,7 +1,328 @@
-"""Public community-camera registration (no account)."""
+"""Public community-camera registration (no account).
+
+The flow, for the registration page:
+
+1. ``POST /community/registrations`` — the camera and its owner's contact;
+   the owner gets an email with a one-time link
+   (``community.html?verify=<token>``) and a 6-digit code. Rate-limited per
+   client IP (``cameras.register_per_ip_per_hour``) and per email
+   (``cameras.register_per_contact`` open registrations); positions at 0,0
+   or outside ``cameras.service_area`` are refused.
+2. ``POST /community/verify`` — ``{"token"}`` from the link, or
+   ``{"registration_id", "code"}``; answers the owner's manage token, also
+   emailed as a link (``community.html?manage=<token>``). An admin then
+   approves or rejects (``POST /cameras/{id}/approve|reject``).
+3. ``GET /community/manage/{token}`` — the owner's registration and the
+   footage requested from it; ``DELETE /community/manage/{token}`` —
+   withdraw at any time: the camera, its contact, requests and clips are
+   deleted.
+4. Footage: ``GET /community/footage/{token}`` (the link mailed with a
+   request), ``POST /community/footage/{token}/clip`` (the clip as the raw
+   body with its video ``Content-Type``) or ``.../decline``; the same by
+   request id under the manage link.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
 
-router = APIRouter(tags=["community"])
+from fastapi import APIRouter, Query, Request
+
+from rtcc.api.deps import CtxDep, Public
+from rtcc.cameras.models import (
+    DeclineIn,
+    OwnerRequestOut,
+    OwnerView,
+    RegistrationIn,
+    RegistrationOut,
+    VerifyIn,
+    VerifyOut,
+    WithdrawOut,
+)
+from rtcc.cameras.notify import Message
+from rtcc.cameras.service import CameraService, service_of
+from rtcc.errors import RateLimited, RtccError
+from rtcc.store.tables_cameras import CameraRow
+
+router = APIRouter(prefix="/community", tags=["community"])
+
+TOKEN = r"^[A-Za-z0-9_\-]{16,128}$"
+
+
+def _svc(ctx: Any) -> CameraService:
+    return service_of(ctx.services, ctx.settings.cameras)
+
+
+def _base(request: Request, ctx: Any) -> str:
+    url = ctx.settings.server.public_url or str(request.base_url)
+    return url if url.endswith("/") else url + "/"
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+@router.post("/registrations", status_code=201, summary="Register a home or business camera (no account)")
+async def register_camera(
+    request: Request, body: RegistrationIn, ctx: CtxDep, who: Public
+) -> RegistrationOut:
+    from rtcc.cameras.registry import register
+
+    svc = _svc(ctx)
+    cs = ctx.settings.cameras
+    wait = svc.per_ip.hit(_client(request))
+    if wait is not None:
+        raise RateLimited(
+            f"too many registrations from this address; try again in {int(wait) + 1} s "
+            "(setting cameras.register_per_ip_per_hour)",
+            details={"reason": "per_ip", "retry_after_s": int(wait) + 1},
+        )
+    now = datetime.now(UTC)
+    reg = await ctx.store.write(
+        lambda s: register(
+            s,
+            body,
+            now=now,
+            ttl=timedelta(minutes=cs.verify_ttl_min),
+            area=cs.service_area,
+            max_range_m=cs.max_range_m,
+            per_contact=cs.register_per_contact,
+        )
+    )
+    cam = reg.camera
+    link = f"{_base(request, ctx)}community.html?verify={reg.token}"
+    try:
+        await _send_verification(svc, cam, link, reg.code, cs.verify_ttl_min)
+    except RtccError:
+        await ctx.store.write(lambda s: s.delete(s.get(CameraRow, cam.id)))  # nothing kept unverified
+        raise
+    await ctx.audit(
+        who, "register_camera", "camera", record_id=str(cam.id), details={"client": _client(request)}
+    )
+    return RegistrationOut(
+        registration_id=cam.id,
+        status="pending_verification",
+        message="We emailed you a link and a code: open the link or enter the code to confirm your address.",
+    )
+
+
+async def _send_verification(
+    svc: CameraService, cam: CameraRow, link: str, code: str, ttl_min: float
+) -> None:
+    await svc.notifier.send(
+        Message(
+            str(cam.contact_email),
+            "Confirm your camera registration",
+            (
+                f"You (or someone using this address) registered the camera '{cam.name}' with the "
+                f"Real-Time Crime Center.\n\nConfirm it with this link: {link}\n\nor enter the code "
+                f"{code} on the registration page.\n\nThe link and code expire in "
+                f"{ttl_min:g} minutes. If this was not you, ignore this message: nothing "
+                "is kept without confirmation."
+            ),
+        )
+    )
+
+
+@router.post("/verify", summary="Verify a registration's contact (link token, or id and code)")
+async def verify_registration(request: Request, body: VerifyIn, ctx: CtxDep, who: Public) -> VerifyOut:
+    from rtcc.cameras.registry import verify, wrong_code
+
+    svc = _svc(ctx)
+    cs = ctx.settings.cameras
+    now = datetime.now(UTC)
+    row, manage = await ctx.store.write(
+        lambda s: verify(
+            s,
+            token=body.token,
+            registration_id=body.registration_id,
+            code=body.code,
+            now=now,
+            max_attempts=cs.verify_max_attempts,
+        )
+    )
+    if manage is None:
+        await ctx.audit(who, "verify_camera_contact", "camera", record_id=str(row.id), outcome="wrong_code")
+        raise wrong_code(row, cs.verify_max_attempts)
+    url = f"{_base(request, ctx)}community.html?manage={manage}"
+    await ctx.audit(who, "verify_camera_contact", "camera", record_id=str(row.id))
+    await svc.notifier.send(
+        Message(
+            str(row.contact_email),
+            "Your camera registration: manage link",
+            (
+                f"Thank you: your address is confirmed and '{row.name}' waits for approval.\n\n"
+                f"Keep this link: with it you can see your registration, answer footage requests, "
+                f"and withdraw at any time (which deletes your data): {url}"
+            ),
+        )
+    )
+    return VerifyOut(registration_id=row.id, status="pending_approval", manage_token=manage, manage_url=url)
+
+
+@router.get("/manage/{token}", summary="The owner's view of their registration")
+async def manage_view(token: str, ctx: CtxDep, who: Public) -> OwnerView:
+    from rtcc.cameras.footage import owner_request_out, owner_requests
+    from rtcc.cameras.registry import by_manage_token
+
+    now = datetime.now(UTC)
+
+    def _load(s: Any) -> OwnerView:
+        row = by_manage_token(s, token)
+        reqs = owner_requests(s, row.id, now)
+        return OwnerView(
+            registration_id=row.id,
+            name=row.name,
+            status=row.status,
+            level=row.level,
+            owner_type=row.owner_type,
+            owner_name=row.owner_name,
+            email=row.contact_email,
+            phone=row.contact_phone,
+            address=row.address,
+            lat=row.lat,
+            lon=row.lon,
+            bearing_deg=row.bearing_deg,
+            fov_deg=row.fov_deg,
+            range_m=row.range_m,
+            requests=[owner_request_out(r) for r in reqs],
+        )
+
+    return await ctx.store.write(_load)
+
+
+@router.delete("/manage/{token}", summary="Withdraw the camera: deletes the registration, contact and clips")
+async def withdraw_camera(token: str, ctx: CtxDep, who: Public) -> WithdrawOut:
+    from rtcc.cameras.footage import media_dir
+    from rtcc.cameras.registry import withdraw
+
+    media = media_dir(ctx.settings.data_dir)
+    now = datetime.now(UTC)
+    cam_id, clips = await ctx.store.write(lambda s: withdraw(s, token, media, now=now))
+    await ctx.audit(who, "withdraw_camera", "camera", record_id=str(cam_id), details={"clips_deleted": clips})
+    return WithdrawOut(
+        withdrawn=True, clips_deleted=clips, message="Your camera, contact details and clips were deleted."
+    )
+
+
+async def _upload(
+    request: Request, ctx: Any, who: Any, camera_id: UUID, request_id: UUID, note: str | None
+) -> OwnerRequestOut:
+    from rtcc.cameras.footage import media_dir, owner_request_out, store_clip
+
+    data = await request.body()
+    ctype = request.headers.get("content-type", "")
+    media = media_dir(ctx.settings.data_dir)
+    now = datetime.now(UTC)
+    row = await ctx.store.write(
+        lambda s: store_clip(s, camera_id, request_id, data, ctype, media, now=now, note=note)
+    )
+    await ctx.audit(
+        who,
+        "upload_footage_clip",
+        "footage_request",
+        record_id=str(request_id),
+        details={"bytes": len(data), "incident_ref": row.incident_ref},
+    )
+    return owner_request_out(row)
+
+
+async def _decline(ctx: Any, who: Any, camera_id: UUID, request_id: UUID, note: str) -> OwnerRequestOut:
+    from rtcc.cameras.footage import decline, owner_request_out
+
+    now = datetime.now(UTC)
+    row = await ctx.store.write(lambda s: decline(s, camera_id, request_id, note, now=now))
+    await ctx.audit(who, "decline_footage_request", "footage_request", record_id=str(request_id))
+    return owner_request_out(row)
+
+
+async def _cam_of_manage(ctx: Any, token: str) -> UUID:
+    from rtcc.cameras.registry import by_manage_token
+
+    cam_id: UUID = await ctx.store.read(lambda s: by_manage_token(s, token).id)
+    return cam_id
+
+
+async def _req_of_upload(ctx: Any, token: str) -> tuple[UUID, UUID]:
+    from rtcc.cameras.footage import by_upload_token
+
+    def _ids(s: Any) -> tuple[UUID, UUID]:
+        row, cam = by_upload_token(s, token)
+        return cam.id, row.id
+
+    ids: tuple[UUID, UUID] = await ctx.store.read(_ids)
+    return ids
+
+
+_CLIP_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            t: {"schema": {"type": "string", "format": "binary"}} for t in ("video/mp4", "video/webm")
+        },
+        "description": "The clip as the raw body, with its Content-Type (video/mp4, video/webm, ...).",
+    }
+}
+
+
+@router.post(
+    "/manage/{token}/requests/{request_id}/clip",
+    summary="Upload the clip for a footage request (raw body)",
+    openapi_extra=_CLIP_DOC,
+)
+async def manage_upload(
+    request: Request,
+    token: str,
+    request_id: UUID,
+    ctx: CtxDep,
+    who: Public,
+    note: str | None = Query(None, max_length=1000, description="Optional note to the center."),
+) -> OwnerRequestOut:
+    cam_id = await _cam_of_manage(ctx, token)
+    return await _upload(request, ctx, who, cam_id, request_id, note)
+
+
+@router.post("/manage/{token}/requests/{request_id}/decline", summary="Decline a footage request")
+async def manage_decline(
+    token: str, request_id: UUID, body: DeclineIn, ctx: CtxDep, who: Public
+) -> OwnerRequestOut:
+    cam_id = await _cam_of_manage(ctx, token)
+    return await _decline(ctx, who, cam_id, request_id, body.note)
+
+
+@router.get("/footage/{token}", summary="The footage request behind a mailed link")
+async def footage_view(token: str, ctx: CtxDep, who: Public) -> OwnerRequestOut:
+    from rtcc.cameras.footage import by_upload_token, expire_due, owner_request_out
+
+    now = datetime.now(UTC)
+
+    def _load(s: Any) -> OwnerRequestOut:
+        expire_due(s, now)
+        row, _ = by_upload_token(s, token)
+        return owner_request_out(row)
+
+    return await ctx.store.write(_load)
+
+
+@router.post(
+    "/footage/{token}/clip",
+    summary="Upload the requested clip (raw body, mailed link)",
+    openapi_extra=_CLIP_DOC,
+)
+async def footage_upload(
+    request: Request,
+    token: str,
+    ctx: CtxDep,
+    who: Public,
+    note: str | None = Query(None, max_length=1000, description="Optional note to the center."),
+) -> OwnerRequestOut:
+    cam_id, req_id = await _req_of_upload(ctx, token)
+    return await _upload(request, ctx, who, cam_id, req_id, note)
+
+
+@router.post("/footage/{token}/decline", summary="Decline the requested clip (mailed link)")
+async def footage_decline(token: str, body: DeclineIn, ctx: CtxDep, who: Public) -> OwnerRequestOut:
+    cam_id, req_id = await _req_of_upload(ctx, token)
+    return await _decline(ctx, who, cam_id, req_id, body.note)

@@ -1,7 +1,385 @@
-"""Hotlists: imports, BOLO entries, hits and their confirmation."""
+"""Hotlists, hits ("verify before action") and accountable plate search.
+
+Hotlists
+    ``GET /hotlists`` — sources and counts; ``POST /hotlists/{source}/import?format=ncic|csv``
+    — replace a source atomically from an uploaded file (answers counts and the
+    bad lines by number); ``GET/POST /hotlists/entries``, ``DELETE
+    /hotlists/entries/{entry_id}`` — BOLO entries (audited).
+Hits
+    ``GET /hits?status=``, ``GET /hits/{hit_id}`` (the read's photo refs beside
+    the entry; audited) and ``POST /hits/{hit_id}/decision`` — confirm, or
+    reject (e.g. as a misread), always with a reason (audited).
+Search
+    ``GET /plates/search``, ``GET /plates/track``, ``GET /plates/cotravel`` —
+    see :mod:`rtcc.api.routes.plate_search`, whose routes this router carries.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from rtcc.api.deps import Allow, CtxDep, Operations, Principal
+from rtcc.api.routes import plate_search
+from rtcc.api.routes.plate_search import aware, read_out
+from rtcc.errors import ValidationFailed
+from rtcc.events import HitDecision
+from rtcc.plates.hotlist_import import Category
+from rtcc.plates.hotlists import SOURCE_NAME_PATTERN
+from rtcc.roles import Role
 
 router = APIRouter(tags=["hotlists"])
+
+ListKeepers = Annotated[Principal, Depends(Allow(Role.admin, Role.supervisor, Role.analyst))]
+
+MAX_ERRORS_SHOWN = 1000
+
+
+# --- models -------------------------------------------------------------------
+
+
+class SourceOut(BaseModel):
+    name: str
+    kind: str
+    imported_at: datetime
+    imported_by: str
+    entries: int
+    active: int = Field(description="Entries not expired now.")
+    errors: int = Field(description="Bad lines at the last import.")
+
+
+class SourceList(BaseModel):
+    items: list[SourceOut]
+
+
+class LineErrorOut(BaseModel):
+    line: int
+    reason: str
+
+
+class ImportOut(BaseModel):
+    source: str
+    kind: str
+    imported: int
+    active: int
+    error_count: int
+    errors: list[LineErrorOut] = Field(description=f"Bad lines (at most {MAX_ERRORS_SHOWN} shown).")
+
+
+class EntryOut(BaseModel):
+    id: UUID
+    source: str
+    plate: str = Field(description="Normalized plate; '?' one unknown character, '*' any run.")
+    category: str
+    state: str | None
+    reason: str
+    expires_at: datetime | None
+    created_by: str
+    created_at: datetime
+
+
+class EntryList(BaseModel):
+    items: list[EntryOut]
+
+
+class EntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plate: str = Field(min_length=1, max_length=24, description="Plate; wildcards '?' and '*' allowed.")
+    category: Category
+    reason: str = Field(min_length=3, max_length=2000, description="Why the vehicle is wanted.")
+    expires_at: AwareDatetime | None = Field(None, description="When the entry stops matching.")
+    state: str | None = Field(None, min_length=2, max_length=4, pattern=r"^[A-Za-z]{2,4}$")
+
+
+class HitOut(BaseModel):
+    id: UUID
+    read_id: UUID
+    entry_id: UUID
+    read_at: datetime
+    device: str
+    lat: float
+    lon: float
+    plate: str
+    confidence: float | None
+    image_ref: str | None = Field(description="Media ref of the vehicle image.")
+    crop_ref: str | None = Field(description="Media ref of the plate crop.")
+    match: Literal["exact", "lookalike", "partial"]
+    distance: int
+    entry_plate: str
+    entry_source: str
+    category: str
+    reason: str
+    status: Literal["verify", "confirmed", "rejected"] = Field(
+        description="'verify' = verify before action; then confirmed or rejected."
+    )
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_reason: str | None
+
+
+class HitList(BaseModel):
+    items: list[HitOut]
+
+
+class HitDetail(HitOut):
+    entry: EntryOut | None = Field(description="The hotlist entry now (None when removed since).")
+    read: dict[str, Any] | None = Field(description="The stored read (None when no longer stored).")
+    photos: dict[str, str] = Field(
+        default_factory=dict,
+        description="API paths of the read's plate crop and vehicle image (each fetch is audited).",
+    )
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["confirmed", "rejected"]
+    reason: str = Field(
+        min_length=3, max_length=1000, description="Why (e.g. 'misread: plate is 8BC1234'); audited."
+    )
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def _entry_out(row: Any) -> EntryOut:
+    return EntryOut(
+        id=row.id,
+        source=row.source,
+        plate=row.plate,
+        category=row.category,
+        state=row.state,
+        reason=row.reason,
+        expires_at=row.expires_at,
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
+
+
+async def _refresh_matcher(ctx: Any) -> None:
+    svc = ctx.services.get("plates")
+    if svc is not None:
+        await svc.refresh()
+
+
+# --- hotlists ---------------------------------------------------------------------
+
+
+@router.get("/hotlists", summary="Hotlist sources and their entry counts")
+async def list_hotlists(ctx: CtxDep, who: Operations) -> SourceList:
+    from rtcc.plates.hotlists import list_sources
+
+    rows = await ctx.store.read(list_sources)
+    return SourceList(items=[SourceOut(**vars(r)) for r in rows])
+
+
+@router.post(
+    "/hotlists/{source}/import",
+    summary="Replace a hotlist source from a file, atomically (bad lines reported by number)",
+)
+async def import_hotlist(
+    ctx: CtxDep,
+    who: ListKeepers,
+    source: Annotated[str, Path(pattern=SOURCE_NAME_PATTERN, description="Source name, e.g. 'ncic'.")],
+    file: Annotated[
+        UploadFile, File(description="The hotlist file (NCIC fixed width, or CSV with a header).")
+    ],
+    fmt: Literal["ncic", "csv"] = Query(alias="format", description="File layout."),
+) -> ImportOut:
+    from rtcc.plates.hotlist_import import parse_csv, parse_ncic
+    from rtcc.plates.hotlists import replace_source
+
+    raw = await file.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    report = await asyncio.to_thread(
+        lambda: parse_ncic(text.splitlines()) if fmt == "ncic" else parse_csv(text)
+    )
+    errors = [LineErrorOut(line=e.line, reason=e.reason) for e in report.errors[:MAX_ERRORS_SHOWN]]
+    if not report.entries:
+        await ctx.audit(
+            who,
+            "hotlist_import",
+            "hotlist",
+            record_id=source,
+            outcome="refused",
+            details={"format": fmt, "entries": 0, "bad_lines": len(report.errors)},
+        )
+        raise ValidationFailed(
+            f"no usable entry in the file; source {source!r} was left as it was",
+            details={"errors": [e.model_dump() for e in errors]},
+        )
+    kind: Literal["ncic", "state_csv"] = "ncic" if fmt == "ncic" else "state_csv"
+    summary = await ctx.store.write(
+        lambda s: replace_source(s, source, kind, report.entries, errors=len(report.errors), by=who.username)
+    )
+    await ctx.audit(
+        who,
+        "hotlist_import",
+        "hotlist",
+        record_id=source,
+        details={"format": fmt, "entries": summary.entries, "bad_lines": len(report.errors)},
+    )
+    await _refresh_matcher(ctx)
+    return ImportOut(
+        source=source,
+        kind=kind,
+        imported=summary.entries,
+        active=summary.active,
+        error_count=len(report.errors),
+        errors=errors,
+    )
+
+
+@router.get("/hotlists/entries", summary="Hotlist entries, newest first")
+async def list_hotlist_entries(
+    ctx: CtxDep,
+    who: Operations,
+    source: str | None = Query(None, pattern=SOURCE_NAME_PATTERN),
+    plate: str | None = Query(None, max_length=24, description="Prefix of the plate."),
+    include_expired: bool = False,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> EntryList:
+    from rtcc.plates.hotlists import list_entries
+
+    rows = await ctx.store.read(
+        lambda s: list_entries(
+            s, source=source, plate=plate, include_expired=include_expired, limit=limit, offset=offset
+        )
+    )
+    return EntryList(items=[_entry_out(r) for r in rows])
+
+
+@router.post("/hotlists/entries", status_code=201, summary="Add a BOLO entry (audited)")
+async def create_hotlist_entry(body: EntryIn, ctx: CtxDep, who: ListKeepers) -> EntryOut:
+    from rtcc.plates.hotlists import add_entry
+
+    row = await ctx.store.write(
+        lambda s: add_entry(
+            s,
+            body.plate,
+            body.category,
+            reason=body.reason,
+            created_by=who.username,
+            expires_at=body.expires_at,
+            state=body.state.upper() if body.state else None,
+        )
+    )
+    await ctx.audit(
+        who,
+        "hotlist_entry_create",
+        "hotlist_entry",
+        record_id=str(row.id),
+        purpose=body.reason,
+        details={
+            "category": row.category,
+            "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+        },
+    )
+    await _refresh_matcher(ctx)
+    return _entry_out(row)
+
+
+@router.delete("/hotlists/entries/{entry_id}", summary="Remove a hotlist entry (audited)")
+async def delete_hotlist_entry(entry_id: UUID, ctx: CtxDep, who: ListKeepers) -> EntryOut:
+    from rtcc.plates.hotlists import delete_entry
+
+    row = await ctx.store.write(lambda s: delete_entry(s, entry_id))
+    await ctx.audit(
+        who, "hotlist_entry_delete", "hotlist_entry", record_id=str(entry_id), details={"source": row.source}
+    )
+    await _refresh_matcher(ctx)
+    return _entry_out(row)
+
+
+# --- hits ---------------------------------------------------------------------------
+
+
+@router.get("/hits", summary="Hotlist hits, newest first (audited: they hold plates)")
+async def list_hits(
+    ctx: CtxDep,
+    who: Operations,
+    status: list[Literal["verify", "confirmed", "rejected"]] | None = Query(None),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> HitList:
+    from rtcc.plates.hits import hit_dict
+    from rtcc.plates.hits import list_hits as _list
+
+    since, until = aware(since, "since"), aware(until, "until")
+    rows = await ctx.store.read(
+        lambda s: [
+            hit_dict(r) for r in _list(s, status=list(status or []), since=since, until=until, limit=limit)
+        ]
+    )
+    await ctx.audit(
+        who, "list_hits", "hotlist_hit", details={"status": list(status or []), "count": len(rows)}
+    )
+    return HitList(items=[HitOut(**r) for r in rows])
+
+
+@router.get("/hits/{hit_id}", summary="One hit: the read's photos beside the entry (audited)")
+async def get_hit(hit_id: UUID, ctx: CtxDep, who: Operations) -> HitDetail:
+    from rtcc.plates.hits import get_hit as _get
+    from rtcc.plates.hits import hit_dict
+    from rtcc.plates.hotlists import get_entry
+    from rtcc.plates.reads import get_read
+
+    def _load(s: Any) -> HitDetail:
+        row = _get(s, hit_id)
+        entry = get_entry(s, row.entry_id)
+        read = get_read(s, row.read_id)
+        photos: dict[str, str] = {}
+        if read is not None:
+            base = f"/api/v1/plates/reads/{read.id}/image?kind="
+            if read.crop_ref:
+                photos["crop"] = base + "crop"
+            if read.image_ref:
+                photos["vehicle"] = base + "vehicle"
+        return HitDetail(
+            **hit_dict(row),
+            entry=_entry_out(entry) if entry is not None else None,
+            read=read_out(read).model_dump(mode="json") if read is not None else None,
+            photos=photos,
+        )
+
+    out = await ctx.store.read(_load)
+    await ctx.audit(who, "read_hit", "hotlist_hit", record_id=str(hit_id), details={"plate": out.plate})
+    return out
+
+
+@router.post("/hits/{hit_id}/decision", summary="Confirm a hit or reject it (e.g. misread), with a reason")
+async def decide_hit(hit_id: UUID, body: DecisionIn, ctx: CtxDep, who: Operations) -> HitOut:
+    from rtcc.plates.hits import decide, hit_dict
+
+    d = await ctx.store.write(
+        lambda s: hit_dict(decide(s, hit_id, decision=body.decision, by=who.username, reason=body.reason))
+    )
+    await ctx.audit(
+        who,
+        f"hit_{body.decision}",
+        "hotlist_hit",
+        record_id=str(hit_id),
+        purpose=body.reason,
+        details={"decision": body.decision, "reason": body.reason, "match": d["match"]},
+    )
+    ev = HitDecision(
+        source="api", hit_id=hit_id, decision=body.decision, reason=body.reason, decided_by=who.username
+    )
+    await ctx.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
+    return HitOut(**d)
+
+
+# The search routes live in their own module; they are carried here as plain routes (ROUTERS and the
+# route x role walk list this router's APIRoutes).
+router.routes.extend(plate_search.router.routes)

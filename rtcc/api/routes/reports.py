@@ -1,7 +1,169 @@
-"""Reports, exports, CAP and the dispatch feed."""
+"""Reports, exports, CAP and the dispatch feed.
+
+* ``GET /exports/alerts.csv|alerts.geojson?start=&end=`` — analysts,
+  supervisors, admins; the range is bounded (``operations.export_max_days``,
+  ``operations.export_max_rows``) and every export is audited.
+* ``GET /feeds/cap/{alert_id}.xml`` — one alert as OASIS CAP 1.2.
+* ``GET /feeds/alerts.json?since=`` — alerts created or updated since a
+  time, oldest first, with ``next_since`` for the next poll.
+
+Dispatch (CAD) systems use a service account with an operations role (its
+bearer token); there is no separate feed token to leak or rotate.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rtcc.api.deps import Allow, Context, CtxDep, Operations, Principal
+from rtcc.errors import ValidationFailed
+from rtcc.roles import Role
 
 router = APIRouter(tags=["reports"])
+
+Analysts = Annotated[Principal, Depends(Allow(Role.admin, Role.supervisor, Role.analyst))]
+
+
+def _range(ctx: Context, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    for dt in (start, end):
+        if dt is not None and dt.tzinfo is None:
+            raise ValidationFailed("start/end need a timezone (e.g. 2026-01-01T00:00:00Z)")
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=30)
+    if end <= start:
+        raise ValidationFailed("end must be after start")
+    most = ctx.settings.operations.export_max_days
+    if end - start > timedelta(days=most):
+        raise ValidationFailed(
+            f"the range is longer than {most} days (setting operations.export_max_days): split the export"
+        )
+    return start, end
+
+
+async def _rows(ctx: Context, who: Principal, start: datetime, end: datetime) -> list[Any]:
+    from rtcc.ops.alerts import list_alerts
+
+    cap = ctx.settings.operations.export_max_rows
+    rows = await ctx.store.read(
+        lambda s: list_alerts(s, role=who.role, since=start, until=end, limit=cap + 1)
+    )
+    if len(rows) > cap:
+        raise ValidationFailed(
+            f"more than {cap} alerts in the range (setting operations.export_max_rows): narrow start/end"
+        )
+    return list(reversed(rows))
+
+
+@router.get(
+    "/exports/alerts.csv",
+    summary="Alerts in a time range as CSV (audited)",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "One row per alert."}},
+)
+async def export_csv(
+    ctx: CtxDep,
+    who: Analysts,
+    start: datetime | None = Query(None, description="From (with a timezone); default: 30 days before end."),
+    end: datetime | None = Query(None, description="Before (with a timezone); default: now."),
+) -> Response:
+    from rtcc.ops.exports import alerts_csv
+
+    start, end = _range(ctx, start, end)
+    rows = await _rows(ctx, who, start, end)
+    await ctx.audit(
+        who,
+        "export_alerts",
+        "alert",
+        details={"format": "csv", "start": start.isoformat(), "end": end.isoformat(), "rows": len(rows)},
+    )
+    return Response(
+        alerts_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": 'attachment; filename="alerts.csv"'},
+    )
+
+
+@router.get(
+    "/exports/alerts.geojson",
+    summary="Alerts in a time range as GeoJSON (audited)",
+    response_class=Response,
+    responses={200: {"content": {"application/geo+json": {}}, "description": "A FeatureCollection."}},
+)
+async def export_geojson(
+    ctx: CtxDep,
+    who: Analysts,
+    start: datetime | None = Query(None, description="From (with a timezone); default: 30 days before end."),
+    end: datetime | None = Query(None, description="Before (with a timezone); default: now."),
+) -> Response:
+    from rtcc.ops.exports import alerts_geojson
+
+    start, end = _range(ctx, start, end)
+    rows = await _rows(ctx, who, start, end)
+    await ctx.audit(
+        who,
+        "export_alerts",
+        "alert",
+        details={"format": "geojson", "start": start.isoformat(), "end": end.isoformat(), "rows": len(rows)},
+    )
+    return Response(
+        json.dumps(alerts_geojson(rows), separators=(",", ":")),
+        media_type="application/geo+json",
+        headers={"content-disposition": 'attachment; filename="alerts.geojson"'},
+    )
+
+
+@router.get(
+    "/feeds/cap/{alert_id}.xml",
+    summary="One alert as OASIS CAP 1.2",
+    response_class=Response,
+    responses={200: {"content": {"application/cap+xml": {}}, "description": "A CAP 1.2 <alert>."}},
+)
+async def cap_alert(alert_id: UUID, ctx: CtxDep, who: Operations) -> Response:
+    from rtcc.ops.alerts import get_alert
+    from rtcc.ops.exports import cap_xml
+
+    row = await ctx.store.read(lambda s: get_alert(s, alert_id, role=who.role))
+    sender = ctx.settings.operations.cap_sender
+    return Response(cap_xml(row, sender=sender), media_type="application/cap+xml")
+
+
+@router.get(
+    "/feeds/alerts.json",
+    summary="Alerts created or updated since a time (for dispatch systems), oldest first",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}, "description": "{items, next_since}."}},
+)
+async def alerts_feed(
+    ctx: CtxDep,
+    who: Operations,
+    since: datetime | None = Query(
+        None, description="Changed after this time (with a timezone); default: 1 h ago."
+    ),
+    limit: int = Query(500, ge=1, le=5000),
+) -> Response:
+    from rtcc.ops.alerts import visible_kinds_filter
+    from rtcc.ops.exports import feed_json
+    from rtcc.store.tables_ops import AlertRow
+
+    if since is not None and since.tzinfo is None:
+        raise ValidationFailed("since needs a timezone (e.g. 2026-01-01T00:00:00Z)")
+    after = since or datetime.now(UTC) - timedelta(hours=1)
+    hidden = visible_kinds_filter(who.role)
+
+    def _q(s: Session) -> list[AlertRow]:
+        q = select(AlertRow).where(AlertRow.updated_at > after)
+        if hidden:
+            q = q.where(AlertRow.kind.not_in(hidden))
+        return list(s.scalars(q.order_by(AlertRow.updated_at, AlertRow.id).limit(limit)))
+
+    rows = await ctx.store.read(_q)
+    next_since = rows[-1].updated_at if rows else after
+    return Response(feed_json(rows, next_since=next_since), media_type="application/json")

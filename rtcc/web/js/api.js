@@ -73,3 +73,22 @@ export function wsUrl(path = "ws") {
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   return url.toString();
 }
+
+/**
+ * What this center's API offers, from its OpenAPI document: `has("GET", "/alerts")`.
+ * Path templates match with any parameter names (`/packets/{kind}/{ref_id}` ~ `/packets/{a}/{b}`).
+ * Panels whose API is missing are left out instead of failing.
+ */
+export async function capabilities() {
+  const routes = new Set();
+  try {
+    const doc = await get("openapi.json");
+    for (const [path, ops] of Object.entries((doc && doc.paths) || {})) {
+      const rel = path.replace(/^\/api\/v1/, "").replace(/\{[^}]+\}/g, "{}");
+      for (const m of Object.keys(ops)) routes.add(`${m.toUpperCase()} ${rel}`);
+    }
+  } catch (e) {
+    return { has: () => true, known: false }; // cannot tell: try everything
+  }
+  return { has: (method, path) => routes.has(`${method.toUpperCase()} ${path.replace(/\{[^}]+\}/g, "{}")}`), known: true };
+}

@@ -41,3 +41,59 @@ export function ago(iso) {
 export function show(node, visible) {
   node.hidden = !visible;
 }
+
+/** "2026-11-21 18:39" in local time, or "" for a missing/invalid timestamp. */
+export function stamp(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "";
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+}
+
+/** A value from the first of `keys` that `obj` has (APIs name things differently). */
+export function pick(obj, ...keys) {
+  if (!obj) return undefined;
+  for (const k of keys) if (obj[k] !== undefined && obj[k] !== null) return obj[k];
+  return undefined;
+}
+
+/** The list in a response: the array itself, or its `items`. */
+export function items(res) {
+  if (Array.isArray(res)) return res;
+  if (res && Array.isArray(res.items)) return res.items;
+  return [];
+}
+
+/** A status line (`.msg[data-kind]`) the panels use for errors and results. */
+export function message(node, text, kind = "error") {
+  node.textContent = text || "";
+  node.dataset.kind = kind;
+  node.hidden = !text;
+}
+
+/** `{lat, lon}` from an object that has `pos`, or `lat`/`lon` (null when neither). */
+export function position(obj) {
+  if (!obj) return null;
+  const p = obj.pos || obj.position || obj;
+  if (p.lat === null || p.lat === undefined || p.lon === null || p.lon === undefined) return null;
+  const lat = Number(p.lat), lon = Number(p.lon);
+  return Number.isFinite(lat) && Number.isFinite(lon) ? { lat, lon } : null;
+}
+
+/** Human text for snake_case enum values ("recovered_gun" → "recovered gun"). */
+export function words(s) {
+  return String(s ?? "").replace(/_/g, " ");
+}
+
+/**
+ * Make `list`'s children exactly `nodes`, in order, touching only what differs
+ * (a row that stays keeps its place, its focus and any form open in it).
+ */
+export function reconcile(list, nodes) {
+  const keep = new Set(nodes);
+  for (const child of [...list.children]) if (!keep.has(child)) child.remove();
+  nodes.forEach((node, i) => {
+    if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null);
+  });
+}

@@ -16,6 +16,8 @@ const CATEGORY = {
   gunshot_incident: "incident",
   shot_located: "incident",
   alert: "incident",
+  alert_updated: "incident",
+  packet_updated: "incident",
   hotlist_hit: "incident",
   plate_read: "plates",
   device_status: "device",
@@ -36,6 +38,8 @@ const LABEL = {
   plate_read: "plate",
   hotlist_hit: "hotlist",
   alert: "alert",
+  alert_updated: "alert upd",
+  packet_updated: "packet",
   audit: "audit",
 };
 
@@ -71,6 +75,10 @@ export function describe(ev) {
       return `${ev.plate} matches ${ev.category} ${ev.entry_plate} (${ev.match}) at ${ev.device} — verify`;
     case "alert":
       return ev.title || ev.kind || "alert";
+    case "alert_updated":
+      return `${ev.title || ev.kind || "alert"} → ${String(ev.status || "updated").replace(/_/g, " ")}${ev.unit || ev.assigned_unit ? ` (${ev.unit || ev.assigned_unit})` : ""}`;
+    case "packet_updated":
+      return `incident packet updated (${ev.kind || "incident"})`;
     case "audit":
       return `${ev.actor} ${ev.action} ${ev.resource}${ev.record_id ? ` ${ev.record_id}` : ""} (${ev.outcome})`;
     default:

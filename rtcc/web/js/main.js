@@ -2,15 +2,26 @@
 //
 // Modules: api.js (HTTP + error envelope), login.js (sign-in, MFA),
 // map.js (Leaflet map), feed.js (event feed), live.js (WebSocket),
-// devices.js (device kinds), dom.js (helpers).
+// devices.js (device kinds), dom.js (helpers); the side panel's tabs (tabs.js):
+// alerts.js (alert queue), plates.js (plate search), cameras.js (registry),
+// units.js (body-cam control), stats.js (outcome ledger); packet.js (incident
+// packet / hit view over the map).
 
 import * as api from "./api.js";
-import { $, show } from "./dom.js";
+import { $, items, show } from "./dom.js";
 import { DEVICE_TYPES, TYPE_ORDER } from "./devices.js";
 import { EventFeed } from "./feed.js";
 import { LiveStream } from "./live.js";
 import { AuthScreens } from "./login.js";
 import { OpsMap } from "./map.js";
+import { AlertQueue, normAlert, packetRef } from "./alerts.js";
+import { BodycamControl } from "./units.js";
+import { CameraRegistry, normCamera } from "./cameras.js";
+import { PacketView } from "./packet.js";
+import { PlateSearch } from "./plates.js";
+import { StatsView } from "./stats.js";
+import { Tabs } from "./tabs.js";
+import { errorText, missingApi } from "./forms.js";
 
 /** Event types loaded from history when the page opens (not the routine ones). */
 const HISTORY_TYPES = ["gunshot_incident", "alert", "hotlist_hit", "shot_located", "device_status"];
@@ -24,6 +35,8 @@ class Dashboard {
     this.refreshTimer = null;
     this.lastRefresh = 0;
     this.stopped = false;
+    this.panels = {};
+    this.packet = null;
   }
 
   async start() {
@@ -31,7 +44,13 @@ class Dashboard {
     document.body.dataset.view = "dashboard";
     $("#user-name").textContent = this.user.display_name || this.user.username;
     $("#user-role").textContent = this.user.role;
-    this.map = new OpsMap($("#map"), { onChange: () => this.renderCounts() });
+    this.map = new OpsMap($("#map"), {
+      onChange: () => this.renderCounts(),
+      onOpenHit: (id) => this.packet && this.packet.open("hit", id),
+      onOpenIncident: (id) => this.packet && this.packet.open("gunshot", id),
+      onOpenAlert: (ev) => this.openAlert(normAlert(ev)),
+      onLive: (id, name) => this.openLive(id, name),
+    });
     this.feed = new EventFeed($("#feed"), {
       onSelect: (ev) => this.map.focus(ev),
       onCount: (n) => {
@@ -57,21 +76,134 @@ class Dashboard {
     });
     this.live.start();
 
-    const [mapInfo, devices, history] = await Promise.allSettled([
+    const [mapInfo, devices, history, caps] = await Promise.allSettled([
       api.get("map"),
       api.get("devices"),
       api.get("events", { types: HISTORY_TYPES, limit: HISTORY_LIMIT }),
+      api.capabilities(),
     ]);
     if (this.stopped) return;
+    this.caps = caps.status === "fulfilled" ? caps.value : { has: () => true };
+    this.buildPanels();
     this.map.invalidate();
     if (mapInfo.status === "fulfilled") this.map.setBase(mapInfo.value);
     else this.notice(`Map layers unavailable: ${mapInfo.reason.message}`);
     if (devices.status === "fulfilled") this.map.setDevices(devices.value.items || []);
     else this.notice(`Devices unavailable: ${devices.reason.message}`);
     if (history.status === "fulfilled") {
-      const items = (history.value.items || []).slice().reverse(); // oldest first
-      for (const ev of items) this.onEvent(ev, "history");
+      const past = (history.value.items || []).slice().reverse(); // oldest first
+      for (const ev of past) this.onEvent(ev, "history");
     }
+    this.loadOverlays();
+  }
+
+  /** The side panel's tabs, by role (the center refuses what a role may not do in any case). */
+  buildPanels() {
+    const role = this.user.role;
+    const has = (path) => this.caps.has("GET", path);
+    const allow = (...roles) => roles.includes(role);
+    this.tabs = new Tabs($("#side-tabs"), {
+      onShow: (name) => {
+        const panel = this.panels[name];
+        if (panel && panel.load && !panel.loaded) {
+          panel.loaded = true;
+          panel.load();
+        }
+        if (this.map) setTimeout(() => this.map.invalidate(), 50);
+      },
+    });
+    this.panels = {};
+    this.packet = new PacketView($("#packet-view"), {
+      map: this.map,
+      role,
+      has,
+      alertActions: (a) => (this.panels.alerts ? this.panels.alerts.actionsFor(a, { withOpen: false }) : []),
+    });
+    if (allow("admin", "supervisor", "analyst", "officer") && has("/alerts")) {
+      this.panels.alerts = new AlertQueue($("#tab-alerts"), {
+        role,
+        onOpen: (a) => this.openAlert(a),
+        onFocus: (a) => (a.pos ? this.map.flyTo(a.pos) : null),
+        units: () => this.unitIds(),
+        onCount: (n) => {
+          const b = $("#alerts-badge");
+          b.textContent = String(n);
+          show(b, n > 0);
+        },
+        onChanged: (a) => {
+          if (this.packet.current && this.packet.current.alert && this.packet.current.alert.id === a.id) this.packet.setAlert(a);
+        },
+      });
+      this.panels.alerts.loaded = true;
+      this.panels.alerts.load().then(() => this.tabs.enable("alerts", this.panels.alerts.available));
+    }
+    if (allow("admin", "supervisor", "analyst") && has("/plates/search")) {
+      this.panels.plates = new PlateSearch($("#tab-plates"), { map: this.map });
+      this.tabs.enable("plates", true);
+    }
+    if (allow("admin", "supervisor", "analyst") && has("/cameras")) {
+      this.panels.cameras = new CameraRegistry($("#tab-cameras"), { map: this.map, role, onLive: (id, name) => this.openLive(id, name) });
+      this.tabs.enable("cameras", true);
+    }
+    if (allow("admin", "supervisor") && has("/bodycams")) {
+      this.panels.units = new BodycamControl($("#tab-units"), { map: this.map, role });
+      this.tabs.enable("units", true);
+    }
+    if (has("/stats/outcomes")) {
+      this.panels.stats = new StatsView($("#tab-stats"));
+      this.tabs.enable("stats", true);
+    }
+  }
+
+  /** Registered cameras (view cones) and hotspot cells for the map, where the role may see them. */
+  async loadOverlays() {
+    const cams = this.panels.cameras;
+    if (cams) {
+      cams.loaded = true;
+      const res = await cams.load();
+      if (res === null) this.tabs.enable("cameras", false);
+    } else if (this.user.role === "officer" && this.caps.has("GET", "/cameras")) {
+      // officers have no registry tab, but see the cameras (and their views) on the map
+      try {
+        const res = await api.get("cameras");
+        if (!this.stopped) this.map.setCameras(items(res).map(normCamera));
+      } catch (e) {
+        /* the layer stays empty */
+      }
+    }
+    if (["admin", "supervisor", "analyst"].includes(this.user.role) && this.caps.has("GET", "/analytics/hotspots")) {
+      try {
+        const geo = await api.get("analytics/hotspots");
+        if (!this.stopped) this.map.setHotspots(geo);
+      } catch (e) {
+        if (!missingApi(e)) this.notice(`Hotspots unavailable: ${errorText(e)}`);
+      }
+      if (this.caps.has("GET", "/analytics/recommendations")) {
+        try {
+          const geo = await api.get("analytics/recommendations");
+          if (!this.stopped) this.map.setRecommendations(geo);
+        } catch (e) {
+          if (!missingApi(e)) this.notice(`Recommendations unavailable: ${errorText(e)}`);
+        }
+      }
+    }
+  }
+
+  openAlert(a) {
+    const ref = packetRef(a);
+    if (ref) this.packet.open(ref.kind, ref.refId, a);
+    else this.packet.openAlert(a);
+    if (a.pos) this.map.flyTo(a.pos);
+  }
+
+  openLive(id, name) {
+    if (!this.packet.current) this.packet.openCamera(id, name);
+    else this.packet.showLive(id, name);
+  }
+
+  /** Body-cam unit ids known to the map (for "assign to a unit"). */
+  unitIds() {
+    return [...this.map.devices.values()].filter((e) => e.dev.type === "bodycam").map((e) => e.dev.id).sort();
   }
 
   stop() {
@@ -79,6 +211,9 @@ class Dashboard {
     clearTimeout(this.refreshTimer);
     if (this.live) this.live.stop();
     if (this.feed) this.feed.destroy();
+    if (this.packet) this.packet.close();
+    for (const panel of Object.values(this.panels)) if (panel.stop) panel.stop();
+    if (this.tabs) this.tabs.destroy();
     if (this.map) this.map.destroy();
     show($("#app-view"), false);
     $("#notice").replaceChildren();
@@ -112,8 +247,17 @@ class Dashboard {
       case "alert":
         this.map.addAlert(ev);
         break;
+      case "hotlist_hit":
+        this.map.addHit(ev);
+        break;
       default:
         break;
+    }
+    if (origin === "live") {
+      const p = this.panels;
+      if (p.alerts && (ev.type === "alert" || ev.type === "alert_updated")) p.alerts.onEvent(ev);
+      if (p.units && p.units.loaded) p.units.onEvent(ev);
+      if (this.packet) this.packet.onEvent(ev);
     }
     this.feed.add(ev, origin);
   }

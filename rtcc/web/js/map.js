@@ -13,6 +13,8 @@ import { el, ago, clock } from "./dom.js";
 import { DEVICE_TYPES, TYPE_ORDER, normStatus, shortLabel } from "./devices.js";
 
 const SENSOR_COVERAGE_M = 400;
+/** Above this many devices, fixed devices are canvas dots instead of DOM markers (#map[data-dense]). */
+export const DOM_MARKER_LIMIT = 1500;
 const MAX_INCIDENTS = 100;
 const MAX_ALERTS = 100;
 const M_PER_DEG_LAT = 111_320;
@@ -96,6 +98,31 @@ export function ellipseLatLngs(lat, lon, semiMajor, semiMinor, bearing, n = 48) 
   return pts;
 }
 
+/** Points of a view cone: apex at the camera, `range` metres along `bearing` ± fov/2. */
+export function sectorLatLngs(lat, lon, range, bearing, fov, n = 16) {
+  const mPerDegLon = M_PER_DEG_LAT * Math.cos((lat * Math.PI) / 180);
+  const pts = [[lat, lon]];
+  for (let i = 0; i <= n; i++) {
+    const b = ((bearing - fov / 2 + (fov * i) / n) * Math.PI) / 180;
+    pts.push([lat + (range * Math.cos(b)) / M_PER_DEG_LAT, lon + (range * Math.sin(b)) / mPerDegLon]);
+  }
+  return pts;
+}
+
+const STATUS_COLOUR = { online: "#22c55e", offline: "#ef4444", unknown: "#8592a8" };
+const TYPE_RING = { acoustic_sensor: "#0a111e", plate_camera: "#e3e9f3", camera: "#c4b5fd", bodycam: "#60a5fa" };
+
+/** Style of a device drawn on the canvas (dense mode): colour by status, ring by type. */
+function denseStyle(d) {
+  return {
+    radius: d.type === "acoustic_sensor" ? 4 : 5,
+    color: TYPE_RING[d.type] || "#0a111e",
+    weight: 1.5,
+    fillColor: STATUS_COLOUR[normStatus(d.status)],
+    fillOpacity: d.revoked ? 0.4 : 0.95,
+  };
+}
+
 function iconKey(d) {
   return `${normStatus(d.status)}|${d.heading_deg}|${Boolean(d.recording)}|${Boolean(d.revoked)}|${d.name}`;
 }
@@ -112,7 +139,9 @@ function fmtPos(lat, lon) {
 export class OpsMap {
   /**
    * @param {HTMLElement} container
-   * @param {{onChange?: () => void}} hooks  onChange: device statuses or counts changed
+   * @param {{onChange?: () => void, onOpenHit?: (id: string) => void, onLive?: (id: string, name: string) => void,
+   *          onOpenIncident?: (id: string) => void, onOpenAlert?: (ev: object) => void}} hooks
+   *   onChange: device statuses or counts changed; onOpenHit: a hit marker's "Open hit"; onLive: a camera's live view
    */
   constructor(container, hooks = {}) {
     const L = window.L;
@@ -122,10 +151,12 @@ export class OpsMap {
     this.map.attributionControl.setPrefix('<a href="https://leafletjs.com" rel="noopener">Leaflet</a>');
     L.control.zoom({ position: "topleft" }).addTo(this.map);
     L.control.scale({ position: "bottomleft", metric: true, imperial: true, maxWidth: 160 }).addTo(this.map);
-    for (const [name, z] of [["basePane", 300], ["coveragePane", 350], ["incidentPane", 450]]) {
+    for (const [name, z] of [["basePane", 300], ["hotspotPane", 320], ["viewPane", 340], ["coveragePane", 350], ["incidentPane", 450]]) {
       this.map.createPane(name).style.zIndex = String(z);
     }
     this.map.getPane("coveragePane").style.pointerEvents = "none";
+    this.map.getPane("hotspotPane").style.pointerEvents = "none";
+    this.map.getPane("viewPane").style.pointerEvents = "none";
     this.map.setView([0, 0], 2);
 
     this.groups = {
@@ -133,6 +164,12 @@ export class OpsMap {
       area: L.layerGroup(),
       coverage: L.layerGroup(),
       incidents: L.layerGroup(),
+      hits: L.layerGroup(),
+      views: L.layerGroup(),
+      hotspots: L.layerGroup(),
+      recommend: L.layerGroup(),
+      track: L.layerGroup(),
+      packet: L.layerGroup(),
     };
     for (const t of TYPE_ORDER) this.groups[t] = L.layerGroup();
     this.visible = {
@@ -140,6 +177,12 @@ export class OpsMap {
       roads: true,
       coverage: false,
       incidents: true,
+      hits: true,
+      views: true,
+      hotspots: false,
+      recommend: false,
+      track: true,
+      packet: true,
       acoustic_sensor: true,
       plate_camera: true,
       bodycam: true,
@@ -151,6 +194,10 @@ export class OpsMap {
     this.devices = new Map();
     this.incidents = new Map(); // incident_id -> {marker, shape}
     this.alerts = new Map(); // alert_id -> marker
+    this.hits = new Map(); // hit/read id -> marker
+    this.dense = false;
+    this.cameras = new Map(); // registry camera id -> {marker, cone}
+    this.hooks = hooks;
     this._changeQueued = false;
     this._buildLayerControl();
   }
@@ -159,6 +206,7 @@ export class OpsMap {
 
   /** Draw the base map from GET /map. */
   setBase(info) {
+    if (this.destroyed) return;
     const L = this.L;
     const layers = (info && info.layers) || {};
     const hasTiles = Boolean(info && info.tile_url);
@@ -217,6 +265,14 @@ export class OpsMap {
 
   /** Replace what is known about devices with GET /devices' list (keeps live positions' markers). */
   setDevices(items) {
+    if (this.destroyed) return;
+    // many devices: fixed ones are drawn on one canvas (DOM markers for thousands are slow)
+    const dense = items.length > DOM_MARKER_LIMIT;
+    if (dense !== this.dense) {
+      for (const id of [...this.devices.keys()]) this.removeDevice(id);
+      this.dense = dense;
+      this.map.getContainer().dataset.dense = String(dense);
+    }
     const seen = new Set();
     for (const d of items) {
       seen.add(d.id);
@@ -241,13 +297,16 @@ export class OpsMap {
     const dev = entry.dev;
     if (!Number.isFinite(dev.lat) || !Number.isFinite(dev.lon)) return;
     if (!entry.marker) {
-      entry.marker = L.marker([dev.lat, dev.lon], {
-        icon: iconFor(dev),
-        keyboard: true,
-        title: dev.name || dev.id,
-        riseOnHover: true,
-        zIndexOffset: dev.type === "bodycam" ? 500 : 0,
-      });
+      entry.dense = this.dense && dev.type !== "bodycam";
+      entry.marker = entry.dense
+        ? L.circleMarker([dev.lat, dev.lon], { renderer: this._canvas(), ...denseStyle(dev) })
+        : L.marker([dev.lat, dev.lon], {
+            icon: iconFor(dev),
+            keyboard: true,
+            title: dev.name || dev.id,
+            riseOnHover: true,
+            zIndexOffset: dev.type === "bodycam" ? 500 : 0,
+          });
       entry.iconKey = iconKey(dev);
       entry.marker.bindPopup(() => this._devicePopup(entry), { className: "ops-popup", maxWidth: 280 });
       entry.marker.addTo(this.groups[dev.type]);
@@ -256,6 +315,7 @@ export class OpsMap {
         entry.coverage = L.circle([dev.lat, dev.lon], {
           radius: r,
           pane: "coveragePane",
+          renderer: this.dense ? this._canvas("coveragePane") : undefined,
           interactive: false,
           color: "#38bdf8",
           weight: 1,
@@ -281,6 +341,7 @@ export class OpsMap {
 
   /** Apply a device_status event. */
   setStatus(id, status) {
+    if (this.destroyed) return false;
     const entry = this.devices.get(id);
     if (!entry) return false;
     entry.dev.status = normStatus(status);
@@ -294,6 +355,7 @@ export class OpsMap {
    * a heartbeat also means the device is alive. Returns false for an unknown device.
    */
   heartbeat(ev) {
+    if (this.destroyed) return false;
     let entry = this.devices.get(ev.device);
     if (!entry) {
       if (!ev.pos || !DEVICE_TYPES[ev.device_type]) return false;
@@ -339,8 +401,11 @@ export class OpsMap {
     const key = iconKey(d);
     if (entry.iconKey === key) return;
     entry.iconKey = key;
-    entry.marker.options.title = d.name || d.id;
-    entry.marker.setIcon(iconFor(d));
+    if (entry.dense) entry.marker.setStyle(denseStyle(d));
+    else {
+      entry.marker.options.title = d.name || d.id;
+      entry.marker.setIcon(iconFor(d));
+    }
     if (entry.marker.isPopupOpen()) entry.marker.setPopupContent(this._devicePopup(entry));
   }
 
@@ -382,7 +447,16 @@ export class OpsMap {
     return out;
   }
 
+  /** One canvas renderer per pane, for dense device markers and their coverage. */
+  _canvas(pane = "markerPane") {
+    this._canvases = this._canvases || {};
+    if (!this._canvases[pane]) this._canvases[pane] = this.L.canvas({ pane, padding: 0.2 });
+    return this._canvases[pane];
+  }
+
   _changed() {
+    const drawn = [...this.devices.values()].filter((e) => e.marker).length;
+    this.map.getContainer().dataset.deviceCount = String(drawn);
     if (this._changeQueued) return;
     this._changeQueued = true;
     queueMicrotask(() => {
@@ -394,6 +468,7 @@ export class OpsMap {
   // -- incidents and alerts ---------------------------------------------------
 
   addIncident(ev) {
+    if (this.destroyed) return;
     const L = this.L;
     if (!ev.pos) return;
     const id = String(ev.incident_id || ev.event_id);
@@ -429,6 +504,9 @@ export class OpsMap {
             row("Sensors", (ev.sensors || []).length || null),
             row("Position", fmtPos(lat, lon)),
           ),
+          this.hooks.onOpenIncident
+            ? el("button", { type: "button", class: "btn-small btn-primary", dataset: { action: "packet" }, onclick: () => this.hooks.onOpenIncident(id) }, "Incident packet")
+            : null,
         ),
       { className: "ops-popup", maxWidth: 280 },
     );
@@ -461,6 +539,7 @@ export class OpsMap {
   }
 
   addAlert(ev) {
+    if (this.destroyed) return;
     const L = this.L;
     if (!ev.pos) return;
     const id = String(ev.alert_id || ev.event_id);
@@ -495,6 +574,9 @@ export class OpsMap {
             row("Time", clock(ev.occurred_at)),
             row("Position", fmtPos(ev.pos.lat, ev.pos.lon)),
           ),
+          this.hooks.onOpenAlert
+            ? el("button", { type: "button", class: "btn-small btn-primary", dataset: { action: "open" }, onclick: () => this.hooks.onOpenAlert(ev) }, "Open")
+            : null,
         ),
       { className: "ops-popup", maxWidth: 280 },
     );
@@ -507,10 +589,230 @@ export class OpsMap {
     }
   }
 
+  // -- plate hits ------------------------------------------------------------
+
+  /** A hotlist_hit event: a marker at the camera; clicking it opens the hit view. */
+  addHit(ev) {
+    if (this.destroyed) return;
+    const L = this.L;
+    if (!ev.pos) return;
+    const id = String(ev.hit_id || ev.read_id || ev.event_id);
+    if (this.hits.has(id)) this.hits.get(id).remove();
+    const icon = L.divIcon({
+      className: "hit-marker",
+      html: el("span", { class: "hit-glyph" }, "P"),
+      iconSize: [20, 20],
+      iconAnchor: [10, 10],
+    });
+    const marker = L.marker([ev.pos.lat, ev.pos.lon], { icon, zIndexOffset: 950, title: `hotlist hit ${ev.plate}` });
+    marker.on("add", () => {
+      const node = marker.getElement();
+      if (node) {
+        node.dataset.eventType = "hotlist_hit";
+        node.dataset.hitId = id;
+      }
+    });
+    marker.bindPopup(
+      () =>
+        el(
+          "div",
+          { class: "popup-hit" },
+          el("div", { class: "popup-title" }, `Hotlist hit — verify before action`),
+          el(
+            "table",
+            { class: "kv" },
+            row("Read", ev.plate),
+            row("Hotlist", `${ev.entry_plate} (${ev.match})`),
+            row("Category", ev.category),
+            row("Camera", ev.device),
+            row("Time", clock(ev.occurred_at)),
+          ),
+          ev.hit_id && this.hooks.onOpenHit
+            ? el("button", { type: "button", class: "btn-small btn-primary", onclick: () => this.hooks.onOpenHit(String(ev.hit_id)) }, "Open hit")
+            : null,
+        ),
+      { className: "ops-popup", maxWidth: 280 },
+    );
+    marker.addTo(this.groups.hits);
+    this.hits.set(id, marker);
+    while (this.hits.size > MAX_ALERTS) {
+      const first = this.hits.keys().next().value;
+      this.hits.get(first).remove();
+      this.hits.delete(first);
+    }
+  }
+
+  // -- registered cameras with their view ----------------------------------------
+
+  /** Cameras from the registry (normCamera shape): a marker and a view cone each. */
+  setCameras(list) {
+    if (this.destroyed) return;
+    const L = this.L;
+    for (const { marker, cone } of this.cameras.values()) {
+      marker.remove();
+      if (cone) cone.remove();
+    }
+    this.cameras.clear();
+    for (const c of list) {
+      if (!c.pos || c.status === "withdrawn" || c.status === "rejected") continue;
+      const cls = `cam-marker cam-${c.kind} lvl-${c.level} cst-${c.status}`;
+      const icon = L.divIcon({ className: cls, html: el("span", { class: "cam-glyph" }), iconSize: [14, 14], iconAnchor: [7, 7] });
+      const marker = L.marker([c.pos.lat, c.pos.lon], { icon, title: c.name, zIndexOffset: 200 });
+      marker.on("add", () => {
+        const node = marker.getElement();
+        if (node) {
+          node.dataset.cameraId = c.id;
+          node.dataset.cameraKind = c.kind;
+          node.dataset.level = c.level;
+          node.dataset.status = c.status;
+        }
+      });
+      marker.bindPopup(
+        () =>
+          el(
+            "div",
+            { class: "popup-camera", dataset: { cameraId: c.id } },
+            el("div", { class: "popup-title" }, c.name),
+            el(
+              "table",
+              { class: "kv" },
+              row("Kind", c.kind.replace("_", " ")),
+              row("Level", c.level),
+              row("Status", c.status.replace(/_/g, " ")),
+              row("View", Number.isFinite(c.bearing) ? `${Math.round(c.bearing)}°` : null),
+              row("Field of view", Number.isFinite(c.fov) ? `${Math.round(c.fov)}°` : null),
+              row("Range", Number.isFinite(c.range) ? `${Math.round(c.range)} m` : null),
+            ),
+            c.live && c.status === "active" && this.hooks.onLive
+              ? el("button", { type: "button", class: "btn-small btn-primary", onclick: () => this.hooks.onLive(c.id, c.name) }, "Live view")
+              : null,
+          ),
+        { className: "ops-popup", maxWidth: 280 },
+      );
+      marker.addTo(this.groups.views);
+      let cone = null;
+      if (Number.isFinite(c.bearing)) {
+        const fov = Number.isFinite(c.fov) && c.fov > 0 ? c.fov : 60;
+        const range = Number.isFinite(c.range) && c.range > 0 ? c.range : 50;
+        cone = L.polygon(sectorLatLngs(c.pos.lat, c.pos.lon, range, c.bearing, fov), {
+          pane: "viewPane",
+          interactive: false,
+          className: `view-cone cone-${c.kind}`,
+          color: c.kind === "community" ? "#a78bfa" : "#c4b5fd",
+          weight: 1,
+          fillOpacity: 0.12,
+        }).addTo(this.groups.views);
+      }
+      this.cameras.set(c.id, { marker, cone });
+    }
+  }
+
+  // -- hotspots --------------------------------------------------------------------
+
+  /** Hotspot cells (GeoJSON polygons with a `score`/`value` property), shaded by score. */
+  setHotspots(geojson) {
+    if (this.destroyed) return 0;
+    const L = this.L;
+    this.groups.hotspots.clearLayers();
+    const feats = (geojson && geojson.features) || [];
+    const score = (f) => Number((f.properties || {}).score ?? (f.properties || {}).value ?? (f.properties || {}).count ?? 0);
+    const max = Math.max(1e-9, ...feats.map(score));
+    L.geoJSON(geojson, {
+      pane: "hotspotPane",
+      interactive: false,
+      style: (f) => ({
+        className: "hotspot-cell",
+        color: "#f97316",
+        weight: 0.8,
+        opacity: 0.6,
+        fillColor: "#f97316",
+        fillOpacity: 0.08 + 0.5 * (score(f) / max),
+      }),
+    }).addTo(this.groups.hotspots);
+    return feats.length;
+  }
+
+  /** Cells recommended for the current shift (GeoJSON, best first), outlined and numbered. */
+  setRecommendations(geojson) {
+    if (this.destroyed) return 0;
+    const L = this.L;
+    this.groups.recommend.clearLayers();
+    const feats = (geojson && geojson.features) || [];
+    L.geoJSON(geojson, {
+      pane: "hotspotPane",
+      interactive: false,
+      style: () => ({ className: "recommend-cell", color: "#22d3ee", weight: 2, dashArray: "5 4", fillColor: "#22d3ee", fillOpacity: 0.12 }),
+    }).addTo(this.groups.recommend);
+    return feats.length;
+  }
+
+  // -- a vehicle's track --------------------------------------------------------------
+
+  /** A plate's reads in time order: numbered points joined by a line. */
+  showTrack(plate, reads) {
+    if (this.destroyed) return;
+    const L = this.L;
+    this.groups.track.clearLayers();
+    const pts = reads
+      .map((r) => ({ r, p: r.pos || (Number.isFinite(r.lat) ? { lat: r.lat, lon: r.lon } : null) }))
+      .filter((x) => x.p);
+    if (!pts.length) return;
+    L.polyline(pts.map((x) => [x.p.lat, x.p.lon]), { className: "track-line", color: "#facc15", weight: 3, dashArray: "6 5" }).addTo(this.groups.track);
+    pts.forEach((x, i) => {
+      const m = L.marker([x.p.lat, x.p.lon], {
+        icon: L.divIcon({ className: "track-point", html: el("span", {}, String(i + 1)), iconSize: [18, 18], iconAnchor: [9, 9] }),
+        title: `${plate} #${i + 1}`,
+      });
+      m.on("add", () => {
+        const n = m.getElement();
+        if (n) {
+          n.dataset.trackPlate = plate;
+          n.dataset.trackIndex = String(i + 1);
+        }
+      });
+      m.bindTooltip(el("span", {}, `${plate} · ${clock(x.r.read_at || x.r.occurred_at)} · ${x.r.device || ""}`), { direction: "top" });
+      m.addTo(this.groups.track);
+    });
+    this.setVisible("track", true);
+    this.map.fitBounds(L.latLngBounds(pts.map((x) => [x.p.lat, x.p.lon])), { padding: [40, 40], maxZoom: 17 });
+  }
+
+  // -- the open incident packet ----------------------------------------------------------
+
+  showPacket({ pos, cameras = [], reads = [], units = [], earlier = [] }) {
+    if (this.destroyed) return;
+    const L = this.L;
+    this.groups.packet.clearLayers();
+    const dot = (p, cls, title) => {
+      if (!p || !Number.isFinite(p.lat) || !Number.isFinite(p.lon)) return;
+      L.circleMarker([p.lat, p.lon], { radius: 6, className: `packet-dot ${cls}`, weight: 2 })
+        .bindTooltip(el("span", {}, title))
+        .addTo(this.groups.packet);
+    };
+    const posOf = (o) => o.pos || (Number.isFinite(o.lat) ? { lat: o.lat, lon: o.lon } : null);
+    for (const c of cameras) dot(posOf(c), "pk-camera", c.name || c.camera_id || "camera");
+    for (const r of reads) dot(posOf(r), "pk-read", r.plate || "read");
+    for (const u of units) dot(posOf(u), "pk-unit", u.name || u.device_id || "unit");
+    for (const i of earlier) dot(posOf(i), "pk-earlier", i.label || "earlier incident");
+    if (pos) dot(pos, "pk-center", "the place");
+  }
+
+  clearPacket() {
+    if (this.destroyed) return;
+    this.groups.packet.clearLayers();
+  }
+
+  flyTo(p, zoom = 17) {
+    if (this.destroyed) return;
+    if (!p || !Number.isFinite(p.lat) || !Number.isFinite(p.lon)) return;
+    this.map.setView([p.lat, p.lon], Math.max(this.map.getZoom(), zoom));
+  }
+
   // -- navigation -------------------------------------------------------------
 
   /** Centre on what an event is about (its device, or its position). */
   focus(ev) {
+    if (this.destroyed) return;
     const entry = ev.device ? this.devices.get(ev.device) : null;
     if (entry && entry.marker) {
       this.setVisible(entry.dev.type, true);
@@ -551,6 +853,10 @@ export class OpsMap {
       ["bodycam", "Body-cam units", "sw-unit"],
       ["camera", "City cameras", "sw-camera"],
       ["incidents", "Incidents & alerts", "sw-incident"],
+      ["hits", "Plate hits", "sw-hit"],
+      ["views", "Registered cameras (views)", "sw-view"],
+      ["hotspots", "Hotspot cells", "sw-hotspot"],
+      ["recommend", "Recommended cells (this shift)", "sw-recommend"],
       ["roads", "Roads", "sw-road"],
       ["area", "Coverage area", "sw-area"],
     ];
@@ -592,13 +898,17 @@ export class OpsMap {
   }
 
   invalidate() {
+    if (this.destroyed) return;
     this.map.invalidateSize();
   }
 
   destroy() {
+    this.destroyed = true;
     this.map.remove();
     this.devices.clear();
     this.incidents.clear();
     this.alerts.clear();
+    this.hits.clear();
+    this.cameras.clear();
   }
 }

@@ -1,0 +1,329 @@
+"""Accountable plate search: ``GET /plates/search``, ``/plates/track``, ``/plates/cotravel``.
+
+Analysts, supervisors and admins only. Every search is **refused without a
+purpose and a case number** (the refusal is audited too), is audited with its
+terms and result count, and is written to the search ledger
+(``plate_searches``) the transparency page counts by purpose. Mounted by
+:mod:`rtcc.api.routes.hotlists`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from rtcc.api.deps import Allow, CtxDep, Principal
+from rtcc.errors import ValidationFailed
+from rtcc.plates.transparency import PurposeCategory
+from rtcc.roles import Role
+
+router = APIRouter(tags=["plates"])
+
+Searchers = Annotated[Principal, Depends(Allow(Role.admin, Role.supervisor, Role.analyst))]
+
+
+class ReadOut(BaseModel):
+    id: UUID
+    read_at: datetime
+    device: str
+    lat: float | None
+    lon: float | None
+    plate: str
+    confidence: float
+    heading_deg: float | None
+    direction: str | None
+    region: str | None
+    image_ref: str | None
+    crop_ref: str | None
+    hit: bool
+
+
+class SearchOut(BaseModel):
+    search_id: int = Field(description="Entry in the search ledger.")
+    count: int
+    items: list[ReadOut]
+
+
+class TrackOut(BaseModel):
+    search_id: int
+    plate: str
+    count: int
+    items: list[ReadOut] = Field(description="The vehicle's reads, oldest first.")
+    geojson: dict[str, Any] = Field(description="Points and the path between them (lon/lat), for the map.")
+
+
+class CoTravellerOut(BaseModel):
+    plate: str
+    cameras: list[str]
+    sightings: int
+    first_at: datetime | None
+    last_at: datetime | None
+
+
+class CoTravelOut(BaseModel):
+    search_id: int
+    plate: str
+    target_reads: int
+    count: int
+    items: list[CoTravellerOut]
+
+
+def read_out(row: Any) -> ReadOut:
+    """The API view of a ``plate_reads`` row."""
+    return ReadOut(
+        id=row.id,
+        read_at=row.read_at,
+        device=row.device_id,
+        lat=row.lat,
+        lon=row.lon,
+        plate=row.plate,
+        confidence=row.confidence,
+        heading_deg=row.heading_deg,
+        direction=row.direction,
+        region=row.region,
+        image_ref=row.image_ref,
+        crop_ref=row.crop_ref,
+        hit=bool(row.hit),
+    )
+
+
+def aware(dt: datetime | None, name: str) -> datetime | None:
+    """``dt`` unchanged, or a 422 naming ``name`` when it has no timezone."""
+    if dt is not None and dt.tzinfo is None:
+        raise ValidationFailed(f"{name} needs a timezone (e.g. 2026-01-01T00:00:00Z)")
+    return dt
+
+
+class Accountability(BaseModel):
+    """Why a search is made; required for every search of the reads."""
+
+    purpose: str
+    purpose_category: PurposeCategory
+    case_number: str
+
+
+async def accountability(
+    request: Request,
+    ctx: CtxDep,
+    purpose: str | None = Query(
+        None, max_length=1000, description="Why you search (required; kept in the audit log)."
+    ),
+    case_number: str | None = Query(
+        None, max_length=64, description="The case this search is for (required)."
+    ),
+    purpose_category: PurposeCategory = Query(
+        PurposeCategory.criminal_investigation,
+        description="Kind of purpose (counted on the transparency page).",
+    ),
+) -> Accountability:
+    """The purpose and case number of a search; a clear 422 when either is missing."""
+    missing = [
+        name
+        for name, value, least in (("purpose", purpose, 5), ("case_number", case_number, 1))
+        if value is None or len(value.strip()) < least
+    ]
+    if missing:
+        who = getattr(request.state, "principal", None)
+        if who is not None:
+            await ctx.audit(
+                who,
+                "plate_search_refused",
+                "plate_reads",
+                outcome="refused",
+                details={"path": request.url.path, "missing": missing},
+            )
+        raise ValidationFailed(
+            "every plate search needs a purpose (at least 5 characters) and a case number: "
+            f"missing {', '.join(missing)}. Add ?purpose=...&case_number=... (searches are audited)",
+            details={"missing": missing},
+        )
+    assert purpose is not None and case_number is not None
+    return Accountability(
+        purpose=purpose.strip(), purpose_category=purpose_category, case_number=case_number.strip()
+    )
+
+
+Why = Annotated[Accountability, Depends(accountability)]
+
+
+def _polygon(text: str | None) -> list[tuple[float, float]] | None:
+    if text is None:
+        return None
+    try:
+        pts = [tuple(float(x) for x in p.split(",")) for p in text.split(";") if p.strip()]
+    except ValueError:
+        raise ValidationFailed("polygon is 'lat,lon;lat,lon;lat,lon' (at least 3 corners)") from None
+    if len(pts) < 3 or any(len(p) != 2 for p in pts):
+        raise ValidationFailed("polygon is 'lat,lon;lat,lon;lat,lon' (at least 3 corners)")
+    return [(p[0], p[1]) for p in pts]
+
+
+async def _ledger(
+    ctx: Any, who: Principal, why: Accountability, kind: str, terms: dict[str, Any], count: int
+) -> int:
+    from rtcc.plates.transparency import record_search
+
+    row = await ctx.store.write(
+        lambda s: record_search(
+            s,
+            username=who.username,
+            role=who.role.value,
+            kind=kind,
+            purpose_category=why.purpose_category,
+            purpose=why.purpose,
+            case_number=why.case_number,
+            terms=terms,
+            result_count=count,
+        )
+    )
+    await ctx.audit(
+        who,
+        f"plate_{kind}",
+        "plate_reads",
+        purpose=f"{why.purpose_category.value}: {why.purpose}",
+        details={"case_number": why.case_number, "terms": terms, "result_count": count, "search_id": row.id},
+    )
+    return int(row.id)
+
+
+def _terms(**kw: Any) -> dict[str, Any]:
+    return {
+        k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in kw.items() if v not in (None, [])
+    }
+
+
+@router.get("/plates/search", summary="Search plate reads (purpose and case number required; audited)")
+async def search_plates(
+    ctx: CtxDep,
+    who: Searchers,
+    why: Why,
+    plate: str | None = Query(None, max_length=24, description="Plate; in partial mode '?' and '*' allowed."),
+    mode: Literal["exact", "partial", "lookalike"] = "exact",
+    start: datetime | None = Query(None, description="From this time (with a timezone)."),
+    end: datetime | None = Query(None, description="Before this time (with a timezone)."),
+    camera: list[str] | None = Query(None, description="Only these cameras (repeat the parameter)."),
+    lat: float | None = Query(None, ge=-90, le=90),
+    lon: float | None = Query(None, ge=-180, le=180),
+    radius_m: float | None = Query(None, gt=0, le=1_000_000),
+    polygon: str | None = Query(None, max_length=20_000, description="'lat,lon;lat,lon;…' (3+ corners)."),
+    limit: int | None = Query(None, ge=1, le=100_000),
+) -> SearchOut:
+    from rtcc.plates.reads import search_reads
+
+    start, end = aware(start, "start"), aware(end, "end")
+    area = [lat, lon, radius_m]
+    if any(v is not None for v in area) and not all(v is not None for v in area):
+        raise ValidationFailed("an area by radius needs lat, lon and radius_m together")
+    near = (lat, lon, radius_m) if lat is not None and lon is not None and radius_m is not None else None
+    poly = _polygon(polygon)
+    if plate is None and near is None and poly is None and not camera and start is None:
+        raise ValidationFailed("give a plate, cameras, an area or a time range to search by")
+    cap = min(limit or ctx.settings.plates.search_max_results, ctx.settings.plates.search_max_results)
+    rows = await ctx.store.read(
+        lambda s: search_reads(
+            s,
+            plate=plate,
+            mode=mode,
+            start=start,
+            end=end,
+            device_ids=camera,
+            near=near,
+            polygon=poly,
+            limit=cap,
+        )
+    )
+    terms = _terms(
+        plate=plate,
+        mode=mode,
+        start=start,
+        end=end,
+        cameras=camera,
+        near=list(near) if near else None,
+        polygon=[list(p) for p in poly] if poly else None,
+        limit=cap,
+    )
+    sid = await _ledger(ctx, who, why, "search", terms, len(rows))
+    return SearchOut(search_id=sid, count=len(rows), items=[read_out(r) for r in rows])
+
+
+@router.get(
+    "/plates/track", summary="A vehicle's reads in time order, for the map (purpose required; audited)"
+)
+async def track_plate(
+    ctx: CtxDep,
+    who: Searchers,
+    why: Why,
+    plate: str = Query(min_length=1, max_length=16),
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> TrackOut:
+    from rtcc.plates.analysis import track
+
+    start, end = aware(start, "start"), aware(end, "end")
+    cap = ctx.settings.plates.search_max_results
+    rows = await ctx.store.read(lambda s: track(s, plate, start=start, end=end, limit=cap))
+    items = [read_out(r) for r in rows]
+    coords = [[r.lon, r.lat] for r in items if r.lat is not None and r.lon is not None]
+    features: list[dict[str, Any]] = [
+        {
+            "type": "Feature",
+            "properties": {"read_id": str(r.id), "read_at": r.read_at.isoformat(), "device": r.device},
+            "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+        }
+        for r in items
+        if r.lat is not None and r.lon is not None
+    ]
+    if len(coords) >= 2:
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"kind": "path"},
+                "geometry": {"type": "LineString", "coordinates": coords},
+            }
+        )
+    sid = await _ledger(ctx, who, why, "track", _terms(plate=plate, start=start, end=end), len(items))
+    return TrackOut(
+        search_id=sid,
+        plate=plate,
+        count=len(items),
+        items=items,
+        geojson={"type": "FeatureCollection", "features": features},
+    )
+
+
+@router.get(
+    "/plates/cotravel",
+    summary="Plates seen with a plate at N or more cameras within T seconds (purpose required; audited)",
+)
+async def cotravel_plates(
+    ctx: CtxDep,
+    who: Searchers,
+    why: Why,
+    plate: str = Query(min_length=1, max_length=16),
+    min_cameras: int = Query(2, ge=1, le=100, description="Distinct cameras seen together at."),
+    window_s: float = Query(60.0, gt=0, le=3600, description="Largest time apart at one camera, s."),
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> CoTravelOut:
+    from rtcc.plates.analysis import find_cotravellers
+
+    start, end = aware(start, "start"), aware(end, "end")
+    cap = ctx.settings.plates.search_max_results
+    reads, found = await ctx.store.read(
+        lambda s: find_cotravellers(
+            s, plate, window_s=window_s, min_cameras=min_cameras, start=start, end=end, limit=cap
+        )
+    )
+    items = [
+        CoTravellerOut(
+            plate=c.plate, cameras=c.cameras, sightings=c.sightings, first_at=c.first_at, last_at=c.last_at
+        )
+        for c in found
+    ]
+    terms = _terms(plate=plate, min_cameras=min_cameras, window_s=window_s, start=start, end=end)
+    sid = await _ledger(ctx, who, why, "cotravel", terms, len(items))
+    return CoTravelOut(search_id=sid, plate=plate, target_reads=len(reads), count=len(items), items=items)

@@ -1,0 +1,403 @@
+"""The camera registry: adding, registering, verifying, deciding on and withdrawing cameras.
+
+Every function takes an open SQLAlchemy session (run it through
+``store.write``/``store.read``). Secrets handed to owners (the
+verification token and code, the manage token) are stored as SHA-256 only.
+
+A community camera goes ``pending_verification`` (the owner must prove the
+email is theirs: link or code) → ``pending_approval`` (an admin approves or
+rejects) → ``active``. Withdrawal deletes the row, its footage requests
+and their clips; only a count is kept (:class:`CameraWithdrawalRow`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from rtcc.cameras.models import CameraIn, CameraOut, CameraPatch, RegistrationIn
+from rtcc.errors import Conflict, NotFound, RateLimited, ValidationFailed
+from rtcc.store.tables import Device
+from rtcc.store.tables_cameras import CameraRow, CameraWithdrawalRow, FootageRequestRow
+
+OPEN_STATES = ("pending_verification", "pending_approval")
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 hex of a token or code."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A URL-safe secret with 256 bits of entropy."""
+    return secrets.token_urlsafe(32)
+
+
+def new_code() -> str:
+    """A 6-digit one-time code."""
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def check_position(
+    lat: float | None, lon: float | None, area: tuple[float, float, float, float] | None
+) -> None:
+    """Refuse a position that is missing its pair, at 0,0, or outside the service area.
+
+    Raises
+    ------
+    rtcc.errors.ValidationFailed
+        With a message that says what is wrong and what is accepted.
+    """
+    if (lat is None) != (lon is None):
+        raise ValidationFailed("give both lat and lon, or neither")
+    if lat is None or lon is None:
+        return
+    if abs(lat) < 1e-6 and abs(lon) < 1e-6:
+        raise ValidationFailed(
+            "position 0,0 is not a camera location (an unset GPS); pick the camera's place on the map",
+            details={"field": "lat/lon"},
+        )
+    if area is not None:
+        south, west, north, east = area
+        if not (south <= lat <= north and west <= lon <= east):
+            raise ValidationFailed(
+                f"position {lat:.6f},{lon:.6f} is outside the center's service area "
+                f"(south {south}, west {west}, north {north}, east {east}; setting cameras.service_area)",
+                details={"field": "lat/lon", "service_area": [south, west, north, east]},
+            )
+
+
+def _check_range(range_m: float | None, max_range_m: float) -> None:
+    if range_m is not None and range_m > max_range_m:
+        raise ValidationFailed(
+            f"range_m {range_m:g} is over the largest accepted, {max_range_m:g} m "
+            "(setting cameras.max_range_m)",
+            details={"field": "range_m"},
+        )
+
+
+def get_camera(s: Session, camera_id: UUID) -> CameraRow:
+    row = s.get(CameraRow, camera_id)
+    if row is None:
+        raise NotFound(f"no camera {camera_id}")
+    return row
+
+
+def is_live(row: CameraRow) -> bool:
+    """Whether the camera has a live source operators may view."""
+    return (
+        row.status == "active" and bool(row.stream_url) and (row.kind == "city" or row.level == "integrated")
+    )
+
+
+def device_positions(s: Session, rows: list[CameraRow]) -> dict[str, Device]:
+    """The devices in-car cameras follow, by id (their last known position and heading)."""
+    ids = {r.device_id for r in rows if r.kind == "in_car" and r.device_id}
+    if not ids:
+        return {}
+    return {d.id: d for d in s.scalars(select(Device).where(Device.id.in_(ids)))}
+
+
+def camera_out(
+    row: CameraRow, *, contact: bool, stream: bool, devices: dict[str, Device] | None = None
+) -> CameraOut:
+    """The API view of a camera; ``contact``/``stream`` include personal data / the source URL."""
+    lat, lon, heading, at = row.lat, row.lon, None, None
+    dev = (devices or {}).get(row.device_id or "")
+    if row.kind == "in_car" and dev is not None:
+        lat, lon, heading, at = dev.lat, dev.lon, dev.heading_deg, dev.last_seen_at
+    return CameraOut(
+        id=row.id,
+        kind=row.kind,
+        name=row.name,
+        level=row.level,
+        status=row.status,
+        owner_type=row.owner_type,
+        address=row.address,
+        lat=lat,
+        lon=lon,
+        heading_deg=heading,
+        position_at=at,
+        bearing_deg=row.bearing_deg,
+        fov_deg=row.fov_deg,
+        range_m=row.range_m,
+        device_id=row.device_id,
+        live=is_live(row),
+        online=row.online,
+        created_at=row.created_at,
+        verified_at=row.verified_at,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        decision_reason=row.decision_reason,
+        owner_name=row.owner_name if contact else None,
+        email=row.contact_email if contact else None,
+        phone=row.contact_phone if contact else None,
+        stream_url=row.stream_url if stream else None,
+    )
+
+
+def add_camera(s: Session, body: CameraIn, *, max_range_m: float) -> CameraRow:
+    """Add a city or in-car camera (active at once)."""
+    _check_range(body.range_m, max_range_m)
+    if body.kind == "city":
+        if body.lat is None or body.lon is None:
+            raise ValidationFailed("a city camera needs lat and lon", details={"field": "lat/lon"})
+        check_position(body.lat, body.lon, None)
+    else:
+        if not body.device_id:
+            raise ValidationFailed(
+                "an in-car camera needs device_id: its position comes from that device's heartbeats",
+                details={"field": "device_id"},
+            )
+        if body.lat is not None or body.lon is not None:
+            raise ValidationFailed("an in-car camera has no fixed position; leave lat/lon out")
+    if body.level == "integrated" and not body.stream_url and body.kind == "in_car":
+        raise ValidationFailed("an integrated camera needs stream_url", details={"field": "stream_url"})
+    row = CameraRow(
+        id=uuid4(),
+        kind=body.kind,
+        name=body.name,
+        address=body.address,
+        lat=body.lat,
+        lon=body.lon,
+        bearing_deg=body.bearing_deg,
+        fov_deg=body.fov_deg,
+        range_m=body.range_m,
+        level=body.level,
+        status="active",
+        stream_url=body.stream_url,
+        device_id=body.device_id,
+        verify_attempts=0,
+    )
+    s.add(row)
+    s.flush()
+    return row
+
+
+def patch_camera(s: Session, camera_id: UUID, body: CameraPatch, *, max_range_m: float) -> CameraRow:
+    row = get_camera(s, camera_id)
+    changes = body.model_dump(exclude_unset=True)
+    _check_range(changes.get("range_m"), max_range_m)
+    for k, v in changes.items():
+        if v is None and k != "stream_url":
+            continue
+        setattr(row, k, v)
+    if row.level == "integrated" and not row.stream_url and row.kind == "community":
+        raise ValidationFailed("an integrated camera needs stream_url", details={"field": "stream_url"})
+    s.flush()
+    return row
+
+
+def delete_camera(s: Session, camera_id: UUID, media_dir: Path) -> int:
+    """Delete a camera and its footage (files too); returns the number of clips deleted."""
+    row = get_camera(s, camera_id)
+    n = _delete_footage(s, row, media_dir)
+    s.delete(row)
+    s.flush()
+    return n
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A new registration and the secrets to send its owner (never stored in clear)."""
+
+    camera: CameraRow
+    token: str
+    code: str
+
+
+def register(
+    s: Session,
+    body: RegistrationIn,
+    *,
+    now: datetime,
+    ttl: timedelta,
+    area: tuple[float, float, float, float] | None,
+    max_range_m: float,
+    per_contact: int,
+) -> Registration:
+    """Record a community registration waiting for contact verification."""
+    check_position(body.lat, body.lon, area)
+    _check_range(body.range_m, max_range_m)
+    if body.level == "integrated" and not body.stream_url:
+        raise ValidationFailed(
+            "an integrated camera shares a live feed: give its stream_url (rtsp:// or http://), "
+            "or choose level 'registered'",
+            details={"field": "stream_url"},
+        )
+    email = body.email.strip().lower()
+    open_count = s.scalar(
+        select(func.count())
+        .select_from(CameraRow)
+        .where(CameraRow.contact_email == email, CameraRow.status.in_(OPEN_STATES))
+    )
+    if (open_count or 0) >= per_contact:
+        raise RateLimited(
+            f"this email already has {open_count} registrations waiting for verification or approval; "
+            f"finish or wait for those first (setting cameras.register_per_contact)",
+            details={"reason": "per_contact"},
+        )
+    token, code = new_token(), new_code()
+    row = CameraRow(
+        id=uuid4(),
+        kind="community",
+        name=body.name.strip(),
+        owner_type=body.owner_type,
+        owner_name=body.owner_name.strip(),
+        contact_email=email,
+        contact_phone=body.phone,
+        address=body.address,
+        lat=body.lat,
+        lon=body.lon,
+        bearing_deg=body.bearing_deg,
+        fov_deg=body.fov_deg,
+        range_m=body.range_m,
+        level=body.level,
+        status="pending_verification",
+        stream_url=body.stream_url if body.level == "integrated" else None,
+        verify_token_hash=hash_secret(token),
+        verify_code_hash=hash_secret(code),
+        verify_attempts=0,
+        verify_expires_at=now + ttl,
+    )
+    s.add(row)
+    s.flush()
+    return Registration(row, token, code)
+
+
+def verify(
+    s: Session,
+    *,
+    token: str | None,
+    registration_id: UUID | None,
+    code: str | None,
+    now: datetime,
+    max_attempts: int,
+) -> tuple[CameraRow, str | None]:
+    """Verify a registration's contact by link token or (id, code); returns it and a new manage token.
+
+    A wrong code returns the registration and None, with ``verify_attempts``
+    counted (commit, then refuse with :func:`wrong_code`).
+
+    Raises
+    ------
+    rtcc.errors.ValidationFailed
+        Neither a token nor an id with a code was given.
+    rtcc.errors.NotFound
+        Unknown or already used token, unknown id.
+    rtcc.errors.Conflict
+        Expired, too many wrong codes, or not waiting for verification.
+    """
+    if token:
+        row = s.scalars(select(CameraRow).where(CameraRow.verify_token_hash == hash_secret(token))).first()
+        if row is None:
+            raise NotFound("this verification link is unknown or was already used")
+    elif registration_id is not None and code:
+        row = s.get(CameraRow, registration_id)
+        if row is None or row.kind != "community":
+            raise NotFound(f"no registration {registration_id}")
+    else:
+        raise ValidationFailed("give the token from the link, or registration_id and the 6-digit code")
+    if row.status != "pending_verification":
+        raise Conflict(f"registration {row.id} is {row.status}, not waiting for verification")
+    if row.verify_expires_at is not None and now > row.verify_expires_at:
+        raise Conflict("the verification link or code has expired; please register again")
+    if not token:
+        assert code is not None
+        if row.verify_attempts >= max_attempts:
+            raise Conflict("too many wrong codes; please register again")
+        if not hmac.compare_digest(row.verify_code_hash or "", hash_secret(code)):
+            row.verify_attempts += 1  # kept: the caller commits, then refuses
+            s.flush()
+            return row, None
+    manage = new_token()
+    row.status = "pending_approval"
+    row.verified_at = now
+    row.verify_token_hash = None
+    row.verify_code_hash = None
+    row.manage_token_hash = hash_secret(manage)
+    s.flush()
+    return row, manage
+
+
+def wrong_code(row: CameraRow, max_attempts: int) -> ValidationFailed:
+    """The error for a wrong code, with the attempts left."""
+    left = max(0, max_attempts - row.verify_attempts)
+    return ValidationFailed(f"wrong code ({left} attempts left)", details={"attempts_left": left})
+
+
+def decide(s: Session, camera_id: UUID, *, approve: bool, who: str, reason: str, now: datetime) -> CameraRow:
+    """Approve or reject a verified community registration."""
+    row = get_camera(s, camera_id)
+    if row.kind != "community":
+        raise Conflict(
+            f"camera {camera_id} is a {row.kind} camera; only community registrations need approval"
+        )
+    if row.status != "pending_approval":
+        raise Conflict(f"camera {camera_id} is {row.status}; only verified registrations can be decided")
+    if not approve and len(reason.strip()) < 3:
+        raise ValidationFailed(
+            "a rejection needs a reason (at least 3 characters)", details={"field": "reason"}
+        )
+    row.status = "active" if approve else "rejected"
+    row.decided_by, row.decided_at, row.decision_reason = who, now, reason.strip() or None
+    s.flush()
+    return row
+
+
+def by_manage_token(s: Session, token: str) -> CameraRow:
+    row = s.scalars(select(CameraRow).where(CameraRow.manage_token_hash == hash_secret(token))).first()
+    if row is None:
+        raise NotFound("this manage link is unknown (or the camera was withdrawn)")
+    return row
+
+
+def _delete_footage(s: Session, row: CameraRow, media_dir: Path) -> int:
+    reqs = s.scalars(select(FootageRequestRow).where(FootageRequestRow.camera_id == row.id)).all()
+    n = 0
+    for r in reqs:
+        if r.clip_path:
+            (media_dir / r.clip_path).unlink(missing_ok=True)
+            n += 1
+    s.execute(delete(FootageRequestRow).where(FootageRequestRow.camera_id == row.id))
+    shutil.rmtree(media_dir / str(row.id), ignore_errors=True)
+    return n
+
+
+def withdraw(s: Session, token: str, media_dir: Path, *, now: datetime) -> tuple[UUID, int]:
+    """Delete the camera behind a manage token, its contact, requests and clips; returns (id, clips)."""
+    row = by_manage_token(s, token)
+    cam_id = row.id
+    n = _delete_footage(s, row, media_dir)
+    s.add(CameraWithdrawalRow(withdrawn_at=now, level=row.level, status_before=row.status))
+    s.delete(row)
+    s.flush()
+    return cam_id, n
+
+
+def list_cameras(
+    s: Session,
+    *,
+    kinds: list[str] | None = None,
+    statuses: list[str] | None = None,
+    level: str | None = None,
+    limit: int = 1000,
+) -> list[CameraRow]:
+    q: Any = select(CameraRow)
+    if kinds:
+        q = q.where(CameraRow.kind.in_(kinds))
+    if statuses:
+        q = q.where(CameraRow.status.in_(statuses))
+    if level:
+        q = q.where(CameraRow.level == level)
+    return list(s.scalars(q.order_by(CameraRow.created_at.desc(), CameraRow.id).limit(limit)))

@@ -1,0 +1,184 @@
+"""The alert queue: store alerts once, move them through their states.
+
+States::
+
+    new ──► acknowledged ──► assigned ──► closed
+     │            │             │
+     └────────────┴─────────────┴──► dismissed (with a reason)
+
+An alert may be assigned straight from ``new`` and reassigned while
+``assigned``; ``closed`` and ``dismissed`` are final. Every step records who
+and when (columns, and one entry in ``history``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rtcc.errors import Conflict, NotFound
+from rtcc.events import ALERT_KIND_ROLES, Alert
+from rtcc.roles import Role
+from rtcc.store.tables_ops import AlertRow
+
+STATUSES = ("new", "acknowledged", "assigned", "closed", "dismissed")
+Action = Literal["acknowledge", "assign", "close", "dismiss"]
+
+_FROM: dict[str, tuple[str, ...]] = {
+    "acknowledge": ("new",),
+    "assign": ("new", "acknowledged", "assigned"),
+    "close": ("new", "acknowledged", "assigned"),
+    "dismiss": ("new", "acknowledged", "assigned"),
+}
+_TO = {"acknowledge": "acknowledged", "assign": "assigned", "close": "closed", "dismiss": "dismissed"}
+
+
+def store_alert(session: Session, alert: Alert) -> bool:
+    """Insert ``alert`` unless its ``alert_id`` is known; True when it was new (idempotent)."""
+    if session.get(AlertRow, alert.alert_id) is not None:
+        return False
+    pos = alert.position
+    session.add(
+        AlertRow(
+            id=alert.alert_id,
+            event_id=alert.event_id,
+            occurred_at=alert.occurred_at,
+            source=alert.source,
+            kind=alert.kind,
+            severity=alert.severity.value,
+            title=alert.title,
+            lat=pos.lat if pos else None,
+            lon=pos.lon if pos else None,
+            ref_id=str(alert.ref_event_id) if alert.ref_event_id else None,
+            status="new",
+            history=[{"status": "new", "at": alert.occurred_at.isoformat(), "by": alert.source}],
+            created_at=alert.occurred_at,
+            updated_at=alert.occurred_at,
+        )
+    )
+    session.flush()
+    return True
+
+
+def visible_kinds_filter(role: Role) -> list[str]:
+    """Alert kinds ``role`` may not see (narrower kinds of :data:`ALERT_KIND_ROLES`)."""
+    return [kind for kind, roles in ALERT_KIND_ROLES.items() if role not in roles]
+
+
+def may_see(role: Role, kind: str) -> bool:
+    roles = ALERT_KIND_ROLES.get(kind)
+    return roles is None or role in roles
+
+
+def list_alerts(
+    session: Session,
+    *,
+    role: Role,
+    status: Iterable[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+) -> list[AlertRow]:
+    """Alerts ``role`` may see, newest first."""
+    q = select(AlertRow)
+    hidden = visible_kinds_filter(role)
+    if hidden:
+        q = q.where(AlertRow.kind.not_in(hidden))
+    wanted = list(status)
+    if wanted:
+        q = q.where(AlertRow.status.in_(wanted))
+    if since is not None:
+        q = q.where(AlertRow.occurred_at >= since)
+    if until is not None:
+        q = q.where(AlertRow.occurred_at < until)
+    return list(session.scalars(q.order_by(AlertRow.occurred_at.desc()).limit(limit)))
+
+
+def get_alert(session: Session, alert_id: UUID, *, role: Role, lock: bool = False) -> AlertRow:
+    """One alert; :class:`NotFound` also when ``role`` may not see its kind (no hint it exists).
+
+    ``lock`` takes a row lock (PostgreSQL) so two people cannot move the same alert at once.
+    """
+    row = session.get(AlertRow, alert_id, with_for_update=lock)
+    if row is None or not may_see(role, row.kind):
+        raise NotFound(f"no alert {alert_id}")
+    return row
+
+
+def transition(
+    session: Session,
+    alert_id: UUID,
+    action: Action,
+    *,
+    role: Role,
+    by: str,
+    at: datetime,
+    unit: str | None = None,
+    reason: str | None = None,
+) -> tuple[AlertRow, str]:
+    """Apply ``action``; returns the row and the status before.
+
+    Raises
+    ------
+    NotFound
+        No such alert (or one ``role`` may not see).
+    Conflict
+        The alert's state does not allow ``action`` (e.g. it is closed).
+    """
+    row = get_alert(session, alert_id, role=role, lock=True)
+    before = row.status
+    if before not in _FROM[action]:
+        raise Conflict(
+            f"alert {alert_id} is {before}: it cannot be {_TO[action]} "
+            f"(allowed from: {', '.join(_FROM[action])})",
+            details={"status": before},
+        )
+    new = _TO[action]
+    step: dict[str, Any] = {"status": new, "at": at.isoformat(), "by": by}
+    if action == "acknowledge":
+        row.acknowledged_by, row.acknowledged_at = by, at
+    elif action == "assign":
+        row.assigned_by, row.assigned_at, row.assigned_unit = by, at, unit
+        step["unit"] = unit
+    elif action == "close":
+        row.closed_by, row.closed_at = by, at
+    else:
+        row.dismissed_by, row.dismissed_at, row.dismiss_reason = by, at, reason
+        step["reason"] = reason
+    row.status = new
+    row.updated_at = at
+    row.history = [*(row.history or []), step]
+    session.flush()
+    return row, before
+
+
+def alert_dict(row: AlertRow) -> dict[str, Any]:
+    """An alert as plain data (the API's shape)."""
+    return {
+        "id": row.id,
+        "occurred_at": row.occurred_at,
+        "source": row.source,
+        "kind": row.kind,
+        "severity": row.severity,
+        "title": row.title,
+        "lat": row.lat,
+        "lon": row.lon,
+        "ref_id": row.ref_id,
+        "status": row.status,
+        "acknowledged_by": row.acknowledged_by,
+        "acknowledged_at": row.acknowledged_at,
+        "assigned_by": row.assigned_by,
+        "assigned_at": row.assigned_at,
+        "assigned_unit": row.assigned_unit,
+        "closed_by": row.closed_by,
+        "closed_at": row.closed_at,
+        "dismissed_by": row.dismissed_by,
+        "dismissed_at": row.dismissed_at,
+        "dismiss_reason": row.dismiss_reason,
+        "history": list(row.history or []),
+    }

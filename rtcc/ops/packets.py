@@ -1,0 +1,247 @@
+"""Incident packets: what an operator needs about the place of a gunshot incident or hotlist hit.
+
+A packet gathers, for a place ``(lat, lon)`` and a time ``at``:
+
+* ``cameras`` — cameras that can see the place (``rtcc.cameras.visibility.cameras_seeing``);
+* ``plate_reads`` — plate reads within ``R`` metres and ``±T`` minutes
+  (``rtcc.plates.reads.reads_near``): vehicles arriving and leaving;
+* ``bodycams`` — body-cam units within ``R`` metres and whether they record
+  (``rtcc.bodycam.registry.units_near``);
+* ``earlier_incidents`` — gunshot incidents within ``R`` metres in the last
+  ``N`` days.
+
+Each section is ``{"items": [...], "note": str | None}``; a section whose
+room does not offer its function yet (or fails) is empty with a note saying
+why, so a packet is never lost because one room is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rtcc.store.tables import GunshotIncidentRow
+from rtcc.store.tables_ops import PacketRow
+
+log = logging.getLogger("rtcc.ops.packets")
+
+EARTH_RADIUS_M = 6_371_008.8
+PACKET_KINDS = ("gunshot", "hit")
+
+SOURCES: dict[str, str] = {
+    "cameras": "rtcc.cameras.visibility:cameras_seeing",
+    "plate_reads": "rtcc.plates.reads:reads_near",
+    "bodycams": "rtcc.bodycam.registry:units_near",
+}
+"""Where each section's data comes from (another room's function, imported when used)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PacketParams:
+    """How far and how long a packet looks (see ``OperationsSettings``)."""
+
+    radius_m: float = 300.0
+    window_min: float = 10.0
+    history_days: int = 90
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance between two WGS84 points.
+
+    Parameters
+    ----------
+    lat1, lon1, lat2, lon2 : float
+        Latitudes and longitudes, degrees.
+
+    Returns
+    -------
+    float
+        Distance in metres on a sphere of radius 6,371,008.8 m (error < 0.5 %).
+    """
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def bbox(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
+    """(min_lat, max_lat, min_lon, max_lon) of a box holding the circle of ``radius_m`` around a point."""
+    dlat = math.degrees(radius_m / EARTH_RADIUS_M)
+    dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
+    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON data from what another room returns (dataclass, pydantic model, ORM row, dict)."""
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    if isinstance(obj, datetime):
+        return obj.astimezone(UTC).isoformat()
+    if isinstance(obj, UUID):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [jsonable(v) for v in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    dump = getattr(obj, "model_dump", None)
+    if callable(dump):
+        return jsonable(dump(mode="json"))
+    table = getattr(obj, "__table__", None)
+    if table is not None:
+        return {c.key: jsonable(getattr(obj, c.key, None)) for c in table.columns if c.key != "geom"}
+    if hasattr(obj, "_asdict"):
+        return jsonable(obj._asdict())
+    return str(obj)
+
+
+def _source(name: str) -> Callable[..., Any] | None:
+    module, _, attr = SOURCES[name].partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
+    return fn if callable(fn) else None
+
+
+def _section(session: Session, name: str, call: Callable[[Callable[..., Any]], Any]) -> dict[str, Any]:
+    fn = _source(name)
+    if fn is None:
+        return {"items": [], "note": f"not available: {SOURCES[name]} is not installed"}
+    try:
+        with session.begin_nested():
+            items = call(fn)
+    except Exception as exc:  # one room's failure must not lose the packet
+        log.exception("packet section %s failed", name)
+        return {"items": [], "note": f"failed: {type(exc).__name__}"}
+    return {"items": jsonable(list(items or [])), "note": None}
+
+
+def earlier_incidents(
+    session: Session,
+    lat: float,
+    lon: float,
+    at: datetime,
+    *,
+    radius_m: float,
+    days: int,
+    exclude: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Gunshot incidents within ``radius_m`` of a point in the ``days`` before ``at``, nearest first."""
+    lat0, lat1, lon0, lon1 = bbox(lat, lon, radius_m)
+    rows = session.scalars(
+        select(GunshotIncidentRow)
+        .where(
+            GunshotIncidentRow.occurred_at >= at - timedelta(days=days),
+            GunshotIncidentRow.occurred_at < at,
+            GunshotIncidentRow.lat.between(lat0, lat1),
+            GunshotIncidentRow.lon.between(lon0, lon1),
+        )
+        .limit(10 * limit)
+    )
+    out: list[dict[str, Any]] = []
+    for r in rows:
+        if exclude is not None and str(r.id) == exclude:
+            continue
+        d = haversine_m(lat, lon, r.lat, r.lon)
+        if d <= radius_m:
+            out.append(
+                {
+                    "id": str(r.id),
+                    "occurred_at": r.occurred_at.isoformat(),
+                    "distance_m": round(d, 1),
+                    "rounds": r.rounds,
+                    "status": r.status,
+                    "label": r.label,
+                }
+            )
+    out.sort(key=lambda x: float(x["distance_m"]))
+    return out[:limit]
+
+
+def build_body(
+    session: Session, kind: str, ref_id: str, lat: float, lon: float, at: datetime, params: PacketParams
+) -> dict[str, Any]:
+    """The packet's JSON body for ``kind``/``ref_id`` at a place and time."""
+    window = timedelta(minutes=params.window_min)
+    r = params.radius_m
+    return {
+        "kind": kind,
+        "ref_id": ref_id,
+        "at": at.isoformat(),
+        "pos": {"lat": lat, "lon": lon},
+        "params": dataclasses.asdict(params),
+        "cameras": _section(session, "cameras", lambda f: f(session, lat, lon, at, limit=50)),
+        "plate_reads": _section(
+            session, "plate_reads", lambda f: f(session, lat, lon, r, at - window, at + window, limit=200)
+        ),
+        "bodycams": _section(session, "bodycams", lambda f: f(session, lat, lon, r)),
+        "earlier_incidents": {
+            "items": earlier_incidents(
+                session, lat, lon, at, radius_m=r, days=params.history_days, exclude=ref_id
+            ),
+            "note": None,
+        },
+    }
+
+
+def counts(body: dict[str, Any]) -> dict[str, int]:
+    """Items per section (sent with ``PacketUpdated``; no personal data)."""
+    return {
+        k: len(body.get(k, {}).get("items", []))
+        for k in ("cameras", "plate_reads", "bodycams", "earlier_incidents")
+    }
+
+
+def upsert_packet(
+    session: Session,
+    kind: str,
+    ref_id: str,
+    lat: float,
+    lon: float,
+    at: datetime,
+    params: PacketParams,
+    *,
+    now: datetime,
+) -> PacketRow:
+    """Build (or rebuild) the packet of ``kind``/``ref_id``; ``version`` grows by one each rebuild."""
+    body = build_body(session, kind, ref_id, lat, lon, at, params)
+    row = session.scalars(select(PacketRow).where(PacketRow.kind == kind, PacketRow.ref_id == ref_id)).first()
+    if row is None:
+        row = PacketRow(kind=kind, ref_id=ref_id, occurred_at=at, lat=lat, lon=lon, version=1)
+        session.add(row)
+    else:
+        row.version = row.version + 1
+    body["version"] = row.version
+    body["built_at"] = now.isoformat()
+    row.body = body
+    row.built_at = now
+    session.flush()
+    return row
+
+
+def get_packet(session: Session, kind: str, ref_id: str) -> PacketRow | None:
+    return session.scalars(
+        select(PacketRow).where(PacketRow.kind == kind, PacketRow.ref_id == ref_id)
+    ).first()
+
+
+def live_packets(session: Session, since: datetime) -> list[tuple[str, str, float, float, datetime]]:
+    """(kind, ref_id, lat, lon, at) of packets for things that happened since ``since``."""
+    rows = session.execute(
+        select(PacketRow.kind, PacketRow.ref_id, PacketRow.lat, PacketRow.lon, PacketRow.occurred_at).where(
+            PacketRow.occurred_at >= since
+        )
+    )
+    return [(r.kind, r.ref_id, r.lat, r.lon, r.occurred_at) for r in rows]

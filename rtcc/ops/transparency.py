@@ -1,0 +1,161 @@
+"""The public transparency page's data: aggregates only, no personal data.
+
+Each room offers ``stats(session) -> dict`` in its own ``transparency``
+module (plates, cameras, body cams); this module adds the alert and outcome
+figures and the audit chain's status, and passes everything through
+:func:`aggregates_only`, which keeps numbers, booleans, short labels and
+dates and drops any key that names personal data (plates, people, contacts,
+positions), whatever a room returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rtcc.ops.ledger import outcome_shares_for_kind, outcome_stats
+from rtcc.store.tables_ops import AlertRow, Case
+
+log = logging.getLogger("rtcc.ops.transparency")
+
+ROOM_STATS: dict[str, str] = {
+    "plates": "rtcc.plates.transparency:stats",
+    "cameras": "rtcc.cameras.transparency:stats",
+    "bodycams": "rtcc.bodycam.transparency:stats",
+}
+"""Where each room's aggregates come from (imported when used)."""
+
+PERSONAL_KEY = re.compile(
+    r"^(.*_)?(plates?|plate_numbers?|usernames?|users?|actors?|names?|emails?|phones?|contacts?|address|"
+    r"lat|lon|latitude|longitude|position|pos|geom|officers?|owners?|ip|token|key|secret|password|image|"
+    r"audio|video|reason|note|title|device|device_id|units?|by)$",
+    re.IGNORECASE,
+)
+"""Keys dropped from the page whatever their value (a key that is, or ends in ``_``, one of these)."""
+
+_MAX_LABEL = 64
+_SAFE_LABEL = re.compile(r"^[A-Za-z0-9 _.,:/()%+\-]*$")
+
+
+def aggregates_only(value: Any, depth: int = 0) -> Any:
+    """Keep what may be public: numbers, booleans, dates and short labels; nested up to 4 levels.
+
+    Dict keys matching :data:`PERSONAL_KEY` are dropped; strings longer than
+    64 characters or with unusual characters become None; lists keep 100 items.
+    """
+    if depth > 4:
+        return None
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_LABEL and _SAFE_LABEL.match(value) else None
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            key = str(k)
+            if PERSONAL_KEY.search(key) or not _SAFE_LABEL.match(key) or len(key) > _MAX_LABEL:
+                continue
+            clean = aggregates_only(v, depth + 1)
+            if clean is not None or v is None:
+                out[key] = clean
+        return out
+    if isinstance(value, list | tuple):
+        return [aggregates_only(v, depth + 1) for v in value[:100]]
+    return None
+
+
+def room_stats(session: Session, name: str, **options: Any) -> dict[str, Any]:
+    """A room's ``stats(session, ...)``, cleaned; ``options`` the keyword arguments it accepts."""
+    module, _, attr = ROOM_STATS[name].partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return {"available": False}
+    params = inspect.signature(fn).parameters
+    kwargs = {k: v for k, v in options.items() if k in params}
+    try:
+        with session.begin_nested():
+            data = fn(session, **kwargs)
+    except Exception:
+        log.exception("transparency stats of %s failed", name)
+        return {"available": False}
+    clean = aggregates_only(data if isinstance(data, dict) else {})
+    return {"available": True, **(clean or {})}
+
+
+def operations_stats(session: Session) -> dict[str, Any]:
+    """Alerts, cases and outcomes, counted."""
+    per_kind = dict(session.execute(select(AlertRow.kind, func.count()).group_by(AlertRow.kind)).all())
+    per_status = dict(session.execute(select(AlertRow.status, func.count()).group_by(AlertRow.status)).all())
+    cases = dict(session.execute(select(Case.status, func.count()).group_by(Case.status)).all())
+    ledger = outcome_stats(session)
+    return {
+        "alerts_by_kind": {str(k): int(v) for k, v in per_kind.items()},
+        "alerts_by_status": {str(k): int(v) for k, v in per_status.items()},
+        "cases": {"open": int(cases.get("open", 0)), "closed": int(cases.get("closed", 0))},
+        "outcomes": {
+            "summary": ledger["summary"],
+            "success_cases": ledger["success_cases"],
+            "per_category": ledger["per_category"],
+            "share_of_alerts_with_no_outcome": ledger["share_no_outcome"],
+            "share_of_alerts_with_no_evidence_found": ledger["share_no_evidence"],
+        },
+        "gunshot_alerts": outcome_shares_for_kind(session, "gunshot"),
+    }
+
+
+def collect(session: Session, retention: Any) -> dict[str, Any]:
+    """Everything on the page except the audit chain (see :func:`audit_status`).
+
+    ``retention`` is the :class:`~rtcc.settings.RetentionSettings` in force
+    (the plates room reports it with its purge counts).
+    """
+    return {
+        "generated_at": datetime.now(UTC).isoformat(),
+        "plates": room_stats(session, "plates", retention=retention),
+        "cameras": room_stats(session, "cameras"),
+        "bodycams": room_stats(session, "bodycams"),
+        "operations": aggregates_only(operations_stats(session)),
+    }
+
+
+class PageCache:
+    """The page's data, cached for ``ttl_s``: the audit-chain check and the counts can be slow
+    on a long history, and the page is public. Concurrent callers share one computation.
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._value: dict[str, Any] | None = None
+        self._at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self, compute: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        async with self._lock:
+            if self._value is None or time.monotonic() - self._at > self.ttl_s:
+                self._value = await compute()
+                self._at = time.monotonic()
+            return self._value
+
+
+def audit_status(report: Any) -> dict[str, Any]:
+    """The public part of an audit-chain verification: intact or not, and how many entries."""
+    return {
+        "intact": bool(report.ok),
+        "entries_checked": int(report.checked),
+        "verified_at": datetime.now(UTC).isoformat(),
+    }

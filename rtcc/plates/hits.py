@@ -1,0 +1,186 @@
+"""Hotlist hits: recorded once per read × entry, then confirmed or rejected by a person.
+
+A hit starts as ``verify`` — "verify before action": a read can be a misread,
+and the entry is shown beside the read's photo so an officer or analyst can
+check before anyone acts. :func:`decide` moves it to ``confirmed`` or
+``rejected`` once, with the decider and the reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from rtcc.errors import Conflict, NotFound
+from rtcc.events import PlateRead
+from rtcc.plates.matching import Match
+from rtcc.store.tables_hotlists import HitRow, HotlistEntryRow
+
+HitStatus = Literal["verify", "confirmed", "rejected"]
+HIT_STATUSES: tuple[str, ...] = ("verify", "confirmed", "rejected")
+
+_NS = uuid.UUID("5d8d7f0e-4a53-4d0c-9b8e-8c1f3a2b6e11")
+
+
+def hit_id_for(read_id: uuid.UUID, entry_id: str | uuid.UUID) -> uuid.UUID:
+    """The hit's id, a function of read and entry (the same under any redelivery)."""
+    return uuid.uuid5(_NS, f"{read_id}:{entry_id}")
+
+
+@dataclass(frozen=True)
+class NewHit:
+    """A hit row and whether this call created it."""
+
+    row: HitRow
+    created: bool
+
+
+def record_hit(session: Session, read: PlateRead, match: Match, now: datetime | None = None) -> NewHit | None:
+    """Store the hit of ``read`` on ``match.entry`` once; None when the entry is gone.
+
+    Idempotent: a second call for the same read and entry returns the row
+    already stored (``created=False``).
+    """
+    entry_uuid = uuid.UUID(match.entry.entry_id)
+    hid = hit_id_for(read.event_id, entry_uuid)
+    old = session.get(HitRow, hid)
+    if old is not None:
+        return NewHit(old, False)
+    entry = session.get(HotlistEntryRow, entry_uuid)
+    if entry is None:
+        return None
+    row = HitRow(
+        id=hid,
+        read_id=read.event_id,
+        entry_id=entry_uuid,
+        read_at=read.occurred_at,
+        device=read.device,
+        lat=read.pos.lat,
+        lon=read.pos.lon,
+        plate=read.plate,
+        confidence=read.confidence,
+        image_ref=read.image_ref,
+        crop_ref=read.crop_ref,
+        match=match.kind,
+        distance=match.distance,
+        entry_plate=entry.plate,
+        entry_source=entry.source,
+        category=entry.category,
+        reason=entry.reason,
+        status="verify",
+        created_at=now or datetime.now(UTC),
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # another member of the queue group stored it first
+        found = session.get(HitRow, hid)
+        if found is None:
+            raise
+        return NewHit(found, False)
+    return NewHit(row, True)
+
+
+def get_hit(session: Session, hit_id: uuid.UUID) -> HitRow:
+    """The hit ``hit_id``.
+
+    Raises
+    ------
+    NotFound
+        When there is no such hit.
+    """
+    row = session.get(HitRow, hit_id)
+    if row is None:
+        raise NotFound(f"no hotlist hit {hit_id}")
+    return row
+
+
+def list_hits(
+    session: Session,
+    *,
+    status: list[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+) -> list[HitRow]:
+    """Hits, newest read first."""
+    q = select(HitRow)
+    if status:
+        q = q.where(HitRow.status.in_(status))
+    if since is not None:
+        q = q.where(HitRow.read_at >= since)
+    if until is not None:
+        q = q.where(HitRow.read_at < until)
+    return list(session.scalars(q.order_by(HitRow.read_at.desc(), HitRow.id).limit(limit)))
+
+
+def decide(
+    session: Session,
+    hit_id: uuid.UUID,
+    *,
+    decision: Literal["confirmed", "rejected"],
+    by: str,
+    reason: str,
+    now: datetime | None = None,
+) -> HitRow:
+    """Confirm or reject a hit still waiting for verification.
+
+    Raises
+    ------
+    NotFound
+        When there is no such hit.
+    Conflict
+        When someone already decided it.
+    """
+    row = session.get(HitRow, hit_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"no hotlist hit {hit_id}")
+    if row.status != "verify":
+        raise Conflict(
+            f"hit {hit_id} was already {row.status} by {row.decided_by}",
+            details={"status": row.status, "decided_by": row.decided_by},
+        )
+    row.status = decision
+    row.decided_by = by
+    row.decided_at = now or datetime.now(UTC)
+    row.decision_reason = reason
+    session.flush()
+    return row
+
+
+def hit_dict(row: HitRow) -> dict[str, Any]:
+    """A JSON-ready view of a hit row."""
+    return {
+        "id": row.id,
+        "read_id": row.read_id,
+        "entry_id": row.entry_id,
+        "read_at": row.read_at,
+        "device": row.device,
+        "lat": row.lat,
+        "lon": row.lon,
+        "plate": row.plate,
+        "confidence": row.confidence,
+        "image_ref": row.image_ref,
+        "crop_ref": row.crop_ref,
+        "match": row.match,
+        "distance": row.distance,
+        "entry_plate": row.entry_plate,
+        "entry_source": row.entry_source,
+        "category": row.category,
+        "reason": row.reason,
+        "status": row.status,
+        "decided_by": row.decided_by,
+        "decided_at": row.decided_at,
+        "decision_reason": row.decision_reason,
+    }
+
+
+def hit_read_ids(session: Session) -> set[uuid.UUID]:
+    """Ids of every read that hit something (retention keeps them)."""
+    return set(session.scalars(select(HitRow.read_id).distinct()))

@@ -1,0 +1,189 @@
+"""A watched folder: camera images dropped in a folder are uploaded to the center.
+
+Each new image (``.jpg``, ``.jpeg``, ``.png``, ``.webp``) whose size has not
+changed since the previous scan (so half-written files wait) is posted to
+``POST /api/v1/plates/images`` with the camera's device key and the file's
+modification time as the camera time. Then
+
+* accepted (201, or 200 for an upload accepted before): moved to ``done/``;
+* refused for the image itself (413, 422): moved to ``failed/`` with a
+  ``<name>.reason.txt`` beside it;
+* anything else (center down, 5xx, 503 busy, network error): left in place
+  and tried again at the next scan — nothing is lost;
+* refused for the key (401, 403): the watcher stops (:class:`KeyRefused`),
+  leaving the files where they are.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+_MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+
+
+class KeyRefused(Exception):
+    """The center refused the camera's key (401/403)."""
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Where and who: the center, the camera id and key, and a moving camera's position."""
+
+    center: str
+    camera: str
+    key: str
+    lat: float | None = None
+    lon: float | None = None
+    heading_deg: float | None = None
+
+
+def post_image(
+    client: httpx.Client,
+    cfg: CameraConfig,
+    data: bytes,
+    filename: str,
+    at: datetime,
+    extra: dict[str, str] | None = None,
+) -> httpx.Response:
+    """Post one image to the center's plate-image endpoint."""
+    form = {"time": at.astimezone(UTC).isoformat()}
+    for name, value in (("lat", cfg.lat), ("lon", cfg.lon), ("heading_deg", cfg.heading_deg)):
+        if value is not None:
+            form[name] = repr(float(value))
+    form.update(extra or {})
+    media = _MEDIA.get(Path(filename).suffix.lower(), "application/octet-stream")
+    return client.post(
+        cfg.center.rstrip("/") + "/api/v1/plates/images",
+        headers={"authorization": f"Device {cfg.key}", "x-device-id": cfg.camera},
+        files={"image": (filename, data, media)},
+        data=form,
+    )
+
+
+def _reason(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+        return f"{resp.status_code} {body['error']['code']}: {body['error']['message']}"
+    except (ValueError, KeyError, TypeError):
+        return f"{resp.status_code}: {resp.text[:500]}"
+
+
+@dataclass
+class FolderWatcher:
+    """Uploads the images dropped in ``folder`` (see the module docstring).
+
+    ``report`` is called with (file name, outcome, detail) for every file
+    handled: outcome ``done``, ``failed`` or ``retry``.
+    """
+
+    folder: Path
+    cfg: CameraConfig
+    client: httpx.Client
+    report: Callable[[str, str, str], None] = lambda name, outcome, detail: None
+    _sizes: dict[Path, int] = field(default_factory=dict)
+
+    @property
+    def done_dir(self) -> Path:
+        return self.folder / "done"
+
+    @property
+    def failed_dir(self) -> Path:
+        return self.folder / "failed"
+
+    def _ready(self) -> list[Path]:
+        """Images whose size is the same as at the previous scan (fully written)."""
+        ready: list[Path] = []
+        sizes: dict[Path, int] = {}
+        for p in sorted(self.folder.iterdir()):
+            if not p.is_file() or p.suffix.lower() not in IMAGE_SUFFIXES or p.name.startswith("."):
+                continue
+            size = p.stat().st_size
+            sizes[p] = size
+            if self._sizes.get(p) == size:
+                ready.append(p)
+        self._sizes = sizes
+        return ready
+
+    @staticmethod
+    def _move(src: Path, dest_dir: Path) -> Path:
+        dest_dir.mkdir(exist_ok=True)
+        dest = dest_dir / src.name
+        n = 1
+        while dest.exists():
+            dest = dest_dir / f"{src.stem}.{n}{src.suffix}"
+            n += 1
+        shutil.move(str(src), dest)
+        return dest
+
+    def handle(self, path: Path) -> str:
+        """Upload one file and file it away; returns ``done``, ``failed`` or ``retry``."""
+        at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        try:
+            resp = post_image(self.client, self.cfg, path.read_bytes(), path.name, at)
+        except httpx.HTTPError as exc:
+            self.report(path.name, "retry", f"center not reachable: {exc}")
+            return "retry"
+        if resp.status_code in (200, 201):
+            plates = [r["plate"] for r in resp.json().get("reads", [])]
+            self._move(path, self.done_dir)
+            self.report(path.name, "done", json.dumps(plates))
+            return "done"
+        if resp.status_code in (401, 403):
+            raise KeyRefused(_reason(resp))
+        if resp.status_code in (400, 409, 413, 415, 422):
+            dest = self._move(path, self.failed_dir)
+            reason = _reason(resp)
+            dest.with_name(dest.name + ".reason.txt").write_text(reason + "\n")
+            self.report(path.name, "failed", reason)
+            return "failed"
+        self.report(path.name, "retry", _reason(resp))
+        return "retry"
+
+    def scan(self) -> dict[str, int]:
+        """One pass over the folder; counts of each outcome."""
+        counts = {"done": 0, "failed": 0, "retry": 0}
+        for path in self._ready():
+            counts[self.handle(path)] += 1
+            self._sizes.pop(path, None)
+        return counts
+
+    def run(self, *, poll_s: float = 1.0, once: bool = False) -> dict[str, int]:
+        """Scan every ``poll_s`` seconds: forever, or with ``once`` until every file was tried once.
+
+        With ``once``, files left for a retry stay in the folder and are counted as ``retry``.
+        """
+        totals = {"done": 0, "failed": 0, "retry": 0}
+        tried: set[str] = set()
+        while True:
+            before = {p.name for p in self._images()}
+            counts = self.scan()
+            tried |= before - {p.name for p in self._images()}
+            for k, v in counts.items():
+                totals[k] += v
+            if counts["retry"]:
+                tried |= before
+            if once and not ({p.name for p in self._images()} - tried):
+                totals["retry"] = len(self._images())
+                return totals
+            time.sleep(poll_s)
+
+    def _images(self) -> list[Path]:
+        return [
+            p
+            for p in self.folder.iterdir()
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        ]
+
+
+def describe(outcome: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in outcome.items())

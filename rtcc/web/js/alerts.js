@@ -1,0 +1,256 @@
+// The alert queue: new → acknowledged → assigned → closed, or dismissed with a reason.
+//
+// GET /alerts?status= lists them; POST /alerts/{id}/acknowledge|assign|dismiss|close
+// changes one (the center audits it and publishes an `alert_updated` event, which
+// every open dashboard applies). Rows: `li.alert-row[data-alert-id][data-status]
+// [data-severity][data-kind]`; actions are buttons `[data-action=…]`.
+
+import * as api from "./api.js";
+import { $, clock, el, items, message, pick, position, reconcile, stamp, words } from "./dom.js";
+import { busy, errorText, missingApi, reasonForm } from "./forms.js";
+
+export const STATUSES = ["new", "acknowledged", "assigned", "closed", "dismissed"];
+const OPEN = new Set(["new", "acknowledged", "assigned"]);
+const RELOAD_MS = 250;
+
+/** An alert as the panel uses it, from the API's row or a live `alert` event. */
+export function normAlert(a) {
+  const id = String(pick(a, "alert_id", "id"));
+  return {
+    ...a,
+    id,
+    status: pick(a, "status") || "new",
+    severity: ["info", "warning", "critical"].includes(a.severity) ? a.severity : "warning",
+    kind: a.kind || "alert",
+    title: a.title || words(a.kind) || "alert",
+    at: pick(a, "created_at", "occurred_at", "received_at"),
+    pos: position(a),
+    unit: pick(a, "assigned_unit", "unit", "assigned_to"),
+    ref: pick(a, "ref_id", "ref_event_id"),
+  };
+}
+
+/** Which incident packet an alert opens: {kind, refId} or null. */
+export function packetRef(a) {
+  const ref = a.ref;
+  if (!ref) return null;
+  if (a.packet_kind) return { kind: a.packet_kind, refId: String(pick(a, "packet_ref_id", "ref") || ref) };
+  if (/hit|hotlist/.test(a.kind)) return { kind: "hit", refId: String(ref) };
+  if (/gun|shot/.test(a.kind)) return { kind: "gunshot", refId: String(ref) };
+  return null;
+}
+
+export class AlertQueue {
+  /**
+   * @param {HTMLElement} root  the tab's section
+   * @param {{onOpen: (alert: object) => void, onFocus: (alert: object) => void,
+   *          units: () => string[], onCount: (n: number) => void, role: string}} hooks
+   */
+  constructor(root, hooks) {
+    this.root = root;
+    this.hooks = hooks;
+    this.alerts = new Map();
+    this.filter = "open";
+    this._timer = null;
+    this.available = true;
+    this.status = el(
+      "select",
+      { id: "alerts-status", "aria-label": "Show alerts" },
+      el("option", { value: "open" }, "Open (new, acknowledged, assigned)"),
+      ...STATUSES.map((s) => el("option", { value: s }, words(s))),
+      el("option", { value: "all" }, "All"),
+    );
+    this.status.addEventListener("change", () => {
+      this.filter = this.status.value;
+      this.load();
+    });
+    this.msg = el("p", { id: "alerts-msg", class: "msg", role: "status", hidden: true });
+    this.list = el("ol", { id: "alert-list", class: "rows" });
+    root.replaceChildren(
+      el("div", { class: "panel-head" }, el("h2", {}, "Alert queue"), this.status),
+      this.msg,
+      this.list,
+    );
+  }
+
+  async load() {
+    const query = this.filter === "open" ? { status: [...OPEN] } : this.filter === "all" ? {} : { status: this.filter };
+    try {
+      const res = await api.get("alerts", query);
+      this.alerts.clear();
+      for (const a of items(res)) {
+        const n = normAlert(a);
+        this.alerts.set(n.id, n);
+      }
+      message(this.msg, this.alerts.size ? "" : "No alerts here.", "info");
+      this.render();
+    } catch (err) {
+      if (missingApi(err)) this.available = false;
+      message(this.msg, `Alerts unavailable: ${errorText(err)}`);
+    }
+  }
+
+  /** A live event: a new alert or a change to one. */
+  onEvent(ev) {
+    if (!this.available) return;
+    if (ev.type === "alert" && ev.alert_id && !this.alerts.has(String(ev.alert_id)) && this._shows("new")) {
+      const a = normAlert({ ...ev, status: "new" });
+      this.alerts.set(a.id, a);
+      this.list.prepend(this._row(a));
+      message(this.msg, "");
+      this._count();
+    }
+    // the stored row (status, unit, who) comes from the API: reload, coalesced
+    clearTimeout(this._timer);
+    this._timer = setTimeout(() => this.load(), RELOAD_MS);
+  }
+
+  stop() {
+    clearTimeout(this._timer);
+    this.available = false;
+  }
+
+  _shows(status) {
+    return this.filter === "all" || this.filter === status || (this.filter === "open" && OPEN.has(status));
+  }
+
+  render() {
+    const rows = [...this.alerts.values()].sort((a, b) => String(b.at || "").localeCompare(String(a.at || "")));
+    // a row that did not change stays as it is (a form open in it survives live reloads)
+    const old = new Map([...this.list.querySelectorAll("li.alert-row")].map((li) => [li.dataset.alertId, li]));
+    reconcile(
+      this.list,
+      rows.map((a) => {
+        const li = old.get(a.id);
+        return li && li.dataset.key === rowKey(a) ? li : this._row(a);
+      }),
+    );
+    this._count();
+  }
+
+  _count() {
+    const n = [...this.alerts.values()].filter((a) => a.status === "new").length;
+    this.hooks.onCount(n);
+  }
+
+  /** The action buttons for an alert (and the box their forms open in), for a row or the packet view. */
+  actionsFor(a, { withOpen = true } = {}) {
+    const actions = el("div", { class: "row-actions" });
+    const extra = el("div", { class: "row-extra" });
+    const act = (action, label, fn, cls = "btn-small btn-ghost") =>
+      el("button", { type: "button", class: cls, dataset: { action }, onclick: (e) => fn(e.currentTarget) }, label);
+    if (withOpen) actions.append(act("open", "Open", () => this.hooks.onOpen(a), "btn-small btn-primary"));
+    if (a.status === "new") actions.append(act("acknowledge", "Acknowledge", (b) => this.change(a, "acknowledge", {}, b)));
+    if (a.status === "new" || a.status === "acknowledged" || a.status === "assigned") {
+      actions.append(act("assign", a.status === "assigned" ? "Reassign" : "Assign", () => this._assignForm(a, extra)));
+      actions.append(act("dismiss", "Dismiss", () => this._dismissForm(a, extra)));
+    }
+    if (a.status === "acknowledged" || a.status === "assigned") actions.append(act("close", "Close", (b) => this.change(a, "close", {}, b)));
+    return [actions, extra];
+  }
+
+  _row(a) {
+    const [actions, extra] = this.actionsFor(a);
+    const who = [];
+    if (a.unit) who.push(`unit ${a.unit}`);
+    const reason = pick(a, "dismiss_reason", "reason");
+    if (a.status === "dismissed" && reason) who.push(`“${reason}”`);
+    return el(
+      "li",
+      {
+        class: `alert-row sev-${a.severity}`,
+        dataset: { alertId: a.id, status: a.status, severity: a.severity, kind: a.kind, key: rowKey(a) },
+      },
+      el(
+        "div",
+        { class: "row-main", onclick: () => this.hooks.onFocus(a) },
+        el("span", { class: `sev-pill sev-${a.severity}` }, a.severity),
+        el("span", { class: "row-title" }, a.title),
+      ),
+      el(
+        "div",
+        { class: "row-meta" },
+        el("time", { datetime: a.at || "", title: stamp(a.at) }, clock(a.at)),
+        el("span", {}, words(a.kind)),
+        el("span", { class: `status-tag st-${a.status}`, dataset: { statusTag: a.status } }, words(a.status)),
+        who.length ? el("span", { class: "row-who" }, who.join(" · ")) : null,
+      ),
+      actions,
+      extra,
+    );
+  }
+
+  _assignForm(a, extra) {
+    const units = this.hooks.units();
+    const input = el("input", { name: "unit", list: "unit-options", required: true, placeholder: "unit id", "aria-label": "Unit" });
+    const options = el("datalist", { id: "unit-options" }, ...units.map((u) => el("option", { value: u })));
+    if (units.length) input.value = units[0];
+    const msg = el("p", { class: "msg", role: "alert", hidden: true });
+    const btn = el("button", { type: "submit", class: "btn-small btn-primary" }, "Assign");
+    const form = el(
+      "form",
+      { class: "reason-form", dataset: { form: "assign" } },
+      el("label", {}, "Assign to unit", input, options),
+      el("div", { class: "row-actions" }, btn, el("button", { type: "button", class: "btn-small btn-ghost", onclick: () => extra.replaceChildren() }, "Cancel")),
+      msg,
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const unit = input.value.trim();
+      if (!unit) {
+        message(msg, "Choose a unit.");
+        return;
+      }
+      await busy(btn, async () => {
+        try {
+          await this._post(a, "assign", { unit });
+        } catch (err) {
+          message(msg, errorText(err));
+        }
+      });
+    });
+    extra.replaceChildren(form);
+  }
+
+  _dismissForm(a, extra) {
+    extra.replaceChildren(
+      reasonForm({
+        label: "Why dismiss?",
+        submit: "Dismiss",
+        placeholder: "e.g. fireworks confirmed by caller",
+        onSubmit: (reason) => this._post(a, "dismiss", { reason }),
+        onCancel: () => extra.replaceChildren(),
+      }),
+    );
+  }
+
+  async change(a, action, body, btn) {
+    await busy(btn, async () => {
+      try {
+        await this._post(a, action, body);
+      } catch (err) {
+        message(this.msg, errorText(err));
+      }
+    });
+  }
+
+  async _post(a, action, body) {
+    const res = await api.post(`alerts/${encodeURIComponent(a.id)}/${action}`, body);
+    const updated = res && (res.id || res.alert_id) ? normAlert(res) : { ...a, status: nextStatus(action, a.status) };
+    if (this._shows(updated.status)) this.alerts.set(a.id, updated);
+    else this.alerts.delete(a.id);
+    this.render();
+    const row = $(`li.alert-row[data-alert-id="${CSS.escape(a.id)}"]`, this.list);
+    if (row) row.classList.add("changed");
+    if (this.hooks.onChanged) this.hooks.onChanged(updated);
+    return updated;
+  }
+}
+
+function rowKey(a) {
+  return [a.status, a.unit || "", a.title, a.severity, pick(a, "dismiss_reason") || ""].join("|");
+}
+
+function nextStatus(action, current) {
+  return { acknowledge: "acknowledged", assign: "assigned", dismiss: "dismissed", close: "closed" }[action] || current;
+}

@@ -1,0 +1,391 @@
+// The incident packet view: what the center gathered about a gunshot incident or
+// a hotlist hit — cameras that can see the place, plate reads nearby (vehicles
+// leaving), body-cam units nearby and whether they record, earlier incidents —
+// plus the gunshot's audio and, for a hit, the read's photos beside the hotlist
+// entry with "verify before action" and confirm / reject with a reason.
+//
+// It opens over the map (#packet-view[data-kind][data-ref-id]) and reloads when
+// a `packet_updated` event for it arrives.
+
+import * as api from "./api.js";
+import { $, clock, el, items, message, pick, position, show, stamp, words } from "./dom.js";
+import { errorText, reasonForm } from "./forms.js";
+
+const RELOAD_MS = 200;
+
+function section(name, title, body) {
+  return el("section", { class: "packet-section", dataset: { section: name } }, el("h3", {}, title), body);
+}
+
+function dist(m) {
+  const v = Number(m);
+  return Number.isFinite(v) ? `${Math.round(v)} m` : "";
+}
+
+function list(rows, empty, note) {
+  if (!rows.length) return el("p", { class: "muted empty" }, note ? `${empty} (${note})` : empty);
+  return el("ul", { class: "packet-list" }, ...rows);
+}
+
+/** Metres between two {lat, lon} (haversine), or undefined. */
+function metres(a, b) {
+  if (!a || !b) return undefined;
+  const R = 6371008.8, rad = Math.PI / 180;
+  const dlat = (b.lat - a.lat) * rad, dlon = (b.lon - a.lon) * rad;
+  const h = Math.sin(dlat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dlon / 2) ** 2;
+  return 2 * R * Math.asin(Math.sqrt(h));
+}
+
+function noteOf(sec) {
+  return sec && !Array.isArray(sec) && sec.note ? String(sec.note) : "";
+}
+
+export class PacketView {
+  /**
+   * @param {HTMLElement} root  #packet-view
+   * @param {{map: object, alertActions?: (alert: object) => HTMLElement[], role: string,
+   *          has?: (path: string) => boolean}} hooks  has: whether the center offers GET `path`
+   */
+  constructor(root, hooks) {
+    this.root = root;
+    this.hooks = hooks;
+    this.body = $("#packet-body", root);
+    this.title = $("#packet-title", root);
+    this.current = null;
+    this._timer = null;
+    $("#packet-close", root).addEventListener("click", () => this.close());
+  }
+
+  close() {
+    this.current = null;
+    clearTimeout(this._timer);
+    for (const a of this.body.querySelectorAll("audio, img")) a.removeAttribute("src");
+    this.body.replaceChildren();
+    show(this.root, false);
+    delete this.root.dataset.kind;
+    delete this.root.dataset.refId;
+    this.hooks.map.clearPacket();
+  }
+
+  /** Open the packet of `kind` ("gunshot" | "hit") for `refId`; `alert` when opened from the queue. */
+  async open(kind, refId, alert = null) {
+    this.current = { kind, refId: String(refId), alert };
+    this.root.dataset.kind = kind;
+    this.root.dataset.refId = String(refId);
+    this.title.textContent = alert ? alert.title : kind === "hit" ? "Hotlist hit" : "Gunshot incident";
+    this.msg = el("p", { class: "msg", role: "status", hidden: true });
+    this.detail = el("div", { class: "packet-detail" });
+    this.sections = el("div", { class: "packet-sections", dataset: { state: "loading" } }, el("p", { class: "muted" }, "Loading the packet…"));
+    this.actionsBox = el("div", { class: "packet-actions" });
+    this.setAlert(alert);
+    this.body.replaceChildren(this.msg, this.actionsBox, this.detail, this.sections);
+    show(this.root, true);
+    const has = this.hooks.has || (() => true);
+    if (!has("/packets/{}/{}")) {
+      this.sections.dataset.state = "none";
+      this.sections.replaceChildren(el("p", { class: "muted" }, "Incident packets are not available on this center."));
+    }
+    await Promise.all([kind === "hit" ? this._hit(refId) : this._gunshot(refId), has("/packets/{}/{}") ? this.loadPacket() : null]);
+  }
+
+  /** Open a plain alert (no packet): its details and actions. */
+  openAlert(alert) {
+    this.current = { kind: "alert", refId: alert.id, alert };
+    this.root.dataset.kind = "alert";
+    this.root.dataset.refId = alert.id;
+    this.title.textContent = alert.title;
+    this.actionsBox = el("div", { class: "packet-actions" });
+    this.setAlert(alert);
+    this.body.replaceChildren(
+      this.actionsBox,
+      el(
+        "table",
+        { class: "kv" },
+        el("tr", {}, el("th", {}, "Kind"), el("td", {}, words(alert.kind))),
+        el("tr", {}, el("th", {}, "Status"), el("td", {}, words(alert.status))),
+        el("tr", {}, el("th", {}, "Time"), el("td", {}, stamp(alert.at))),
+      ),
+    );
+    show(this.root, true);
+  }
+
+  /** Show (or refresh) the alert's status and actions at the top of the view. */
+  setAlert(alert) {
+    if (!this.current || !this.actionsBox) return;
+    this.current.alert = alert;
+    if (!alert) {
+      this.actionsBox.replaceChildren();
+      return;
+    }
+    this.actionsBox.dataset.alertId = alert.id;
+    this.actionsBox.dataset.status = alert.status;
+    this.actionsBox.replaceChildren(
+      el("span", { class: `status-tag st-${alert.status}` }, words(alert.status)),
+      ...(this.hooks.alertActions ? this.hooks.alertActions(alert) : []),
+    );
+  }
+
+  /** A live event: reload the open packet when it changed. */
+  onEvent(ev) {
+    const c = this.current;
+    if (!c || ev.type !== "packet_updated") return;
+    const kind = pick(ev, "kind", "packet_kind");
+    const ref = String(pick(ev, "ref_id", "ref") ?? "");
+    if (ref !== c.refId || (kind && !sameKind(kind, c.kind))) return;
+    clearTimeout(this._timer);
+    this._timer = setTimeout(() => this.loadPacket(), RELOAD_MS);
+  }
+
+  async loadPacket() {
+    const c = this.current;
+    if (!c) return;
+    let packet;
+    try {
+      packet = await api.get(`packets/${encodeURIComponent(c.kind)}/${encodeURIComponent(c.refId)}`);
+    } catch (err) {
+      if (this.current !== c) return;
+      this.sections.dataset.state = "error";
+      this.sections.replaceChildren(el("p", { class: "msg", dataset: { kind: "error" } }, `Packet unavailable: ${errorText(err)}`));
+      return;
+    }
+    if (this.current !== c) return;
+    this.renderPacket(packet);
+  }
+
+  renderPacket(p) {
+    const body = p.body || p.packet || p;
+    const cameras = items(body.cameras);
+    const reads = items(pick(body, "plate_reads", "reads"));
+    const units = items(pick(body, "bodycams", "units"));
+    const earlier = items(pick(body, "earlier_incidents", "earlier"));
+    const pos = position(pick(body, "pos", "center") || body) || position(p);
+    const updated = pick(p, "updated_at", "built_at");
+    this.sections.dataset.state = "ready";
+    this.sections.dataset.updatedAt = updated || "";
+    this.sections.replaceChildren(
+      updated ? el("p", { class: "muted packet-updated" }, `Updated ${clock(updated)}`) : "",
+      section(
+        "cameras",
+        `Cameras that can see the place (${cameras.length})`,
+        list(
+          cameras.map((cam) => {
+            const id = String(pick(cam, "camera_id", "id"));
+            const live = Boolean(pick(cam, "live", "integrated")) || cam.level === "integrated";
+            return el(
+              "li",
+              { dataset: { cameraId: id } },
+              el("span", { class: "li-main" }, cam.name || id),
+              el("span", { class: "muted" }, [words(cam.kind), words(cam.level), dist(cam.distance_m)].filter(Boolean).join(" · ")),
+              live ? el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "live" }, onclick: () => this.showLive(id, cam.name || id) }, "Live view") : null,
+            );
+          }),
+          "No camera sees this place.", noteOf(body.cameras),
+        ),
+      ),
+      section(
+        "reads",
+        `Plate reads nearby (${reads.length})`,
+        list(
+          reads.map((r) =>
+            el(
+              "li",
+              { dataset: { readId: String(pick(r, "id", "read_id")) }, onclick: () => this._focus(r) },
+              el("span", { class: "li-main plate" }, r.plate || "?"),
+              el("span", { class: "muted" }, [clock(pick(r, "read_at", "occurred_at", "at")), pick(r, "device", "device_id", "camera"), dist(r.distance_m ?? metres(pos, position(r))), r.direction ? `heading ${r.direction}` : Number.isFinite(r.heading_deg) ? `heading ${Math.round(r.heading_deg)}°` : ""].filter(Boolean).join(" · ")),
+            ),
+          ),
+          "No plate reads nearby in the window.", noteOf(pick(body, "plate_reads", "reads")),
+        ),
+      ),
+      section(
+        "units",
+        `Body-cam units nearby (${units.length})`,
+        list(
+          units.map((u) =>
+            el(
+              "li",
+              { dataset: { unitId: String(pick(u, "device_id", "id")), recording: String(Boolean(u.recording)) } },
+              el("span", { class: "li-main" }, u.name || pick(u, "device_id", "id")),
+              el("span", { class: "muted" }, dist(u.distance_m)),
+              el("span", { class: `rec-tag ${u.recording ? "on" : "off"}` }, u.recording ? "recording" : "not recording"),
+            ),
+          ),
+          "No unit nearby.", noteOf(pick(body, "bodycams", "units")),
+        ),
+      ),
+      section(
+        "earlier",
+        `Earlier incidents nearby (${earlier.length})`,
+        list(
+          earlier.map((i) =>
+            el(
+              "li",
+              { dataset: { incidentId: String(pick(i, "id", "incident_id")) }, onclick: () => this._focus(i) },
+              el("span", { class: "li-main" }, i.label || words(i.kind) || "incident"),
+              el("span", { class: "muted" }, [stamp(pick(i, "occurred_at", "at")), dist(i.distance_m), i.rounds ? `${i.rounds} rounds` : ""].filter(Boolean).join(" · ")),
+            ),
+          ),
+          "None in the period.", noteOf(pick(body, "earlier_incidents", "earlier")),
+        ),
+      ),
+    );
+    this.hooks.map.showPacket({ pos, cameras, reads, units, earlier });
+  }
+
+  _focus(obj) {
+    const p = position(obj);
+    if (p) this.hooks.map.flyTo(p);
+  }
+
+  // -- the gunshot: details and audio ------------------------------------------
+
+  async _gunshot(id) {
+    let g;
+    try {
+      g = await api.get(`gunshots/${encodeURIComponent(id)}`);
+    } catch (err) {
+      this.detail.replaceChildren(el("p", { class: "msg", dataset: { kind: "error" } }, `Incident unavailable: ${errorText(err)}`));
+      return;
+    }
+    const sensors = g.sensors || [];
+    const audio = el(
+      "div",
+      { class: "audio-list" },
+      ...sensors.map((s) =>
+        el(
+          "div",
+          { class: "audio-row", dataset: { sensor: s } },
+          el("span", { class: "muted" }, s),
+          el("audio", { controls: true, preload: "none", src: `${api.API}gunshots/${encodeURIComponent(id)}/audio?sensor=${encodeURIComponent(s)}` }),
+        ),
+      ),
+    );
+    this.detail.replaceChildren(
+      el(
+        "table",
+        { class: "kv" },
+        el("tr", {}, el("th", {}, "Time"), el("td", {}, stamp(g.occurred_at))),
+        el("tr", {}, el("th", {}, "Label"), el("td", {}, `${g.label} (${Math.round((g.confidence || 0) * 100)} %)`)),
+        el("tr", {}, el("th", {}, "Rounds"), el("td", {}, `${g.rounds}${g.automatic ? " · automatic" : ""}${g.multiple_shooters ? " · several shooters" : ""}`)),
+        el("tr", {}, el("th", {}, "Uncertainty"), el("td", {}, `${Math.round(g.ellipse_major_m)} × ${Math.round(g.ellipse_minor_m)} m`)),
+        el("tr", {}, el("th", {}, "Status"), el("td", {}, words(g.status))),
+      ),
+      section("audio", "Audio from the sensors", sensors.length ? audio : el("p", { class: "muted" }, "No audio.")),
+    );
+    if (Number.isFinite(g.lat)) this.hooks.map.flyTo({ lat: g.lat, lon: g.lon });
+  }
+
+  // -- the hit: photos beside the entry; verify before action -------------------
+
+  async _hit(id) {
+    let h;
+    try {
+      h = await api.get(`hits/${encodeURIComponent(id)}`);
+    } catch (err) {
+      this.detail.replaceChildren(el("p", { class: "msg", dataset: { kind: "error" } }, `Hit unavailable: ${errorText(err)}`));
+      return;
+    }
+    const read = h.read || {};
+    const entry = h.entry || {};
+    const readId = pick(h, "read_id") || pick(read, "id", "read_id");
+    const status = h.status || "verify";
+    const img = (kind) => {
+      // a photo only when the read has one stored (edge reads may send the text only)
+      const stored = kind === "crop" ? pick(h, "crop_ref") || pick(read, "crop_ref") : pick(h, "image_ref") || pick(read, "image_ref");
+      const caption = kind === "crop" ? "Plate" : "Vehicle";
+      if (!stored || !readId) return el("figure", { class: "hit-photo none", dataset: { photo: "none" } }, el("figcaption", {}, `${caption}: no photo stored`));
+      const src = `${api.API}plates/reads/${encodeURIComponent(readId)}/image?kind=${kind}`;
+      return el("figure", { class: "hit-photo", dataset: { photo: kind } }, el("img", { src, alt: `${caption.toLowerCase()} photo of the read` }), el("figcaption", {}, caption));
+    };
+    const decided = status !== "verify" && status !== "pending";
+    const msg = el("p", { class: "msg", role: "status", hidden: true });
+    const decision = el("div", { class: "hit-decision" });
+    const decide = (d) =>
+      decision.replaceChildren(
+        reasonForm({
+          label: d === "confirmed" ? "Confirmed how?" : "Why reject?",
+          submit: d === "confirmed" ? "Confirm hit" : "Reject hit",
+          name: `decision-${d}`,
+          placeholder: d === "confirmed" ? "e.g. plate and vehicle match, NCIC re-checked" : "e.g. misread: 8 read as B",
+          onSubmit: async (reason) => {
+            const res = await api.post(`hits/${encodeURIComponent(id)}/decision`, { decision: d, reason });
+            const done = (res && res.status) || d;
+            message(msg, `Hit ${words(done)}.`, "ok");
+            const view = this.root.querySelector(".hit-view");
+            view.dataset.status = done;
+            view.querySelector(".verify-banner").textContent = `Decision: ${words(done)} — ${reason}`;
+            decision.replaceChildren();
+          },
+          onCancel: () => decisionButtons(),
+        }),
+      );
+    const decisionButtons = () =>
+      decision.replaceChildren(
+        el("button", { type: "button", class: "btn-small btn-primary", dataset: { action: "confirm" }, onclick: () => decide("confirmed") }, "Confirm"),
+        el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "reject" }, onclick: () => decide("rejected") }, "Reject (misread)"),
+      );
+    if (!decided) decisionButtons();
+    this.detail.replaceChildren(
+      el(
+        "div",
+        { class: "hit-view", dataset: { status } },
+        el("p", { class: "verify-banner", role: "alert" }, decided ? `Decision: ${words(status)}${h.decision_reason ? ` — ${h.decision_reason}` : ""}` : "Verify before action: compare the photo with the hotlist entry and confirm by radio/NCIC before stopping anyone."),
+        el(
+          "div",
+          { class: "hit-compare" },
+          el("div", { class: "hit-photos" }, img("crop"), img("vehicle")),
+          el(
+            "table",
+            { class: "kv hit-entry" },
+            el("tr", {}, el("th", {}, "Read"), el("td", { class: "plate" }, pick(h, "plate") || read.plate || "?")),
+            el("tr", {}, el("th", {}, "Hotlist"), el("td", { class: "plate" }, pick(entry, "plate", "pattern") || h.entry_plate || "?")),
+            el("tr", {}, el("th", {}, "Match"), el("td", {}, words(h.match))),
+            el("tr", {}, el("th", {}, "Category"), el("td", {}, words(pick(entry, "category") || h.category))),
+            el("tr", {}, el("th", {}, "Source"), el("td", {}, pick(entry, "source") || h.entry_source || "")),
+            el("tr", {}, el("th", {}, "Reason"), el("td", {}, pick(entry, "reason") || h.reason || "")),
+            el("tr", {}, el("th", {}, "Camera"), el("td", {}, pick(read, "device") || h.device || "")),
+            el("tr", {}, el("th", {}, "Time"), el("td", {}, stamp(h.read_at || pick(read, "read_at", "occurred_at")))),
+          ),
+        ),
+        decision,
+        msg,
+      ),
+    );
+    const p = position(read) || position(h);
+    if (p) this.hooks.map.flyTo(p);
+  }
+
+  // -- camera live view ----------------------------------------------------------
+
+  /** Open the view on a camera's live feed alone. */
+  openCamera(id, name) {
+    this.current = { kind: "camera", refId: String(id), alert: null };
+    this.root.dataset.kind = "camera";
+    this.root.dataset.refId = String(id);
+    this.title.textContent = name;
+    this.actionsBox = null;
+    this.body.replaceChildren();
+    show(this.root, true);
+    this.showLive(id, name);
+  }
+
+  showLive(id, name) {
+    const box = el(
+      "div",
+      { class: "live-view", dataset: { cameraId: id } },
+      el("div", { class: "live-head" }, el("span", {}, `Live — ${name}`), el("button", { type: "button", class: "btn-icon", "aria-label": "Close live view", onclick: () => { box.querySelector("img").removeAttribute("src"); box.remove(); } }, "×")),
+      el("img", { src: `${api.API}cameras/${encodeURIComponent(id)}/live.mjpeg`, alt: `live view of ${name}` }),
+    );
+    for (const old of this.body.querySelectorAll(".live-view")) {
+      old.querySelector("img").removeAttribute("src");
+      old.remove();
+    }
+    this.body.prepend(box);
+  }
+}
+
+function sameKind(a, b) {
+  const norm = (k) => (/hit|hotlist/.test(k) ? "hit" : /gun|shot/.test(k) ? "gunshot" : k);
+  return norm(a) === norm(b);
+}
+
