@@ -153,9 +153,15 @@ class PageCache:
 
 
 def audit_status(report: Any) -> dict[str, Any]:
-    """The public part of an audit-chain verification: intact or not, and how many entries."""
+    """The public part of an audit-chain verification: intact or not, how many entries, and the head.
+
+    Publishing the head (its sequence number and hash) lets anyone keep a copy: a later page whose
+    chain no longer contains that head shows that the newest entries were cut off.
+    """
     return {
         "intact": bool(report.ok),
         "entries_checked": int(report.checked),
+        "head_seq": int(report.head_seq),
+        "head_hash": str(report.head_hash),
         "verified_at": datetime.now(UTC).isoformat(),
     }

@@ -83,6 +83,7 @@ async def test_public_page_has_aggregates_and_no_personal_data(
     assert gun["share_no_outcome"] == pytest.approx(1 / 3, abs=1e-3)
     chain = page["audit_chain"]
     assert chain["intact"] is True and chain["entries_checked"] >= 3
+    assert chain["head_seq"] >= 3 and len(chain["head_hash"]) == 64  # the head, for outside copies
     for room in ("plates", "cameras", "bodycams"):
         assert isinstance(page[room]["available"], bool)
     if page["plates"]["available"]:  # the plates room reports retention with its purge counts
