@@ -125,16 +125,34 @@ def kde(p: Prepared, w: Window, bandwidth: float = 0.1, half_life_days: float | 
     if pts.shape[1] < 3:
         return counts(p, w)
     weights = None if half_life_days is None else _recency_weights(p, sl, w.end, half_life_days)
+    if _degenerate(pts):  # all points on one spot or a line: no 2-D density
+        return counts(p, w)
     try:
         kernel = gaussian_kde(pts, bw_method=bandwidth, weights=weights)
-    except np.linalg.LinAlgError:  # all points on a line: no 2-D density
+    except np.linalg.LinAlgError:
         return counts(p, w)
     if pts.shape[1] * p.sample_xy.shape[1] > KDE_BUDGET:  # large history × many cells: centres only
-        return np.asarray(kernel(p.cell_xy) * p.area.area_km2, dtype=np.float64)
-    density = kernel(p.sample_xy)
-    n = np.bincount(p.sample_cell, minlength=len(p.area))
-    mean = np.bincount(p.sample_cell, weights=density, minlength=len(p.area)) / np.maximum(n, 1)
-    return np.asarray(mean * p.area.area_km2, dtype=np.float64)
+        out = np.asarray(kernel(p.cell_xy) * p.area.area_km2, dtype=np.float64)
+    else:
+        density = kernel(p.sample_xy)
+        n = np.bincount(p.sample_cell, minlength=len(p.area))
+        mean = np.bincount(p.sample_cell, weights=density, minlength=len(p.area)) / np.maximum(n, 1)
+        out = np.asarray(mean * p.area.area_km2, dtype=np.float64)
+    if not np.all(np.isfinite(out)) or out.sum() <= 0:  # a near-singular kernel: fall back to counts
+        return counts(p, w)
+    return out
+
+
+def _degenerate(pts: FloatArray, min_spread_m: float = 1.0) -> bool:
+    """Whether 2-D points (metres) have (almost) no spread along some direction.
+
+    Rounding in a weighted mean can leave a covariance that is singular in truth but not in
+    floating point, and ``gaussian_kde`` then builds a kernel of absurd height; the smallest
+    principal standard deviation below ``min_spread_m`` catches that case deterministically.
+    """
+    centred = pts - pts.mean(axis=1, keepdims=True)
+    smallest = np.linalg.svd(centred, compute_uv=False)[-1] / np.sqrt(max(pts.shape[1] - 1, 1))
+    return bool(smallest < min_spread_m)
 
 
 def gi_weights(area: StudyArea, k: int = 1) -> Any:
