@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -16,6 +17,7 @@ from rtcc.plates import reads as repo
 from rtcc.plates.media import MediaStore
 from rtcc.store import Store
 from rtcc.store.migrate import upgrade
+from rtcc.store.tables_plates import PlateReadRow
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 CENTRE = (41.8800, -87.6300)
@@ -61,7 +63,7 @@ def offset(north_m: float, east_m: float) -> tuple[float, float]:
     return lat, lon
 
 
-def plates(rows: list[repo.PlateReadRow]) -> list[str]:
+def plates(rows: list[PlateReadRow]) -> list[str]:
     return [r.plate for r in rows]
 
 
@@ -206,3 +208,78 @@ def test_partial_search_newest_first_across_days(store: Store) -> None:
     window = {"start": now - timedelta(days=30), "end": now - timedelta(days=10)}
     assert find(100, **window) == ["QRT002", "QRT003", "QRT004"]
     assert find(1, end=now - timedelta(days=150)) == ["QRT021"]
+
+
+@pytest.mark.parametrize("verify", ["time_index", "fts"])
+def test_partial_search_walk_equals_the_plain_query(
+    store: Store, verify: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Newest-first partial search (SQLite: FTS pages + a check by time) gives the plain query's answer.
+
+    4 000 reads over 40 days arrive mostly in time order with jitter, plus a late backlog of old
+    reads and a clock-skewed camera whose reads are newer than their insertion order; many share a
+    time (ties ordered by id). Small FTS pages force walks of several pages.
+    """
+    import random
+
+    from sqlalchemy import select
+
+    monkeypatch.setattr(repo, "_FTS_FIRST_PAGE", 8)
+    monkeypatch.setattr(repo, "_FTS_PAGE_MAX", 64)
+    monkeypatch.setattr(repo, "_TIME_INDEX_RATIO", 1e18 if verify == "time_index" else 0.0)
+    rng = random.Random(5)
+    letters, digits = "ABCX", "1237"
+
+    def plate() -> str:
+        return "".join(rng.choice(letters) for _ in range(2)) + "".join(rng.choice(digits) for _ in range(3))
+
+    span = 40 * 24 * 60
+    made = [
+        read(plate(), minutes=round(span * i / 3600 + rng.uniform(-90, 0)), device=f"cam-{rng.randrange(4)}")
+        for i in range(3600)
+    ]
+    backlog = [read(plate(), minutes=rng.uniform(0, span), device="cam-late") for _ in range(200)]
+    skewed = [read(plate(), minutes=span - rng.uniform(0, 600), device="cam-skew") for _ in range(200)]
+
+    def insert(batch: list[PlateRead]) -> None:
+        store.run(lambda s: repo.insert_reads(s, batch))
+
+    insert(skewed[:100])
+    for k in range(0, len(made), 400):
+        insert(made[k : k + 400])
+        if k == 1600:
+            insert(skewed[100:])
+    insert(backlog)
+
+    def plain(s: Any, query: str, limit: int, **kw: Any) -> list[str]:
+        q = select(PlateReadRow.id).where(PlateReadRow.plate.like(repo.partial_pattern(query)))
+        if kw.get("start") is not None:
+            q = q.where(PlateReadRow.read_at >= kw["start"])
+        if kw.get("end") is not None:
+            q = q.where(PlateReadRow.read_at < kw["end"])
+        if kw.get("device_ids") is not None:
+            q = q.where(PlateReadRow.device_id.in_(kw["device_ids"]))
+        order = (PlateReadRow.read_at.desc(), PlateReadRow.id)
+        return [str(i) for i in s.scalars(q.order_by(*order).limit(limit))]
+
+    windows: list[dict[str, Any]] = [
+        {},
+        {"start": T0 + timedelta(days=20)},
+        {"end": T0 + timedelta(days=39, hours=20)},
+        {"start": T0 + timedelta(days=3), "end": T0 + timedelta(days=9)},
+        {"device_ids": ["cam-skew", "cam-late"]},
+        {"device_ids": ["cam-2"], "start": T0 + timedelta(days=30)},
+    ]
+    checked = 0
+    for query in ("AB1", "X7", "C", "B12", "CX", "2", "A?3*", "??1*", "XA777", "Q1"):
+        for limit in (1, 7, 50, 400, 5000):
+            for kw in windows:
+
+                def both(s: Any, q: str = query, n: int = limit, w: dict[str, Any] = kw) -> tuple[Any, Any]:
+                    got = [str(r.id) for r in repo.search_reads(s, plate=q, mode="partial", limit=n, **w)]
+                    return got, plain(s, q, n, **w)
+
+                got, want = store.run(both)
+                assert got == want, (query, limit, kw)
+                checked += bool(want)
+    assert checked > 200  # most combinations find something

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 
 import av
@@ -14,8 +15,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from rtcc.cameras.rtsp_relay import RtspTestStream
 from rtcc.cli.plates import register
-from rtcc.plates.track import PlateTracker, Sighting, similarity, travel, vote
+from rtcc.errors import ValidationFailed
+from rtcc.plates.track import Pass, PlateTracker, Sighting, similarity, travel, vote
+from rtcc.plates.video import passes
 from rtcc.roles import DeviceType, Role
 from tests.conftest import Running
 from tests.plates.render_helpers import car_with_plate, road
@@ -86,8 +90,8 @@ def _zoom(img: npt.NDArray[np.uint8], z: float) -> npt.NDArray[np.uint8]:
     return np.ascontiguousarray(img[y0 : y0 + ch, x0 : x0 + cw])
 
 
-def make_video(path: Path) -> None:
-    """24 frames at 10 fps: ABC1234 drives left to right, a gap, XYZ987 comes towards the camera."""
+def street_frames() -> list[npt.NDArray[np.uint8]]:
+    """24 frames: ABC1234 drives left to right, a gap, XYZ987 comes towards the camera."""
     frames: list[npt.NDArray[np.uint8]] = []
     for k in range(9):
         frames.append(car_with_plate("ABC1234", seed=k, shift=(-260 + 60 * k, 0)))
@@ -95,13 +99,19 @@ def make_video(path: Path) -> None:
         frames.append(road(seed=100 + k))
     for k in range(9):
         frames.append(_zoom(car_with_plate("XYZ987", seed=200 + k), 1.0 + 0.05 * k))
+    return frames
+
+
+def make_video(path: Path) -> None:
+    """The street frames as an H.264 file at 10 fps."""
+    frames = street_frames()
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=10)
         stream.width, stream.height = SIZE
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "16", "preset": "veryfast"}
         for img in frames:
-            small = cv2.resize(img, SIZE, interpolation=cv2.INTER_AREA)
+            small = np.asarray(cv2.resize(img, SIZE, interpolation=cv2.INTER_AREA), dtype=np.uint8)
             for packet in stream.encode(av.VideoFrame.from_ndarray(small, format="bgr24")):
                 out.mux(packet)
         for packet in stream.encode():
@@ -162,3 +172,68 @@ async def test_cli_video_sends_passes_to_the_center(
     for p in passes:
         crop = await officer.get(f"/api/v1/plates/reads/{p['read']['id']}/image")  # type: ignore[attr-defined]
         assert crop.status_code == 200 and crop.content[:2] == b"\xff\xd8"
+
+
+async def test_passes_read_from_an_rtsp_stream() -> None:
+    """The street video played live over RTSP (FFmpeg + the loopback relay), looped until both passes end.
+
+    The reader joins a live stream, so it may start mid-loop: every pass it reports must be one of
+    the two vehicles, each vehicle must be read at least once, and the left-to-right car is seen
+    driving east whenever it was tracked over several samples.
+    """
+    if not RtspTestStream.available():
+        pytest.skip("ffmpeg is not installed (CI installs it)")
+    from rtcc.plates.recognize import PlateReader
+
+    reader = PlateReader.load()
+
+    def small(img: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        return np.asarray(cv2.resize(img, SIZE, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+    street = [small(img) for img in street_frames()]
+    gap = [small(road(seed=300 + k)) for k in range(6)]
+    rtsp = RtspTestStream(size=SIZE, fps=10, source="pipe", path="street")
+    url = await rtsp.start()
+    got: list[Pass] = []
+    errors: list[Exception] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            for p in passes(url, reader, every_n=2, camera_heading=0.0, keep_frames=False):
+                got.append(p)
+        except ValidationFailed as exc:  # the stream ending when the relay stops
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    loops = 0
+    try:
+
+        async def play(images: list[npt.NDArray[np.uint8]]) -> None:
+            for img in images:
+                rtsp.write_frame(img)
+                await rtsp.drain()
+                await asyncio.sleep(0.1)
+
+        for _ in range(100):  # road until the reader is playing (at most ~10 s)
+            if rtsp.playing or done.is_set():
+                break
+            await play(gap[:1])
+        assert rtsp.playing, f"the reader never started playing: {errors}"
+        await play(gap)  # past the next key frame
+        while loops < 4 and {p.plate for p in got} != {"ABC1234", "XYZ987"}:
+            await play(street + gap)
+            loops += 1
+        await play(gap + gap)  # the last pass ends
+    finally:
+        await rtsp.stop()
+        await asyncio.to_thread(thread.join, 20)
+    assert done.is_set()
+    plates = [p.plate for p in got]
+    assert set(plates) == {"ABC1234", "XYZ987"}, (plates, errors)
+    assert all(plates.count(plate) <= loops for plate in set(plates))
+    assert all(p.direction == "E" for p in got if p.plate == "ABC1234" and p.sightings >= 3)
+    assert all(0 < p.confidence <= 1 for p in got)
