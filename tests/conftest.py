@@ -43,9 +43,9 @@ def _require(var: str) -> str:
     pytest.skip(f'{var} not set: start services with `eval "$(bash scripts/services.sh start)"`')
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database with PostGIS, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database with PostGIS (its URL), dropped afterwards."""
     base = _require("RTCC_TEST_PG_URL")
     name = f"rtcc_t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(make_url(base).set(database="postgres"), isolation_level="AUTOCOMMIT")
@@ -62,6 +62,13 @@ def pg_url() -> Iterator[str]:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database with PostGIS, dropped afterwards."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -10,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -25,7 +23,7 @@ from rtcc.store.migrate import upgrade
 from rtcc.store.tables_hotlists import RetentionRunRow
 from rtcc.store.tables_ops import Case, CaseLink
 from rtcc.store.tables_plates import PlateReadRow
-from tests.conftest import StartCenter
+from tests.conftest import StartCenter, fresh_pg_database
 from tests.helpers import eventually
 
 NOW = datetime.now(UTC)
@@ -34,24 +32,8 @@ NOW = datetime.now(UTC)
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, migrated-by-the-center PostgreSQL database (the folder's ``pg_url`` holds bare tables)."""
-    base = os.environ.get("RTCC_TEST_PG_URL")
-    if not base:
-        pytest.skip("RTCC_TEST_PG_URL is not set")
-    name = f"rtcc_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(make_url(base).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name)
-    eng = create_engine(url, isolation_level="AUTOCOMMIT")
-    with eng.connect() as conn:
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    eng.dispose()
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_pg_database() as url:
+        yield url
 
 
 HERE = Position(lat=33.52, lon=-86.81)

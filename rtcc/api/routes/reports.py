@@ -14,6 +14,7 @@ bearer token); there is no separate feed token to leak or rotate.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
@@ -62,6 +63,31 @@ async def _rows(ctx: Context, who: Principal, start: datetime, end: datetime) ->
     return list(reversed(rows))
 
 
+async def _export(
+    ctx: Context,
+    who: Principal,
+    start: datetime | None,
+    end: datetime | None,
+    fmt: str,
+    render: Callable[[list[Any]], str],
+    media_type: str,
+) -> Response:
+    """The alerts of a range rendered as ``fmt``, as a download; the export is audited with its size."""
+    start, end = _range(ctx, start, end)
+    rows = await _rows(ctx, who, start, end)
+    await ctx.audit(
+        who,
+        "export_alerts",
+        "alert",
+        details={"format": fmt, "start": start.isoformat(), "end": end.isoformat(), "rows": len(rows)},
+    )
+    return Response(
+        render(rows),
+        media_type=media_type,
+        headers={"content-disposition": f'attachment; filename="alerts.{fmt}"'},
+    )
+
+
 @router.get(
     "/exports/alerts.csv",
     summary="Alerts in a time range as CSV (audited)",
@@ -76,19 +102,7 @@ async def export_csv(
 ) -> Response:
     from rtcc.ops.exports import alerts_csv
 
-    start, end = _range(ctx, start, end)
-    rows = await _rows(ctx, who, start, end)
-    await ctx.audit(
-        who,
-        "export_alerts",
-        "alert",
-        details={"format": "csv", "start": start.isoformat(), "end": end.isoformat(), "rows": len(rows)},
-    )
-    return Response(
-        alerts_csv(rows),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": 'attachment; filename="alerts.csv"'},
-    )
+    return await _export(ctx, who, start, end, "csv", alerts_csv, "text/csv; charset=utf-8")
 
 
 @router.get(
@@ -105,19 +119,10 @@ async def export_geojson(
 ) -> Response:
     from rtcc.ops.exports import alerts_geojson
 
-    start, end = _range(ctx, start, end)
-    rows = await _rows(ctx, who, start, end)
-    await ctx.audit(
-        who,
-        "export_alerts",
-        "alert",
-        details={"format": "geojson", "start": start.isoformat(), "end": end.isoformat(), "rows": len(rows)},
-    )
-    return Response(
-        json.dumps(alerts_geojson(rows), separators=(",", ":")),
-        media_type="application/geo+json",
-        headers={"content-disposition": 'attachment; filename="alerts.geojson"'},
-    )
+    def body(rows: list[Any]) -> str:
+        return json.dumps(alerts_geojson(rows), separators=(",", ":"))
+
+    return await _export(ctx, who, start, end, "geojson", body, "application/geo+json")
 
 
 @router.get(
