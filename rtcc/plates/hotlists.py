@@ -336,8 +336,58 @@ class ActiveList:
     expires: dict[str, datetime]
 
 
-def active_entries(session: Session, now: datetime | None = None) -> ActiveList:
-    """Every entry not expired at ``now``, with the hotlist version of the same snapshot."""
+SourceSignature = tuple[int, str]
+"""What identifies a source's content: its entry count and newest ``created_at`` (ISO text)."""
+
+
+def source_signatures(session: Session) -> dict[str, SourceSignature]:
+    """Per source, its :data:`SourceSignature`; a list that changed has a different one.
+
+    Every change moves it: :func:`replace_source` writes new ``created_at``
+    times (and usually a new count), :func:`add_entry` a newer time,
+    :func:`delete_entry` a smaller count. Matchers use it to rebuild only the
+    sources that changed (a BOLO added beside a million-line NCIC list).
+    """
+    q = select(HotlistEntryRow.source, func.count(), func.max(HotlistEntryRow.created_at)).group_by(
+        HotlistEntryRow.source
+    )
+    out: dict[str, SourceSignature] = {}
+    for source, n, newest in session.execute(q):
+        stamp = newest.isoformat() if isinstance(newest, datetime) else str(newest)
+        out[str(source)] = (int(n), stamp)
+    return out
+
+
+@dataclass(frozen=True)
+class SourceSnapshot:
+    """The sources that differ from a matcher's known signatures, in one consistent read.
+
+    ``changed`` holds the active entries of each new or changed source (its
+    :class:`ActiveList`), ``gone`` the sources that no longer have entries.
+    """
+
+    version: int
+    signatures: dict[str, SourceSignature]
+    changed: dict[str, ActiveList]
+    gone: list[str]
+
+
+def changed_sources(
+    session: Session, known: dict[str, SourceSignature], now: datetime | None = None
+) -> SourceSnapshot:
+    """Active entries of every source whose signature differs from ``known`` (all when empty)."""
+    version = hotlist_version(session)
+    sigs = source_signatures(session)
+    changed = {
+        name: active_entries(session, now, source=name)
+        for name, sig in sigs.items()
+        if known.get(name) != sig
+    }
+    return SourceSnapshot(version, sigs, changed, sorted(set(known) - set(sigs)))
+
+
+def active_entries(session: Session, now: datetime | None = None, *, source: str | None = None) -> ActiveList:
+    """Every entry not expired at ``now`` (of one ``source`` if given), with the hotlist version."""
     when = now or _now()
     version = hotlist_version(session)
     q = select(
@@ -347,6 +397,8 @@ def active_entries(session: Session, now: datetime | None = None) -> ActiveList:
         HotlistEntryRow.state,
         HotlistEntryRow.expires_at,
     ).where(or_(HotlistEntryRow.expires_at.is_(None), HotlistEntryRow.expires_at > when))
+    if source is not None:
+        q = q.where(HotlistEntryRow.source == source)
     entries: list[HotEntry] = []
     expires: dict[str, datetime] = {}
     for eid, plate, category, state, exp in session.execute(q):

@@ -74,6 +74,11 @@ class Match:
     distance: int = 0
 
 
+def match_order(m: Match) -> tuple[int, int, str]:
+    """Sort key of matches: best kind first, then fewer edits, then entry id."""
+    return (_RANK[m.kind], m.distance, m.entry.entry_id)
+
+
 def _deletes(word: str, max_distance: int) -> set[str]:
     if max_distance == 1:  # the common case, without the general loop's overhead
         return {word, *(word[:i] + word[i + 1 :] for i in range(len(word)))}
@@ -213,7 +218,7 @@ class HotlistMatcher:
         for rx, e in self._star:
             if rx.fullmatch(sk):
                 add(Match(e, "partial"))
-        return sorted(found.values(), key=lambda m: (_RANK[m.kind], m.distance, m.entry.entry_id))
+        return sorted(found.values(), key=match_order)
 
     def match_many(self, plates: Sequence[str]) -> list[list[Match]]:
         return [self.match(p) for p in plates]

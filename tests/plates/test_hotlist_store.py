@@ -213,3 +213,24 @@ def test_imported_rows_read_back_as_the_orm_writes_them(store: Store) -> None:
     assert [r.plate for r in store.run(lambda s: repo.list_entries(s, source="ncic", now=at))] != []
     [src] = store.run(lambda s: repo.list_sources(s, at))
     assert (src.entries, src.active) == (3, 2)
+
+
+def test_source_signatures_move_with_every_change(store: Store) -> None:
+    t0 = NOW
+    store.run(lambda s: repo.add_entry(s, "AAA111", Category.custom, reason="r", created_by="u", now=t0))
+    store.run(lambda s: repo.replace_source(s, "ncic", "ncic", entries("NC", 5), now=t0))
+    first = store.run(repo.source_signatures)
+    e = store.run(
+        lambda s: repo.add_entry(
+            s, "BBB222", Category.custom, reason="r", created_by="u", now=t0 + timedelta(seconds=1)
+        )
+    )
+    second = store.run(repo.source_signatures)
+    store.run(lambda s: repo.delete_entry(s, e.id))
+    third = store.run(repo.source_signatures)
+    assert first["bolo"] != second["bolo"] != third["bolo"]
+    assert third["bolo"] == first["bolo"]  # the same content again
+    assert first["ncic"] == second["ncic"] == third["ncic"]  # a BOLO change leaves the import alone
+    snap = store.run(lambda s: repo.changed_sources(s, {"ncic": first["ncic"], "gone": (1, "x")}, t0))
+    assert sorted(snap.changed) == ["bolo"] and snap.gone == ["gone"]
+    assert [e.plate for e in snap.changed["bolo"].entries] == ["AAA111"]
