@@ -127,18 +127,29 @@ def _banner(center: Any, demo: bool) -> None:
 
 @app.command()
 def demo(
-    port: Annotated[int, typer.Option(help="HTTP port.")] = 8470,
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    data_dir: Annotated[Path, typer.Option(help="Folder for the SQLite file and media.")] = Path("data"),
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port [default: server.port, 8470].", show_default=False)
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to bind [default: server.host].", show_default=False)
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the SQLite file and media [default: data_dir].", show_default=False),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the center on embedded defaults (SQLite, in-process bus) with the simulated city."""
-    settings = settings_or_exit(
-        config,
-        data_dir=data_dir,
-        server={"host": host, "port": port},
-        sim={"enabled": True},
-    )
+    """Run the center on embedded defaults (SQLite, in-process bus) with the simulated city.
+
+    Options given here win over the settings (environment ``RTCC_SERVER__PORT`` etc. or ``--config``).
+    """
+    overrides: dict[str, Any] = {"sim": {"enabled": True}}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    server = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    if server:
+        overrides["server"] = server
+    settings = settings_or_exit(config, **overrides)
     _setup_logging(settings.log_level if settings.log_level != "INFO" else "WARNING")
     _run_center(settings, demo=True)
 
