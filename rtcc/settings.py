@@ -252,6 +252,15 @@ class RetentionSettings(Section):
         le=3650,
         description="Days plate reads (and their images) that hit nothing are kept; hit and case reads stay.",
     )
+    confirmed_hit_days: int = Field(
+        365,
+        ge=1,
+        le=3650,
+        description=(
+            "Days after its decision a confirmed hit's read and photos are kept when no case links them "
+            "(rejected misreads and reads of closed cases follow plate_reads_days)."
+        ),
+    )
     interval_s: float = Field(
         3600.0, ge=1, le=7 * 86400, description="Seconds between scheduled retention runs."
     )

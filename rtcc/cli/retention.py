@@ -26,7 +26,8 @@ def run_cmd(
 ) -> None:
     """Delete plate reads (and their images) older than retention.plate_reads_days that hit nothing.
 
-    Reads with a hit or linked to an open case are kept. The run is recorded
+    Reads linked to an open case, and hit reads the hit still needs (undecided, or tied to an open
+    case; confirmed ones for retention.confirmed_hit_days), are kept. The run is recorded
     and, unless dry, audited with its counts (actor system:retention).
     """
     from rtcc.cli.admin import _store
@@ -62,6 +63,11 @@ def run_cmd(
         f"{verb} {rep.reads_deleted} plate reads older than {rep.plate_reads_days} days "
         f"(before {rep.cutoff.isoformat(timespec='seconds')}) and {rep.media_deleted} media files; "
         f"kept {rep.kept_for_hits} with a hit and {rep.kept_for_cases} linked to an open case"
+        + (
+            f"; {rep.hit_reads_released} hit reads released (misreads, closed cases)"
+            if rep.hit_reads_released
+            else ""
+        )
     )
 
 

@@ -5,9 +5,16 @@ A run (the ``retention`` processor every ``retention.interval_s`` seconds, or
 ``retention.plate_reads_days`` days, and then the media files (plate crops,
 vehicle images) no remaining read uses. It keeps
 
-* reads that hit a hotlist entry (the hit and its photos stay reviewable), and
 * reads linked to an **open** case (``case_links`` with ``ref_type``
-  ``plate_read``); once the case closes they go at the next run.
+  ``plate_read``); once the case closes they go at the next run, and
+* reads that hit a hotlist entry while the hit still needs them: until it is
+  decided (``verify``), and while it or its read is linked to an open case.
+  A hit read is *released* to the ordinary rule once every hit of it was
+  rejected (a misread: the vehicle had nothing to do with the list), once
+  every case it was linked to is closed, or, confirmed and never linked to a
+  case, ``retention.confirmed_hit_days`` after the decision. A released hit
+  keeps its decision record (plate, entry, who decided and why) but loses
+  its photos with the read.
 
 Every run is written to ``retention_runs`` (the transparency page counts
 them) and every real purge is audited with its counts by the actor
@@ -25,11 +32,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from rtcc.plates.reads import purge_reads
 from rtcc.plates.transparency import record_retention_run
+from rtcc.store.tables_hotlists import HitRow
 from rtcc.store.tables_plates import PlateReadRow
 
 log = logging.getLogger(__name__)
@@ -52,6 +60,7 @@ class RetentionReport:
     media_deleted: int = 0
     kept_for_hits: int = 0
     kept_for_cases: int = 0
+    hit_reads_released: int = 0
     media_refs: list[str] = field(default_factory=list, repr=False)
 
     def counts(self) -> dict[str, Any]:
@@ -81,6 +90,67 @@ def open_case_read_ids(session: Session) -> set[str]:
     return {str(x) for x in session.scalars(q)}
 
 
+def _as_utc(t: datetime | None) -> datetime | None:
+    return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
+
+
+def release_hit_reads(session: Session, cutoff: datetime, now: datetime, confirmed_hit_days: int) -> int:
+    """Clear the ``hit`` mark of old hit reads no hit needs any more (see the module docstring).
+
+    Only reads older than ``cutoff`` are looked at; their hits lose their
+    media refs (the photos go with the read). Returns how many reads were released.
+    """
+    import uuid
+
+    from rtcc.store.tables_ops import Case, CaseLink
+
+    by_read: dict[uuid.UUID, list[tuple[str, str, datetime | None]]] = {}
+    for hid, rid, status, decided in session.execute(
+        select(HitRow.id, HitRow.read_id, HitRow.status, HitRow.decided_at).where(HitRow.read_at < cutoff)
+    ):
+        by_read.setdefault(rid, []).append((str(hid), status, _as_utc(decided)))
+    if not by_read:
+        return 0
+    still_hit = set(
+        session.scalars(
+            select(PlateReadRow.id).where(
+                PlateReadRow.read_at < cutoff,
+                PlateReadRow.hit,
+                PlateReadRow.id.in_(list(by_read)),
+            )
+        )
+    )
+    links: dict[tuple[str, str], list[str]] = {}
+    for ref_type, ref_id, case_status in session.execute(
+        select(CaseLink.ref_type, CaseLink.ref_id, Case.status)
+        .join(Case, Case.id == CaseLink.case_id)
+        .where(CaseLink.ref_type.in_(("hit", "plate_read")))
+    ):
+        links.setdefault((ref_type, ref_id), []).append(case_status)
+    confirmed_until = now - timedelta(days=confirmed_hit_days)
+    release: list[uuid.UUID] = []
+    for rid in still_hit:
+        hits = by_read[rid]
+        if any(status == "verify" for _, status, _ in hits):
+            continue
+        cases = links.get(("plate_read", str(rid)), []) + [
+            c for h, _, _ in hits for c in links.get(("hit", h), [])
+        ]
+        if "open" in cases:
+            continue
+        if cases or all(status == "rejected" for _, status, _ in hits):
+            release.append(rid)
+            continue
+        decisions = [d for _, status, d in hits if status == "confirmed" and d is not None]
+        if decisions and max(decisions) < confirmed_until:
+            release.append(rid)
+    for i in range(0, len(release), _IN_CHUNK):
+        chunk = release[i : i + _IN_CHUNK]
+        session.execute(update(PlateReadRow).where(PlateReadRow.id.in_(chunk)).values(hit=False))
+        session.execute(update(HitRow).where(HitRow.read_id.in_(chunk)).values(image_ref=None, crop_ref=None))
+    return len(release)
+
+
 def _count_kept(session: Session, cutoff: datetime, case_ids: set[str]) -> tuple[int, int]:
     """(reads kept for a hit, reads kept for an open case only) among those older than ``cutoff``."""
     import uuid
@@ -107,7 +177,12 @@ def _count_kept(session: Session, cutoff: datetime, case_ids: set[str]) -> tuple
 
 
 def purge_plate_reads(
-    session: Session, *, days: int, dry_run: bool = False, now: datetime | None = None
+    session: Session,
+    *,
+    days: int,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    confirmed_hit_days: int = 365,
 ) -> RetentionReport:
     """Delete (or, dry, count) the expired reads in the caller's transaction and record the run.
 
@@ -118,15 +193,18 @@ def purge_plate_reads(
     cutoff = started - timedelta(days=days)
     keep = open_case_read_ids(session)
     rep = RetentionReport(started, cutoff, days, dry_run)
-    rep.kept_for_hits, rep.kept_for_cases = _count_kept(session, cutoff, keep)
     if dry_run:
         sp = session.begin_nested()
         try:
+            rep.hit_reads_released = release_hit_reads(session, cutoff, started, confirmed_hit_days)
+            rep.kept_for_hits, rep.kept_for_cases = _count_kept(session, cutoff, keep)
             rep.reads_deleted, refs = purge_reads(session, cutoff, keep)
         finally:
             sp.rollback()
         rep.media_deleted = len(refs)
     else:
+        rep.hit_reads_released = release_hit_reads(session, cutoff, started, confirmed_hit_days)
+        rep.kept_for_hits, rep.kept_for_cases = _count_kept(session, cutoff, keep)
         rep.reads_deleted, rep.media_refs = purge_reads(session, cutoff, keep)
         rep.media_deleted = len(rep.media_refs)
     record_retention_run(
@@ -163,7 +241,10 @@ def run_once(
 ) -> RetentionReport:
     """One run in this thread: purge and record in one transaction, then delete the media files."""
     days = int(settings.retention.plate_reads_days)
-    rep: RetentionReport = store.run(lambda s: purge_plate_reads(s, days=days, dry_run=dry_run, now=now))
+    hit_days = int(settings.retention.confirmed_hit_days)
+    rep: RetentionReport = store.run(
+        lambda s: purge_plate_reads(s, days=days, dry_run=dry_run, now=now, confirmed_hit_days=hit_days)
+    )
     if not dry_run and rep.media_refs:
         delete_media(media_root(settings), rep.media_refs)
     return rep
@@ -212,9 +293,12 @@ class RetentionProcessor:
 
         c = self.center
         days = int(c.settings.retention.plate_reads_days)
+        hit_days = int(c.settings.retention.confirmed_hit_days)
         async with self._lock:
             rep: RetentionReport = await c.store.write(
-                lambda s: purge_plate_reads(s, days=days, dry_run=dry_run, now=now)
+                lambda s: purge_plate_reads(
+                    s, days=days, dry_run=dry_run, now=now, confirmed_hit_days=hit_days
+                )
             )
             if not dry_run and rep.media_refs:
                 await asyncio.to_thread(delete_media, media_root(c.settings), rep.media_refs)

@@ -262,6 +262,7 @@ def add_entry(
         src.entry_count = 0
         src.error_count = 0
     src.entry_count = int(src.entry_count or 0) + 1
+    src.imported_at = when  # the BOLO list's last change (matchers' signature, see source_signatures)
     row = HotlistEntryRow(
         id=uuid.uuid4(),
         source=BOLO_SOURCE,
@@ -337,24 +338,23 @@ class ActiveList:
 
 
 SourceSignature = tuple[int, str]
-"""What identifies a source's content: its entry count and newest ``created_at`` (ISO text)."""
+"""What identifies a source's content: its entry count and last change time (ISO text)."""
 
 
 def source_signatures(session: Session) -> dict[str, SourceSignature]:
     """Per source, its :data:`SourceSignature`; a list that changed has a different one.
 
-    Every change moves it: :func:`replace_source` writes new ``created_at``
-    times (and usually a new count), :func:`add_entry` a newer time,
-    :func:`delete_entry` a smaller count. Matchers use it to rebuild only the
+    Read from the small ``hotlist_sources`` table, which every change keeps:
+    :func:`replace_source` sets ``imported_at`` and the count, :func:`add_entry`
+    moves the BOLO list's ``imported_at`` (its last change) and count,
+    :func:`delete_entry` lowers the count. Matchers use it to rebuild only the
     sources that changed (a BOLO added beside a million-line NCIC list).
     """
-    q = select(HotlistEntryRow.source, func.count(), func.max(HotlistEntryRow.created_at)).group_by(
-        HotlistEntryRow.source
-    )
     out: dict[str, SourceSignature] = {}
-    for source, n, newest in session.execute(q):
-        stamp = newest.isoformat() if isinstance(newest, datetime) else str(newest)
-        out[str(source)] = (int(n), stamp)
+    for name, n, at in session.execute(
+        select(HotlistSourceRow.name, HotlistSourceRow.entry_count, HotlistSourceRow.imported_at)
+    ):
+        out[str(name)] = (int(n or 0), at.isoformat() if isinstance(at, datetime) else str(at))
     return out
 
 

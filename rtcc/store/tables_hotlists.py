@@ -35,7 +35,11 @@ __all__ = [
 
 
 class HotlistSourceRow(Base):
-    """An imported hotlist (or the BOLO list) and its counts at the last import."""
+    """An imported hotlist (or the BOLO list) and its counts at the last import.
+
+    ``imported_at`` is the last import (for the BOLO list: its last addition); with
+    ``entry_count`` it tells matchers whether the list changed.
+    """
 
     __tablename__ = "hotlist_sources"
 

@@ -54,6 +54,6 @@ async def test_bolo_changes_rebuild_only_their_source(start_center: StartCenter)
     assert processor.sources["ncic"][1] is not ncic_matcher and processor.matches("NC00042") == []
     await store.write(lambda s: repo.replace_source(s, "ncic", "ncic", []))
     await processor.refresh()
-    assert "ncic" not in processor.sources and processor.size == 1
+    assert processor.sources["ncic"][1].size == 0 and processor.size == 1
     assert await processor.refresh() is False  # no version change: nothing to do
 
