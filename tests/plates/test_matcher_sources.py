@@ -24,7 +24,8 @@ async def test_bolo_changes_rebuild_only_their_source(start_center: StartCenter)
     admin = await c.login("admin")
     try:
         r = await admin.post(
-            "/api/v1/hotlists/entries", json={"plate": "NC0004?", "category": "custom", "reason": "partial BOLO"}
+            "/api/v1/hotlists/entries",
+            json={"plate": "NC0004?", "category": "custom", "reason": "partial BOLO"},
         )
         assert r.status_code == 201, r.text
         bolo_id = r.json()["id"]
@@ -56,4 +57,3 @@ async def test_bolo_changes_rebuild_only_their_source(start_center: StartCenter)
     await processor.refresh()
     assert processor.sources["ncic"][1].size == 0 and processor.size == 1
     assert await processor.refresh() is False  # no version change: nothing to do
-
