@@ -1,9 +1,18 @@
-// Plate search: every search needs a purpose and a case number — refused here
-// before any request, and refused again by the center (which audits the terms).
-// Results: `#plate-results li[data-read-id]`; "Track" draws the vehicle's reads
-// in time order on the map.
+// Plate search: every search needs a purpose and a case number.
+//
+// The panel has one "why" block (kind of purpose, case number, purpose, period)
+// shared by its two views:
+//  * Reads — search by plate (exact, partial, wildcard, look-alike), period,
+//    cameras and area (a radius around a point, or a polygon, picked on the
+//    map). Refused here before any request when the purpose or case number is
+//    missing, and refused again by the center (which audits the terms).
+//    Results: `#plate-results li[data-read-id][data-plate]`; "Track on map"
+//    draws the vehicle's reads in time order; "Co-travellers" opens the
+//    co-travel view for that plate.
+//  * Co-travel — see cotravel.js.
 
 import * as api from "./api.js";
+import { CoTravel } from "./cotravel.js";
 import { el, items, message, pick, stamp } from "./dom.js";
 import { busy, errorText } from "./forms.js";
 
@@ -16,15 +25,129 @@ export const PURPOSES = [
   ["other", "Other"],
 ];
 export const MIN_PURPOSE = 5;
+/** Match modes of the page → the API's `mode` (partial and wildcard are one API mode). */
+export const MODES = [
+  ["exact", "Exact", "exact"],
+  ["partial", "Partial (part of the plate)", "partial"],
+  ["wildcard", "Wildcard (? one, * any)", "partial"],
+  ["lookalike", "Look-alike characters (0/O, 8/B …)", "lookalike"],
+];
+const AREA_COLOR = "#22d3ee";
 
 function field(label, input) {
   return el("label", { class: "field" }, el("span", {}, label), input);
 }
 
-function isoOrNull(v) {
+export function isoOrNull(v) {
   if (!v) return null;
   const d = new Date(v);
   return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+/** Uppercase, without spaces or dashes; `?` and `*` kept (they are refused outside wildcard mode). */
+export function normPlate(v) {
+  return String(v || "").toUpperCase().replace(/[\s-]+/g, "");
+}
+
+const fix = (x) => Number(x).toFixed(5);
+
+/** "lat,lon;lat,lon;…" → [[lat, lon], …], or null when a corner is not two numbers in range. */
+export function parsePolygon(text) {
+  const pts = String(text || "")
+    .split(";")
+    .map((p) => p.trim())
+    .filter(Boolean)
+    .map((p) => p.split(",").map((x) => Number(x.trim())));
+  const ok = pts.every((p) => p.length === 2 && p.every(Number.isFinite) && Math.abs(p[0]) <= 90 && Math.abs(p[1]) <= 180);
+  return ok ? pts : null;
+}
+
+/**
+ * The search area drawn on the map: a circle (radius) or a polygon. The form's fields hold the
+ * area; a click on the map while picking writes into them, and the drawing follows the fields.
+ */
+class AreaPicker {
+  /** @param {object} opsMap  @param {{lat, lon, radius, polygon}} inputs  @param {() => void} onPicked */
+  constructor(opsMap, inputs, onPicked) {
+    this.ops = opsMap;
+    this.inputs = inputs;
+    this.onPicked = onPicked;
+    this.kind = "none";
+    this.picking = null;
+    this.layer = opsMap && opsMap.L ? opsMap.L.layerGroup().addTo(opsMap.map) : null;
+    this._click = (e) => this._clicked(e.latlng);
+  }
+
+  get container() {
+    return this.ops && this.ops.map ? this.ops.map.getContainer() : null;
+  }
+
+  /** Start taking map clicks: "radius" (one click: the centre) or "polygon" (each click: a corner). */
+  start(kind) {
+    if (!this.layer || this.ops.destroyed) return false;
+    this.stop();
+    this.picking = kind;
+    this.ops.map.on("click", this._click);
+    if (kind === "polygon") this.ops.map.doubleClickZoom.disable();
+    const c = this.container;
+    c.classList.add("picking-area");
+    c.dataset.picking = kind;
+    return true;
+  }
+
+  stop() {
+    if (!this.picking) return;
+    this.picking = null;
+    if (!this.ops.destroyed) {
+      this.ops.map.off("click", this._click);
+      this.ops.map.doubleClickZoom.enable();
+    }
+    const c = this.container;
+    if (c) {
+      c.classList.remove("picking-area");
+      delete c.dataset.picking;
+    }
+  }
+
+  _clicked(ll) {
+    const f = this.inputs;
+    if (this.picking === "radius") {
+      f.lat.value = fix(ll.lat);
+      f.lon.value = fix(ll.lng);
+      this.stop();
+    } else if (this.picking === "polygon") {
+      const now = f.polygon.value.trim();
+      f.polygon.value = `${now ? now + ";" : ""}${fix(ll.lat)},${fix(ll.lng)}`;
+    }
+    this.draw();
+    this.onPicked();
+  }
+
+  /** Redraw the area from the fields (nothing when the kind is "none" or the fields are incomplete). */
+  draw() {
+    if (!this.layer || this.ops.destroyed) return;
+    const L = this.ops.L;
+    this.layer.clearLayers();
+    const f = this.inputs;
+    const style = { className: "search-area", color: AREA_COLOR, weight: 2, dashArray: "4 4", fillColor: AREA_COLOR, fillOpacity: 0.08, interactive: false };
+    if (this.kind === "radius") {
+      const lat = Number(f.lat.value), lon = Number(f.lon.value), r = Number(f.radius.value);
+      if (f.lat.value && f.lon.value && Number.isFinite(lat) && Number.isFinite(lon)) {
+        if (r > 0) L.circle([lat, lon], { radius: r, ...style }).addTo(this.layer);
+        L.circleMarker([lat, lon], { radius: 4, className: "search-area-center", color: AREA_COLOR, weight: 2, interactive: false }).addTo(this.layer);
+      }
+    } else if (this.kind === "polygon") {
+      const pts = parsePolygon(f.polygon.value);
+      if (pts && pts.length >= 3) L.polygon(pts, style).addTo(this.layer);
+      else if (pts && pts.length) L.polyline(pts, style).addTo(this.layer);
+      for (const p of pts || []) L.circleMarker(p, { radius: 3, className: "search-area-corner", color: AREA_COLOR, weight: 2, interactive: false }).addTo(this.layer);
+    }
+  }
+
+  destroy() {
+    this.stop();
+    if (this.layer && !this.ops.destroyed) this.layer.remove();
+  }
 }
 
 export class PlateSearch {
@@ -33,26 +156,55 @@ export class PlateSearch {
     this.root = root;
     this.hooks = hooks;
     const f = (this.f = {
-      plate: el("input", { id: "ps-plate", name: "plate", autocapitalize: "characters", spellcheck: "false", maxlength: "16", placeholder: "e.g. 7ABC123 or 7AB*" }),
-      mode: el("select", { id: "ps-mode", name: "mode" }, ...[["exact", "Exact"], ["partial", "Partial / wildcard"], ["lookalike", "Look-alike characters"]].map(([v, t]) => el("option", { value: v }, t))),
+      plate: el("input", { id: "ps-plate", name: "plate", autocapitalize: "characters", spellcheck: "false", maxlength: "24", placeholder: "e.g. 7ABC123, B12 or 7AB*" }),
+      mode: el("select", { id: "ps-mode", name: "mode" }, ...MODES.map(([v, t]) => el("option", { value: v }, t))),
       purposeKind: el("select", { id: "ps-purpose-kind", name: "purpose_category" }, ...PURPOSES.map(([v, t]) => el("option", { value: v }, t))),
       purpose: el("input", { id: "ps-purpose", name: "purpose", maxlength: "500", placeholder: "what this search is for" }),
       caseNumber: el("input", { id: "ps-case", name: "case_number", maxlength: "64", placeholder: "e.g. 2026-001234" }),
       start: el("input", { id: "ps-start", name: "start", type: "datetime-local" }),
       end: el("input", { id: "ps-end", name: "end", type: "datetime-local" }),
+      camera: el("input", { id: "ps-camera", name: "camera", list: "ps-camera-list", autocapitalize: "none", spellcheck: "false", placeholder: "camera ids, comma-separated" }),
+      area: el("select", { id: "ps-area", name: "area" }, el("option", { value: "none" }, "Anywhere"), el("option", { value: "radius" }, "Within a radius of a point"), el("option", { value: "polygon" }, "Inside a polygon")),
+      lat: el("input", { id: "ps-lat", name: "lat", inputmode: "decimal", placeholder: "latitude" }),
+      lon: el("input", { id: "ps-lon", name: "lon", inputmode: "decimal", placeholder: "longitude" }),
+      radius: el("input", { id: "ps-radius", name: "radius_m", type: "number", min: "1", max: "1000000", step: "any", value: "500" }),
+      polygon: el("input", { id: "ps-polygon", name: "polygon", spellcheck: "false", placeholder: "lat,lon; lat,lon; lat,lon" }),
     });
+    this.cameraList = el("datalist", { id: "ps-camera-list" });
+    f.camera.addEventListener("focus", () => this._fillCameras());
+    this.area = new AreaPicker(hooks.map, f, () => this._pickState());
+    for (const k of ["lat", "lon", "radius", "polygon"]) f[k].addEventListener("input", () => this.area.draw());
+
     this.msg = el("p", { id: "plate-msg", class: "msg", role: "alert", hidden: true });
     this.btn = el("button", { id: "ps-submit", type: "submit", class: "btn-primary" }, "Search");
     this.results = el("ol", { id: "plate-results", class: "rows" });
-    this.form = el(
-      "form",
-      { id: "plate-search", class: "panel-form", novalidate: true },
+
+    this.pickBtn = el("button", { id: "ps-pick", type: "button", class: "btn-small btn-ghost", onclick: () => this._togglePick() }, "Pick on map");
+    this.clearBtn = el("button", { id: "ps-area-clear", type: "button", class: "btn-small btn-ghost", onclick: () => this._clearArea() }, "Clear");
+    this.radiusBox = el("div", { class: "area-box", dataset: { area: "radius" }, hidden: true }, el("div", { class: "two" }, field("Latitude", f.lat), field("Longitude", f.lon)), field("Radius (m)", f.radius));
+    this.polygonBox = el("div", { class: "area-box", dataset: { area: "polygon" }, hidden: true }, field("Corners", f.polygon));
+    this.pickRow = el("div", { class: "row-actions area-actions", hidden: true }, this.pickBtn, this.clearBtn, el("span", { id: "ps-pick-hint", class: "muted small" }));
+    f.area.addEventListener("change", () => this._areaKind(f.area.value));
+
+    this.why = el(
+      "fieldset",
+      { id: "plate-why", class: "panel-form why" },
+      el("legend", {}, "Why you search"),
       el("p", { class: "muted small" }, "Every search is recorded with its purpose and case number, and audited."),
-      field("Plate", f.plate),
-      field("Match", f.mode),
       el("div", { class: "two" }, field("Kind of purpose", f.purposeKind), field("Case number", f.caseNumber)),
       field("Purpose (why you search)", f.purpose),
       el("div", { class: "two" }, field("From", f.start), field("To", f.end)),
+    );
+    this.form = el(
+      "form",
+      { id: "plate-search", class: "panel-form", novalidate: true, dataset: { area: "none" } },
+      el("div", { class: "two" }, field("Plate", f.plate), field("Match", f.mode)),
+      field("Cameras", f.camera),
+      this.cameraList,
+      field("Area", f.area),
+      this.radiusBox,
+      this.polygonBox,
+      this.pickRow,
       this.btn,
       this.msg,
     );
@@ -60,29 +212,90 @@ export class PlateSearch {
       e.preventDefault();
       this.search();
     });
-    root.replaceChildren(el("div", { class: "panel-head" }, el("h2", {}, "Plate search")), el("div", { class: "panel-scroll" }, this.form, this.results));
+    this.cotravel = new CoTravel({ map: hooks.map, why: () => this.accountability(), period: () => this.period() });
+
+    this.views = {
+      reads: el("div", { class: "ps-view", dataset: { view: "reads" } }, this.form, this.results),
+      cotravel: el("div", { class: "ps-view", dataset: { view: "cotravel" }, hidden: true }, this.cotravel.node),
+    };
+    this.viewBtns = Object.fromEntries(
+      [["reads", "Reads"], ["cotravel", "Co-travel"]].map(([v, t]) => [
+        v,
+        el("button", { type: "button", id: `ps-view-${v}`, class: "seg-btn", "aria-pressed": String(v === "reads"), onclick: () => this.show(v) }, t),
+      ]),
+    );
+    root.replaceChildren(
+      el("div", { class: "panel-head" }, el("h2", {}, "Plate search")),
+      el("div", { class: "panel-scroll" }, this.why, el("div", { class: "seg", role: "group", "aria-label": "Search kind" }, ...Object.values(this.viewBtns)), this.views.reads, this.views.cotravel),
+    );
+  }
+
+  /** Show the "reads" or the "cotravel" view. */
+  show(view) {
+    this.area.stop();
+    this._pickState();
+    for (const [k, node] of Object.entries(this.views)) node.hidden = k !== view;
+    for (const [k, b] of Object.entries(this.viewBtns)) b.setAttribute("aria-pressed", String(k === view));
+    this.root.dataset.view = view;
+  }
+
+  /** The accountability terms as the API takes them (the center checks them). */
+  accountability() {
+    const f = this.f;
+    return { purpose: f.purpose.value.trim(), purpose_category: f.purposeKind.value, case_number: f.caseNumber.value.trim() };
+  }
+
+  /** `{start?, end?}` from the period fields (ISO, UTC). */
+  period() {
+    const out = {};
+    const start = isoOrNull(this.f.start.value), end = isoOrNull(this.f.end.value);
+    if (start) out.start = start;
+    if (end) out.end = end;
+    return out;
   }
 
   /** The search terms, or an error message when the form is incomplete (nothing is sent then). */
   terms() {
     const f = this.f;
-    const plate = f.plate.value.toUpperCase().replace(/[\s-]+/g, "");
-    const kind = f.purposeKind.value;
-    const text = f.purpose.value.trim();
-    const caseNumber = f.caseNumber.value.trim();
+    const plate = normPlate(f.plate.value);
+    const mode = f.mode.value;
+    const why = this.accountability();
+    const cameras = f.camera.value.split(/[\s,;]+/).map((s) => s.trim()).filter(Boolean);
     const missing = [];
-    if (!plate) missing.push("a plate");
-    if (text.length < MIN_PURPOSE) missing.push(`a purpose (at least ${MIN_PURPOSE} characters)`);
-    if (!caseNumber) missing.push("a case number");
-    if (missing.length) return { error: `A plate search needs ${missing.join(", ")}. Searches are audited.` };
-    const q = { plate, mode: f.mode.value, purpose: text, purpose_category: kind, case_number: caseNumber };
-    const start = isoOrNull(f.start.value), end = isoOrNull(f.end.value);
-    if (start) q.start = start;
-    if (end) q.end = end;
+    const area = {};
+    const problems = [];
+    if (f.area.value === "radius") {
+      const lat = Number(f.lat.value), lon = Number(f.lon.value), r = Number(f.radius.value);
+      if (!f.lat.value || !f.lon.value || !Number.isFinite(lat) || !Number.isFinite(lon) || Math.abs(lat) > 90 || Math.abs(lon) > 180) {
+        problems.push("the area's centre (pick it on the map or type latitude and longitude)");
+      } else if (!(r > 0)) problems.push("a radius above 0 m");
+      else Object.assign(area, { lat, lon, radius_m: r });
+    } else if (f.area.value === "polygon") {
+      const pts = parsePolygon(f.polygon.value);
+      if (!pts || pts.length < 3) problems.push("a polygon of at least 3 corners (click them on the map)");
+      else area.polygon = pts.map((p) => `${p[0]},${p[1]}`).join(";");
+    }
+    const period = this.period();
+    if (!plate && !cameras.length && !Object.keys(area).length && !period.start && !problems.length) {
+      missing.push("a plate, cameras, an area or a start time");
+    }
+    if (plate && /[?*]/.test(plate) && mode !== "wildcard") problems.push("the Wildcard match for ? and *");
+    if (why.purpose.length < MIN_PURPOSE) missing.push(`a purpose (at least ${MIN_PURPOSE} characters)`);
+    if (!why.case_number) missing.push("a case number");
+    const all = [...missing, ...problems];
+    if (all.length) return { error: `A plate search needs ${all.join(", ")}. Searches are audited.` };
+    const q = { ...why, ...period, ...area };
+    if (plate) {
+      q.plate = plate;
+      q.mode = MODES.find((m) => m[0] === mode)[2];
+    }
+    if (cameras.length) q.camera = cameras;
     return { q };
   }
 
   async search() {
+    this.area.stop();
+    this._pickState();
     const { q, error } = this.terms();
     if (error) {
       message(this.msg, error);
@@ -108,12 +321,24 @@ export class PlateSearch {
 
   _row(r, q) {
     const plate = r.plate || "?";
+    const region = r.region ? el("span", { class: "region-tag", title: "State or region" }, r.region) : null;
     return el(
       "li",
-      { class: "read-row", dataset: { readId: String(pick(r, "id", "read_id")), plate } },
-      el("div", { class: "row-main" }, el("span", { class: "plate" }, plate), el("span", { class: "muted" }, `${Math.round((r.confidence || 0) * 100)} %`)),
-      el("div", { class: "row-meta" }, el("span", {}, stamp(pick(r, "read_at", "occurred_at"))), el("span", {}, pick(r, "device", "camera") || "")),
-      el("div", { class: "row-actions" }, el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "track" }, onclick: (e) => this.track(plate, q, e.currentTarget) }, "Track on map")),
+      { class: "read-row", dataset: { readId: String(pick(r, "id", "read_id")), plate, region: r.region || undefined } },
+      el("div", { class: "row-main" }, el("span", { class: "plate" }, plate), region, el("span", { class: "muted" }, `${Math.round((r.confidence || 0) * 100)} %`)),
+      el(
+        "div",
+        { class: "row-meta" },
+        el("span", {}, stamp(pick(r, "read_at", "occurred_at"))),
+        el("span", {}, pick(r, "device", "camera") || ""),
+        r.direction ? el("span", { title: "Direction of travel" }, `→ ${r.direction}`) : null,
+      ),
+      el(
+        "div",
+        { class: "row-actions" },
+        el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "track" }, onclick: (e) => this.track(plate, q, e.currentTarget) }, "Track on map"),
+        el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "cotravel" }, onclick: () => this.coTravellers(plate) }, "Co-travellers"),
+      ),
     );
   }
 
@@ -128,5 +353,67 @@ export class PlateSearch {
         message(this.msg, errorText(err));
       }
     });
+  }
+
+  /** Open the co-travel view for `plate` and search at once. */
+  async coTravellers(plate) {
+    this.show("cotravel");
+    await this.cotravel.run(plate);
+  }
+
+  stop() {
+    this.area.destroy();
+  }
+
+  // -- area ------------------------------------------------------------------------
+
+  _areaKind(kind) {
+    this.area.stop();
+    this.area.kind = kind;
+    this.radiusBox.hidden = kind !== "radius";
+    this.polygonBox.hidden = kind !== "polygon";
+    this.pickRow.hidden = kind === "none";
+    this.form.dataset.area = kind;
+    this.area.draw();
+    this._pickState();
+  }
+
+  _togglePick() {
+    if (this.area.picking) this.area.stop();
+    else this.area.start(this.area.kind);
+    this._pickState();
+  }
+
+  _clearArea() {
+    this.area.stop();
+    for (const k of ["lat", "lon", "polygon"]) this.f[k].value = "";
+    this.area.draw();
+    this._pickState();
+  }
+
+  /** Button text and hint that follow the picking state. */
+  _pickState() {
+    const picking = this.area.picking;
+    const hint = this.pickRow.querySelector("#ps-pick-hint");
+    this.pickBtn.setAttribute("aria-pressed", String(Boolean(picking)));
+    if (picking === "polygon") {
+      this.pickBtn.textContent = "Done";
+      const n = (parsePolygon(this.f.polygon.value) || []).length;
+      hint.textContent = `Click the corners on the map (${n} so far).`;
+    } else if (picking === "radius") {
+      this.pickBtn.textContent = "Cancel";
+      hint.textContent = "Click the centre on the map.";
+    } else {
+      this.pickBtn.textContent = this.area.kind === "polygon" ? "Draw on map" : "Pick on map";
+      hint.textContent = "";
+    }
+  }
+
+  /** Plate cameras the map knows, as suggestions for the camera field. */
+  _fillCameras() {
+    const devices = (this.hooks.map && this.hooks.map.devices) || new Map();
+    const cams = [...devices.values()].map((e) => e.dev).filter((d) => d.type === "plate_camera");
+    cams.sort((a, b) => String(a.id).localeCompare(String(b.id)));
+    this.cameraList.replaceChildren(...cams.map((d) => el("option", { value: d.id }, d.name || d.id)));
   }
 }
