@@ -196,7 +196,8 @@ def main() -> None:
                 "tuned_on": SPLITS["tune"],
                 "pulses": "allpulses (every pulse reported)",
                 "data": str(args.data),
-                "report_gate": "n>=10 sensors, or n>=8 with >=3 pulses at SNR>=15 dB",
+                "report_gate": "n>=10 sensors, or n>=8 with >=3 pulses at SNR>=15 dB (and RMS<=10 ms)",
+                "bursts": "rounds <=3 s apart from one place located jointly (shared position)",
                 "note": args.note,
             },
         )

@@ -19,6 +19,15 @@ echoes, unrelated impulses — unsorted. The method is sequential RANSAC (Fischl
 Each group also carries the number of sensors that unrelated pulses would line up by chance in its
 cluster (:func:`chance_sensors`, an a-contrario count), which the caller uses as a flood guard.
 
+Rounds of one burst (emitted within ``burst_gap_s`` of each other from one place: fixes within
+``burst_radius_m`` and the same per-sensor delays, :func:`delay_spread`) are then located jointly
+(:func:`refine_bursts`): one shared position, one emission time per round, each round keeping its
+own pulses, arrivals late against the same sensor's other rounds down-weighted
+(:func:`excess_delay_weights`) — accepted only when every round still fits the shared position.
+A round that the association mixed up with its neighbours is re-associated with the burst's
+measured delays (a template, no propagation model), and a group too weak to be reported alone is
+reported when it is one more round of a burst.
+
 Duplicates (a second fix from echoes of an accepted bang: same place within ``dup_radius_m`` and
 emission time within ``dup_window_s``) are refused; automatic fire (rounds ~0.1 s apart) is kept.
 """
@@ -29,8 +38,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from rtcc.acoustic.geometry import FloatArray, Solution, linear_init, refine
+from rtcc.acoustic.geometry import FloatArray, Solution, linear_init, refine, refine_joint
 
 IntArray = np.ndarray
 
@@ -76,6 +86,21 @@ class AssociationParams:
     """Effective hypotheses per pulse in the a-contrario count of chance agreement."""
     max_failures: int = 8
     """Stop searching a cluster after this many rejected best hypotheses."""
+    burst: bool = True
+    """Locate the rounds of one burst (see :func:`refine_bursts`) jointly from one shared position."""
+    burst_gap_s: float = 3.0
+    """Rounds at most this far apart in emission time (consecutively) can be one burst, s."""
+    burst_radius_m: float = 50.0
+    """... and a round's own fix must lie this close to the burst's position, m."""
+    burst_spread_s: float = 0.003
+    """... and the sensors must hear it as they hear the burst: median absolute deviation of the
+    per-sensor delay differences (:func:`delay_spread`) at most this, s."""
+    burst_excess_knee_s: float = 0.005
+    """In a burst, an arrival this much later than the same sensor's earliest round (relative to each
+    round's emission) gets half weight (:func:`excess_delay_weights`), s."""
+    burst_keep: float = 0.8
+    """A round joins a burst only if, at the shared position, at least this share of its own sensors
+    (and never fewer than ``min_sensors``) still have a pulse inside the acceptance window."""
     seed: int = 0
     """Random seed (the result is deterministic for given input and parameters)."""
 
@@ -408,3 +433,444 @@ def associate(
         groups.extend(Group(idx=g.idx, sol=g.sol, chance_sensors=cap) for g in accepted)
     groups.sort(key=lambda g: g.sol.t0)
     return groups
+
+
+def refine_bursts(
+    groups: list[Group],
+    pos: FloatArray,
+    t: FloatArray,
+    sensor: IntArray,
+    c: float,
+    prm: AssociationParams,
+    weak: list[Group] | None = None,
+) -> list[Group]:
+    """Locate the rounds of each burst from one shared position (joint TDOA over the burst).
+
+    A shooter firing several rounds within seconds does not move far: every round's arrivals carry
+    information about the same place, while NLOS delays and interfering echoes differ from round to
+    round. Rounds are chained in emission order when consecutive rounds are at most
+    ``burst_gap_s`` apart and a round's own fix lies within ``burst_radius_m`` of the burst's
+    current position. For a candidate burst the shared position and each round's emission time are
+    estimated jointly (:func:`rtcc.acoustic.geometry.refine_joint`, the same asymmetric robust loss
+    as single rounds), each round's pulses are re-chosen at the shared position (one per sensor,
+    asymmetric window, from the pulses no other round uses) and the fit is repeated until the
+    choice is stable. The round joins only if every round of the burst still has at least
+    ``burst_keep`` of its own sensor count (and ``min_sensors``) inside the window and a weighted
+    residual RMS of at most ``max_rms_s``; otherwise it starts a new burst. So two shooters a few
+    metres apart, even firing alternately, stay apart, and one output per round is kept.
+
+    Parameters
+    ----------
+    groups : list of Group
+        Accepted rounds (any order), indices into the arrays below.
+    pos, t, sensor : ndarray
+        As for :func:`associate`.
+    c : float
+        Speed of sound, m/s.
+    prm : AssociationParams
+        Tuning.
+    weak : list of Group, optional
+        Associated groups too weak to be reported on their own (few sensors). One is returned only
+        when it joins a burst of reported rounds — heard from the same place, with the same
+        per-sensor delays, within seconds of them, which chance coincidences of echoes and street
+        noise do not do; it never starts a burst.
+
+    Returns
+    -------
+    list of Group
+        One group per input round (and per weak group that joined a burst), in emission order;
+        rounds of a burst share ``sol.p``.
+    """
+    is_weak = {id(g) for g in weak or []}
+    order = sorted([*groups, *(weak or [])], key=lambda g: g.sol.t0)
+    if not prm.burst or len(order) < 2:
+        return [g for g in order if id(g) not in is_weak]
+    by_t = np.argsort(t, kind="stable")
+    travel = float(np.max(np.linalg.norm(pos[:, :2] - pos[:, :2].mean(axis=0), axis=1))) * 2.0 / c
+    claimed = np.zeros(len(t), dtype=bool)  # pulses of rounds already placed (alone or in a burst)
+    owner = np.full(len(t), -1, dtype=np.intp)  # the round (index in ``order``) that found each pulse
+    for k, g in enumerate(order):
+        owner[g.idx] = k
+    done: list[Group] = []
+    bursts: list[_Burst] = []
+    for k, g in enumerate(order):
+        weak_g = id(g) in is_weak
+        still_open = []
+        for b in bursts:
+            if g.sol.t0 - b.rounds[-1].sol.t0 <= prm.burst_gap_s:
+                still_open.append(b)
+            else:
+                done.extend(b.current)
+        bursts = still_open
+        if np.any(claimed[g.idx]):  # some of its pulses were re-assigned to an earlier round
+            keep = g.idx[~claimed[g.idx]]
+            if len(np.unique(sensor[keep])) < prm.min_sensors:
+                continue  # what is left is part of rounds already located: not a round of its own
+            # having lost many of its pulses, it is a round only if it joins a burst
+            weak_g = weak_g or len(keep) < math.ceil(prm.burst_keep * len(g.idx))
+            g = Group(idx=keep, sol=_solo(pos, t, keep, g.sol, c, prm), chance_sensors=g.chance_sensors)
+        joined = False
+        for b in sorted(bursts, key=lambda b: b.dist(g)):
+            if b.dist(g) > prm.burst_radius_m:
+                continue
+            free = ~claimed
+            for m in b.current:
+                free[m.idx] = True
+            # pulses of later rounds stay theirs when re-choosing pulses at the shared position
+            free_now = free & (owner <= k)
+            free_now[g.idx] = True
+            trial = None
+            if _same_place(b.current, g, t, sensor, prm):
+                trial = _joint([*b.current, g], free_now, pos, t, sensor, by_t, travel, c, prm)
+            if trial is None:
+                gm = _template_match(b.current, g, free, pos, t, sensor, by_t, c, prm)
+                if gm is not None and _rival_round(gm.idx, owner, k):
+                    gm = None  # those pulses are mostly another round's, still to be placed
+                if gm is not None:
+                    free_now[gm.idx] = True
+                    trial = _joint([*b.current, gm], free_now, pos, t, sensor, by_t, travel, c, prm)
+            if trial is not None:
+                for m in b.current:
+                    claimed[m.idx] = False
+                for m in trial:
+                    claimed[m.idx] = True
+                b.rounds.append(g)
+                b.current = trial
+                joined = True
+                break
+        if not joined and not weak_g:
+            bursts.append(_Burst(rounds=[g], current=[g]))
+            claimed[g.idx] = True
+    for b in bursts:
+        done.extend(b.current)
+    done.sort(key=lambda g: g.sol.t0)
+    return done
+
+
+def _rival_round(idx: IntArray, owner: IntArray, k: int) -> bool:
+    """Whether more of the pulses ``idx`` were found by one later round than by round ``k`` or by
+    none (a template match must repair round ``k``, not take over a round still to be placed)."""
+    own = owner[idx]
+    mine = int(np.sum((own == k) | (own < 0)))
+    later = own[own > k]
+    return len(later) > 0 and int(np.max(np.bincount(later))) > mine
+
+
+@dataclass
+class _Burst:
+    rounds: list[Group]
+    """The rounds as associated."""
+    current: list[Group]
+    """The rounds as located jointly (pulses re-chosen, shared position)."""
+
+    def dist(self, g: Group) -> float:
+        """Horizontal distance of round ``g``'s own fix from the burst's position, m."""
+        return float(np.hypot(*(g.sol.p[:2] - self.current[0].sol.p[:2])))
+
+
+def _solo(
+    pos: FloatArray, t: FloatArray, idx: IntArray, sol: Solution, c: float, prm: AssociationParams
+) -> Solution:
+    """Re-solve one round on a reduced set of pulses, from its previous solution."""
+    return refine(
+        pos[idx],
+        t[idx],
+        sol.p,
+        sol.t0,
+        c,
+        early_s=prm.early_knee_s,
+        late_knee_s=prm.late_knee_s,
+        sigma_floor_s=prm.sigma_floor_s,
+    )
+
+
+def _template_match(
+    burst: list[Group],
+    g: Group,
+    free: npt.NDArray[np.bool_],
+    pos: FloatArray,
+    t: FloatArray,
+    sensor: IntArray,
+    by_t: IntArray,
+    c: float,
+    prm: AssociationParams,
+) -> Group | None:
+    """Re-associate round ``g`` with the burst's per-sensor delays (a template), or None.
+
+    Rounds fired from one place reach each sensor with the same delay after emission, whatever the
+    propagation (blocked paths included), so the burst's measured delays are a template that needs
+    no model: the emission time ``t0`` near ``g``'s own at which the most sensors have a free pulse
+    within ``burst_spread_s`` of ``t0 + delay_s`` is searched. This repairs rounds that the
+    association mixed with their neighbours (automatic fire, echoes). The round is accepted when
+    at least ``burst_keep`` of its sensors (and ``min_sensors``) match; a source a few metres away
+    changes the delays by more than the tolerance at most sensors, so it does not match.
+    """
+    template: dict[int, list[float]] = {}
+    for m in burst:
+        for i in m.idx:
+            template.setdefault(int(sensor[i]), []).append(float(t[i]) - m.sol.t0)
+    delay = np.full(int(sensor.max()) + 1, np.nan)
+    for s_, v in template.items():
+        delay[s_] = float(np.median(v))
+    reach = prm.burst_radius_m / c + prm.late_s
+    ts = t[by_t]
+    lo = int(np.searchsorted(ts, g.sol.t0 - reach, side="left"))
+    hi = int(np.searchsorted(ts, g.sol.t0 + reach + float(np.nanmax(delay)) + prm.early_s, side="right"))
+    cand = by_t[lo:hi]
+    cand = cand[free[cand] & np.isfinite(delay[sensor[cand]])]
+    if len(cand) == 0:
+        return None
+    t0c = t[cand] - delay[sensor[cand]]
+    ok = np.abs(t0c - g.sol.t0) <= reach
+    cand, t0c = cand[ok], t0c[ok]
+    tol = prm.burst_spread_s
+    best_key: tuple[int, float] | None = None
+    t0 = g.sol.t0
+    for x in t0c:
+        near = np.abs(t0c - x) <= tol
+        centre = float(np.median(t0c[near]))
+        key = (len(np.unique(sensor[cand[near]])), -abs(centre - g.sol.t0))
+        if best_key is None or key > best_key:
+            best_key, t0 = key, centre
+    if best_key is None:
+        return None
+    n_match = best_key[0]
+    need = max(prm.min_sensors, math.ceil(prm.burst_keep * min(len(g.idx), len(template))))
+    if n_match < need:
+        return None
+    err = np.abs(t0c - t0)
+    chosen: dict[int, int] = {}
+    for j in np.nonzero(err <= tol)[0]:
+        s_ = int(sensor[cand[j]])
+        if s_ not in chosen or err[j] < err[chosen[s_]]:
+            chosen[s_] = int(j)
+    idx = np.array(sorted(int(cand[j]) for j in chosen.values()), dtype=np.intp)
+    sol = Solution(
+        p=burst[0].sol.p,
+        t0=t0,
+        cov=g.sol.cov,
+        resid=np.zeros(len(idx)),
+        weights=np.ones(len(idx)),
+        sigma_s=g.sol.sigma_s,
+        dof=g.sol.dof,
+        sigma_estimated=g.sol.sigma_estimated,
+        converged=g.sol.converged,
+    )
+    return Group(idx=idx, sol=sol, chance_sensors=g.chance_sensors)
+
+
+def delay_spread(burst: list[Group], g: Group, t: FloatArray, sensor: IntArray) -> tuple[float, int]:
+    """How differently the sensors hear round ``g`` and the rounds of ``burst``, seconds.
+
+    For rounds fired from one place, a sensor's arrival time minus the round's emission time is the
+    same in every round (up to timing noise and the occasional blocked path), so the differences
+    ``d_s = (t_s,g - t0_g) - median over the burst of (t_s,m - t0_m)`` over the common sensors are
+    one constant; a source ``D`` metres away changes them by up to ``2 D / c`` from sensor to
+    sensor. Returns the median absolute deviation of ``d_s`` (robust to a few blocked paths; the
+    emission times cancel in it) and the number of common sensors.
+    """
+    ref: dict[int, list[float]] = {}
+    for m in burst:
+        for i in m.idx:
+            ref.setdefault(int(sensor[i]), []).append(float(t[i]) - m.sol.t0)
+    d = np.array(
+        [
+            float(t[i]) - g.sol.t0 - float(np.median(ref[int(sensor[i])]))
+            for i in g.idx
+            if int(sensor[i]) in ref
+        ]
+    )
+    if len(d) == 0:
+        return math.inf, 0
+    return float(np.median(np.abs(d - np.median(d)))), len(d)
+
+
+def _same_place(
+    burst: list[Group], g: Group, t: FloatArray, sensor: IntArray, prm: AssociationParams
+) -> bool:
+    spread, common = delay_spread(burst, g, t, sensor)
+    return common >= prm.min_sensors and spread <= prm.burst_spread_s
+
+
+def _joint(
+    members: list[Group],
+    free: npt.NDArray[np.bool_],
+    pos: FloatArray,
+    t: FloatArray,
+    sensor: IntArray,
+    by_t: IntArray,
+    travel: float,
+    c: float,
+    prm: AssociationParams,
+) -> list[Group] | None:
+    """Joint fit of one candidate burst; the members' new groups, or None when a round does not fit."""
+    taken = ~free
+    own = [len(g.idx) for g in members]
+    idxs = [g.idx for g in members]
+    p = np.mean([g.sol.p for g in members], axis=0)
+    t0s = np.array([g.sol.t0 for g in members])
+    ts = t[by_t]
+    sol: Solution | None = None
+    for _ in range(4):
+        cat = np.concatenate(idxs)
+        em = np.concatenate([np.full(len(ix), k, dtype=np.intp) for k, ix in enumerate(idxs)])
+        p = np.array([p[0], p[1], float(np.median(pos[cat, 2]))])
+        for _ in range(3):  # the excess-delay weights depend on the emission times: iterate
+            sol = refine_joint(
+                pos[cat],
+                t[cat],
+                em,
+                p,
+                t0s,
+                c,
+                early_s=prm.early_knee_s,
+                late_knee_s=prm.late_knee_s,
+                sigma_floor_s=prm.sigma_floor_s,
+                prior_w=excess_delay_weights(sensor[cat], t[cat] - t0s[em], prm.burst_excess_knee_s),
+            )
+            p = sol.p
+            t0s = sol.t0s if sol.t0s is not None else t0s
+        new = _repick(p, t0s, pos, t, sensor, by_t, ts, taken, travel, c, prm)
+        if all(np.array_equal(a, b) for a, b in zip(new, idxs, strict=True)):
+            break
+        idxs = new
+        if any(len(ix) < prm.min_sensors for ix in idxs):
+            return None
+    if sol is None:
+        return None
+    cat = np.concatenate(idxs)
+    em = np.concatenate([np.full(len(ix), k, dtype=np.intp) for k, ix in enumerate(idxs)])
+    if _height_wanted(pos[cat, 2], prm):
+        sol3 = refine_joint(
+            pos[cat],
+            t[cat],
+            em,
+            sol.p,
+            t0s,
+            c,
+            solve_height=True,
+            early_s=prm.early_knee_s,
+            late_knee_s=prm.late_knee_s,
+            sigma_floor_s=prm.sigma_floor_s,
+            prior_w=excess_delay_weights(sensor[cat], t[cat] - t0s[em], prm.burst_excess_knee_s),
+        )
+        z = pos[cat, 2]
+        if (
+            np.all(np.isfinite(sol3.cov))
+            and z.min() - prm.height_margin_m <= sol3.p[2] <= z.max() + prm.height_margin_m
+        ):
+            sol = sol3
+    sol = _final(sol, pos[cat], t[cat], em, sensor[cat], c, prm)
+    if sol is None or sol.t0s is None or not np.all(np.isfinite(sol.cov)):
+        return None
+    npos = len(sol.cov) - len(idxs)
+    out: list[Group] = []
+    for k, ix in enumerate(idxs):
+        sel = em == k
+        w, e = sol.weights[sel], sol.resid[sel]
+        rms = float(np.sqrt(np.sum(w * e * e) / max(float(np.sum(w)), 1e-12)))
+        if len(ix) < max(prm.min_sensors, math.ceil(prm.burst_keep * own[k])) or rms > prm.max_rms_s:
+            return None
+        keep = [*range(npos), npos + k]
+        member = Solution(
+            p=sol.p,
+            t0=float(sol.t0s[k]),
+            cov=sol.cov[np.ix_(keep, keep)],
+            resid=e,
+            weights=w,
+            sigma_s=sol.sigma_s,
+            dof=sol.dof,
+            sigma_estimated=sol.sigma_estimated,
+            converged=sol.converged,
+        )
+        out.append(Group(idx=ix, sol=member, chance_sensors=members[k].chance_sensors))
+    return out
+
+
+def excess_delay_weights(sensor: IntArray, delay: FloatArray, knee_s: float) -> FloatArray:
+    """Down-weight a round's arrival that is late against the same sensor's other rounds.
+
+    For a fixed shooter the line-of-sight travel time to a sensor is the same in every round of a
+    burst, so ``delay = t_i - t0_round`` should repeat at each sensor; a blocked or reflected path
+    only adds delay. The earliest delay of a sensor is taken as its line-of-sight one and an arrival
+    ``x`` seconds later than it gets the Cauchy weight ``1 / (1 + (x / knee_s)^2)`` (the
+    earliest-arrival principle of NLOS mitigation applied across rounds instead of across paths).
+
+    Parameters
+    ----------
+    sensor : ndarray of int, shape (N,)
+        Sensor of each arrival.
+    delay : ndarray, shape (N,)
+        Arrival time minus its round's emission time, seconds.
+    knee_s : float
+        Excess delay at which the weight is one half, seconds; ``inf`` disables the weighting.
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        Weights in ``(0, 1]``; 1 for the earliest arrival of each sensor and for sensors heard once.
+    """
+    earliest = np.full(int(sensor.max()) + 1 if len(sensor) else 0, np.inf)
+    np.minimum.at(earliest, sensor, delay)
+    x = delay - earliest[sensor]
+    w: FloatArray = 1.0 / (1.0 + (x / knee_s) ** 2)
+    return w
+
+
+def _final(
+    sol: Solution,
+    pos: FloatArray,
+    t: FloatArray,
+    em: IntArray,
+    sensor: IntArray,
+    c: float,
+    prm: AssociationParams,
+) -> Solution | None:
+    """Re-solve at the final pulse choice (the last re-pick may have changed it)."""
+    if sol.t0s is None:
+        return None
+    return refine_joint(
+        pos,
+        t,
+        em,
+        sol.p,
+        sol.t0s,
+        c,
+        solve_height=len(sol.cov) - len(sol.t0s) == 3,
+        early_s=prm.early_knee_s,
+        late_knee_s=prm.late_knee_s,
+        sigma_floor_s=prm.sigma_floor_s,
+        prior_w=excess_delay_weights(sensor, t - sol.t0s[em], prm.burst_excess_knee_s),
+    )
+
+
+def _repick(
+    p: FloatArray,
+    t0s: FloatArray,
+    pos: FloatArray,
+    t: FloatArray,
+    sensor: IntArray,
+    by_t: IntArray,
+    ts: FloatArray,
+    taken: npt.NDArray[np.bool_],
+    travel: float,
+    c: float,
+    prm: AssociationParams,
+) -> list[IntArray]:
+    """Per round, one pulse per sensor inside the asymmetric window at the shared position; a pulse
+    wanted by two rounds (automatic fire) goes to the round it fits better."""
+    picks: list[dict[int, tuple[int, float]]] = []
+    for t0 in t0s:
+        lo = int(np.searchsorted(ts, float(t0) - prm.early_s, side="left"))
+        hi = int(np.searchsorted(ts, float(t0) + travel + prm.late_s, side="right"))
+        cand = by_t[lo:hi]
+        cand = cand[~taken[cand]]
+        e = t[cand] - t0 - np.linalg.norm(pos[cand] - p, axis=1) / c
+        chosen = _pick(e, sensor[cand], prm)
+        picks.append({int(cand[j]): (int(sensor[cand[j]]), abs(float(e[j]))) for j in chosen})
+    owner: dict[int, int] = {}
+    for k, pk in enumerate(picks):
+        for i, (_s, err) in pk.items():
+            if i not in owner or err < picks[owner[i]][i][1]:
+                owner[i] = k
+    return [np.array(sorted(i for i in pk if owner[i] == k), dtype=np.intp) for k, pk in enumerate(picks)]

@@ -14,6 +14,8 @@ loss below is asymmetric: quadratic for early residuals, Huber-like for late one
 * :func:`refine` — Levenberg–Marquardt (Marquardt 1963) iteratively reweighted least squares with the
   asymmetric robust weights; returns the covariance ``sigma^2 (J^T W J)^-1`` (Gauss–Newton / Fisher
   approximation) used for the 95 % uncertainty ellipse (:func:`ellipse_95`).
+* :func:`refine_joint` — the same for ``K`` rounds fired from one place: a shared position and one
+  emission time per round (joint TDOA over a burst), optionally with fixed per-arrival weights.
 
 Coordinates are local metres (x east, y north); times are seconds relative to a caller-chosen origin
 (keep them small: float64 POSIX seconds only resolve ~0.2 µs).
@@ -22,7 +24,7 @@ Coordinates are local metres (x east, y north); times are seconds relative to a 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -113,14 +115,14 @@ def robust_weights(e: FloatArray, early_s: float, late_knee_s: float) -> FloatAr
 
 @dataclass(frozen=True)
 class Solution:
-    """Result of :func:`refine` (metres, seconds)."""
+    """Result of :func:`refine` / :func:`refine_joint` (metres, seconds)."""
 
     p: FloatArray
     """Source position, shape (3,), metres."""
     t0: float
-    """Emission time, seconds."""
+    """Emission time, seconds (of the first emission for a joint solution)."""
     cov: FloatArray
-    """Covariance of the free parameters ``(x, y[, z], t0)``, metres and seconds."""
+    """Covariance of the free parameters ``(x, y[, z], t0[, t0_2, ...])``, metres and seconds."""
     resid: FloatArray
     """Residual of each arrival, seconds, shape (N,)."""
     weights: FloatArray
@@ -132,6 +134,8 @@ class Solution:
     sigma_estimated: bool
     """``sigma_s`` came from the residuals (not from ``sigma_floor_s``)."""
     converged: bool
+    t0s: FloatArray | None = None
+    """Emission time of each emission of a joint solution, seconds, shape (K,); None for one."""
 
 
 def refine(
@@ -146,6 +150,7 @@ def refine(
     late_knee_s: float = 0.010,
     sigma_floor_s: float = 0.0,
     max_iter: int = 30,
+    prior_w: FloatArray | None = None,
 ) -> Solution:
     """Robust Levenberg–Marquardt refinement of one source (IRLS with asymmetric weights).
 
@@ -170,6 +175,9 @@ def refine(
         wind, survey of the sensors, clock quantisation).
     max_iter : int
         Iterations of the damped Gauss–Newton loop.
+    prior_w : ndarray, shape (N,), optional
+        Fixed weight of each arrival (e.g. the inverse of its timing variance relative to the
+        others), multiplied into the robust weights; all ones by default.
 
     Returns
     -------
@@ -177,58 +185,129 @@ def refine(
         The estimate with its covariance ``sigma^2 (J^T W J)^-1`` where ``sigma^2`` is the weighted
         residual variance with ``N - k`` degrees of freedom (``k`` free parameters).
     """
-    n = len(t)
-    k = 4 if solve_height else 3
-    theta = np.array([p0[0], p0[1], p0[2], t00]) if solve_height else np.array([p0[0], p0[1], t00])
-    z_fixed = float(p0[2])
+    sol = refine_joint(
+        pos,
+        t,
+        np.zeros(len(t), dtype=np.intp),
+        p0,
+        np.array([t00], dtype=np.float64),
+        c,
+        solve_height=solve_height,
+        early_s=early_s,
+        late_knee_s=late_knee_s,
+        sigma_floor_s=sigma_floor_s,
+        max_iter=max_iter,
+        prior_w=prior_w,
+    )
+    return replace(sol, t0s=None)
 
-    def unpack(th: FloatArray) -> tuple[FloatArray, float]:
-        if solve_height:
-            return th[:3], float(th[3])
-        return np.array([th[0], th[1], z_fixed]), float(th[2])
+
+def refine_joint(
+    pos: FloatArray,
+    t: FloatArray,
+    emission: npt.NDArray[np.intp],
+    p0: FloatArray,
+    t00: FloatArray,
+    c: float,
+    *,
+    solve_height: bool = False,
+    early_s: float = 0.015,
+    late_knee_s: float = 0.010,
+    sigma_floor_s: float = 0.0,
+    max_iter: int = 30,
+    prior_w: FloatArray | None = None,
+) -> Solution:
+    """Robust Levenberg–Marquardt refinement of ``K`` emissions from one place (a burst of rounds).
+
+    The model of :func:`refine` with one emission time per round: arrival ``i`` of emission
+    ``m = emission[i]`` is ``t_i = t0_m + |s_i - p| / c``. The rounds share the position ``p`` and
+    each keeps its own emission time, so ``K`` rounds heard by ``N`` sensors in all constrain the
+    3 (or 4) position parameters with ``N - K`` time differences — the same joint estimate as
+    stacking the rounds' TDOA equations (a burst from a fixed shooter; e.g. Calhoun et al.,
+    ShotSpotter TN 098, 2020, treat each round separately and report their spread).
+
+    Parameters
+    ----------
+    pos : ndarray, shape (N, 3)
+        Sensor positions, metres.
+    t : ndarray, shape (N,)
+        Arrival times, seconds (small origin).
+    emission : ndarray of int, shape (N,)
+        Index ``0 .. K-1`` of the emission (round) of each arrival.
+    p0 : ndarray, shape (3,)
+        Starting source position, metres; its height is kept when ``solve_height`` is false.
+    t00 : ndarray, shape (K,)
+        Starting emission times, seconds.
+    c : float
+        Speed of sound, m/s.
+    solve_height, early_s, late_knee_s, sigma_floor_s, max_iter, prior_w
+        As for :func:`refine`.
+
+    Returns
+    -------
+    Solution
+        ``t0`` is the first emission's time and ``t0s`` all of them; ``cov`` covers
+        ``(x, y[, z], t0_1 .. t0_K)``.
+    """
+    n = len(t)
+    n_em = len(t00)
+    npos = 3 if solve_height else 2
+    k = npos + n_em
+    theta = np.concatenate([np.asarray(p0[:npos], dtype=np.float64), np.asarray(t00, dtype=np.float64)])
+    z_fixed = float(p0[2])
+    onehot = np.zeros((n, n_em))
+    onehot[np.arange(n), emission] = 1.0
+
+    def unpack(th: FloatArray) -> tuple[FloatArray, FloatArray]:
+        p = th[:3] if solve_height else np.array([th[0], th[1], z_fixed])
+        return p, th[npos:]
+
+    def resid(th: FloatArray) -> FloatArray:
+        p, t0s = unpack(th)
+        out: FloatArray = t - t0s[emission] - np.linalg.norm(pos - p, axis=1) / c
+        return out
 
     def jac(p: FloatArray) -> FloatArray:
         d = pos - p
         r = np.maximum(np.linalg.norm(d, axis=1), 1e-6)
-        cols = [d[:, 0] / (r * c), d[:, 1] / (r * c)]  # de/dx = (s - p)/(r c)
-        if solve_height:
-            cols.append(d[:, 2] / (r * c))
-        cols.append(-np.ones(n))
-        return np.stack(cols, axis=1)
+        cols = [d[:, i] / (r * c) for i in range(npos)]  # de/dx = (s - p)/(r c)
+        return np.concatenate([np.stack(cols, axis=1), -onehot], axis=1)
 
+    pw = np.ones(n) if prior_w is None else np.asarray(prior_w, dtype=np.float64)
     lam = 1e-3
     converged = False
-    p, t0 = unpack(theta)
-    e = residuals(pos, t, p, t0, c)
-    w = robust_weights(e, early_s, late_knee_s)
     for _ in range(max_iter):
-        p, t0 = unpack(theta)
-        e = residuals(pos, t, p, t0, c)
-        w = robust_weights(e, early_s, late_knee_s)
+        p, _t0s = unpack(theta)
+        e = resid(theta)
+        w = robust_weights(e, early_s, late_knee_s) * pw
         cost = float(np.sum(w * e * e))
         j = jac(p)
         jtw = j.T * w
         h = jtw @ j
         g = jtw @ e
         improved = False
+        step = np.zeros_like(theta)
         for _ in range(10):
-            step = np.linalg.solve(h + lam * np.diag(np.diag(h) + 1e-12), -g)
+            try:
+                step = np.linalg.solve(h + lam * np.diag(np.diag(h) + 1e-12), -g)
+            except np.linalg.LinAlgError:
+                lam *= 5.0
+                continue
             # e = t - t0 - r/c, so moving theta by step changes e by J @ step; we minimise |e + J step|
             cand = theta + step
-            pc, tc = unpack(cand)
-            ec = residuals(pos, t, pc, tc, c)
+            ec = resid(cand)
             if float(np.sum(w * ec * ec)) <= cost:
                 theta = cand
                 lam = max(lam / 3.0, 1e-9)
                 improved = True
                 break
             lam *= 5.0
-        if not improved or float(np.max(np.abs(step[:-1]))) < 1e-4:
+        if not improved or float(np.max(np.abs(step[:npos]))) < 1e-4:
             converged = True
             break
-    p, t0 = unpack(theta)
-    e = residuals(pos, t, p, t0, c)
-    w = robust_weights(e, early_s, late_knee_s)
+    p, t0s = unpack(theta)
+    e = resid(theta)
+    w = robust_weights(e, early_s, late_knee_s) * pw
     j = jac(p)
     h = (j.T * w) @ j
     dof = max(float(np.sum(w)) - k, 1.0)
@@ -239,8 +318,8 @@ def refine(
     except np.linalg.LinAlgError:
         cov = np.full((k, k), np.inf)
     return Solution(
-        p=p,
-        t0=t0,
+        p=np.asarray(p, dtype=np.float64),
+        t0=float(t0s[0]),
         cov=cov,
         resid=e,
         weights=w,
@@ -248,6 +327,7 @@ def refine(
         dof=dof,
         sigma_estimated=sigma_est >= sigma_floor_s,
         converged=converged,
+        t0s=np.array(t0s, dtype=np.float64),
     )
 
 

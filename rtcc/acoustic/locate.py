@@ -25,6 +25,11 @@ Method
   residuals), plus an isotropic model-error term (``model_error_m``).
 * Reporting: a bang is returned when at least 10 sensors agree (or 8, three of them loud and the
   fit tight), and more sensors agree than unrelated pulses would by chance (flood guard).
+* Bursts: rounds fired within seconds from one place (same per-sensor delays) are located jointly —
+  one shared position, one emission time per round, per-sensor earliest-arrival weighting across
+  the rounds against blocked paths, rounds mixed up by the association re-associated with the
+  burst's delays — and a weaker group is reported when it is one more round of such a burst; see
+  :func:`rtcc.acoustic.associate.refine_bursts`. One output per round is kept.
 * Quality ``"poor"`` when fewer than ``good_sensors`` sensors agree, when the sensors are nearly
   collinear (mirror ambiguity), or when the horizontal dilution of precision is large.
 """
@@ -38,7 +43,7 @@ from typing import Literal
 
 import numpy as np
 
-from rtcc.acoustic.associate import AssociationParams, Group, associate
+from rtcc.acoustic.associate import AssociationParams, Group, associate, refine_bursts
 from rtcc.acoustic.geometry import CHI2_2DOF_95, ellipse_95, planarity, region_scale_95
 
 __all__ = ["Arrival", "AssociationParams", "Fix", "locate_all", "speed_of_sound"]
@@ -132,8 +137,10 @@ def locate_all(
     min_sensors : int
         Fewest agreeing sensors for a bang to be *reported*. Weaker groups (down to
         ``params.min_sensors``) are still associated — their pulses are used up so they cannot seed
-        ghosts — but not returned. The default suits a dense urban array (Pittsburgh: 7.5–12.4
-        sensors/km², a gunshot heard by 8–26 sensors); lower it for sparse arrays.
+        ghosts — but not returned, unless they are one more round of a reported burst
+        (:func:`rtcc.acoustic.associate.refine_bursts`). The default suits a dense urban array
+        (Pittsburgh: 7.5–12.4 sensors/km², a gunshot heard by 8–26 sensors); lower it for sparse
+        arrays.
     min_sensors_loud, loud_snr_db, min_loud : int, float, int
         A bang heard by fewer than ``min_sensors`` but at least ``min_sensors_loud`` sensors is still
         reported when at least ``min_loud`` of its pulses have an SNR of ``loud_snr_db`` dB or more
@@ -181,19 +188,22 @@ def locate_all(
     t = t_abs - t_ref
     sensor = np.array([index[a.sensor_id] for a in arr], dtype=np.intp)
     strength = np.array([a.snr_db if a.snr_db is not None and math.isfinite(a.snr_db) else 0.0 for a in arr])
-    fixes = []
+    reported: list[Group] = []
+    weak: list[Group] = []
     for g in associate(pos, t, sensor, strength, c, prm):
         n = len(g.idx)
+        if n <= g.chance_sensors:  # no more sensors than unrelated pulses would line up by chance
+            continue
         loud = sum(1 for i in g.idx if _snr(arr[int(i)]) >= loud_snr_db)
         tight = _weighted_rms(g) <= loud_max_rms_s
         if n < min_sensors and not (n >= min_sensors_loud and loud >= min_loud and tight):
+            weak.append(g)  # reported only if it is one more round of a reported burst
             continue
-        if n <= g.chance_sensors:  # no more sensors than unrelated pulses would line up by chance
-            continue
-        fixes.append(
-            _to_fix(g, arr, pos, origin, t_ref, c, good_sensors, max_hdop, min_planarity, model_error_m)
-        )
-    return fixes
+        reported.append(g)
+    return [
+        _to_fix(g, arr, pos, origin, t_ref, c, good_sensors, max_hdop, min_planarity, model_error_m)
+        for g in refine_bursts(reported, pos, t, sensor, c, prm, weak=weak)
+    ]
 
 
 def _dedupe(arrivals: Sequence[Arrival]) -> list[Arrival]:
