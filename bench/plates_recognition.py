@@ -12,8 +12,11 @@ With ``--scorer``, the independent scorer ``../shared/eval/eval_plates.py`` is a
 part (a temporary folder of symlinks laid out like the data, one per region) through
 ``rtcc plates read``, and its summary lines are recorded with the figures.
 
+The default reader also reads the state (``region``) of each image's best plate; each image where it
+is told is printed (``region ...``) so it can be checked by eye, and counted (``*_region_told``).
+
 Usage: python bench/plates_recognition.py [--part test|tune|val] [--data DIR] [--no-write] [--misses]
-[--scorer] [--model ONNX] [--fast]
+[--scorer] [--model ONNX] [--fast] [--no-regions] [--note TEXT]
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from _common import ROOT, write_result
 from rtcc.plates import PlateReader
 from rtcc.plates.detect import DET_MODEL, DET_MODEL_INT8, TextDetector
 from rtcc.plates.ocr import PlateOCR
+from rtcc.plates.region import RegionReader, TextRecognizer
 
 sys.path.insert(0, str(ROOT / "training/plates"))
 from tune_holdout import holdout
@@ -63,6 +67,8 @@ def main() -> None:
     ap.add_argument("--part", choices=["test", "tune", "val"], default="test")
     ap.add_argument("--model", type=Path, help="recognizer ONNX (default: the shipped one)")
     ap.add_argument("--fast", action="store_true", help="int8 detector (PlateReader.load(fast=True))")
+    ap.add_argument("--no-regions", action="store_true", help="no state reading (load(regions=False))")
+    ap.add_argument("--note", default="", help="free text recorded with the figures")
     ap.add_argument("--speed-images", type=int, default=0, help="time only this many images (0 = all)")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--no-write", action="store_true")
@@ -73,18 +79,22 @@ def main() -> None:
     if args.part == "val":
         split = {region: {"val": names} for region, names in holdout(args.data).items()}
     det = TextDetector(threads=1, model=DET_MODEL_INT8 if args.fast else DET_MODEL)
-    reader = PlateReader(det, PlateOCR(args.model, threads=1))
+    region_reader = None if args.no_regions else RegionReader(TextRecognizer(threads=1))
+    reader = PlateReader(det, PlateOCR(args.model, threads=1), region_reader=region_reader)
     figures: dict[str, object] = {}
     all_frames = []
     for region in ("us", "eu"):
         names = split[region][args.part]
-        strict = folded = 0
+        strict = folded = told = 0
         for name in names:
             img = cv2.imread(str(args.data / "endtoend" / region / name))
             fields = (args.data / "endtoend" / region / (name[:-4] + ".txt")).read_text().strip().split("\t")
             truth = fields[-1].upper()
             plates = reader.read(img)
             got = plates[0].text if plates else ""
+            if plates and plates[0].region:
+                told += 1
+                print(f"region {region} {name}: {truth} -> {got} {plates[0].region}")
             strict += got == truth
             folded += got.replace("O", "0") == truth.replace("O", "0")
             if args.misses and got.replace("O", "0") != truth.replace("O", "0"):
@@ -95,6 +105,7 @@ def main() -> None:
         figures[f"{region}_images"] = n
         figures[f"{region}_exact_pct"] = round(100 * strict / n, 1)
         figures[f"{region}_exact_folded_pct"] = round(100 * folded / n, 1)
+        figures[f"{region}_region_told"] = told
         print(
             f"{region}: exact {strict}/{n} = {100 * strict / n:.1f}%, O->0 folded {folded}/{n} = "
             f"{100 * folded / n:.1f}%",
@@ -128,7 +139,9 @@ def main() -> None:
             {
                 "split": f"training/plates/split.json part={args.part}",
                 "model": str(args.model or "shipped"),
-                "detector": "int8" if args.fast else "float",
+                "detector": "int8" if args.fast else "float (fused graph, training/plates/fuse_det.py)",
+                "regions": not args.no_regions,
+                "note": args.note,
                 "threads": 1,
                 "data": "openalpr-benchmarks endtoend",
             },

@@ -2,10 +2,11 @@
 
 One JSON object per line per image, in argument order::
 
-    {"file": "a.jpg", "plates": [{"text": "ABC123", "confidence": 0.97, "box": [x, y, w, h]}]}
+    {"file": "a.jpg", "plates": [{"text": "ABC123", "confidence": 0.97, "box": [x, y, w, h], "region": "TX"}]}
 
-best plate first. A file that cannot be read as an image is named on stderr and skipped; the
-command goes on with the others and exits 2 at the end.
+best plate first; ``region`` (an extra field) is the US state when told, else ``null``. A file
+that cannot be read as an image is named on stderr and skipped; the command goes on with the others
+and exits 2 at the end.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def read(
         line = {
             "file": str(path),
             "plates": [
-                {"text": p.text, "confidence": round(p.confidence, 4), "box": list(p.box)} for p in plates
+                {"text": p.text, "confidence": round(p.confidence, 4), "box": list(p.box), "region": p.region}
+                for p in plates
             ],
         }
         sys.stdout.write(json.dumps(line) + "\n")

@@ -8,13 +8,17 @@ Pipeline (all ONNX Runtime on the CPU, models in ``rtcc/plates/models``):
    for other text (dealer frames, state names, stickers, date stamps).
 3. Each region is read from a few crops (its own and slightly grown / shrunk ones); the text with
    the highest summed confidence wins (mean character confidence, penalised when too short for a
-   plate). Plates are returned best first, overlapping duplicates removed.
+   plate). Reads that fit a known European layout get look-alike digits in letter positions turned
+   into letters (:func:`fix_layout`); reads that spell a state name are dropped. Plates are
+   returned best first, overlapping duplicates removed.
+4. The best plate's state is told from the text printed around it when clear
+   (:mod:`rtcc.plates.region`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +27,7 @@ from rtcc.errors import ValidationFailed
 from rtcc.plates.detect import DET_MODEL, DET_MODEL_INT8, TextDetector, TextRegion
 from rtcc.plates.normalize import normalize_plate
 from rtcc.plates.ocr import PlateOCR, Reading, rectify
+from rtcc.plates.region import RegionReader, TextRecognizer, is_state_name
 
 MIN_CHARS = 4
 """Readings shorter than this are scaled down: few real plates have fewer characters."""
@@ -46,7 +51,8 @@ class PlateResult:
     box : tuple of int
         ``(x, y, w, h)`` of the plate text in image pixels, inside the image.
     region : str or None
-        Issuing state or country when it can be told; ``None`` for now (not yet recognized).
+        Issuing US state (two-letter postal code, ``CA``) when it can be told from the text printed
+        around the number (:mod:`rtcc.plates.region`); else ``None``.
     """
 
     text: str
@@ -54,6 +60,49 @@ class PlateResult:
     char_confidences: tuple[float, ...]
     box: tuple[int, int, int, int]
     region: str | None = None
+
+
+FORMATS: tuple[str, ...] = ("LLDDDLL", "LLDDLLL")
+"""Plate layouts (``L`` letter, ``D`` digit) whose letter / digit confusions are corrected: the
+``AA999AA`` plates of Slovakia, Italy and France (without separators) and the ``AA99AAA`` ones of
+Great Britain."""
+
+_AS_LETTER = {"0": "O", "1": "I", "2": "Z", "5": "S", "6": "G", "8": "B"}
+
+
+def fix_layout(text: str, max_changes: int = 2) -> str:
+    """Turn look-alike digits into letters in a plate read that fits one of :data:`FORMATS`.
+
+    A read fits a layout when its digit positions hold digits and its letter positions letters or
+    look-alike digits (``0``/``O``, ``1``/``I``, ``2``/``Z``, ``5``/``S``, ``6``/``G``, ``8``/``B``), at most
+    ``max_changes`` of them; the first layout that fits wins. Other reads are returned as they are.
+    Letters are never turned into digits: a letter in a digit position means another layout (a
+    personalised plate), not a misread.
+
+    Examples
+    --------
+    >>> fix_layout("BA3020Z")
+    'BA302OZ'
+    >>> fix_layout("0Y09FEU")
+    'OY09FEU'
+    >>> fix_layout("KMB0RAK")
+    'KMB0RAK'
+    >>> fix_layout("7KDR582")
+    '7KDR582'
+    """
+    for layout in FORMATS:
+        if len(text) != len(layout):
+            continue
+        out = []
+        for c, kind in zip(text, layout, strict=True):
+            if kind == "L":
+                out.append(c if c.isalpha() else _AS_LETTER.get(c, ""))
+            else:
+                out.append(c if c.isdigit() else "")
+        fixed = "".join(out)
+        if len(fixed) == len(text) and sum(a != b for a, b in zip(text, fixed, strict=True)) <= max_changes:
+            return fixed
+    return text
 
 
 def _clip_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
@@ -101,6 +150,10 @@ class PlateReader:
         (negative shrinks), and the text with the highest summed confidence over all readings wins;
         its confidence is that sum divided by the number of readings, so a text only some crops
         agree on scores lower. Empty: one reading per region.
+    region_reader : RegionReader or None
+        Tells the state of the best ``region_plates`` plates; ``None``: never told.
+    region_plates : int
+        How many plates (best first) get a region read (each costs a few general-OCR crops).
     """
 
     def __init__(
@@ -112,6 +165,8 @@ class PlateReader:
         pad_x: float = 0.0,
         pad_y: float = 0.0,
         variants: Sequence[tuple[float, float]] = VARIANTS,
+        region_reader: RegionReader | None = None,
+        region_plates: int = 1,
     ) -> None:
         self.detector = detector
         self.ocr = ocr
@@ -120,16 +175,20 @@ class PlateReader:
         self.pad_x = pad_x
         self.pad_y = pad_y
         self.variants = [(0.0, 0.0), *variants]
+        self.region_reader = region_reader
+        self.region_plates = region_plates
 
     @classmethod
-    def load(cls, threads: int = 1, fast: bool = False) -> PlateReader:
+    def load(cls, threads: int = 1, fast: bool = False, regions: bool = True) -> PlateReader:
         """Load the shipped models (``threads`` ONNX Runtime threads per model; 1 = one core).
 
-        ``fast`` uses the int8 detector: about 1.6x the images per second, fewer plates read (see
-        ``rtcc/plates/models/MODEL_CARD.md``).
+        ``fast`` uses the int8 detector: more images per second, fewer plates read (see
+        ``rtcc/plates/models/MODEL_CARD.md``). ``regions`` loads the general recognizer that tells
+        the state (:mod:`rtcc.plates.region`).
         """
         det = TextDetector(threads=threads, model=DET_MODEL_INT8 if fast else DET_MODEL)
-        return cls(det, PlateOCR(threads=threads))
+        region_reader = RegionReader(TextRecognizer(threads=threads)) if regions else None
+        return cls(det, PlateOCR(threads=threads), region_reader=region_reader)
 
     def _candidates(self, regions: list[TextRegion]) -> list[TextRegion]:
         out = []
@@ -178,7 +237,8 @@ class PlateReader:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
             raise ValidationFailed(f"expected a non-empty (H, W, 3) uint8 BGR image, got {image.shape}")
         height, width = image.shape[:2]
-        regions = self._candidates(self.detector(image))
+        all_regions = self.detector(image)
+        regions = self._candidates(all_regions)
         crops = [
             rectify(image, grow(r.quad, self.pad_x + vx, self.pad_y + vy))
             for r in regions
@@ -186,16 +246,22 @@ class PlateReader:
         ]
         readings = self.ocr(crops)
         k = len(self.variants)
-        found: list[PlateResult] = []
+        found: list[tuple[PlateResult, TextRegion]] = []
         for i, region in enumerate(regions):
             best = self._vote(readings[i * k : (i + 1) * k])
             if best is None or best[1] < self.min_confidence:
                 continue
             text, conf, chars = best
-            found.append(PlateResult(text, conf, chars, _clip_box(region.box, width, height)))
-        found.sort(key=lambda p: -p.confidence)
-        kept: list[PlateResult] = []
-        for p in found:
-            if all(_overlap(p.box, k.box) < 0.5 for k in kept):
-                kept.append(p)
-        return kept
+            text = fix_layout(text)
+            if is_state_name(text):  # the state printed on the plate, read by the plate recognizer
+                continue
+            found.append((PlateResult(text, conf, chars, _clip_box(region.box, width, height)), region))
+        found.sort(key=lambda p: -p[0].confidence)
+        kept: list[tuple[PlateResult, TextRegion]] = []
+        for p, region in found:
+            if all(_overlap(p.box, q.box) < 0.5 for q, _ in kept):
+                kept.append((p, region))
+        if self.region_reader is not None:
+            for i, (p, region) in enumerate(kept[: self.region_plates]):
+                kept[i] = (replace(p, region=self.region_reader(image, region, all_regions)), region)
+        return [p for p, _ in kept]

@@ -6,6 +6,7 @@ grey "car" with a bumper and lights), so CI runs it as is.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from rtcc.errors import ValidationFailed
 from rtcc.plates import PlateReader, PlateResult, normalize_plate
 from rtcc.plates.detect import DET_MODEL, DET_MODEL_INT8
 from rtcc.plates.ocr import REC_MODEL, Reading
+from rtcc.plates.region import GENERAL_REC_MODEL
 
 PLATE = "7KDR582"
 
@@ -49,10 +51,19 @@ def reader() -> PlateReader:
 
 
 def test_shipped_models_exist_and_are_small() -> None:
-    for model in (DET_MODEL, DET_MODEL_INT8, REC_MODEL):
+    models = (DET_MODEL, DET_MODEL_INT8, REC_MODEL, GENERAL_REC_MODEL)
+    for model in models:
         assert model.is_file(), model
-    total = sum(m.stat().st_size for m in (DET_MODEL, DET_MODEL_INT8, REC_MODEL))
+    total = sum(m.stat().st_size for m in models)
     assert total < 20 * 2**20
+
+
+def test_shipped_models_match_their_checksums() -> None:
+    sums = (DET_MODEL.parent / "SHA256SUMS").read_text().split("\n")
+    listed = {name: digest for digest, name in (line.split() for line in sums if line.strip())}
+    assert set(listed) == {p.name for p in DET_MODEL.parent.glob("*.onnx")}
+    for name, digest in listed.items():
+        assert hashlib.sha256((DET_MODEL.parent / name).read_bytes()).hexdigest() == digest, name
 
 
 def test_fast_reader_reads_a_rendered_plate() -> None:
@@ -136,6 +147,7 @@ def test_cli_reads_and_reports_corrupt_files(tmp_path: Path) -> None:
     assert [line["file"] for line in lines] == [str(good)]
     plates = lines[0]["plates"]
     assert plates and plates[0]["text"] == PLATE
-    assert set(plates[0]) == {"text", "confidence", "box"} and len(plates[0]["box"]) == 4
+    assert set(plates[0]) == {"text", "confidence", "box", "region"} and len(plates[0]["box"]) == 4
+    assert plates[0]["region"] is None  # no state printed on the rendered plate
     for name in ("broken.jpg", "empty.png", "missing.jpg"):
         assert name in result.stderr
