@@ -209,6 +209,8 @@ def _send_pass(client: Any, cfg: Any, p: Any, at: Any) -> Any:
     }
     if p.direction is not None:
         extra["direction"] = p.direction
+    if p.region is not None:
+        extra["region"] = p.region
     try:
         resp = post_image(client, cfg, bytes(buf), "frame.jpg", at, extra)
     except httpx.HTTPError as exc:

@@ -156,7 +156,10 @@ def edge_read(upload: Upload, image: DecodedImage) -> PlateResult:
     if w < 1 or h < 1 or x < 0 or y < 0 or x + w > width or y + h > height:
         raise ValidationFailed(f"box {list(upload.box)} is not inside the {width}x{height} image")
     conf = float(upload.confidence)
-    return PlateResult(text, conf, tuple(conf for _ in text), (x, y, w, h))
+    region = (upload.region or "").strip().upper() or None
+    if region is not None and not (region.replace("-", "").isalnum() and len(region) <= 16):
+        raise ValidationFailed("region must be up to 16 letters or digits (e.g. TX, DE, GB-SCT)")
+    return PlateResult(text, conf, tuple(conf for _ in text), (x, y, w, h), region)
 
 
 @dataclass
@@ -174,6 +177,8 @@ class Upload:
     """Where that plate is in the image, (x, y, w, h) pixels."""
     confidence: float | None = None
     """The camera's confidence in that plate, 0-1."""
+    region: str | None = None
+    """With ``plate``: the state or region the camera told, if any."""
     direction: str | None = None
     """Direction of travel the camera worked out itself (e.g. from tracking), ``N`` … ``NW``."""
 

@@ -53,6 +53,8 @@ class Sighting:
     box: tuple[int, int, int, int]
     image: Any = None
     """The frame (BGR array) when the caller keeps it, for the best-frame upload."""
+    region: str | None = None
+    """The state or region the reader told in this frame, if any."""
 
 
 @dataclass
@@ -67,6 +69,8 @@ class Pass:
     sightings: int
     direction: str | None
     readings: dict[str, int] = field(default_factory=dict)
+    region: str | None = None
+    """The state or region told most often over the pass (``None`` when never told)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +84,7 @@ class Pass:
             "sightings": self.sightings,
             "readings": self.readings,
             "direction": self.direction,
+            "region": self.region,
         }
 
 
@@ -254,8 +259,11 @@ class PlateTracker:
         agreeing = [s for s in ss if s.text == text] or ss
         best = max(agreeing, key=lambda s: s.confidence)
         readings: dict[str, int] = defaultdict(int)
+        regions: dict[str, int] = defaultdict(int)
         for s in ss:
             readings[s.text] += 1
+            if s.region:
+                regions[s.region] += 1
         return Pass(
             plate=text,
             confidence=best.confidence * share,
@@ -265,4 +273,5 @@ class PlateTracker:
             sightings=len(ss),
             direction=travel(ss[0].box, ss[-1].box, self.frame_width, self.camera_heading, self.moving),
             readings=dict(readings),
+            region=max(sorted(regions), key=lambda r: regions[r]) if regions else None,
         )

@@ -97,6 +97,7 @@ def passes(
                 p.char_confidences,
                 p.box,
                 f.image if keep_frames else None,
+                p.region,
             )
             for p in reader.read(f.image)
         ]

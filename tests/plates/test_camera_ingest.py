@@ -177,3 +177,14 @@ async def test_bad_input_is_refused_clearly(start_center: StartCenter) -> None:
     from rtcc.plates.reads import count_reads
 
     assert await store.read(count_reads) == len(r.json()["reads"])
+
+
+async def test_edge_read_carries_the_region_the_camera_told(center: Running) -> None:
+    key = await camera(center)
+    img = jpeg(car_with_plate("EDG123", size=(320, 240)))
+    r = await upload(center, key, img, plate="edg-123", box="10,10,100,30", confidence=0.8, region="tx")
+    assert r.status_code == 201, r.text
+    [read] = r.json()["reads"]
+    assert (read["plate"], read["region"]) == ("EDG123", "TX")
+    r = await upload(center, key, img, plate="EDG123", box="10,10,100,30", confidence=0.8, region="T@X")
+    assert r.status_code == 422 and "region" in r.json()["error"]["message"]

@@ -237,3 +237,14 @@ async def test_passes_read_from_an_rtsp_stream() -> None:
     assert all(plates.count(plate) <= loops for plate in set(plates))
     assert all(p.direction == "E" for p in got if p.plate == "ABC1234" and p.sightings >= 3)
     assert all(0 < p.confidence <= 1 for p in got)
+
+
+def test_pass_region_is_the_one_told_most_often() -> None:
+    tr = PlateTracker(max_gap=1, frame_width=640)
+    for k, region in enumerate(["TX", None, "OK", "TX"]):
+        tr.update([Sighting(k, k / 10, "ABC1234", 0.9, (0.9,) * 7, (100 + 5 * k, 200, 80, 20), None, region)])
+    [p] = tr.flush()
+    assert p.region == "TX" and p.to_json()["region"] == "TX"
+    tr.update([s(0, "NOREG1", 0.9, (10, 10, 80, 20))])
+    [q] = tr.flush()
+    assert q.region is None

@@ -133,6 +133,10 @@ async def upload_image(
         Literal["N", "NE", "E", "SE", "S", "SW", "W", "NW"] | None,
         Form(description="Direction of travel the camera worked out itself (e.g. by tracking)."),
     ] = None,
+    region: Annotated[
+        str | None,
+        Form(max_length=16, description="With plate: the state or region the camera told (e.g. TX)."),
+    ] = None,
     authorization: str | None = Header(None),
     x_device_key: str | None = Header(None),
     x_device_id: str | None = Header(None, max_length=128),
@@ -159,6 +163,7 @@ async def upload_image(
         box=_box(box),
         confidence=confidence,
         direction=direction,
+        region=region,
     )
     result = await svc.accept(ident, upload)
     ctx.metrics.inc("plate_images", duplicate=str(result.duplicate).lower())
