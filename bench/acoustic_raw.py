@@ -1,0 +1,312 @@
+"""Raw audio → ``rtcc acoustic detect`` → ``rtcc acoustic locate``, scored against the surveyed shooter.
+
+    python bench/acoustic_raw.py [--split tune|heldout|all] [--mode raw|hybrid|reference] [--min-sensors N]
+                                 [--data DIR] [--note TEXT] [--no-write]
+
+Data: ShotSpotter's Pittsburgh live-fire recordings. Each test has 10 s of 12 kHz audio from *up to
+six* of the sensors that heard it (the README of the data: "Up to 6 sensors per test have audio"),
+while ShotSpotter's own pulse lists (``allpulses``) hold every sensor that reported — a median of
+10 per shot. For each firing position the bench runs the real command line on every clip
+(``rtcc acoustic detect FP*/test_*/*.flac``; each clip's sibling JSON gives the sensor, the UTC of
+the first sample and the position), writes one pulses CSV per firing position
+(``sensor_id,x_m,y_m,z_m,arrival_utc,snr_db``) and runs ``rtcc acoustic locate CSV --temperature-c
+T`` with the median METAR temperature, as ``/work/shared/eval/eval_locate.py`` does.
+
+Modes:
+
+* ``raw`` — only the detector's pulses: the audio-only pipeline.
+* ``hybrid`` — the sensors with audio report the detector's pulses (their ShotSpotter pulses inside
+  the clip are removed); the other sensors keep ShotSpotter's pulses. This measures whether the
+  detector's pulses are as good as ShotSpotter's own where audio exists, with the array's full size.
+* ``reference`` — no audio: ShotSpotter's own pulses of the sensors with audio, inside the clips.
+  What ``raw`` would give with ShotSpotter's detector: the ceiling set by the few sensors with audio.
+
+``--min-sensors N`` calls :func:`rtcc.acoustic.locate.locate_all` in-process with ``min_sensors=N``
+and ``min_sensors_loud=N`` (and the association's own minimum lowered to N when it is higher)
+instead of the command line (the ``locate`` command has no such option;
+its default report gate wants 10 sensors, or 8 with loud pulses — more than any test has audio for).
+
+Scoring follows ``eval_locate.py``: a round is located when an unused output lies within 50 m of
+the survey point and inside the test's time span (ShotSpotter's pulses −5 s … +1 s); other outputs
+are ghosts (> 50 m from every survey point of the firing position) or duplicates. Coverage is
+stated beside it: the rounds whose ShotSpotter-selected pulses fall inside the audio of ≥ 3 sensors.
+
+Split (declared, by firing position, as ``bench/acoustic_locate.py``): "tune" FP1, FP3, FP5, FP7,
+FP9; "heldout" FP2, FP4, FP6, FP8. The detector's thresholds were tuned on FP1–FP4
+(``bench/acoustic_detect.py``) and not changed for this bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, write_result
+
+from rtcc.acoustic.associate import AssociationParams
+from rtcc.acoustic.locate import Arrival, locate_all
+
+SHARED = Path(os.environ.get("RTCC_SHARED", ROOT.parent / "shared"))
+DATA = SHARED / "data/acoustic/shotspotter_pittsburgh_dqv"
+SPLITS = {
+    "tune": ["FP1", "FP3", "FP5", "FP7", "FP9"],
+    "heldout": ["FP2", "FP4", "FP6", "FP8"],
+    "all": [f"FP{i}" for i in range(1, 10)],
+}
+RTCC = Path(sys.executable).parent / "rtcc"
+MATCH_M = 50.0
+CLIP_S = 10.0
+
+
+def _utc(s: str) -> float:
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+def _rtcc(*args: str) -> str:
+    out = subprocess.run([str(RTCC), *args], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"rtcc {' '.join(args[:2])} failed (exit {out.returncode}): {out.stderr[-500:]}")
+    return out.stdout
+
+
+def load_fp(fp: Path) -> dict[str, Any]:
+    """Truth, ShotSpotter's pulses, clips and coverage of one firing position."""
+    truth: list[dict[str, Any]] = []
+    pulses: list[dict[str, Any]] = []
+    clips: list[dict[str, Any]] = []
+    temps: list[float] = []
+    covered = 0
+    for t in sorted(p for p in fp.iterdir() if p.is_dir()):
+        allp = json.loads((t / f"{t.name}.allpulses.json").read_text())
+        survey = json.loads((t / f"{t.name}.survey.json").read_text())
+        tuples = json.loads((t / f"{t.name}.nlos-tuples.json").read_text())
+        times = [_utc(p["arrival_time_utc"]) for p in allp]
+        s = survey["survey_location"]
+        truth.append(
+            {
+                "test": t.name,
+                "x": s["x"],
+                "y": s["y"],
+                "n": survey["num_rounds"],
+                "t0": min(times) - 5,
+                "t1": max(times) + 1,
+            }
+        )
+        pulses += allp
+        mine = []
+        for flac in sorted(t.glob("*.flac")):
+            meta = json.loads(flac.with_suffix(".json").read_text())
+            start = _utc(meta["timestamp"])
+            mine.append({"path": flac, "sensor": meta["serial_number"], "t0": start, "t1": start + CLIP_S})
+        clips += mine
+        by_uuid = {p["pulse_uuid"]: p for p in allp}
+        for tup in tuples:
+            heard = {
+                c["sensor"]
+                for u in tup["pulse_uuids"]
+                if (p := by_uuid.get(u)) is not None
+                for c in mine
+                if c["sensor"] == p["serial_number"] and c["t0"] <= _utc(p["arrival_time_utc"]) <= c["t1"]
+            }
+            covered += len(heard) >= 3
+        wf = t / f"{t.name}.weather.json"
+        if wf.exists():
+            temps.append(json.loads(wf.read_text())["temperature"])
+    return {
+        "truth": truth,
+        "pulses": pulses,
+        "clips": clips,
+        "temperature_c": statistics.median(temps) if temps else -1.0,
+        "rounds_covered_3": covered,
+    }
+
+
+def detect(clips: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rtcc acoustic detect`` on every clip (one process); the pulse lines."""
+    out = _rtcc("acoustic", "detect", *[str(c["path"]) for c in clips])
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def pulse_rows(fpd: dict[str, Any], detected: list[dict[str, Any]], mode: str) -> list[list[Any]]:
+    """CSV rows ``sensor_id,x_m,y_m,z_m,arrival_utc,snr_db`` for the mode."""
+    rows = [[d["sensor_id"], d["x_m"], d["y_m"], d["z_m"], d["arrival_utc"], d["snr_db"]] for d in detected]
+    if mode in ("hybrid", "reference"):
+        spans: dict[str, list[tuple[float, float]]] = {}
+        for c in fpd["clips"]:
+            spans.setdefault(c["sensor"], []).append((c["t0"], c["t1"]))
+        for p in fpd["pulses"]:
+            ts = _utc(p["arrival_time_utc"])
+            if any(a <= ts <= b for a, b in spans.get(p["serial_number"], [])) != (mode == "reference"):
+                continue  # hybrid: the detector reports this sensor here; reference: only these
+            loc = p["location"]
+            rows.append(
+                [
+                    p["serial_number"],
+                    loc["x"],
+                    loc["y"],
+                    loc["z"],
+                    p["arrival_time_utc"],
+                    p.get("signal_to_noise_dB", ""),
+                ]
+            )
+    return rows
+
+
+def locate(
+    rows: list[list[Any]], temperature_c: float, min_sensors: int | None
+) -> list[tuple[float, float, float]]:
+    """Shots (time, x, y) from the pulses: the ``locate`` command, or in-process with ``min_sensors``."""
+    if min_sensors is not None:
+        arrivals = [
+            Arrival(
+                str(r[0]),
+                float(r[1]),
+                float(r[2]),
+                float(r[3]),
+                _utc(str(r[4])),
+                float(r[5]) if r[5] != "" else None,
+            )
+            for r in rows
+        ]
+        prm = AssociationParams()
+        fixes = locate_all(
+            arrivals,
+            temperature_c=temperature_c,
+            params=replace(prm, min_sensors=min(min_sensors, prm.min_sensors)),
+            min_sensors=min_sensors,
+            min_sensors_loud=min_sensors,
+        )
+        return [(f.t0_s, f.x_m, f.y_m) for f in fixes]
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["sensor_id", "x_m", "y_m", "z_m", "arrival_utc", "snr_db"])
+        w.writerows(rows)
+        path = fh.name
+    try:
+        out = _rtcc("acoustic", "locate", path, "--temperature-c", str(temperature_c))
+    finally:
+        Path(path).unlink(missing_ok=True)
+    shots = []
+    for line in out.splitlines():
+        if line.startswith("{"):
+            o = json.loads(line)
+            shots.append((_utc(o["time_utc"]), float(o["x_m"]), float(o["y_m"])))
+    return shots
+
+
+def score(shots: list[tuple[float, float, float]], truth: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rules of ``eval_locate.py``: rounds located, their errors, ghosts, duplicates."""
+    used: set[int] = set()
+    errors: list[float] = []
+    rounds = 0
+    for tr in truth:
+        rounds += tr["n"]
+        cand = sorted(
+            (math.hypot(sx - tr["x"], sy - tr["y"]), i)
+            for i, (st, sx, sy) in enumerate(shots)
+            if tr["t0"] <= st <= tr["t1"] and i not in used
+        )
+        for d, i in [c for c in cand if c[0] <= MATCH_M][: tr["n"]]:
+            used.add(i)
+            errors.append(d)
+    ghosts = dups = 0
+    for i, (_, sx, sy) in enumerate(shots):
+        if i in used:
+            continue
+        if all(math.hypot(sx - tr["x"], sy - tr["y"]) > MATCH_M for tr in truth):
+            ghosts += 1
+        else:
+            dups += 1
+    return {"rounds": rounds, "errors": errors, "ghosts": ghosts, "duplicates": dups, "shots": len(shots)}
+
+
+def summarise(errors: list[float], rounds: int, ghosts: int, dups: int) -> dict[str, Any]:
+    e = sorted(errors)
+    return {
+        "rounds_fired": rounds,
+        "rounds_located": len(e),
+        "median_m": round(statistics.median(e), 2) if e else None,
+        "p90_m": round(e[int(0.9 * (len(e) - 1))], 2) if e else None,
+        "max_m": round(e[-1], 2) if e else None,
+        "within_15m": round(sum(x <= 15 for x in e) / rounds, 4) if rounds else None,
+        "within_25m": round(sum(x <= 25 for x in e) / rounds, 4) if rounds else None,
+        "ghosts": ghosts,
+        "duplicates": dups,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--split", choices=sorted(SPLITS), default="tune")
+    ap.add_argument("--mode", choices=["raw", "hybrid", "reference"], default="raw")
+    ap.add_argument("--min-sensors", type=int, default=None, help="locate in-process with this report gate")
+    ap.add_argument("--no-write", action="store_true", help="print only, do not append to the results")
+    ap.add_argument("--note", default="", help="free text recorded with the result (e.g. what changed)")
+    args = ap.parse_args()
+    errors: list[float] = []
+    rounds = ghosts = dups = covered = n_pulses = n_clips = 0
+    per_fp: dict[str, Any] = {}
+    started = time.perf_counter()
+    for fp in SPLITS[args.split]:
+        fpd = load_fp(args.data / fp)
+        detected = [] if args.mode == "reference" else detect(fpd["clips"])
+        rows = pulse_rows(fpd, detected, args.mode)
+        shots = locate(rows, fpd["temperature_c"], args.min_sensors)
+        s = score(shots, fpd["truth"])
+        errors += s["errors"]
+        rounds += s["rounds"]
+        ghosts += s["ghosts"]
+        dups += s["duplicates"]
+        covered += fpd["rounds_covered_3"]
+        n_pulses += len(detected)
+        n_clips += len(fpd["clips"])
+        per_fp[fp] = summarise(s["errors"], s["rounds"], s["ghosts"], s["duplicates"]) | {
+            "rounds_with_audio_at_3_sensors": fpd["rounds_covered_3"],
+            "shots_out": s["shots"],
+        }
+        print(fp, per_fp[fp], flush=True)
+    figures = summarise(errors, rounds, ghosts, dups)
+    figures["rounds_with_audio_at_3_sensors"] = covered
+    figures["clips"] = n_clips
+    figures["detected_pulses"] = n_pulses
+    figures["seconds"] = round(time.perf_counter() - started, 1)
+    figures["per_fp"] = per_fp
+    print(json.dumps({k: v for k, v in figures.items() if k != "per_fp"}))
+    if not args.no_write:
+        write_result(
+            "acoustic_raw",
+            figures,
+            {
+                "split": args.split,
+                "firing_positions": SPLITS[args.split],
+                "mode": args.mode,
+                "locate": f"locate_all(min_sensors={args.min_sensors}) in-process"
+                if args.min_sensors is not None
+                else "rtcc acoustic locate (command line, default gate)",
+                "detect": "none (ShotSpotter's pulses)"
+                if args.mode == "reference"
+                else "rtcc acoustic detect (command line, default options)",
+                "detector_tuned_on": ["FP1", "FP2", "FP3", "FP4"],
+                "locator_tuned_on": SPLITS["tune"],
+                "data": str(args.data),
+                "note": args.note,
+            },
+        )
+
+
+if __name__ == "__main__":
+    main()
