@@ -3,7 +3,7 @@
 
 Usage::
 
-    python bench/acoustic_classify.py [--data ../shared/data/acoustic] [--scorer]
+    python bench/acoustic_classify.py [--data ../shared/data/acoustic] [--scorer] [--note TEXT]
 
 Clips of the test groups in ``training/acoustic/split.json``:
 
@@ -110,6 +110,7 @@ def main() -> None:
     ap.add_argument(
         "--scorer", action="store_true", help="also run shared/eval/eval_classify.py on the test split"
     )
+    ap.add_argument("--note", default="", help="free text recorded with the result (e.g. what changed)")
     args = ap.parse_args()
 
     rows = D.read_manifest(args.data)
@@ -220,6 +221,8 @@ def main() -> None:
             ]
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
             figures["scorer"] = {"exit": res.returncode, "output": res.stdout.strip().splitlines()}
+            print("independent scorer (shared/eval/eval_classify.py) on the test split:", flush=True)
+            print(res.stdout.strip() or res.stderr.strip()[-500:], flush=True)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -232,6 +235,7 @@ def main() -> None:
             "test_files": n_files,
             "degraded_copies": args.copies,
             "data": str(args.data),
+            "note": args.note,
         },
     )
 

@@ -1,11 +1,14 @@
 """Gunfire or not: a calibrated probability for the audio of one impulse, from the shipped ONNX model.
 
-The model (``models/gunshot_classifier.onnx``: gradient-boosted trees over the features of
-:mod:`rtcc.acoustic.features`, an ``ai.onnx.ml`` TreeEnsembleRegressor giving log-odds) scores each
-of a clip's strongest impulse windows; the clip's score is the highest window score, mapped to a
-probability by Platt scaling fitted on a calibration split (``a``, ``b`` and the label threshold
-live in the ONNX file's metadata). The training script, the
-split and the measured figures are in ``training/acoustic/`` and ``models/gunshot_classifier.md``.
+The model (``models/gunshot_classifier.onnx``) scores each of a clip's strongest impulse windows
+(:func:`rtcc.acoustic.features.find_impulses`, up to ``max_candidates`` from the model metadata). It is
+one ONNX graph summing the weighted log-odds of gradient-boosted trees over the window's features
+(:func:`rtcc.acoustic.features.window_features`) and of a small CNN over its log-mel patch
+(:func:`rtcc.acoustic.features.window_patch`) plus the same features. The clip's score is the highest
+window score, mapped to a probability by Platt scaling fitted on a calibration split (``a``, ``b`` and
+the label threshold live in the ONNX file's metadata). A model with a ``features`` input only (the
+earlier trees-only model) is served too. The training script, the split and the measured figures are
+in ``training/acoustic/`` and ``models/gunshot_classifier.md``.
 
 Run time needs only numpy, scipy, soundfile and ONNX Runtime; nothing is downloaded.
 
@@ -53,12 +56,15 @@ class GunshotClassifier:
     Parameters
     ----------
     session : onnxruntime.InferenceSession
-        A session on a model that maps float32 features, shape (n, N_FEATURES), to the gunshot
-        log-odds of each window, shape (n, 1).
+        A session on a model that maps float32 ``features``, shape (n, N_FEATURES), and, when it has
+        that input, ``patch``, shape (n, N_MELS, PATCH_FRAMES), to the gunshot log-odds of each
+        window, shape (n, 1).
     platt_a, platt_b : float
         Platt scaling of the clip's window log-odds ``z``: ``P = 1 / (1 + exp(-(a z + b)))``.
     threshold : float
         ``label`` is ``gunshot`` when the probability is at least this.
+    max_candidates : int
+        A clip is scored by at most this many impulse windows.
     """
 
     _cached: ClassVar[GunshotClassifier | None] = None
@@ -71,10 +77,15 @@ class GunshotClassifier:
         platt_a: float = 1.0,
         platt_b: float = 0.0,
         threshold: float = 0.5,
+        max_candidates: int = F.MAX_CANDIDATES,
     ) -> None:
         self._session = session
-        self._input = session.get_inputs()[0].name
+        names = [i.name for i in session.get_inputs()]
+        self._input = "features" if "features" in names else names[0]
         self._output = session.get_outputs()[0].name
+        #: Whether the model also reads each window's log-mel patch (the convolutional model does).
+        self.needs_patch = "patch" in names
+        self.max_candidates = max_candidates
         self.platt_a = platt_a
         self.platt_b = platt_b
         self.threshold = threshold
@@ -107,6 +118,7 @@ class GunshotClassifier:
             platt_a=float(meta.get("platt_a", 1.0)),
             platt_b=float(meta.get("platt_b", 0.0)),
             threshold=float(meta.get("threshold", 0.5)),
+            max_candidates=int(meta.get("max_candidates", F.MAX_CANDIDATES)),
         )
 
     @classmethod
@@ -124,20 +136,30 @@ class GunshotClassifier:
                     cls._cached = cls.from_path(path)
             return cls._cached
 
-    def window_logits(self, feats: NDArray[np.float64]) -> NDArray[np.float64]:
+    def window_logits(
+        self, feats: NDArray[np.float64], patches: NDArray[np.floating] | None = None
+    ) -> NDArray[np.float64]:
         """Uncalibrated log-odds of each window.
 
         Parameters
         ----------
         feats : ndarray, shape (n, N_FEATURES)
-            Rows from :func:`rtcc.acoustic.features.clip_features`.
+            Rows from :func:`rtcc.acoustic.features.window_features`.
+        patches : ndarray, shape (n, N_MELS, PATCH_FRAMES), optional
+            Rows from :func:`rtcc.acoustic.features.window_patch`; required when the model has a
+            ``patch`` input (see :attr:`needs_patch`).
 
         Returns
         -------
         ndarray, shape (n,)
-            The boosted trees' raw score (log-odds, before calibration).
+            The model's raw score (log-odds, before calibration).
         """
-        out = self._session.run([self._output], {self._input: np.asarray(feats, dtype=np.float32)})[0]
+        inputs = {self._input: np.asarray(feats, dtype=np.float32)}
+        if self.needs_patch:
+            if patches is None:
+                raise ValueError("this model needs the log-mel patch of each window")
+            inputs["patch"] = np.asarray(patches, dtype=np.float32)
+        out = self._session.run([self._output], inputs)[0]
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
     def clip_logit(self, x12k: NDArray[np.float64]) -> float:
@@ -152,8 +174,10 @@ class GunshotClassifier:
         -------
         float
         """
-        feats, _ = F.clip_features(x12k)
-        return float(self.window_logits(feats).max())
+        windows = [F.cut_window(x12k, o) for o in F.find_impulses(x12k, self.max_candidates)]
+        feats = np.stack([F.window_features(w) for w in windows])
+        patches = np.stack([F.window_patch(w) for w in windows]) if self.needs_patch else None
+        return float(self.window_logits(feats, patches).max())
 
     def calibrate(self, logit: float) -> float:
         """Map a clip score to a calibrated probability (Platt scaling).
@@ -177,7 +201,7 @@ class GunshotClassifier:
         ----------
         audio : ndarray, shape (n,) or (n, channels)
             Samples (float in [-1, 1] or integer PCM), at least :data:`MIN_DURATION_S` long; a longer clip
-            is scored by its strongest impulses (up to 8, the maximum counts).
+            is scored by its strongest impulses (up to ``max_candidates``, the maximum counts).
         sample_rate_hz : int
             Rate of ``audio`` in Hz; resampled to 12 kHz inside.
 

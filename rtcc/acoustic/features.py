@@ -16,6 +16,9 @@ Each window is :data:`WINDOW_S` long with the onset :data:`PRE_S` from its start
   (echoes, further rounds) within the window, waveform kurtosis and crest factor near the onset,
   spectral centroid and spread early and late, zero-crossing rate.
 
+A convolutional model also reads the window's whole log-mel spectrogram (:func:`window_patch`,
+:data:`N_MELS` x :data:`PATCH_FRAMES`, relative to its maximum).
+
 Absolute level is left out on purpose (distance and gain vary); so is everything above 5.5 kHz,
 where a 12 kHz channel and a band-limited one differ most.
 """
@@ -30,11 +33,11 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage, signal
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 SAMPLE_RATE_HZ = 12_000
 WINDOW_S = 0.5
 PRE_S = 0.05
-MAX_CANDIDATES = 8
+MAX_CANDIDATES = 16
 N_MELS = 24
 N_FFT = 256
 HOP = 64
@@ -70,6 +73,8 @@ ENVELOPE_NAMES: tuple[str, ...] = (
     "floor_to_peak_db",
 )
 N_FEATURES = len(SPANS_MS) * N_MELS + len(ENVELOPE_NAMES)
+#: Frames of a window's log-mel patch (:func:`window_patch`): one per :data:`HOP` samples, centred.
+PATCH_FRAMES = int(WINDOW_S * SAMPLE_RATE_HZ) // HOP + 1
 _EPS = 1e-12
 _ENV_FRAME = 24  # 2 ms at 12 kHz
 _ENV_HOP = 12  # 1 ms at 12 kHz
@@ -344,6 +349,23 @@ def window_features(win: Window) -> FloatArray:
         ]
     )
     return np.concatenate([mel_block, env_block]).astype(np.float64)
+
+
+def window_patch(win: Window) -> FloatArray:
+    """The window's log-mel spectrogram, the input of a convolutional model.
+
+    Parameters
+    ----------
+    win : Window
+        A window from :func:`cut_window`.
+
+    Returns
+    -------
+    ndarray, shape (N_MELS, PATCH_FRAMES)
+        dB relative to the window's maximum, floored at -80 dB (level-invariant).
+    """
+    db, _ = _logmel(win.samples)
+    return np.ascontiguousarray(db.T)
 
 
 def clip_features(x: FloatArray, max_count: int = MAX_CANDIDATES) -> tuple[FloatArray, list[int]]:

@@ -82,7 +82,34 @@ def test_shipped_model_is_onnx_and_loads_once(clf: GunshotClassifier) -> None:
     meta = session.get_modelmeta().custom_metadata_map
     assert int(meta["feature_version"]) == F.FEATURE_VERSION
     assert 0.0 < float(meta["threshold"]) < 1.0
+    assert int(meta["max_candidates"]) == clf.max_candidates >= 8
     assert GunshotClassifier.load() is clf
+
+
+def test_patch_input_is_required_and_used(clf: GunshotClassifier) -> None:
+    x = F.to_model_rate(gunshot_like(12_000, seed=2), 12_000)
+    windows = [F.cut_window(x, o) for o in F.find_impulses(x, 3)]
+    feats = np.stack([F.window_features(w) for w in windows])
+    patches = np.stack([F.window_patch(w) for w in windows])
+    assert patches.shape == (len(windows), F.N_MELS, F.PATCH_FRAMES)
+    if not clf.needs_patch:
+        pytest.skip("the shipped model reads features only")
+    with pytest.raises(ValueError, match="patch"):
+        clf.window_logits(feats)
+    z = clf.window_logits(feats, patches)
+    assert z.shape == (len(windows),)
+    # The patch matters: a floor-level spectrogram changes every window's score.
+    z_flat = clf.window_logits(feats, np.full_like(patches, -80.0))
+    assert np.all(np.abs(z - z_flat) > 1e-3)
+
+
+def test_window_inputs_are_level_invariant() -> None:
+    x = F.to_model_rate(gunshot_like(12_000, seed=3), 12_000)
+    onset = F.find_impulses(x, 1)[0]
+    loud, quiet = F.cut_window(x, onset), F.cut_window(x * 0.01, onset)
+    np.testing.assert_allclose(F.window_patch(loud), F.window_patch(quiet), atol=0.1)
+    mel = slice(0, len(F.SPANS_MS) * F.N_MELS)
+    np.testing.assert_allclose(F.window_features(loud)[mel], F.window_features(quiet)[mel], atol=0.1)
 
 
 def test_probability_is_deterministic_and_bounded(clf: GunshotClassifier) -> None:

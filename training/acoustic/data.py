@@ -27,6 +27,11 @@ with p=0.5 / 0.3; mixed into a real sensor background segment (quiet parts of Sh
 same split, before the sensor's first pulse; these clips begin with 1-4.6 s of digital silence and a
 DC step into the live signal, kept in half the copies as the independent scorer keeps it) at 0-30 dB
 SNR; random gain; clipping at 30-80% of the peak with p=0.1; 16-bit quantisation.
+
+Negatives also go through :func:`scorer_degrade`, the same chain as the independent scorer
+(``shared/eval/eval_classify.py``: order-4 low-pass at 2-5 kHz, a background segment from the clip
+start, digital silence included and tiled when short, 5-25 dB SNR), always with backgrounds of the
+split being built (train or calibration), never of the test split.
 """
 
 from __future__ import annotations
@@ -247,7 +252,10 @@ def degrade(x: np.ndarray, bgs: list[np.ndarray], rng: np.random.Generator, *, g
 
 
 def scorer_degrade(x: np.ndarray, sr: int, bg: np.ndarray, rng: random.Random) -> np.ndarray:
-    """The independent scorer's degradation (``shared/eval/eval_classify.py``), for the bench only."""
+    """The independent scorer's degradation (``shared/eval/eval_classify.py``).
+
+    Used for training and calibration copies (with those splits' backgrounds) and by the bench.
+    """
     if x.ndim > 1:
         x = x.mean(axis=1)
     if sr != SR:

@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
-"""Train the shipped gunshot classifier: features -> gradient-boosted trees -> ONNX + Platt calibration.
+"""Train the shipped gunshot classifier: windows -> trees + CNN -> one ONNX graph + Platt calibration.
 
-Usage (training extra: scikit-learn, skl2onnx, onnx)::
+Usage (training extras: scikit-learn, torch (CPU), onnx)::
 
     python training/acoustic/train_classifier.py [--data ../shared/data/acoustic] [--jobs 2]
+        [--model ensemble|gbm|cnn] [--epochs 8]
 
 Writes ``rtcc/acoustic/models/gunshot_classifier.onnx`` (calibration in its metadata),
 ``rtcc/acoustic/models/gunshot_classifier.card.json`` (split sizes, leakage check, calibration
 figures) and, when missing, ``training/acoustic/split.json``. The test split is never read here;
-``bench/acoustic_classify.py`` measures it. See ``data.py`` for how windows are cut and degraded.
+``bench/acoustic_classify.py`` measures it. See ``data.py`` for how windows are cut and degraded and
+``cnn.py`` for the network. Windows are cached in ``--cache``; ``training_seconds`` in the card
+excludes building them when the cache was warm. Everything is seeded, so a rerun gives the same model.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import pickle
+import random
 import sys
 import time
 from multiprocessing import Pool
@@ -33,9 +36,11 @@ import data as D  # noqa: E402
 from rtcc.acoustic import features as F  # noqa: E402
 
 MODEL_DIR = ROOT / "rtcc" / "acoustic" / "models"
-N_DEG_NEG_TRAIN = 4
-N_DEG_GUN_TRAIN = 2
+N_DEG_NEG_TRAIN = 6
+N_SC_NEG_TRAIN = 6
+N_DEG_GUN_TRAIN = 4
 N_DEG_NEG_CAL = 3
+N_SC_NEG_CAL = 3
 
 _BGS: list[np.ndarray] = []
 _ROOT = Path()
@@ -46,33 +51,45 @@ def _init(bgs: list[np.ndarray], root: Path) -> None:
     _BGS, _ROOT = bgs, root
 
 
-def _job(args: tuple[dict[str, str], str, int]) -> list[tuple[np.ndarray, int, str, str, str]]:
-    """Feature rows of one manifest row: (features, y, label, variant, file)."""
+Row = tuple[np.ndarray, np.ndarray, int, str, str, str]
+
+
+def _rows(v: np.ndarray, onsets: list[int], y: int, label: str, name: str, file: str) -> list[Row]:
+    out: list[Row] = []
+    for o in onsets:
+        w = F.cut_window(v, o)
+        out.append((F.window_features(w), F.window_patch(w).astype(np.float16), y, label, name, file))
+    return out
+
+
+def _job(args: tuple[dict[str, str], str, int]) -> list[Row]:
+    """Feature rows of one manifest row: (features, patch, y, label, variant, file)."""
     row, mode, seed = args
     path = _ROOT / row["file"]
     x, _ = D.load(path)
     rng = np.random.default_rng(seed)
+    srng = random.Random(seed)
     gun = row["label"] == "gunshot"
-    out: list[tuple[np.ndarray, int, str, str, str]] = []
+    out: list[Row] = []
     if gun:
         anchors = D.gun_anchors(path) if row["file"].startswith("shotspotter_pittsburgh") else None
         n_deg = N_DEG_GUN_TRAIN if mode == "train" else 0
         variants = [("orig", x)] + [(f"deg{i}", D.degrade(x, _BGS, rng, gunshot=True)) for i in range(n_deg)]
         for name, v in variants:
             if mode == "train":
-                for o in D.positive_onsets(v, anchors):
-                    out.append((F.window_features(F.cut_window(v, o)), 1, "gunshot", name, row["file"]))
-                for o in D.street_onsets(v, anchors):
-                    out.append((F.window_features(F.cut_window(v, o)), 0, "sensor_street", name, row["file"]))
+                out += _rows(v, D.positive_onsets(v, anchors), 1, "gunshot", name, row["file"])
+                out += _rows(v, D.street_onsets(v, anchors), 0, "sensor_street", name, row["file"])
             else:  # calibration: all run-time candidates, scored as a clip
-                feats, _ = F.clip_features(v)
-                out += [(f, 1, "gunshot", name, row["file"]) for f in feats]
+                out += _rows(v, F.find_impulses(v), 1, "gunshot", name, row["file"])
     else:
-        n_deg = N_DEG_NEG_TRAIN if mode == "train" else N_DEG_NEG_CAL
+        n_deg, n_sc = (N_DEG_NEG_TRAIN, N_SC_NEG_TRAIN) if mode == "train" else (N_DEG_NEG_CAL, N_SC_NEG_CAL)
         variants = [("raw", x)] + [(f"deg{i}", D.degrade(x, _BGS, rng, gunshot=False)) for i in range(n_deg)]
+        variants += [
+            (f"sc{i}", D.scorer_degrade(x, F.SAMPLE_RATE_HZ, _BGS[srng.randrange(len(_BGS))], srng))
+            for i in range(n_sc)
+        ]
         for name, v in variants:
-            feats, _ = F.clip_features(v)
-            out += [(f, 0, row["label"], name, row["file"]) for f in feats]
+            out += _rows(v, F.find_impulses(v), 0, row["label"], name, row["file"])
     return out
 
 
@@ -89,10 +106,11 @@ def build(
     flat = [t for r in res for t in r]
     return {
         "X": np.stack([t[0] for t in flat]),
-        "y": np.array([t[1] for t in flat]),
-        "label": np.array([t[2] for t in flat]),
-        "variant": np.array([t[3] for t in flat]),
-        "path": np.array([t[4] for t in flat]),
+        "P": np.stack([t[1] for t in flat]),
+        "y": np.array([t[2] for t in flat]),
+        "label": np.array([t[3] for t in flat]),
+        "variant": np.array([t[4] for t in flat]),
+        "path": np.array([t[5] for t in flat]),
     }
 
 
@@ -169,6 +187,44 @@ def export_onnx(model: Any, props: dict[str, str]) -> Any:
     return onx
 
 
+def export_ensemble(gbm: Any, cnn_path: Path, w_gbm: float, w_cnn: float, props: dict[str, str]) -> Any:
+    """One ONNX graph: ``logit = w_gbm * trees(features) + w_cnn * cnn(features, patch)``.
+
+    ``cnn_path`` is the CNN exported by :func:`cnn.export` (inputs ``features`` and ``patch``, output
+    ``logit``); the trees come from :func:`export_onnx`. The weights put both log-odds on one scale
+    (the inverse of each model's log-odds spread on the calibration windows) before the sum.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    net = onnx.load(str(cnn_path))
+    for node in net.graph.node:
+        node.output[:] = ["cnn_logit" if o == "logit" else o for o in node.output]
+    trees = export_onnx(gbm, {}).graph.node[0]
+    trees.output[:] = ["gbm_logit"]
+    w = [
+        helper.make_node(
+            "Constant", [], ["w_gbm"], value=helper.make_tensor("w_gbm", TensorProto.FLOAT, [], [w_gbm])
+        ),
+        helper.make_node(
+            "Constant", [], ["w_cnn"], value=helper.make_tensor("w_cnn", TensorProto.FLOAT, [], [w_cnn])
+        ),
+        helper.make_node("Mul", ["gbm_logit", "w_gbm"], ["gbm_scaled"]),
+        helper.make_node("Mul", ["cnn_logit", "w_cnn"], ["cnn_scaled"]),
+        helper.make_node("Add", ["gbm_scaled", "cnn_scaled"], ["logit"]),
+    ]
+    net.graph.node.extend([trees, *w])
+    del net.graph.output[:]
+    net.graph.output.append(helper.make_tensor_value_info("logit", TensorProto.FLOAT, [None, 1]))
+    if not any(o.domain == "ai.onnx.ml" for o in net.opset_import):
+        net.opset_import.append(helper.make_opsetid("ai.onnx.ml", 3))
+    net.producer_name = "rtcc training/acoustic/train_classifier.py"
+    del net.metadata_props[:]
+    helper.set_model_props(net, props)
+    onnx.checker.check_model(net)
+    return net
+
+
 def quiet_window_check(
     rows: list[dict[str, str]],
     split: dict[str, list[str]],
@@ -222,7 +278,13 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/rtcc_gunshot_features"))
     ap.add_argument("--skip-leakage-check", action="store_true")
     ap.add_argument("--out", type=Path, default=MODEL_DIR, help="folder for the model and its card")
-    ap.add_argument("--refit", action="store_true", help="ignore a cached fitted model")
+    ap.add_argument(
+        "--model",
+        choices=("ensemble", "cnn", "gbm"),
+        default="ensemble",
+        help="ensemble of trees and CNN (shipped), or one of them alone",
+    )
+    ap.add_argument("--epochs", type=int, default=8, help="CNN training epochs")
     args = ap.parse_args()
 
     import onnx
@@ -242,7 +304,7 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     parts: dict[str, dict[str, np.ndarray]] = {}
     for part in ("train", "calibration"):
-        cf = args.cache / f"{part}_v{F.FEATURE_VERSION}_r3.npz"
+        cf = args.cache / f"{part}_v{F.FEATURE_VERSION}_r4.npz"
         if cf.exists():
             parts[part] = dict(np.load(cf))
         else:
@@ -253,11 +315,15 @@ def main() -> None:
     tr, cal = parts["train"], parts["calibration"]
     print(f"train windows: {int(tr['y'].sum())} gunshot, {int((1 - tr['y']).sum())} other", flush=True)
 
-    model_cache = args.cache / f"model_v{F.FEATURE_VERSION}_r3.pkl"
-    if model_cache.exists() and not args.refit:
-        model = pickle.loads(model_cache.read_bytes())
-    else:
-        model = HistGradientBoostingClassifier(
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "gunshot_classifier.onnx"
+    props = {"feature_version": str(F.FEATURE_VERSION), "max_candidates": str(F.MAX_CANDIDATES)}
+    t = time.time()
+    gbm: Any = None
+    net: Any = None
+    hyper: dict[str, Any] = {}
+    if args.model in ("gbm", "ensemble"):
+        gbm = HistGradientBoostingClassifier(
             max_iter=300,
             learning_rate=0.06,
             max_leaf_nodes=15,
@@ -267,46 +333,67 @@ def main() -> None:
             early_stopping=False,
             random_state=0,
         )
-        t = time.time()
-        model.fit(tr["X"], tr["y"])
-        print(f"fit {time.time() - t:.0f} s", flush=True)
-        model_cache.write_bytes(pickle.dumps(model))
+        gbm.fit(tr["X"], tr["y"])
+        print(f"trees fitted in {time.time() - t:.0f} s", flush=True)
+        hyper["gbm"] = {k: v for k, v in gbm.get_params().items() if v is not None}
+    if args.model in ("cnn", "ensemble"):
+        import cnn
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "gunshot_classifier.onnx"
-    onx = export_onnx(model, {"feature_version": str(F.FEATURE_VERSION)})
-    onnx.save(onx, str(path))
-    check = GunshotClassifier.from_path(path).window_logits(cal["X"])
-    diff = float(np.max(np.abs(check - model.decision_function(cal["X"]))))
-    print(f"ONNX vs sklearn log-odds: max |diff| {diff:.2e}", flush=True)
+        net = cnn.fit(tr["X"], tr["P"], tr["y"], epochs=args.epochs, seed=0)
+        hyper["cnn"] = {
+            "epochs": args.epochs,
+            "batch": 256,
+            "negative_share_per_epoch": 0.35,
+            "optimizer": "AdamW, one-cycle, max lr 3e-3, weight decay 1e-4",
+            "seed": 0,
+        }
+    z_gbm = gbm.decision_function(cal["X"]) if gbm is not None else np.zeros(len(cal["y"]))
+    z_cnn = cnn.logits(net, cal["X"], cal["P"]) if net is not None else np.zeros(len(cal["y"]))
+    # Ensemble weights: each model's log-odds divided by their spread over the calibration windows.
+    w_gbm = 1.0 / float(np.std(z_gbm)) if gbm is not None else 0.0
+    w_cnn = 1.0 / float(np.std(z_cnn)) if net is not None else 0.0
+    if args.model != "ensemble":
+        w_gbm, w_cnn = float(gbm is not None), float(net is not None)
+    hyper["ensemble_weights"] = {"gbm": w_gbm, "cnn": w_cnn}
+    ref = w_gbm * z_gbm + w_cnn * z_cnn
+    cnn_tmp = args.cache / "cnn_part.onnx"
+    if net is not None:
+        cnn.export(net, cnn_tmp, {})
+
+    def save(extra: dict[str, str]) -> None:
+        if args.model == "gbm":
+            onnx.save(export_onnx(gbm, {**props, **extra}), str(path))
+        elif args.model == "cnn":
+            cnn.export(net, path, {**props, **extra})
+        else:
+            onnx.save(export_ensemble(gbm, cnn_tmp, w_gbm, w_cnn, {**props, **extra}), str(path))
+
+    fit_s = time.time() - t
+    print(f"fit {fit_s:.0f} s", flush=True)
+    save({})
+    check = GunshotClassifier.from_path(path).window_logits(cal["X"], cal["P"])
+    diff = float(np.max(np.abs(check - ref)))
+    print(f"ONNX vs training framework log-odds: max |diff| {diff:.2e}", flush=True)
+    if diff > 1e-3:
+        raise SystemExit("the ONNX export does not reproduce the trained model")
 
     # Calibration split: clip score = max window log-odds, through the ONNX model as served.
     clf = GunshotClassifier.from_path(path)
-    z = clf.window_logits(cal["X"])
+    z = clf.window_logits(cal["X"], cal["P"])
     keys = np.char.add(np.char.add(cal["path"], "|"), cal["variant"])
     uniq, inv = np.unique(keys, return_inverse=True)
     clip_z = np.full(uniq.size, -np.inf)
     np.maximum.at(clip_z, inv, z)
     clip_y = np.zeros(uniq.size, int)
     clip_y[inv] = cal["y"]
-    clip_label = np.empty(uniq.size, dtype=object)
-    clip_label[inv] = cal["label"]
+    clip_var = np.array([k.split("|")[1] for k in uniq])
     lr = LogisticRegression(C=1e4).fit(clip_z[:, None], clip_y)
     a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
     prob = 1.0 / (1.0 + np.exp(-(a * clip_z + b)))
     neg = prob[clip_y == 0]
-    # Label threshold: above every calibration negative, and not below 0.5.
+    # Label threshold: above every calibration negative (raw, degraded and scorer-style), not below 0.5.
     threshold = float(max(0.5, min(0.99, float(neg.max()) + 1e-3)))
-    onx = export_onnx(
-        model,
-        {
-            "feature_version": str(F.FEATURE_VERSION),
-            "platt_a": repr(a),
-            "platt_b": repr(b),
-            "threshold": repr(threshold),
-        },
-    )
-    onnx.save(onx, str(path))
+    save({"platt_a": repr(a), "platt_b": repr(b), "threshold": repr(threshold)})
 
     bins = np.linspace(0, 1, 11)
     idx = np.clip(np.digitize(prob, bins) - 1, 0, 9)
@@ -318,10 +405,23 @@ def main() -> None:
         )
         / prob.size
     )
+    pos_z = clip_z[clip_y == 1]
+    by_family = {}
+    for fam in ("raw", "deg", "sc"):
+        nz = clip_z[(clip_y == 0) & np.char.startswith(clip_var.astype(str), fam)]
+        t_half = float(np.sort(nz)[::-1][int(0.005 * nz.size)])
+        by_family[fam] = {
+            "negative_clips": int(nz.size),
+            "auc": round(
+                float(roc_auc_score(np.r_[np.ones(pos_z.size), np.zeros(nz.size)], np.r_[pos_z, nz])), 5
+            ),
+            "recall_at_fp_0_5pct": round(float(np.mean(pos_z > t_half)), 4),
+        }
     cal_fig = {
         "clips": int(uniq.size),
         "gunshot_clips": int(clip_y.sum()),
         "auc": round(float(roc_auc_score(clip_y, clip_z)), 5),
+        "by_negative_variant": by_family,
         "ece_10bin": round(ece, 4),
         "platt_a": a,
         "platt_b": b,
@@ -338,8 +438,17 @@ def main() -> None:
     print("leakage check:", leak, flush=True)
     card = {
         "model": "gunshot_classifier.onnx",
-        "type": "sklearn HistGradientBoostingClassifier -> ONNX (ai.onnx.ml TreeEnsemble), Platt-calibrated",
-        "hyperparameters": {k: v for k, v in model.get_params().items() if v is not None},
+        "type": {
+            "gbm": "sklearn HistGradientBoostingClassifier -> ONNX (ai.onnx.ml TreeEnsemble)",
+            "cnn": "torch CNN on log-mel patch + envelope features (training/acoustic/cnn.py) -> ONNX",
+            "ensemble": "weighted sum of the log-odds of sklearn HistGradientBoostingClassifier (ONNX "
+            "TreeEnsemble) and a torch CNN on log-mel patch + envelope features (training/acoustic/cnn.py), "
+            "one ONNX graph",
+        }[args.model]
+        + "; Platt-calibrated",
+        "hyperparameters": hyper,
+        "max_candidates": F.MAX_CANDIDATES,
+        "fit_seconds": round(fit_s),
         "feature_version": F.FEATURE_VERSION,
         "n_features": F.N_FEATURES,
         "sample_rate_hz": F.SAMPLE_RATE_HZ,
@@ -348,8 +457,10 @@ def main() -> None:
         "train_windows": {"gunshot": int(tr["y"].sum()), "other": int((1 - tr["y"]).sum())},
         "augmentation": {
             "negatives_degraded_copies": N_DEG_NEG_TRAIN,
+            "negatives_scorer_style_copies": N_SC_NEG_TRAIN,
             "gunshots_degraded_copies": N_DEG_GUN_TRAIN,
             "calibration_negative_degraded_copies": N_DEG_NEG_CAL,
+            "calibration_negative_scorer_style_copies": N_SC_NEG_CAL,
         },
         "calibration": cal_fig,
         "leakage_check": leak,
