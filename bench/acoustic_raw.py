@@ -1,6 +1,7 @@
 """Raw audio → ``rtcc acoustic detect`` → ``rtcc acoustic locate``, scored against the surveyed shooter.
 
     python bench/acoustic_raw.py [--split tune|heldout|all] [--mode raw|hybrid|reference] [--min-sensors N]
+                                 [--sparse]
                                  [--data DIR] [--note TEXT] [--no-write]
 
 Data: ShotSpotter's Pittsburgh live-fire recordings. Each test has 10 s of 12 kHz audio from *up to
@@ -20,6 +21,11 @@ Modes:
   detector's pulses are as good as ShotSpotter's own where audio exists, with the array's full size.
 * ``reference`` — no audio: ShotSpotter's own pulses of the sensors with audio, inside the clips.
   What ``raw`` would give with ShotSpotter's detector: the ceiling set by the few sensors with audio.
+
+``--sparse`` calls :func:`rtcc.acoustic.locate.locate_all` in-process with the opt-in few-sensor
+burst rule (``sparse=DEFAULT_SPARSE``, :mod:`rtcc.acoustic.sparse_bursts`): time clusters heard by
+at most 7 sensors report rounds only as part of a burst of ≥ 3 rounds with a repeating per-sensor
+delay pattern. It can be combined with ``--min-sensors``.
 
 ``--min-sensors N`` calls :func:`rtcc.acoustic.locate.locate_all` in-process with ``min_sensors=N``
 and ``min_sensors_loud=N`` (and the association's own minimum lowered to N when it is higher)
@@ -57,7 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, write_result
 
 from rtcc.acoustic.associate import AssociationParams
-from rtcc.acoustic.locate import Arrival, locate_all
+from rtcc.acoustic.locate import DEFAULT_SPARSE, Arrival, locate_all
 
 SHARED = Path(os.environ.get("RTCC_SHARED", ROOT.parent / "shared"))
 DATA = SHARED / "data/acoustic/shotspotter_pittsburgh_dqv"
@@ -166,10 +172,11 @@ def pulse_rows(fpd: dict[str, Any], detected: list[dict[str, Any]], mode: str) -
 
 
 def locate(
-    rows: list[list[Any]], temperature_c: float, min_sensors: int | None
+    rows: list[list[Any]], temperature_c: float, min_sensors: int | None, sparse: bool = False
 ) -> list[tuple[float, float, float]]:
-    """Shots (time, x, y) from the pulses: the ``locate`` command, or in-process with ``min_sensors``."""
-    if min_sensors is not None:
+    """Shots (time, x, y) from the pulses: the ``locate`` command, or in-process with ``min_sensors``
+    and/or the few-sensor burst rule (``sparse``)."""
+    if min_sensors is not None or sparse:
         arrivals = [
             Arrival(
                 str(r[0]),
@@ -182,12 +189,16 @@ def locate(
             for r in rows
         ]
         prm = AssociationParams()
+        gate: dict[str, Any] = {}
+        if min_sensors is not None:
+            prm = replace(prm, min_sensors=min(min_sensors, prm.min_sensors))
+            gate = {"min_sensors": min_sensors, "min_sensors_loud": min_sensors}
         fixes = locate_all(
             arrivals,
             temperature_c=temperature_c,
-            params=replace(prm, min_sensors=min(min_sensors, prm.min_sensors)),
-            min_sensors=min_sensors,
-            min_sensors_loud=min_sensors,
+            params=prm,
+            sparse=DEFAULT_SPARSE if sparse else None,
+            **gate,
         )
         return [(f.t0_s, f.x_m, f.y_m) for f in fixes]
     with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as fh:
@@ -254,6 +265,7 @@ def main() -> None:
     ap.add_argument("--split", choices=sorted(SPLITS), default="tune")
     ap.add_argument("--mode", choices=["raw", "hybrid", "reference"], default="raw")
     ap.add_argument("--min-sensors", type=int, default=None, help="locate in-process with this report gate")
+    ap.add_argument("--sparse", action="store_true", help="locate in-process with the few-sensor rule")
     ap.add_argument("--no-write", action="store_true", help="print only, do not append to the results")
     ap.add_argument("--note", default="", help="free text recorded with the result (e.g. what changed)")
     args = ap.parse_args()
@@ -265,7 +277,7 @@ def main() -> None:
         fpd = load_fp(args.data / fp)
         detected = [] if args.mode == "reference" else detect(fpd["clips"])
         rows = pulse_rows(fpd, detected, args.mode)
-        shots = locate(rows, fpd["temperature_c"], args.min_sensors)
+        shots = locate(rows, fpd["temperature_c"], args.min_sensors, args.sparse)
         s = score(shots, fpd["truth"])
         errors += s["errors"]
         rounds += s["rounds"]
@@ -294,8 +306,8 @@ def main() -> None:
                 "split": args.split,
                 "firing_positions": SPLITS[args.split],
                 "mode": args.mode,
-                "locate": f"locate_all(min_sensors={args.min_sensors}) in-process"
-                if args.min_sensors is not None
+                "locate": f"locate_all(min_sensors={args.min_sensors}, sparse={args.sparse})"
+                if args.min_sensors is not None or args.sparse
                 else "rtcc acoustic locate (command line, default gate)",
                 "detect": "none (ShotSpotter's pulses)"
                 if args.mode == "reference"

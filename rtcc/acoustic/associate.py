@@ -156,6 +156,11 @@ def chance_sensors(
     return s
 
 
+def cluster_span(pos: FloatArray, c: float, prm: AssociationParams) -> float:
+    """Longest gap, seconds, that can separate two arrivals of one bang on this array."""
+    return float(np.max(np.ptp(pos[:, :2], axis=0))) * 1.5 / c + prm.late_s + prm.pair_tol_s
+
+
 def time_clusters(t: FloatArray, max_span_s: float) -> list[IntArray]:
     """Split pulse indices into clusters separated by gaps longer than ``max_span_s`` seconds."""
     order = np.argsort(t, kind="stable")
@@ -380,7 +385,7 @@ def associate(
     n_sensors = int(sensor.max()) + 1 if len(sensor) else 0
     if n_sensors == 0:
         return []
-    span = float(np.max(np.ptp(pos[:, :2], axis=0))) * 1.5 / c + prm.late_s + prm.pair_tol_s
+    span = cluster_span(pos, c, prm)
     rng = np.random.default_rng(prm.seed)
     travel = float(np.max(np.linalg.norm(pos[:, :2] - pos[:, :2].mean(axis=0), axis=1))) * 2.0 / c
     groups: list[Group] = []

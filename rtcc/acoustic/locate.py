@@ -25,6 +25,11 @@ Method
   residuals), plus an isotropic model-error term (``model_error_m``).
 * Reporting: a bang is returned when at least 10 sensors agree (or 8, three of them loud and the
   fit tight), and more sensors agree than unrelated pulses would by chance (flood guard).
+* Few sensors (opt-in, ``sparse=DEFAULT_SPARSE``): in a time cluster heard by at most 7 sensors
+  (fewer than the rule above needs), rounds are reported only as part of a burst of at least 3
+  rounds whose per-sensor delays repeat within 3 ms, located jointly — see
+  :mod:`rtcc.acoustic.sparse_bursts`. Off by default: on the held-out firing positions it reported
+  as many misplaced rounds as good ones (``docs/acoustic-localization.md``).
 * Bursts: rounds fired within seconds from one place (same per-sensor delays) are located jointly —
   one shared position, one emission time per round, per-sensor earliest-arrival weighting across
   the rounds against blocked paths, rounds mixed up by the association re-associated with the
@@ -45,8 +50,21 @@ import numpy as np
 
 from rtcc.acoustic.associate import AssociationParams, Group, associate, refine_bursts
 from rtcc.acoustic.geometry import CHI2_2DOF_95, ellipse_95, planarity, region_scale_95
+from rtcc.acoustic.sparse_bursts import SparseParams, sparse_bursts
 
-__all__ = ["Arrival", "AssociationParams", "Fix", "locate_all", "speed_of_sound"]
+__all__ = [
+    "DEFAULT_SPARSE",
+    "Arrival",
+    "AssociationParams",
+    "Fix",
+    "SparseParams",
+    "locate_all",
+    "speed_of_sound",
+]
+
+DEFAULT_SPARSE = SparseParams()
+"""The few-sensor burst rule as tuned on the tuning firing positions (:mod:`rtcc.acoustic.sparse_bursts`);
+opt-in: pass it as ``sparse``."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,7 @@ def locate_all(
     max_hdop: float = 5.0,
     min_planarity: float = 0.1,
     model_error_m: float = 2.5,
+    sparse: SparseParams | None = None,
 ) -> list[Fix]:
     """Associate pulses into bangs and locate each one.
 
@@ -157,6 +176,17 @@ def locate_all(
     min_planarity : float
         Smallest spread ratio of the sensors (:func:`rtcc.acoustic.geometry.planarity`) for
         ``"good"``; collinear sensors leave a mirror ambiguity.
+    sparse : SparseParams or None
+        The rule for time clusters heard by too few sensors for the rules above (at most
+        ``sparse.max_cluster_sensors``, and always fewer than ``min_sensors`` and
+        ``min_sensors_loud``, so it never touches a cluster the rules above could report from):
+        rounds there are reported only as part of a burst of at least ``sparse.min_rounds``
+        rounds with a repeating per-sensor delay pattern (:mod:`rtcc.acoustic.sparse_bursts`);
+        a single round heard by few sensors is never reported. ``None`` (the default) disables it;
+        ``DEFAULT_SPARSE`` is the tuned rule. It is off by default because on the held-out
+        Pittsburgh firing positions (raw audio, 4–6 sensors) it placed 24 rounds more than 50 m
+        from the shooter for 27 within 15 m (decided after that look; see
+        ``docs/acoustic-localization.md``).
     model_error_m : float
         Standard deviation, metres, of an isotropic horizontal error added to the solution's
         covariance before the ellipse is drawn: what the straight-ray model does not capture (wind,
@@ -200,9 +230,16 @@ def locate_all(
             weak.append(g)  # reported only if it is one more round of a reported burst
             continue
         reported.append(g)
+    located = refine_bursts(reported, pos, t, sensor, c, prm, weak=weak)
+    if sparse is not None:  # clusters too thin for the rules above: consistent bursts only
+        sp = replace(
+            sparse, max_cluster_sensors=min(sparse.max_cluster_sensors, min_sensors - 1, min_sensors_loud - 1)
+        )
+        located += sparse_bursts(pos, t, sensor, strength, c, prm, sp)
+        located.sort(key=lambda g: g.sol.t0)
     return [
         _to_fix(g, arr, pos, origin, t_ref, c, good_sensors, max_hdop, min_planarity, model_error_m)
-        for g in refine_bursts(reported, pos, t, sensor, c, prm, weak=weak)
+        for g in located
     ]
 
 
