@@ -11,7 +11,14 @@ Search modes
     The query holds wildcards (``?`` one character, ``*`` any run) and then
     describes the whole plate (``AB?12*``), or it holds none and is a
     substring of the plate (``B12`` finds ``AB1234``). PostgreSQL answers from
-    a ``pg_trgm`` GIN index, SQLite from an FTS5 ``trigram`` index.
+    a ``pg_trgm`` GIN index, SQLite from an FTS5 ``trigram`` index. A pattern
+    without three known characters in a row (``A?C1*``, ``?B?2?``) has no
+    trigram of its own; each three-character window of it with one unknown
+    is one of 36 trigrams, which the indexes are asked for instead (SQLite:
+    :func:`fts_match`; PostgreSQL: a regular expression ``pg_trgm`` expands,
+    :func:`window_regex`).
+    Patterns with no such window (``12``, ``A??1*``) are matched newest first
+    through the time index.
 ``lookalike``
     The plates are equal after folding look-alike characters
     (:func:`rtcc.plates.matching.skeleton`: 0/O/D/Q, 1/I, 2/Z, 5/S, 8/B, 6/G).
@@ -19,7 +26,8 @@ Search modes
 Areas
 -----
 ``near=(lat, lon, radius_m)`` keeps reads within ``radius_m`` metres
-(PostGIS ``ST_DWithin`` on geography; on SQLite a local equirectangular
+(PostGIS ``ST_DWithin`` on geography, the candidates found through the
+geometry GiST index with :func:`radius_box`; on SQLite a local equirectangular
 distance, within 0.1 % below 50 km). ``polygon=[(lat, lon), …]`` keeps reads
 inside the polygon (PostGIS ``ST_Covers``; on SQLite a bounding box in SQL
 then an exact point-in-polygon test with Shapely).
@@ -34,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Integer,
     Table,
@@ -122,6 +131,24 @@ _SQLITE_INSERT = (
     f"INSERT OR IGNORE INTO plate_reads ({_COLS_SQL}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
 )
 _PG_STAGE = "_plate_reads_in"
+_PG_TYPES = (
+    "uuid",
+    "timestamptz",
+    "text",
+    "float8",
+    "float8",
+    "float8",
+    "text",
+    "text",
+    "text",
+    "text",
+    "float8",
+    "text",
+    "text",
+    "bool",
+    "timestamptz",
+)
+"""Binary ``COPY`` types of :data:`_COLUMNS` (``varchar`` columns take ``text``)."""
 
 
 def _sqlite_time(t: datetime) -> str:
@@ -186,9 +213,14 @@ def insert_reads(session: Session, reads: Sequence[PlateRead]) -> int:
     Bulk paths below the ORM (the reads are already validated events): on
     SQLite one ``INSERT OR IGNORE`` ``executemany``, then the new rows' plates
     into the FTS5 trigram index in one statement (this is the only writer of
-    that index: insert reads through this function); on PostgreSQL ``COPY``
-    into a temporary table, then ``INSERT … SELECT … ON CONFLICT DO NOTHING``.
-    Runs in the session's transaction; the caller commits.
+    that index: insert reads through this function). On PostgreSQL one binary
+    ``COPY`` straight into ``plate_reads`` (each row routed to its day's
+    partition) under a savepoint; if the primary key refuses it — a read
+    already stored, e.g. a retransmission or another recorder racing this
+    one — the savepoint is rolled back and the batch goes the slower way,
+    ``COPY`` into a temporary table, then ``INSERT … SELECT … ON CONFLICT
+    DO NOTHING``, so duplicates are still stored once and nothing stored is
+    touched. Runs in the session's transaction; the caller commits.
     """
     if not reads:
         return 0
@@ -214,21 +246,45 @@ def insert_reads(session: Session, reads: Sequence[PlateRead]) -> int:
         return int(inserted)
     if dialect != "postgresql":  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise RuntimeError(f"unsupported database {dialect}")
+    from psycopg.errors import UniqueViolation
+
+    firsts: dict[tuple[uuid.UUID, datetime], PlateRead] = {}
+    for r in reads:  # a batch holding one read twice: the first, as INSERT OR IGNORE keeps it
+        firsts.setdefault((r.event_id, r.occurred_at), r)
+    unique = list(firsts.values())
     with raw.cursor() as cur:
-        cur.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_PG_STAGE} "
-            "(LIKE plate_reads INCLUDING DEFAULTS EXCLUDING GENERATED) ON COMMIT DELETE ROWS"
-        )
-        for i in range(0, len(reads), _INSERT_CHUNK):
-            with cur.copy(f"COPY {_PG_STAGE} ({_COLS_SQL}) FROM STDIN") as copy:
-                for row in pg_rows(reads[i : i + _INSERT_CHUNK], now):
+        cur.execute("SAVEPOINT rtcc_plate_reads")
+        try:
+            with cur.copy(f"COPY plate_reads ({_COLS_SQL}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(_PG_TYPES)
+                for row in pg_rows(unique, now):
                     copy.write_row(row)
-            cur.execute(
-                f"INSERT INTO plate_reads ({_COLS_SQL}) SELECT {_COLS_SQL} FROM {_PG_STAGE} "
-                "ON CONFLICT (id, read_at) DO NOTHING"
-            )
-            inserted += max(cur.rowcount, 0)
-            cur.execute(f"TRUNCATE {_PG_STAGE}")
+        except UniqueViolation:  # a read already stored (a retransmission, another recorder)
+            cur.execute("ROLLBACK TO SAVEPOINT rtcc_plate_reads")
+        else:
+            cur.execute("RELEASE SAVEPOINT rtcc_plate_reads")
+            return len(unique)
+        return _pg_insert_new(cur, reads, now)
+
+
+def _pg_insert_new(cur: Any, reads: Sequence[PlateRead], now: datetime) -> int:
+    """PostgreSQL: store the reads not stored yet (staging table, then ``ON CONFLICT DO NOTHING``)."""
+    inserted = 0
+    cur.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_PG_STAGE} "
+        "(LIKE plate_reads INCLUDING DEFAULTS EXCLUDING GENERATED) ON COMMIT DELETE ROWS"
+    )
+    for i in range(0, len(reads), _INSERT_CHUNK):
+        with cur.copy(f"COPY {_PG_STAGE} ({_COLS_SQL}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_PG_TYPES)
+            for row in pg_rows(reads[i : i + _INSERT_CHUNK], now):
+                copy.write_row(row)
+        cur.execute(
+            f"INSERT INTO plate_reads ({_COLS_SQL}) SELECT {_COLS_SQL} FROM {_PG_STAGE} "
+            "ON CONFLICT (id, read_at) DO NOTHING"
+        )
+        inserted += max(cur.rowcount, 0)
+        cur.execute(f"TRUNCATE {_PG_STAGE}")
     return inserted
 
 
@@ -267,6 +323,81 @@ def partial_pattern(query: str) -> str:
     return f"%{q}%"
 
 
+PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+"""The characters of a normalized plate (:func:`rtcc.plates.normalize.normalize_plate`)."""
+_MATCH_GROUPS = 3  # at most this many trigram groups ANDed in one FTS5 query
+
+
+_ANY_PLATE_CHAR = "(" + "|".join(PLATE_ALPHABET) + ")"
+
+
+def unknown_windows(pattern: str) -> list[str]:
+    """Up to three windows of three characters with one ``_`` in a ``LIKE`` pattern without a trigram.
+
+    Every plate matching ``A_C1%`` holds one of the 36 trigrams ``A_C`` can
+    be, and one of those of ``_C1``; ``A__1%`` or ``12`` have no such window.
+
+    Examples
+    --------
+    >>> unknown_windows("A_C1%")
+    ['A_C', '_C1']
+    >>> unknown_windows("ABC_1%"), unknown_windows("A__1%")
+    ([], [])
+    """
+    if has_trigram(pattern):
+        return []
+    windows = [seg[i : i + 3] for seg in pattern.split("%") for i in range(len(seg) - 2)]
+    return [w for w in windows if w.count("_") == 1][:_MATCH_GROUPS]
+
+
+def window_regex(window: str) -> str:
+    """A POSIX regular expression for a window of :func:`unknown_windows`, for ``pg_trgm``.
+
+    ``_`` is spelled as an alternation of the 36 plate characters, not as
+    the class ``[0-9A-Z]``: ``pg_trgm`` turns a class of more than a few
+    characters into no trigram at all, but each alternative into its own.
+
+    Examples
+    --------
+    >>> window_regex("A_C").replace(_ANY_PLATE_CHAR, "(0|…|Z)")
+    'A(0|…|Z)C'
+    """
+    return window.replace("_", _ANY_PLATE_CHAR)
+
+
+def has_trigram(pattern: str) -> bool:
+    """Whether a ``LIKE`` pattern holds three known characters in a row (a trigram index serves it)."""
+    return any(len(run) >= 3 for run in pattern.replace("%", "_").split("_"))
+
+
+def fts_match(pattern: str) -> str | None:
+    """An FTS5 ``MATCH`` query every plate matching a ``LIKE`` pattern without a trigram satisfies.
+
+    A trigram index answers ``LIKE`` only from runs of three known
+    characters; ``A_C1%`` has none, and SQLite's FTS5 then reads every row.
+    But any three characters in a row of the pattern with one ``_`` are,
+    in a matching plate, one of 36 trigrams (``A_C`` is ``AAC``, ``ABC``, …,
+    ``A9C``): an OR group of those, ANDed for up to three such windows,
+    selects a small superset of the matches from the index, and ``LIKE``
+    on the plate itself then keeps the exact ones.
+
+    Returns None when the pattern holds a trigram of its own (the index
+    serves ``LIKE`` directly) or no window with at most one ``_``.
+
+    Examples
+    --------
+    >>> fts_match("A_C1%").count(" OR ")
+    70
+    >>> fts_match("ABC_1%") is None
+    True
+    """
+    windows = unknown_windows(pattern)
+    if not windows:
+        return None
+    groups = (" OR ".join(f'"{w.replace("_", c)}"' for c in PLATE_ALPHABET) for w in windows)
+    return " AND ".join(f"({g})" for g in groups)
+
+
 def _plate_filter(session: Session, plate: str, mode: SearchMode) -> ColumnElement[bool]:
     if mode == "exact":  # through the plate_key index: the look-alike group, then the plate
         exact = _need(normalize_plate(plate))
@@ -276,6 +407,20 @@ def _plate_filter(session: Session, plate: str, mode: SearchMode) -> ColumnEleme
     if mode == "partial":
         pattern = partial_pattern(plate)
         if _dialect(session) == "sqlite":
+            expr = fts_match(pattern)
+            if expr is None and not has_trigram(pattern):
+                # no trigram and no window with one unknown (``12``, ``A??1*``): no index narrows
+                # them, and FTS5 would read every row; newest first through the read_at index stops
+                # at the limit instead
+                return PlateReadRow.plate.like(pattern)
+            if expr is not None:  # no trigram in the pattern: candidates from spelled-out trigrams
+                return and_(
+                    text(
+                        "plate_reads.rowid IN "
+                        "(SELECT rowid FROM plate_reads_fts WHERE plate_reads_fts MATCH :m)"
+                    ).bindparams(m=expr),
+                    PlateReadRow.plate.like(pattern),
+                )
             return and_(
                 text(
                     "plate_reads.rowid IN (SELECT rowid FROM plate_reads_fts WHERE plate LIKE :pattern)"
@@ -283,7 +428,19 @@ def _plate_filter(session: Session, plate: str, mode: SearchMode) -> ColumnEleme
             )
         # the pattern inline, not a bind parameter: a prepared statement's generic plan cannot know
         # whether the trigram index fits it (psycopg prepares repeated queries) and scans by time
-        return PlateReadRow.plate.like(bindparam("plate_pattern", pattern, literal_execute=True))
+        like = PlateReadRow.plate.like(bindparam("plate_pattern", pattern, literal_execute=True))
+        if has_trigram(pattern):
+            return like
+        # no trigram in A_C1%: pg_trgm spells a regular expression for its first window out into the
+        # 36 trigrams it can be (AAC … A9C) and the index needs one of them. One window, not all:
+        # a search reads the newest partition's pending list of fresh index entries row by row, at a
+        # cost that grows with the trigrams asked for (165 ms with two windows, 93 ms with one, at
+        # 26 k pending rows), and one window already narrows A_C1% to a few hundred rows a day
+        window = unknown_windows(pattern)[:1]
+        if not window:
+            return like
+        regex: BindParameter[str] = bindparam("plate_window", window_regex(window[0]), literal_execute=True)
+        return and_(like, PlateReadRow.plate.regexp_match(regex))
     raise ValidationFailed(f"unknown search mode {mode!r}; one of exact, partial, lookalike")
 
 
@@ -293,16 +450,50 @@ def _need(plate: str) -> str:
     return plate
 
 
+def radius_box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float] | None:
+    r"""A (lon_min, lat_min, lon_max, lat_max) box holding every point within ``radius_m`` of a point.
+
+    On a sphere of radius :math:`R` the points within angular distance
+    :math:`\delta = r / R` of latitude :math:`\varphi` lie within
+    :math:`\delta` of it in latitude and within
+    :math:`\arcsin(\sin\delta / \cos\varphi)` in longitude (when the cap
+    reaches no pole). Geodesic distances on the WGS 84 spheroid differ from
+    the mean sphere's by less than 0.6 %; :math:`\delta` gets a 1 % margin.
+
+    Returns None when the box would reach within a degree of a pole or
+    cross the antimeridian (no single box then).
+
+    Examples
+    --------
+    >>> [round(v, 4) for v in radius_box(0.0, 0.0, 111_195.0)]
+    [-1.01, -1.01, 1.01, 1.01]
+    """
+    delta = radius_m / EARTH_RADIUS_M * 1.01
+    dlat = math.degrees(delta)
+    if abs(lat) + dlat >= 89.0:
+        return None
+    dlon = math.degrees(math.asin(min(1.0, math.sin(delta) / math.cos(math.radians(lat)))))
+    if lon - dlon < -180.0 or lon + dlon > 180.0:
+        return None
+    return lon - dlon, lat - dlat, lon + dlon, lat + dlat
+
+
 def _near_filter(session: Session, lat: float, lon: float, radius_m: float) -> ColumnElement[bool]:
     if not (-90 <= lat <= 90 and -180 <= lon <= 180) or not (0 < radius_m <= 1_000_000):
         raise ValidationFailed("near needs -90 <= lat <= 90, -180 <= lon <= 180 and 0 < radius_m <= 1000 km")
     if _dialect(session) == "postgresql":
-        return and_(
-            text(
-                "ST_DWithin(plate_reads.geom::geography, "
-                "ST_SetSRID(ST_MakePoint(:near_lon, :near_lat), 4326)::geography, :near_r)"
-            ).bindparams(near_lon=lon, near_lat=lat, near_r=radius_m)
-        )
+        exact = text(
+            "ST_DWithin(plate_reads.geom::geography, "
+            "ST_SetSRID(ST_MakePoint(:near_lon, :near_lat), 4326)::geography, :near_r)"
+        ).bindparams(near_lon=lon, near_lat=lat, near_r=radius_m)
+        box = radius_box(lat, lon, radius_m)
+        if box is None:  # around a pole or across the antimeridian: every row is tested
+            return and_(exact)
+        # the geometry GiST index finds the box, the geodesic test keeps what is within the radius
+        envelope = text(
+            "plate_reads.geom && ST_MakeEnvelope(:box_x0, :box_y0, :box_x1, :box_y1, 4326)"
+        ).bindparams(box_x0=box[0], box_y0=box[1], box_x1=box[2], box_y1=box[3])
+        return and_(envelope, exact)
     dlat = radius_m / _M_PER_DEG
     coslat = max(math.cos(math.radians(lat)), 1e-6)
     dlon = min(dlat / coslat, 360.0)
@@ -394,8 +585,9 @@ def search_reads(
     if plate is not None and mode == "partial":
         if _dialect(session) == "postgresql":
             return _newest_first(session, stmt, start, end, limit)
-        if limit <= _FTS_WALK_MAX_LIMIT:
-            found = _fts_newest_first(session, partial_pattern(plate), conds, limit)
+        pattern = partial_pattern(plate)
+        if limit <= _FTS_WALK_MAX_LIMIT and (has_trigram(pattern) or fts_match(pattern) is not None):
+            found = _fts_newest_first(session, pattern, conds, limit)
             if found is not None:
                 return found
     return list(session.scalars(stmt.limit(limit)))
@@ -408,6 +600,7 @@ _FTS_PAGE_MAX = 8192  # and at most, per step
 # the skipped rows are checked through the read_at index when it holds fewer than this many x the FTS
 # matches left (an index entry costs about 0.1-0.25 us, a match 3-4 us: a row lookup each, at 10 M reads)
 _TIME_INDEX_RATIO = 20.0
+_IN_CHUNK = 10_000  # rowids per IN list
 
 
 def _fts_newest_first(
@@ -433,6 +626,12 @@ def _fts_newest_first(
     30 000 bound values; the caller runs the plain query).
     """
     rowid: ColumnElement[int] = literal_column("plate_reads.rowid")
+    expr = fts_match(pattern)
+    if expr is None:  # the index answers LIKE itself
+        fts_where, fts_params = "plate LIKE :pattern", {"pattern": pattern}
+    else:  # a superset from spelled-out trigrams; LIKE on the plate keeps the matches
+        fts_where, fts_params = "plate_reads_fts MATCH :m", {"m": expr}
+        conds = [*conds, PlateReadRow.plate.like(pattern)]
     keys = select(rowid, PlateReadRow.read_at).where(*conds)
     found: list[tuple[int, datetime]] = []
     page = max(2 * limit, _FTS_FIRST_PAGE)
@@ -440,10 +639,10 @@ def _fts_newest_first(
     while True:
         fts = (
             text(
-                "SELECT rowid AS rid FROM plate_reads_fts WHERE plate LIKE :pattern AND rowid < :below "
+                f"SELECT rowid AS rid FROM plate_reads_fts WHERE {fts_where} AND rowid < :below "
                 "ORDER BY rowid DESC LIMIT :n"
             )
-            .bindparams(pattern=pattern, below=below, n=page)
+            .bindparams(below=below, n=page, **fts_params)
             .columns(column("rid", Integer))
             .subquery("fts")
         )
@@ -470,17 +669,22 @@ def _fts_newest_first(
         left = walked * (below - 1) / max(top - below + 1, 1)
         newer = keys.where(PlateReadRow.read_at >= oldest)
         if newer_rows <= _TIME_INDEX_RATIO * left:
-            # "+rowid": not the rowid range (nearly the whole table) but the read_at index
+            # "+rowid": not the rowid range (nearly the whole table) but the read_at index, which holds
+            # the rowid: the late rows come from the index alone (usually a few jittered reads), and
+            # only they are read from the table
             unindexed = text("+plate_reads.rowid < :below").bindparams(below=below)
-            newer = newer.where(and_(unindexed), PlateReadRow.plate.like(pattern))
+            late = list(session.scalars(select(rowid).where(PlateReadRow.read_at >= oldest, and_(unindexed))))
+            for i in range(0, len(late), _IN_CHUNK):
+                chunk = newer.where(rowid.in_(late[i : i + _IN_CHUNK]), PlateReadRow.plate.like(pattern))
+                keep.extend(int(r) for r, _ in session.execute(chunk))
         else:
             newer = newer.where(
                 text(
                     "plate_reads.rowid IN "
-                    "(SELECT rowid FROM plate_reads_fts WHERE plate LIKE :pattern AND rowid < :below)"
-                ).bindparams(pattern=pattern, below=below)
+                    f"(SELECT rowid FROM plate_reads_fts WHERE {fts_where} AND rowid < :below)"
+                ).bindparams(below=below, **fts_params)
             )
-        keep.extend(int(r) for r, _ in session.execute(newer))
+            keep.extend(int(r) for r, _ in session.execute(newer))
     if len(keep) > 30_000:
         return None
     if not keep:
@@ -495,18 +699,21 @@ def _newest_first(
     """Run ``stmt`` over growing time windows, newest first, until ``limit`` rows are found.
 
     A common partial plate (``123``) matches tens of thousands of reads at
-    10 M; sorting them all for the newest 100 takes a second. Windows of 1,
-    2, 4, … days back from ``end`` (then the rest) touch only their daily
-    partitions and stop as soon as the newest ``limit`` are known; a rare
-    plate costs one cheap index probe per window.
+    10 M; sorting them all for the newest 100 takes a second. Windows back
+    from ``end`` — the rest of its UTC day, then 1, 2, 4, … whole days (then
+    the rest) — touch only their daily partitions, each partition once (its
+    trigram index's pending list of fresh entries is read by every query
+    that touches it), and stop as soon as the newest ``limit`` are known; a
+    rare plate costs one cheap index probe per window.
     """
-    top = end or datetime.now(UTC) + timedelta(days=1)
+    day0 = (end or datetime.now(UTC)).astimezone(UTC)
+    day0 = day0.replace(hour=0, minute=0, second=0, microsecond=0)
     out: list[PlateReadRow] = []
     hi: datetime | None = end  # None: no upper bound for the first window
-    width = timedelta(days=1)
+    lo: datetime | None = day0
+    back = timedelta(days=1)
     while len(out) < limit:
-        lo: datetime | None = top - width
-        last = (start is not None and top - width <= start) or width > timedelta(days=64)
+        last = (start is not None and lo is not None and lo <= start) or back > timedelta(days=64)
         if last:
             lo = start  # the last window: everything left (unbounded when no start)
         q = stmt
@@ -515,9 +722,9 @@ def _newest_first(
         if hi is not None:
             q = q.where(PlateReadRow.read_at < hi)
         out.extend(session.scalars(q.limit(limit - len(out))))
-        if last:
+        if last or lo is None:
             break
-        hi, width = lo, width * 2
+        hi, lo, back = lo, lo - back, back * 2
     return out
 
 

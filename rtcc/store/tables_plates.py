@@ -6,9 +6,10 @@ row id is the event id, so storing a read twice is harmless.
 On PostgreSQL the migration makes the table range-partitioned by ``read_at``
 (one partition per UTC day plus ``plate_reads_default``, see
 :mod:`rtcc.store.partitions`), adds the generated PostGIS ``geom`` column
-with GiST indexes and a ``pg_trgm`` GIN index on ``plate`` for partial
-search. On SQLite it adds an FTS5 ``trigram`` index ``plate_reads_fts``
-(external content; new rows are indexed by
+with a GiST index (0003 added a second one on ``geom::geography``; 0008
+dropped it: radius search goes through the geometry index) and a
+``pg_trgm`` GIN index on ``plate`` for partial search. On SQLite it adds
+an FTS5 ``trigram`` index ``plate_reads_fts`` (external content; new rows are indexed by
 :func:`rtcc.plates.reads.insert_reads`, so insert reads only through it).
 Exact plates are found through ``ix_plate_reads_key_time`` (the folded key,
 then the plate itself): one index serves exact and look-alike search.

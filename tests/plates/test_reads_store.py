@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -218,7 +219,8 @@ def test_partial_search_walk_equals_the_plain_query(
 
     4 000 reads over 40 days arrive mostly in time order with jitter, plus a late backlog of old
     reads and a clock-skewed camera whose reads are newer than their insertion order; many share a
-    time (ties ordered by id). Small FTS pages force walks of several pages.
+    time (ties ordered by id). Small FTS pages force walks of several pages. The patterns include
+    ones without three known characters in a row, which the trigram indexes cannot answer alone.
     """
     import random
 
@@ -271,7 +273,11 @@ def test_partial_search_walk_equals_the_plain_query(
         {"device_ids": ["cam-2"], "start": T0 + timedelta(days=30)},
     ]
     checked = 0
-    for query in ("AB1", "X7", "C", "B12", "CX", "2", "A?3*", "??1*", "XA777", "Q1"):
+    # no three known characters in a row ("A?3*", "?B?2?", "*3?1"): spelled-out trigrams on SQLite,
+    # a character-class regex on PostgreSQL; "??1*", "12": no index narrows them
+    queries = ("AB1", "X7", "C", "B12", "CX", "2", "A?3*", "??1*", "XA777", "Q1")
+    no_trigram = ("?B?2?", "C?2*", "*3?1", "A?C?7", "X??2*", "12", "?1", "AB?12", "A*2?3")
+    for query in (*queries, *no_trigram):
         for limit in (1, 7, 50, 400, 5000):
             for kw in windows:
 
@@ -282,4 +288,56 @@ def test_partial_search_walk_equals_the_plain_query(
                 got, want = store.run(both)
                 assert got == want, (query, limit, kw)
                 checked += bool(want)
-    assert checked > 200  # most combinations find something
+    assert checked > 300  # most combinations find something
+
+
+def test_fts_match_spells_out_the_trigrams_of_a_pattern() -> None:
+    """A pattern without a trigram becomes ANDed OR groups of the trigrams its windows can be."""
+    assert repo.unknown_windows("_B_2_") == ["B_2"]
+    expr = repo.fts_match(repo.partial_pattern("A?C1*"))
+    assert expr is not None
+    groups = expr.split(" AND ")
+    assert len(groups) == 2  # the windows A_C and _C1
+    assert '"ABC"' in groups[0] and '"A9C"' in groups[0] and '"AC1"' not in groups[0]
+    assert '"XC1"' in groups[1] and groups[1].count(" OR ") == len(repo.PLATE_ALPHABET) - 1
+    assert repo.fts_match(repo.partial_pattern("ABC?1*")) is None  # the index serves ABC itself
+    assert repo.fts_match(repo.partial_pattern("A??1*")) is None  # no window with one unknown
+    assert repo.fts_match(repo.partial_pattern("12")) is None
+    assert repo.has_trigram("%B12%") and not repo.has_trigram("A_C1%")
+
+
+def test_radius_search_is_the_geodesic_distance(store: Store) -> None:
+    """PostgreSQL: the radius search (a box through the geometry index, then the geodesic test) finds
+    exactly the reads PostGIS puts within the radius — at mid and high latitudes and at the antimeridian."""
+    if not store.is_postgres:
+        pytest.skip("PostgreSQL only")
+    import random
+
+    from sqlalchemy import select
+
+    rng = random.Random(11)
+    radius = 3000.0
+    centres = [(41.88, -87.63), (69.65, 18.95), (-54.8, -68.3), (0.5, 179.99), (88.2, 10.0)]
+    made = []
+    for lat, lon in centres:
+        for _ in range(120):
+            dy, dx = rng.uniform(-1.6, 1.6) * radius, rng.uniform(-1.6, 1.6) * radius
+            plat = lat + dy / 111_195.0
+            plon = (lon + dx / (111_195.0 * math.cos(math.radians(lat))) + 180.0) % 360.0 - 180.0
+            made.append(read("GEO1", at=(plat, plon)))
+    store.run(lambda s: repo.insert_reads(s, made))
+    for lat, lon in centres:
+
+        def both(s: Any, lat: float = lat, lon: float = lon) -> tuple[set[Any], set[Any]]:
+            got = {r.id for r in repo.search_reads(s, plate=None, near=(lat, lon, radius), limit=1000)}
+            within = text(
+                "ST_Distance(plate_reads.geom::geography, "
+                "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) <= :r"
+            ).bindparams(lat=lat, lon=lon, r=radius)
+            return got, set(s.scalars(select(PlateReadRow.id).where(within)))
+
+        got, want = store.run(both)
+        assert got == want, (lat, lon)
+        assert 15 < len(want) < 100  # some inside, some outside
+    assert repo.radius_box(0.5, 179.99, radius) is None  # across the antimeridian: no single box
+    assert repo.radius_box(88.99, 10.0, radius) is None  # within a degree of a pole
