@@ -67,7 +67,11 @@ async def test_remote_start_stop_acked_and_audited(make_rig: MakeRig) -> None:
     }
     acks = await audit_rows(rig, "bodycam_ack")
     assert {a["record_id"] for a in acks} == {cmd["id"], r.json()["id"]}
-    assert all(a["outcome"] == "ok" and a["actor"] == "device:bwc-1" for a in acks)
+    assert all(a["actor"] == "device:bwc-1" for a in acks)
+    # one applied acknowledgement per command; a redelivered copy (a bus redelivery or a retry that
+    # crossed the first ack under load) is audited as an ignored duplicate, never applied twice
+    assert sorted(a["record_id"] for a in acks if a["outcome"] == "ok") == sorted({cmd["id"], r.json()["id"]})
+    assert {a["outcome"] for a in acks} <= {"ok", "ignored_duplicate"}
 
 
 @pytest.mark.parametrize("backend", ["embedded"])
