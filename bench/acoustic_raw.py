@@ -61,6 +61,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, write_result
+from acoustic_locate import summarise
 
 from rtcc.acoustic.associate import AssociationParams
 from rtcc.acoustic.locate import DEFAULT_SPARSE, Arrival, locate_all
@@ -242,21 +243,6 @@ def score(shots: list[tuple[float, float, float]], truth: list[dict[str, Any]]) 
         else:
             dups += 1
     return {"rounds": rounds, "errors": errors, "ghosts": ghosts, "duplicates": dups, "shots": len(shots)}
-
-
-def summarise(errors: list[float], rounds: int, ghosts: int, dups: int) -> dict[str, Any]:
-    e = sorted(errors)
-    return {
-        "rounds_fired": rounds,
-        "rounds_located": len(e),
-        "median_m": round(statistics.median(e), 2) if e else None,
-        "p90_m": round(e[int(0.9 * (len(e) - 1))], 2) if e else None,
-        "max_m": round(e[-1], 2) if e else None,
-        "within_15m": round(sum(x <= 15 for x in e) / rounds, 4) if rounds else None,
-        "within_25m": round(sum(x <= 25 for x in e) / rounds, 4) if rounds else None,
-        "ghosts": ghosts,
-        "duplicates": dups,
-    }
 
 
 def main() -> None:

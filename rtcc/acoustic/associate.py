@@ -664,6 +664,26 @@ def _template_match(
     return Group(idx=idx, sol=sol, chance_sensors=g.chance_sensors)
 
 
+def delay_differences(burst: list[Group], g: Group, t: FloatArray, sensor: IntArray) -> FloatArray:
+    """Per common sensor, ``(t_s,g - t0_g) - median over the burst of (t_s,m - t0_m)``, seconds.
+
+    One constant over the sensors for rounds fired from one place (the emission times cancel in
+    its spread); empty when ``g`` shares no sensor with ``burst``.
+    """
+    ref: dict[int, list[float]] = {}
+    for m in burst:
+        for i in m.idx:
+            ref.setdefault(int(sensor[i]), []).append(float(t[i]) - m.sol.t0)
+    return np.array(
+        [
+            float(t[i]) - g.sol.t0 - float(np.median(ref[int(sensor[i])]))
+            for i in g.idx
+            if int(sensor[i]) in ref
+        ],
+        dtype=float,
+    )
+
+
 def delay_spread(burst: list[Group], g: Group, t: FloatArray, sensor: IntArray) -> tuple[float, int]:
     """How differently the sensors hear round ``g`` and the rounds of ``burst``, seconds.
 
@@ -674,17 +694,7 @@ def delay_spread(burst: list[Group], g: Group, t: FloatArray, sensor: IntArray) 
     sensor. Returns the median absolute deviation of ``d_s`` (robust to a few blocked paths; the
     emission times cancel in it) and the number of common sensors.
     """
-    ref: dict[int, list[float]] = {}
-    for m in burst:
-        for i in m.idx:
-            ref.setdefault(int(sensor[i]), []).append(float(t[i]) - m.sol.t0)
-    d = np.array(
-        [
-            float(t[i]) - g.sol.t0 - float(np.median(ref[int(sensor[i])]))
-            for i in g.idx
-            if int(sensor[i]) in ref
-        ]
-    )
+    d = delay_differences(burst, g, t, sensor)
     if len(d) == 0:
         return math.inf, 0
     return float(np.median(np.abs(d - np.median(d)))), len(d)

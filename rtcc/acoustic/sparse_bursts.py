@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rtcc.acoustic.associate import AssociationParams, Group, cluster_span, time_clusters
+from rtcc.acoustic.associate import AssociationParams, Group, cluster_span, delay_differences, time_clusters
 from rtcc.acoustic.geometry import FloatArray, Solution, ellipse_95, linear_init, refine_joint
 
 IntArray = np.ndarray
@@ -98,17 +98,7 @@ def delay_deviation(burst: list[Group], g: Group, t: FloatArray, sensor: IntArra
     common sensors for rounds fired from one place; returns ``max_s |d_s - median(d)|`` (the
     emission times cancel) and the number of common sensors.
     """
-    ref: dict[int, list[float]] = {}
-    for m in burst:
-        for i in m.idx:
-            ref.setdefault(int(sensor[i]), []).append(float(t[i]) - m.sol.t0)
-    d = np.array(
-        [
-            float(t[i]) - g.sol.t0 - float(np.median(ref[int(sensor[i])]))
-            for i in g.idx
-            if int(sensor[i]) in ref
-        ]
-    )
+    d = delay_differences(burst, g, t, sensor)
     if len(d) == 0:
         return math.inf, 0
     return float(np.max(np.abs(d - np.median(d)))), len(d)
