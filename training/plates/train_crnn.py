@@ -5,7 +5,7 @@ Data: synthetic plates (``synth.py``) mixed 50/50 with real detector-style crops
 ""). Every sample is degraded (low resolution, blur, noise, JPEG, contrast) before the model sees it.
 
 Usage: python training/plates/train_crnn.py CROPS.npz [--minutes M] [--seed S] [--init STATE.pt]
-[--lr LR] [--width W] [--synth FRACTION] [--hold-out NAMES.txt] [--out OUT.onnx]
+[--lr LR] [--width W] [--synth FRACTION] [--hold-out NAMES.txt] [--threads N] [--out OUT.onnx]
 
 The shipped model and its commands are in ``rtcc/plates/models/MODEL_CARD.md``.
 """
@@ -122,11 +122,12 @@ def main() -> None:
     ap.add_argument("--extra-aug", action="store_true", help="synth clutter/squeeze, perspective, aspect")
     ap.add_argument("--hold-out", type=Path, help="text file of end-to-end image names not to train on")
     ap.add_argument("--out", type=Path, default=OUT, help="ONNX output (state dict beside it, .pt)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (2 only on an idle 2-core machine)")
     args = ap.parse_args()
     data = np.load(args.crops, allow_pickle=True)
     rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
-    torch.set_num_threads(1)  # 2 threads spin and stall on a shared 2-core machine
+    torch.set_num_threads(args.threads)  # 2 threads spin and stall on a busy shared 2-core machine
     held = set(args.hold_out.read_text().split()) if args.hold_out else set()
     all_crops, all_labels = data["crops"], data["labels"]  # each data[...] re-reads the file
     keep = [i for i, src in enumerate(data["source"]) if str(src).partition(":")[2] not in held]
