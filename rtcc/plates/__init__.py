@@ -2,8 +2,10 @@
 
 * ``recognize`` — :class:`PlateReader` / :class:`PlateResult`: the public API. ``PlateReader.load()``
   opens the shipped models; ``reader.read(bgr_image)`` returns the plates best first, each with
-  normalized text, overall and per-character confidence and a pixel box.
+  normalized text, overall and per-character confidence, a pixel box and the US state when the
+  plate's own text tells it (``region``).
 * ``detect`` — PP-OCRv4 text detector (ONNX, Apache-2.0, from the rapidocr wheel).
+* ``region`` — the state from the text around the plate, read by the general PP-OCRv4 recognizer.
 * ``ocr`` — the plate CRNN (ONNX, trained here; see ``models/MODEL_CARD.md``).
 * ``normalize`` — the normalized plate form of reads (uppercase ``0-9A-Z``).
 * ``matching`` / ``hotlist_import`` — hotlist entries, NCIC and CSV imports, exact / look-alike /
