@@ -778,28 +778,41 @@ def _joint(
     sol = _final(sol, pos[cat], t[cat], em, sensor[cat], c, prm)
     if sol is None or sol.t0s is None or not np.all(np.isfinite(sol.cov)):
         return None
-    npos = len(sol.cov) - len(idxs)
     out: list[Group] = []
     for k, ix in enumerate(idxs):
-        sel = em == k
-        w, e = sol.weights[sel], sol.resid[sel]
-        rms = float(np.sqrt(np.sum(w * e * e) / max(float(np.sum(w)), 1e-12)))
+        member, rms = joint_member(sol, em, k)
         if len(ix) < max(prm.min_sensors, math.ceil(prm.burst_keep * own[k])) or rms > prm.max_rms_s:
             return None
-        keep = [*range(npos), npos + k]
-        member = Solution(
-            p=sol.p,
-            t0=float(sol.t0s[k]),
-            cov=sol.cov[np.ix_(keep, keep)],
-            resid=e,
-            weights=w,
-            sigma_s=sol.sigma_s,
-            dof=sol.dof,
-            sigma_estimated=sol.sigma_estimated,
-            converged=sol.converged,
-        )
         out.append(Group(idx=ix, sol=member, chance_sensors=members[k].chance_sensors))
     return out
+
+
+def joint_member(sol: Solution, emission: IntArray, k: int) -> tuple[Solution, float]:
+    """Round ``k`` of a joint (burst) solution as a one-emission solution, and its weighted RMS, s.
+
+    ``sol`` comes from :func:`~rtcc.acoustic.geometry.refine_joint` with arrival-to-round map
+    ``emission``; the member keeps the shared position and the covariance of the position and of
+    its own emission time.
+    """
+    if sol.t0s is None:
+        raise ValueError("not a joint solution (no per-round emission times)")
+    sel = emission == k
+    w, e = sol.weights[sel], sol.resid[sel]
+    rms = float(np.sqrt(np.sum(w * e * e) / max(float(np.sum(w)), 1e-12)))
+    npos = len(sol.cov) - len(sol.t0s)
+    keep = [*range(npos), npos + k]
+    member = Solution(
+        p=sol.p,
+        t0=float(sol.t0s[k]),
+        cov=sol.cov[np.ix_(keep, keep)],
+        resid=e,
+        weights=w,
+        sigma_s=sol.sigma_s,
+        dof=sol.dof,
+        sigma_estimated=sol.sigma_estimated,
+        converged=sol.converged,
+    )
+    return member, rms
 
 
 def excess_delay_weights(sensor: IntArray, delay: FloatArray, knee_s: float) -> FloatArray:

@@ -41,8 +41,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rtcc.acoustic.associate import AssociationParams, Group, cluster_span, delay_differences, time_clusters
-from rtcc.acoustic.geometry import FloatArray, Solution, ellipse_95, linear_init, refine_joint
+from rtcc.acoustic.associate import (
+    AssociationParams,
+    Group,
+    cluster_span,
+    delay_differences,
+    joint_member,
+    time_clusters,
+)
+from rtcc.acoustic.geometry import FloatArray, ellipse_95, linear_init, refine_joint
 
 IntArray = np.ndarray
 
@@ -466,26 +473,11 @@ def _joint(
         return None
     if ellipse_95(sol.cov[:2, :2])[0] > sp.max_ellipse_m:
         return None
-    npos = len(sol.cov) - len(rounds)
     out: list[Group] = []
     for k, r in enumerate(rounds):
-        sel = em == k
-        w, e = sol.weights[sel], sol.resid[sel]
-        rms = float(np.sqrt(np.sum(w * e * e) / max(float(np.sum(w)), 1e-12)))
+        member, rms = joint_member(sol, em, k)
         if rms > sp.max_rms_s:
             return None
-        keep = [*range(npos), npos + k]
-        member = Solution(
-            p=sol.p,
-            t0=float(sol.t0s[k]),
-            cov=sol.cov[np.ix_(keep, keep)],
-            resid=e,
-            weights=w,
-            sigma_s=sol.sigma_s,
-            dof=sol.dof,
-            sigma_estimated=sol.sigma_estimated,
-            converged=sol.converged,
-        )
         out.append(Group(idx=r, sol=member))
     return out
 
