@@ -12,11 +12,13 @@ With ``--scorer``, the independent scorer ``../shared/eval/eval_plates.py`` is a
 part (a temporary folder of symlinks laid out like the data, one per region) through
 ``rtcc plates read``, and its summary lines are recorded with the figures.
 
-The default reader also reads the state (``region``) of each image's best plate; each image where it
-is told is printed (``region ...``) so it can be checked by eye, and counted (``*_region_told``).
+The default reader re-reads uncertain plates with the general recognizer (``PlateReader(second=...)``,
+``rtcc.plates.recognize.Fusion``); ``--no-second`` measures the plate recognizer alone. It also reads
+the state (``region``) of each image's best plate; each image where it is told is printed
+(``region ...``) so it can be checked by eye, and counted (``*_region_told``).
 
 Usage: python bench/plates_recognition.py [--part test|tune|val] [--data DIR] [--no-write] [--misses]
-[--scorer] [--model ONNX] [--fast] [--no-regions] [--note TEXT]
+[--scorer] [--model ONNX] [--detector ONNX] [--fast] [--no-regions] [--no-second] [--note TEXT]
 """
 
 from __future__ import annotations
@@ -67,7 +69,9 @@ def main() -> None:
     ap.add_argument("--part", choices=["test", "tune", "val"], default="test")
     ap.add_argument("--model", type=Path, help="recognizer ONNX (default: the shipped one)")
     ap.add_argument("--fast", action="store_true", help="int8 detector (PlateReader.load(fast=True))")
+    ap.add_argument("--detector", type=Path, help="detector ONNX (default: the shipped float one)")
     ap.add_argument("--no-regions", action="store_true", help="no state reading (load(regions=False))")
+    ap.add_argument("--no-second", action="store_true", help="no second recognizer (load(second=False))")
     ap.add_argument("--note", default="", help="free text recorded with the figures")
     ap.add_argument("--speed-images", type=int, default=0, help="time only this many images (0 = all)")
     ap.add_argument("--data", type=Path, default=DATA)
@@ -78,9 +82,11 @@ def main() -> None:
     split = json.loads((ROOT / "training/plates/split.json").read_text())
     if args.part == "val":
         split = {region: {"val": names} for region, names in holdout(args.data).items()}
-    det = TextDetector(threads=1, model=DET_MODEL_INT8 if args.fast else DET_MODEL)
-    region_reader = None if args.no_regions else RegionReader(TextRecognizer(threads=1))
-    reader = PlateReader(det, PlateOCR(args.model, threads=1), region_reader=region_reader)
+    det = TextDetector(threads=1, model=args.detector or (DET_MODEL_INT8 if args.fast else DET_MODEL))
+    general = TextRecognizer(threads=1)
+    region_reader = None if args.no_regions else RegionReader(general)
+    second = None if args.no_second else general
+    reader = PlateReader(det, PlateOCR(args.model, threads=1), region_reader=region_reader, second=second)
     figures: dict[str, object] = {}
     all_frames = []
     for region in ("us", "eu"):
@@ -139,8 +145,13 @@ def main() -> None:
             {
                 "split": f"training/plates/split.json part={args.part}",
                 "model": str(args.model or "shipped"),
-                "detector": "int8" if args.fast else "float (fused graph, training/plates/fuse_det.py)",
+                "detector": str(args.detector)
+                if args.detector
+                else "int8"
+                if args.fast
+                else "float (fused graph, training/plates/fuse_det.py)",
                 "regions": not args.no_regions,
+                "second_reader": not args.no_second,
                 "note": args.note,
                 "threads": 1,
                 "data": "openalpr-benchmarks endtoend",

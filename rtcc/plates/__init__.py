@@ -5,7 +5,8 @@
   normalized text, overall and per-character confidence, a pixel box and the US state when the
   plate's own text tells it (``region``).
 * ``detect`` — PP-OCRv4 text detector (ONNX, Apache-2.0, from the rapidocr wheel).
-* ``region`` — the state from the text around the plate, read by the general PP-OCRv4 recognizer.
+* ``region`` — the general PP-OCRv4 recognizer: the state from the text around the plate, and a
+  second reading of uncertain plates restricted to ``0-9A-Z`` (fused with the CRNN in ``recognize``).
 * ``ocr`` — the plate CRNN (ONNX, trained here; see ``models/MODEL_CARD.md``).
 * ``normalize`` — the normalized plate form of reads (uppercase ``0-9A-Z``).
 * ``matching`` / ``hotlist_import`` — hotlist entries, NCIC and CSV imports, exact / look-alike /

@@ -8,6 +8,7 @@ read plate characters and to output nothing (blank everywhere) on text that is n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,11 @@ class Reading:
 
 
 def decode(probs: npt.NDArray[np.float32]) -> Reading:
-    """Greedy CTC decoding of ``probs`` of shape (T, 1 + len(ALPHABET)), class 0 = blank."""
+    """Greedy CTC decoding of ``probs`` of shape (T, 1 + len(ALPHABET)), class 0 = blank.
+
+    The same decoding serves any model whose output is mapped onto these classes (the general
+    recognizer's plate-alphabet view, :meth:`rtcc.plates.region.TextRecognizer.plate_probs`).
+    """
     idx = probs.argmax(axis=1)
     chars: list[str] = []
     confs: list[float] = []
@@ -68,6 +73,61 @@ def decode(probs: npt.NDArray[np.float32]) -> Reading:
     return Reading("".join(chars), tuple(confs))
 
 
+_CLASS = {c: i + 1 for i, c in enumerate(ALPHABET)}
+
+
+def ctc_log_likelihood(probs: npt.NDArray[np.float32], text: str) -> float:
+    r"""Log-probability of ``text`` under a CTC output, summed over all its alignments.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (T, 1 + len(ALPHABET))
+        Per-step class probabilities, class 0 = blank, class ``k`` = ``ALPHABET[k - 1]``.
+    text : str
+        Non-empty string over :data:`ALPHABET`.
+
+    Returns
+    -------
+    float
+        :math:`\log P(\text{text} \mid \text{probs})` by the CTC forward recursion over the
+        blank-extended label :math:`l'` (length :math:`2|text| + 1`):
+        :math:`\alpha_t(s) = (\alpha_{t-1}(s) + \alpha_{t-1}(s-1) + [l'_s \ne b,\ l'_s \ne l'_{s-2}]\,
+        \alpha_{t-1}(s-2))\, y_t(l'_s)`, in log space; :math:`-\infty` when ``text`` cannot be
+        aligned to ``T`` steps.
+
+    Raises
+    ------
+    ValueError
+        ``text`` is empty.
+    """
+    if not text:
+        raise ValueError("text must not be empty")
+    ext = np.zeros(2 * len(text) + 1, dtype=np.intp)
+    ext[1::2] = [_CLASS[c] for c in text]
+    logp = np.log(np.maximum(probs, 1e-12))[:, ext]
+    skip = np.zeros(len(ext), dtype=bool)
+    skip[2:] = (ext[2:] != 0) & (ext[2:] != ext[:-2])
+    alpha = np.full(len(ext), -np.inf)
+    alpha[:2] = logp[0, :2]
+    for t in range(1, probs.shape[0]):
+        stay = alpha.copy()
+        stay[1:] = np.logaddexp(stay[1:], alpha[:-1])
+        jump = np.full(len(ext), -np.inf)
+        jump[2:] = np.where(skip[2:], alpha[:-2], -np.inf)
+        alpha = np.logaddexp(stay, jump) + logp[t]
+    return float(np.logaddexp(alpha[-1], alpha[-2]))
+
+
+def text_confidence(probs: Sequence[npt.NDArray[np.float32]], text: str) -> float:
+    """How well the CTC outputs of several crops of one region agree with ``text``, 0-1.
+
+    The mean over the crops of the per-character geometric mean of the string's probability,
+    ``exp(log P(text) / len(text))`` (:func:`ctc_log_likelihood`): a crop read confidently as
+    ``text`` scores near its mean character confidence, a crop read as something else near 0.
+    """
+    return float(np.mean([np.exp(ctc_log_likelihood(p, text) / len(text)) for p in probs]))
+
+
 class PlateOCR:
     """The plate-text recognizer (ONNX Runtime, CPU)."""
 
@@ -75,10 +135,13 @@ class PlateOCR:
         self.sess = session(model or REC_MODEL, threads)
         self.input_name = self.sess.get_inputs()[0].name
 
-    def __call__(self, crops: list[npt.NDArray[np.uint8]]) -> list[Reading]:
-        """Read a batch of BGR crops; one :class:`Reading` per crop."""
+    def probs(self, crops: list[npt.NDArray[np.uint8]]) -> list[npt.NDArray[np.float32]]:
+        """The CTC outputs of a batch of BGR crops: one (32, 1 + len(ALPHABET)) array per crop."""
         if not crops:
             return []
         x = np.stack([prepare(c) for c in crops])
-        probs = self.sess.run(None, {self.input_name: x})[0]
-        return [decode(p) for p in probs]
+        return list(self.sess.run(None, {self.input_name: x})[0])
+
+    def __call__(self, crops: list[npt.NDArray[np.uint8]]) -> list[Reading]:
+        """Read a batch of BGR crops; one :class:`Reading` per crop."""
+        return [decode(p) for p in self.probs(crops)]

@@ -8,10 +8,15 @@ Pipeline (all ONNX Runtime on the CPU, models in ``rtcc/plates/models``):
    for other text (dealer frames, state names, stickers, date stamps).
 3. Each region is read from a few crops (its own and slightly grown / shrunk ones); the text with
    the highest summed confidence wins (mean character confidence, penalised when too short for a
-   plate). Reads that fit a known European layout get look-alike digits in letter positions turned
-   into letters (:func:`fix_layout`); reads that spell a state name are dropped. Plates are
-   returned best first, overlapping duplicates removed.
-4. The best plate's state is told from the text printed around it when clear
+   plate).
+4. When no region is read confidently (best below :attr:`Fusion.below`), the best few regions are
+   read again by a second, independent recognizer (the general PP-OCRv4 one, its output restricted
+   to ``0-9 A-Z``), and each region's text is chosen among both recognizers' readings by how well
+   both models' CTC outputs agree with it (:class:`Fusion`).
+5. Reads that fit a known European layout get look-alike digits in letter positions turned into
+   letters (:func:`fix_layout`); reads that spell a state name are dropped. Plates are returned best
+   first, overlapping duplicates removed.
+6. The best plate's state is told from the text printed around it when clear
    (:mod:`rtcc.plates.region`).
 """
 
@@ -26,7 +31,7 @@ import numpy.typing as npt
 from rtcc.errors import ValidationFailed
 from rtcc.plates.detect import DET_MODEL, DET_MODEL_INT8, TextDetector, TextRegion
 from rtcc.plates.normalize import normalize_plate
-from rtcc.plates.ocr import PlateOCR, Reading, rectify
+from rtcc.plates.ocr import PlateOCR, Reading, decode, rectify, text_confidence
 from rtcc.plates.region import RegionReader, TextRecognizer, is_state_name
 
 MIN_CHARS = 4
@@ -34,6 +39,40 @@ MIN_CHARS = 4
 
 VARIANTS: tuple[tuple[float, float], ...] = ((-0.06, 0.0), (0.1, 0.06), (0.0, -0.08))
 """Default extra crops per region (``(pad_x, pad_y)`` in region heights) read at test time."""
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """When and how a second recognizer re-reads the uncertain regions (chosen on the ``val`` half of
+    tune with recognizers trained without it; see ``rtcc/plates/models/MODEL_CARD.md``).
+
+    For a re-read region, every text either recognizer read in any of its crops is a candidate;
+    each scores ``(1 - weight) * c1 + weight * c2``, where ``c1`` / ``c2`` is how well the plate
+    recognizer's / the second recognizer's crops agree with it
+    (:func:`~rtcc.plates.ocr.text_confidence`, CTC likelihood per character). The best candidate
+    becomes the region's text, and its score (penalised when short) the region's confidence.
+
+    Attributes
+    ----------
+    below : float
+        Re-read only when the best region's plate-recognizer confidence is below this (0-1).
+    above : float
+        Re-read regions whose plate-recognizer confidence is at least this (0-1): a near-miss of
+        ``min_confidence`` counts, a region the plate recognizer reads as no plate does not.
+    regions : int
+        At most this many regions (best first) are re-read.
+    crops : int
+        The second recognizer reads the first ``crops`` crops of a region (the region itself, then
+        :data:`VARIANTS` in order): each costs ~12-20 ms of CPU.
+    weight : float
+        Weight of the second recognizer in a text's score, 0-1.
+    """
+
+    below: float = 0.7
+    above: float = 0.15
+    regions: int = 2
+    crops: int = 2
+    weight: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -154,6 +193,11 @@ class PlateReader:
         Tells the state of the best ``region_plates`` plates; ``None``: never told.
     region_plates : int
         How many plates (best first) get a region read (each costs a few general-OCR crops).
+    second : TextRecognizer or None
+        The second recognizer of :class:`Fusion` (its :meth:`~TextRecognizer.plate_probs`);
+        ``None``: the plate recognizer alone.
+    fusion : Fusion
+        When the second recognizer is used, and how its readings are weighed.
     """
 
     def __init__(
@@ -167,6 +211,8 @@ class PlateReader:
         variants: Sequence[tuple[float, float]] = VARIANTS,
         region_reader: RegionReader | None = None,
         region_plates: int = 1,
+        second: TextRecognizer | None = None,
+        fusion: Fusion = Fusion(),
     ) -> None:
         self.detector = detector
         self.ocr = ocr
@@ -177,18 +223,29 @@ class PlateReader:
         self.variants = [(0.0, 0.0), *variants]
         self.region_reader = region_reader
         self.region_plates = region_plates
+        self.second = second
+        self.fusion = fusion
 
     @classmethod
-    def load(cls, threads: int = 1, fast: bool = False, regions: bool = True) -> PlateReader:
+    def load(
+        cls, threads: int = 1, fast: bool = False, regions: bool = True, second: bool = True
+    ) -> PlateReader:
         """Load the shipped models (``threads`` ONNX Runtime threads per model; 1 = one core).
 
         ``fast`` uses the int8 detector: more images per second, fewer plates read (see
-        ``rtcc/plates/models/MODEL_CARD.md``). ``regions`` loads the general recognizer that tells
-        the state (:mod:`rtcc.plates.region`).
+        ``rtcc/plates/models/MODEL_CARD.md``). ``regions`` uses the general recognizer to tell the
+        state (:mod:`rtcc.plates.region`), ``second`` to re-read uncertain plates (:class:`Fusion`);
+        one instance serves both.
         """
         det = TextDetector(threads=threads, model=DET_MODEL_INT8 if fast else DET_MODEL)
-        region_reader = RegionReader(TextRecognizer(threads=threads)) if regions else None
-        return cls(det, PlateOCR(threads=threads), region_reader=region_reader)
+        general = TextRecognizer(threads=threads) if regions or second else None
+        region_reader = RegionReader(general) if regions and general is not None else None
+        return cls(
+            det,
+            PlateOCR(threads=threads),
+            region_reader=region_reader,
+            second=general if second else None,
+        )
 
     def _candidates(self, regions: list[TextRegion]) -> list[TextRegion]:
         out = []
@@ -215,6 +272,50 @@ class PlateReader:
             return None
         text = max(totals, key=lambda t: totals[t])
         return text, totals[text] / len(readings), chars[text][1]
+
+    def _to_reread(self, votes: Sequence[tuple[str, float, tuple[float, ...]] | None]) -> list[int]:
+        """Indices of the regions the second recognizer re-reads (:class:`Fusion`), best first."""
+        if self.second is None:
+            return []
+        conf = [v[1] if v is not None else 0.0 for v in votes]
+        order = sorted(range(len(votes)), key=lambda i: -conf[i])
+        if not order or conf[order[0]] >= self.fusion.below:
+            return []
+        out = []
+        for i in order:
+            v = votes[i]
+            if v is not None and v[1] >= self.fusion.above and not is_state_name(fix_layout(v[0])):
+                out.append(i)
+        return out[: self.fusion.regions]
+
+    def _reread(
+        self,
+        crops: Sequence[npt.NDArray[np.uint8]],
+        probs: Sequence[npt.NDArray[np.float32]],
+        readings: Sequence[Reading],
+    ) -> tuple[str, float, tuple[float, ...]] | None:
+        """One region re-read by both recognizers (:class:`Fusion`): ``(text, confidence, chars)``."""
+        assert self.second is not None
+        second = [self.second.plate_probs(c) for c in crops[: self.fusion.crops]]
+        reads = [*readings, *(decode(p) for p in second)]
+        best: tuple[float, str] | None = None
+        for text in sorted({normalize_plate(r.text) for r in reads}):
+            if not 2 <= len(text) <= 10:
+                continue
+            w = self.fusion.weight
+            score = (1 - w) * text_confidence(probs, text) + w * text_confidence(second, text)
+            if best is None or score > best[0]:
+                best = (score, text)
+        if best is None:
+            return None
+        score, text = best
+        # per-character confidences of the most confident crop that read the chosen text
+        chars = max(
+            (r.char_confidences for r in reads if r.text == text),
+            key=lambda c: float(np.mean(c)),
+            default=(score,) * len(text),
+        )
+        return text, score * min(1.0, len(text) / MIN_CHARS), chars
 
     def read(self, image: npt.NDArray[np.uint8]) -> list[PlateResult]:
         """Find and read the plates of one image.
@@ -244,11 +345,15 @@ class PlateReader:
             for r in regions
             for vx, vy in self.variants
         ]
-        readings = self.ocr(crops)
+        probs = self.ocr.probs(crops)
+        readings = [decode(p) for p in probs]
         k = len(self.variants)
+        votes = [self._vote(readings[i * k : (i + 1) * k]) for i in range(len(regions))]
+        for i in self._to_reread(votes):
+            part = slice(i * k, (i + 1) * k)
+            votes[i] = self._reread(crops[part], probs[part], readings[part]) or votes[i]
         found: list[tuple[PlateResult, TextRegion]] = []
-        for i, region in enumerate(regions):
-            best = self._vote(readings[i * k : (i + 1) * k])
+        for region, best in zip(regions, votes, strict=True):
             if best is None or best[1] < self.min_confidence:
                 continue
             text, conf, chars = best

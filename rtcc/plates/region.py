@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rtcc.plates.detect import MODEL_DIR, TextRegion, session
-from rtcc.plates.ocr import rectify
+from rtcc.plates.ocr import ALPHABET, rectify
 
 GENERAL_REC_MODEL = MODEL_DIR / "ppocrv4_rec.onnx"
 REC_H, REC_MAX_W = 48, 320
@@ -75,6 +75,28 @@ class TextRecognizer:
         self.input_name = self.sess.get_inputs()[0].name
         chars = self.sess.get_modelmeta().custom_metadata_map["character"].splitlines()
         self.chars = ["", *chars, " "]
+        index = {c: i for i, c in enumerate(self.chars) if c}
+        # blank, 0-9 A-Z (ALPHABET), a-z: the columns plate_probs keeps
+        self._plate_cols = [0, *(index[c] for c in ALPHABET + ALPHABET[10:].lower())]
+
+    def plate_probs(self, crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """The recognizer's CTC output for one BGR crop, seen through the plate alphabet.
+
+        Returns an array of shape (T, 1 + 36): column 0 is the blank plus every character that is
+        not ``0-9``, ``A-Z`` or ``a-z`` (separators, CJK, punctuation: "no plate character here"),
+        then ``0-9`` and ``A-Z`` with each lower-case letter's probability added to its capital, in
+        the order of :data:`rtcc.plates.ocr.ALPHABET`. Rows sum to 1. One crop per run (no padding).
+        """
+        w = min(REC_MAX_W, max(16, int(np.ceil(REC_H * crop.shape[1] / crop.shape[0]))))
+        r = cv2.resize(crop, (w, REC_H), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        x = (r / 127.5 - 1.0).transpose(2, 0, 1)[None]
+        p = self.sess.run(None, {self.input_name: x})[0][0]
+        kept = p[:, self._plate_cols]
+        out = np.zeros((p.shape[0], 1 + len(ALPHABET)), np.float32)
+        out[:, 1:] = kept[:, 1 : 1 + len(ALPHABET)]
+        out[:, 11:] += kept[:, 1 + len(ALPHABET) :]
+        out[:, 0] = kept[:, 0] + np.clip(1.0 - kept.sum(axis=1), 0.0, None)
+        return out
 
     def __call__(self, crops: list[npt.NDArray[np.uint8]]) -> list[TextRead]:
         """Read BGR crops (each resized to height 48, up to 320 wide; one batch)."""

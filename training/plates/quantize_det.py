@@ -71,8 +71,11 @@ def main() -> None:
     name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     with tempfile.TemporaryDirectory() as tmp:
         op13, pre = Path(tmp) / "op13.onnx", Path(tmp) / "pre.onnx"
-        # the wheel's model is opset 12; per-channel DequantizeLinear needs opset 13
-        onnx.save(version_converter.convert_version(onnx.load(str(src)), 13), str(op13))
+        # the wheel's model is opset 12; per-channel DequantizeLinear needs opset 13 (the graph
+        # rewritten by fuse_det.py is opset 14 already and is used as it is)
+        model = onnx.load(str(src))
+        opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+        onnx.save(model if opset >= 13 else version_converter.convert_version(model, 13), str(op13))
         quant_pre_process(str(op13), str(pre), skip_symbolic_shape=True)
         nodes = onnx.load(str(pre)).graph.node
         concat = max(i for i, node in enumerate(nodes) if node.op_type == "Concat")
