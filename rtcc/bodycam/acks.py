@@ -3,16 +3,17 @@
 A storm of acknowledgements (every unit near an incident answering at once)
 would otherwise cost two writes each (the command, the audit entry) on the
 store's single writer. :class:`AckBatcher` gathers the acks handed to it for
-up to ``linger_s`` (or ``max_batch`` of them), applies each with
+up to ``linger_s`` (or ``max_batch`` of them,
+:class:`~rtcc.store.batcher.MicroBatcher`), applies each with
 :func:`rtcc.bodycam.commands.apply_ack` and appends its audit entry in the same
 transaction, then mirrors the entries on the bus. :meth:`AckBatcher.submit`
 returns only after the commit, so the bus message is acknowledged after its
 effect is stored (a failed batch raises in every submitter: redelivered).
+:meth:`AckBatcher.stop` applies the acks already handed over before it returns.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
@@ -23,10 +24,9 @@ from sqlalchemy.orm import Session
 from rtcc.bodycam.commands import AckOutcome, apply_ack
 from rtcc.events import AuditEvent, DeviceCommandAck
 from rtcc.roles import Role
+from rtcc.store.batcher import MicroBatcher
 
 log = logging.getLogger(__name__)
-
-_Item = tuple[DeviceCommandAck, "asyncio.Future[AckOutcome]"]
 
 
 def _audit_fields(ack: DeviceCommandAck, out: AckOutcome) -> dict[str, Any]:
@@ -54,45 +54,21 @@ class AckBatcher:
         self.center = center
         self.max_batch = max_batch
         self.linger_s = linger_s
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._batcher: MicroBatcher[DeviceCommandAck, AckOutcome] = MicroBatcher(
+            self._apply, max_items=max_batch, max_wait_s=linger_s, name="bodycam-acks"
+        )
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="bodycam-acks")
+        self._batcher.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        while not self._queue.empty():
-            _, fut = self._queue.get_nowait()
-            if not fut.done():
-                fut.set_exception(RuntimeError("stopping: acknowledgement not applied"))
+        await self._batcher.stop()
 
     async def submit(self, ack: DeviceCommandAck) -> AckOutcome:
         """Apply ``ack``; returns once it (and its audit entry) is committed."""
-        fut: asyncio.Future[AckOutcome] = asyncio.get_running_loop().create_future()
-        await self._queue.put((ack, fut))
-        return await fut
+        return await self._batcher.submit(ack)
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
-            until = loop.time() + self.linger_s
-            while len(batch) < self.max_batch:
-                left = until - loop.time()
-                if left <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), left))
-                except TimeoutError:
-                    break
-            await self._flush(batch)
-
-    async def _flush(self, batch: list[_Item]) -> None:
+    async def _apply(self, acks: list[DeviceCommandAck]) -> list[AckOutcome]:
         from rtcc.oversight.audit import append_audit
 
         center = self.center
@@ -101,7 +77,7 @@ class AckBatcher:
 
         def _do(session: Session) -> list[tuple[AckOutcome, Any]]:
             done = []
-            for ack, _ in batch:
+            for ack in acks:
                 out = apply_ack(session, ack, now)
                 entry = append_audit(session, secret=secret, **_audit_fields(ack, out))
                 done.append((out, entry))
@@ -110,12 +86,9 @@ class AckBatcher:
         try:
             results = await center.store.write(_do)
         except Exception as exc:
-            log.warning("applying %d acknowledgement(s) failed (redelivered): %s", len(batch), exc)
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for (ack, fut), (out, entry) in zip(batch, results, strict=True):
+            log.warning("applying %d acknowledgement(s) failed (redelivered): %s", len(acks), exc)
+            raise
+        for ack, (out, entry) in zip(acks, results, strict=True):
             center.metrics.inc("bodycam_acks", result=out.result)
             if not out.applied:
                 log.info("ack %s from %s ignored: %s", ack.command_id, ack.device, out.result)
@@ -130,5 +103,4 @@ class AckBatcher:
             )
             with contextlib.suppress(Exception):
                 await center.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
-            if not fut.done():
-                fut.set_result(out)
+        return [out for out, _ in results]

@@ -43,6 +43,7 @@ from rtcc.plates.hits import NewHit, record_hit
 from rtcc.plates.hotlists import SourceSignature, SourceSnapshot, changed_sources, hotlist_version
 from rtcc.plates.matching import HotlistMatcher, Match, match_order
 from rtcc.plates.reads import insert_reads, mark_hit
+from rtcc.store.batcher import MicroBatcher
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,10 @@ class PlatesProcessor:
     """Stores reads, matches them, raises hits (see the module docstring).
 
     Reads from the queue group's ``members`` concurrent deliveries are gathered
-    into batches (up to ``batch_size`` reads or ``linger_s`` seconds) and each
-    batch is stored in one transaction; a message is acknowledged only after
-    its batch is committed and its hits published.
+    into batches (up to ``batch_size`` reads or ``linger_s`` seconds,
+    :class:`~rtcc.store.batcher.MicroBatcher`) and each batch is stored in one
+    transaction; a message is acknowledged only after its batch is committed and
+    its hits published.
     """
 
     group = "plates"
@@ -129,19 +131,17 @@ class PlatesProcessor:
         self._lock = asyncio.Lock()
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._pending: list[tuple[PlateRead, asyncio.Future[list[NewHit]]]] = []
-        self._wake = asyncio.Event()
+        self._batcher: MicroBatcher[PlateRead, list[NewHit]] = MicroBatcher(
+            self._write_batch, max_items=batch_size, max_wait_s=linger_s, name="plates-batches"
+        )
 
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
         await self.refresh(force=True)
         self.center.services["plates"] = self
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._poll(), name="plates-hotlists"),
-            loop.create_task(self._flush_loop(), name="plates-batches"),
-        ]
+        self._batcher.start()
+        self._tasks = [asyncio.get_running_loop().create_task(self._poll(), name="plates-hotlists")]
         for _ in range(self.members):
             self._subs.append(await self.center.bus.subscribe(SUBJECT, self._handle, group=self.group))
 
@@ -154,8 +154,7 @@ class PlatesProcessor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        while self._pending:
-            await self._flush()
+        await self._batcher.stop()  # stores every read accepted before
         if self.center.services.get("plates") is self:
             del self.center.services["plates"]
 
@@ -231,34 +230,16 @@ class PlatesProcessor:
             return
         if not isinstance(ev, PlateRead):
             return
-        fut: asyncio.Future[list[NewHit]] = asyncio.get_running_loop().create_future()
-        self._pending.append((ev, fut))
-        if len(self._pending) >= self.batch_size:
-            self._wake.set()
-        await fut
+        await self._batcher.submit(ev)
 
-    async def _flush_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.linger_s)
-            self._wake.clear()
-            if self._pending:
-                await self._flush()
-
-    async def _flush(self) -> None:
-        batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
+    async def _write_batch(self, reads: list[PlateRead]) -> list[list[NewHit]]:
+        """:meth:`process_batch` for the batcher, which fails every message of a failed batch."""
         try:
-            results = await self.process_batch([r for r, _ in batch])
-        except Exception as exc:
+            return await self.process_batch(reads)
+        except Exception:
             self.center.metrics.inc("plate_reads_errors")
-            log.exception("plates: batch of %d failed; the reads will be redelivered", len(batch))
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for (_, fut), hits in zip(batch, results, strict=True):
-            if not fut.done():
-                fut.set_result(hits)
+            log.exception("plates: batch of %d failed; the reads will be redelivered", len(reads))
+            raise
 
     async def process(self, read: PlateRead) -> list[NewHit]:
         """Store, match and raise the hits of one read; returns the hits (new or already stored)."""

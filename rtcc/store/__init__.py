@@ -12,6 +12,8 @@ Layout
 * :mod:`rtcc.store.events_repo` — the event log: :func:`record_events`
   (idempotent by event id), :func:`list_events`, :func:`events_near`,
   :func:`count_events`.
+* :mod:`rtcc.store.batcher` — :class:`~rtcc.store.batcher.MicroBatcher`: the items of
+  concurrent writers (events, plate reads, body-cam acks) written in one transaction per batch.
 
 Rules
 -----
