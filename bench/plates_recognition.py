@@ -13,12 +13,16 @@ part (a temporary folder of symlinks laid out like the data, one per region) thr
 ``rtcc plates read``, and its summary lines are recorded with the figures.
 
 The default reader re-reads uncertain plates with the general recognizer (``PlateReader(second=...)``,
-``rtcc.plates.recognize.Fusion``); ``--no-second`` measures the plate recognizer alone. It also reads
+``rtcc.plates.recognize.Fusion``); ``--no-second`` measures the plate recognizer alone. It also
+looks again closer when nothing is read and checks the best plate for a character cut off at its
+edge (``PlateReader(rescue=..., edge=...)``, session 4 round 2); ``--no-rescue`` / ``--no-edge`` turn
+those off. It also reads
 the state (``region``) of each image's best plate; each image where it is told is printed
 (``region ...``) so it can be checked by eye, and counted (``*_region_told``).
 
 Usage: python bench/plates_recognition.py [--part test|tune|val] [--data DIR] [--no-write] [--misses]
-[--scorer] [--model ONNX] [--detector ONNX] [--fast] [--no-regions] [--no-second] [--note TEXT]
+[--scorer] [--model ONNX] [--detector ONNX] [--fast] [--no-regions] [--no-second] [--no-rescue]
+[--no-edge] [--note TEXT]
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from _common import ROOT, write_result
 from rtcc.plates import PlateReader
 from rtcc.plates.detect import DET_MODEL, DET_MODEL_INT8, TextDetector
 from rtcc.plates.ocr import PlateOCR
+from rtcc.plates.recognize import EDGE
 from rtcc.plates.region import RegionReader, TextRecognizer
 
 sys.path.insert(0, str(ROOT / "training/plates"))
@@ -72,6 +77,8 @@ def main() -> None:
     ap.add_argument("--detector", type=Path, help="detector ONNX (default: the shipped float one)")
     ap.add_argument("--no-regions", action="store_true", help="no state reading (load(regions=False))")
     ap.add_argument("--no-second", action="store_true", help="no second recognizer (load(second=False))")
+    ap.add_argument("--no-rescue", action="store_true", help="no closer look when nothing is read")
+    ap.add_argument("--no-edge", action="store_true", help="no check for a character cut off at the edge")
     ap.add_argument("--note", default="", help="free text recorded with the figures")
     ap.add_argument("--speed-images", type=int, default=0, help="time only this many images (0 = all)")
     ap.add_argument("--data", type=Path, default=DATA)
@@ -86,7 +93,14 @@ def main() -> None:
     general = TextRecognizer(threads=1)
     region_reader = None if args.no_regions else RegionReader(general)
     second = None if args.no_second else general
-    reader = PlateReader(det, PlateOCR(args.model, threads=1), region_reader=region_reader, second=second)
+    reader = PlateReader(
+        det,
+        PlateOCR(args.model, threads=1),
+        region_reader=region_reader,
+        second=second,
+        rescue=not args.no_rescue,
+        edge=None if args.no_edge else EDGE,
+    )
     figures: dict[str, object] = {}
     all_frames = []
     for region in ("us", "eu"):
@@ -152,6 +166,8 @@ def main() -> None:
                 else "float (fused graph, training/plates/fuse_det.py)",
                 "regions": not args.no_regions,
                 "second_reader": not args.no_second,
+                "rescue": not args.no_rescue,
+                "edge": not args.no_edge,
                 "note": args.note,
                 "threads": 1,
                 "data": "openalpr-benchmarks endtoend",

@@ -166,7 +166,8 @@ def video(
             fail("--start needs a time zone (e.g. 2026-11-21T12:00:00Z)", 2)
     if not is_stream(source) and not Path(source).is_file():
         fail(f"{escape(source)} is not a file nor an rtsp:// URL", 2)
-    reader = PlateReader.load(threads=threads)
+    # most sampled frames hold no plate: the tiled rescue pass (~0.5 s on such a frame) is for stills
+    reader = PlateReader.load(threads=threads, rescue=False)
     sender = None
     if center is not None and key is not None:
         from rtcc.plates.watch import CameraConfig

@@ -3,7 +3,8 @@
 * ``recognize`` — :class:`PlateReader` / :class:`PlateResult`: the public API. ``PlateReader.load()``
   opens the shipped models; ``reader.read(bgr_image)`` returns the plates best first, each with
   normalized text, overall and per-character confidence, a pixel box and the US state when the
-  plate's own text tells it (``region``).
+  plate's own text tells it (``region``). When nothing is read, a contrast-equalised, tiled second
+  detection (the rescue) runs; an edge check adds a character cut off at the region's border.
 * ``detect`` — PP-OCRv4 text detector (ONNX, Apache-2.0, from the rapidocr wheel).
 * ``region`` — the general PP-OCRv4 recognizer: the state from the text around the plate, and a
   second reading of uncertain plates restricted to ``0-9A-Z`` (fused with the CRNN in ``recognize``).

@@ -13,10 +13,13 @@ Pipeline (all ONNX Runtime on the CPU, models in ``rtcc/plates/models``):
    read again by a second, independent recognizer (the general PP-OCRv4 one, its output restricted
    to ``0-9 A-Z``), and each region's text is chosen among both recognizers' readings by how well
    both models' CTC outputs agree with it (:class:`Fusion`).
-5. Reads that fit a known European layout get look-alike digits in letter positions turned into
+5. When nothing is read, the image is looked at again closer (contrast-equalised, in four
+   overlapping tiles at about twice the size). The best region is checked for a character cut off
+   at its edge (a wider crop read alike by both recognizers).
+6. Reads that fit a known European layout get look-alike digits in letter positions turned into
    letters (:func:`fix_layout`); reads that spell a state name are dropped. Plates are returned best
    first, overlapping duplicates removed.
-6. The best plate's state is told from the text printed around it when clear
+7. The best plate's state is told from the text printed around it when clear
    (:mod:`rtcc.plates.region`).
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -39,6 +43,10 @@ MIN_CHARS = 4
 
 VARIANTS: tuple[tuple[float, float], ...] = ((-0.06, 0.0), (0.1, 0.06), (0.0, -0.08))
 """Default extra crops per region (``(pad_x, pad_y)`` in region heights) read at test time."""
+
+EDGE: tuple[float, float] = (0.3, 0.1)
+"""Default growth ``(pad_x, pad_y)`` (region heights) of the crop that looks for a character cut off at
+the best region's edge (:meth:`PlateReader._extend`)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,25 @@ def fix_layout(text: str, max_changes: int = 2) -> str:
     return text
 
 
+_FOLD = str.maketrans("IOQDZSBG", "10002586")
+
+
+def _fold(text: str) -> str:
+    """``text`` with look-alike letters as their digits (``I`` -> ``1``, ``O``/``Q``/``D`` -> ``0`` ...)."""
+    return text.translate(_FOLD)
+
+
+def enhance(image: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Local contrast equalisation (CLAHE, clip 3, 8x8 tiles, on the lightness of Lab) of a BGR image.
+
+    The detector can miss a dim or low-contrast plate entirely (no text probability on it) when the
+    rest of the frame is bright; equalising the contrast locally brings it back.
+    """
+    lab = cv2.cvtColor(image, cv2.COLOR_BGR2LAB)
+    lab[..., 0] = cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(lab[..., 0])
+    return np.asarray(cv2.cvtColor(lab, cv2.COLOR_LAB2BGR), dtype=np.uint8)
+
+
 def _clip_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
     x, y, w, h = box
     x0, y0 = min(max(x, 0), width - 1), min(max(y, 0), height - 1)
@@ -198,6 +225,13 @@ class PlateReader:
         ``None``: the plate recognizer alone.
     fusion : Fusion
         When the second recognizer is used, and how its readings are weighed.
+    rescue : bool
+        When no plate is read, look again closer: detect in 2 x 2 overlapping tiles of the
+        contrast-equalised image (:func:`enhance`) and read those regions. Costs four detector
+        passes, on those images only.
+    edge : (float, float) or None
+        Growth of the crop that checks the best region for a character cut off at its edge (needs
+        ``second``; :meth:`_extend`); ``None``: no check.
     """
 
     def __init__(
@@ -213,6 +247,8 @@ class PlateReader:
         region_plates: int = 1,
         second: TextRecognizer | None = None,
         fusion: Fusion = Fusion(),
+        rescue: bool = True,
+        edge: tuple[float, float] | None = EDGE,
     ) -> None:
         self.detector = detector
         self.ocr = ocr
@@ -225,17 +261,25 @@ class PlateReader:
         self.region_plates = region_plates
         self.second = second
         self.fusion = fusion
+        self.rescue = rescue
+        self.edge = edge
 
     @classmethod
     def load(
-        cls, threads: int = 1, fast: bool = False, regions: bool = True, second: bool = True
+        cls,
+        threads: int = 1,
+        fast: bool = False,
+        regions: bool = True,
+        second: bool = True,
+        rescue: bool = True,
     ) -> PlateReader:
         """Load the shipped models (``threads`` ONNX Runtime threads per model; 1 = one core).
 
         ``fast`` uses the int8 detector: more images per second, fewer plates read (see
         ``rtcc/plates/models/MODEL_CARD.md``). ``regions`` uses the general recognizer to tell the
         state (:mod:`rtcc.plates.region`), ``second`` to re-read uncertain plates (:class:`Fusion`);
-        one instance serves both.
+        one instance serves both. ``rescue`` looks again closer when nothing is read (4 more detector
+        passes on such images: turn it off where most images hold no plate, e.g. sampled video).
         """
         det = TextDetector(threads=threads, model=DET_MODEL_INT8 if fast else DET_MODEL)
         general = TextRecognizer(threads=threads) if regions or second else None
@@ -245,6 +289,7 @@ class PlateReader:
             PlateOCR(threads=threads),
             region_reader=region_reader,
             second=general if second else None,
+            rescue=rescue,
         )
 
     def _candidates(self, regions: list[TextRegion]) -> list[TextRegion]:
@@ -317,6 +362,46 @@ class PlateReader:
         )
         return text, score * min(1.0, len(text) / MIN_CHARS), chars
 
+    def _extend(
+        self, image: npt.NDArray[np.uint8], region: TextRegion, vote: tuple[str, float, tuple[float, ...]]
+    ) -> tuple[str, float, tuple[float, ...]]:
+        """Add a character cut off at the region's edge when a wider crop shows it (:attr:`edge`).
+
+        The detector's region sometimes ends just before a plate's first or last character (a thin
+        ``I`` or ``1``, a character touching the frame); the tight crops then agree on the shorter
+        text. The region grown by :attr:`edge` is read by both recognizers: when both read the same
+        text up to look-alikes (:func:`_fold`), and it is the voted text with one more character at one
+        end, that character is added (the recognizers' choice weighed as in :class:`Fusion`).
+        """
+        assert self.second is not None and self.edge is not None
+        text, conf, chars = vote
+        crop = rectify(image, grow(region.quad, self.pad_x + self.edge[0], self.pad_y + self.edge[1]))
+        p1 = self.ocr.probs([crop])[0]
+        r1 = decode(p1)
+        t1 = normalize_plate(r1.text)
+        if len(t1) != len(text) + 1 or len(t1) != len(r1.char_confidences):
+            return vote
+        if _fold(t1[:-1]) == _fold(text):
+            at_end, extra = True, r1.char_confidences[-1]
+        elif _fold(t1[1:]) == _fold(text):
+            at_end, extra = False, r1.char_confidences[0]
+        else:
+            return vote
+        # only now the (slower) second recognizer: it must read the same, up to look-alikes
+        p2 = self.second.plate_probs(crop)
+        t2 = normalize_plate(decode(p2).text)
+        if _fold(t1) != _fold(t2):
+            return vote
+        ends = {text + t1[-1], text + t2[-1]} if at_end else {t1[0] + text, t2[0] + text}
+        w = self.fusion.weight
+
+        def score(t: str) -> float:
+            return (1 - w) * text_confidence([p1], t) + w * text_confidence([p2], t)
+
+        best = max(sorted(ends), key=score)
+        new_chars = (*chars, extra) if at_end else (extra, *chars)
+        return best, conf, new_chars
+
     def read(self, image: npt.NDArray[np.uint8]) -> list[PlateResult]:
         """Find and read the plates of one image.
 
@@ -337,8 +422,42 @@ class PlateReader:
         """
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
             raise ValidationFailed(f"expected a non-empty (H, W, 3) uint8 BGR image, got {image.shape}")
-        height, width = image.shape[:2]
         all_regions = self.detector(image)
+        kept = self._read_regions(image, all_regions)
+        if not kept and self.rescue:
+            all_regions = self._rescue_regions(image)
+            kept = self._read_regions(image, all_regions)
+        if self.region_reader is not None:
+            for i, (p, region) in enumerate(kept[: self.region_plates]):
+                kept[i] = (replace(p, region=self.region_reader(image, region, all_regions)), region)
+        return [p for p, _ in kept]
+
+    def _rescue_regions(self, image: npt.NDArray[np.uint8]) -> list[TextRegion]:
+        """Text regions of a closer look: 2 x 2 overlapping tiles of the contrast-equalised image.
+
+        Each tile is detected at the detector's own size, i.e. about twice as large as in the first
+        pass. Regions found twice (in the overlaps) are kept once (the higher score).
+        """
+        enhanced = enhance(image)
+        height, width = image.shape[:2]
+        tw, th = min(width, round(width * 0.625)), min(height, round(height * 0.625))
+        found: list[TextRegion] = []
+        for x0 in (0, width - tw):
+            for y0 in (0, height - th):
+                offset = np.array([x0, y0], dtype=np.float32)
+                tile = np.ascontiguousarray(enhanced[y0 : y0 + th, x0 : x0 + tw])
+                found += [TextRegion(r.quad + offset, r.score) for r in self.detector(tile)]
+        kept: list[TextRegion] = []
+        for r in sorted(found, key=lambda r: -r.score):
+            if all(_overlap(r.box, q.box) < 0.7 for q in kept):
+                kept.append(r)
+        return kept
+
+    def _read_regions(
+        self, image: npt.NDArray[np.uint8], all_regions: list[TextRegion]
+    ) -> list[tuple[PlateResult, TextRegion]]:
+        """Read the plate candidates among ``all_regions``: results best first, duplicates removed."""
+        height, width = image.shape[:2]
         regions = self._candidates(all_regions)
         crops = [
             rectify(image, grow(r.quad, self.pad_x + vx, self.pad_y + vy))
@@ -352,6 +471,12 @@ class PlateReader:
         for i in self._to_reread(votes):
             part = slice(i * k, (i + 1) * k)
             votes[i] = self._reread(crops[part], probs[part], readings[part]) or votes[i]
+        if self.edge is not None and self.second is not None and votes:
+            scores = [v[1] if v is not None else -1.0 for v in votes]
+            i = max(range(len(votes)), key=lambda j: scores[j])
+            v = votes[i]
+            if v is not None and v[1] >= self.min_confidence:
+                votes[i] = self._extend(image, regions[i], v)
         found: list[tuple[PlateResult, TextRegion]] = []
         for region, best in zip(regions, votes, strict=True):
             if best is None or best[1] < self.min_confidence:
@@ -366,7 +491,4 @@ class PlateReader:
         for p, region in found:
             if all(_overlap(p.box, q.box) < 0.5 for q, _ in kept):
                 kept.append((p, region))
-        if self.region_reader is not None:
-            for i, (p, region) in enumerate(kept[: self.region_plates]):
-                kept[i] = (replace(p, region=self.region_reader(image, region, all_regions)), region)
-        return [p for p, _ in kept]
+        return kept
