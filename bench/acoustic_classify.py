@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import random
 import shutil
@@ -206,6 +207,8 @@ def main() -> None:
     }
     model = ROOT / "rtcc" / "acoustic" / "models" / "gunshot_classifier.onnx"
     figures["model_bytes"] = model.stat().st_size
+    figures["model_sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+    figures["candidates"] = {"broadband": clf.max_candidates, "midband": clf.midband_candidates}
 
     if args.scorer:
         tmp = Path(tempfile.mkdtemp(prefix="rtcc_cls_test_"))

@@ -1,7 +1,8 @@
 """Gunfire or not: a calibrated probability for the audio of one impulse, from the shipped ONNX model.
 
 The model (``models/gunshot_classifier.onnx``) scores each of a clip's strongest impulse windows
-(:func:`rtcc.acoustic.features.find_impulses`, up to ``max_candidates`` from the model metadata). It is
+(:func:`rtcc.acoustic.features.find_candidates`: up to ``max_candidates`` broadband and
+``midband_candidates`` mid-band onsets, both from the model metadata). It is
 one ONNX graph summing the weighted log-odds of gradient-boosted trees over the window's features
 (:func:`rtcc.acoustic.features.window_features`) and of a small CNN over its log-mel patch
 (:func:`rtcc.acoustic.features.window_patch`) plus the same features. The clip's score is the highest
@@ -64,7 +65,10 @@ class GunshotClassifier:
     threshold : float
         ``label`` is ``gunshot`` when the probability is at least this.
     max_candidates : int
-        A clip is scored by at most this many impulse windows.
+        A clip is scored by at most this many broadband impulse windows.
+    midband_candidates : int
+        Besides those, at most this many windows at onsets of the mid-band envelope
+        (:func:`rtcc.acoustic.features.find_candidates`); 0 for models trained without them.
     """
 
     _cached: ClassVar[GunshotClassifier | None] = None
@@ -78,6 +82,7 @@ class GunshotClassifier:
         platt_b: float = 0.0,
         threshold: float = 0.5,
         max_candidates: int = F.MAX_CANDIDATES,
+        midband_candidates: int = 0,
     ) -> None:
         self._session = session
         names = [i.name for i in session.get_inputs()]
@@ -86,6 +91,7 @@ class GunshotClassifier:
         #: Whether the model also reads each window's log-mel patch (the convolutional model does).
         self.needs_patch = "patch" in names
         self.max_candidates = max_candidates
+        self.midband_candidates = midband_candidates
         self.platt_a = platt_a
         self.platt_b = platt_b
         self.threshold = threshold
@@ -119,6 +125,7 @@ class GunshotClassifier:
             platt_b=float(meta.get("platt_b", 0.0)),
             threshold=float(meta.get("threshold", 0.5)),
             max_candidates=int(meta.get("max_candidates", F.MAX_CANDIDATES)),
+            midband_candidates=int(meta.get("midband_candidates", 0)),
         )
 
     @classmethod
@@ -174,7 +181,8 @@ class GunshotClassifier:
         -------
         float
         """
-        windows = [F.cut_window(x12k, o) for o in F.find_impulses(x12k, self.max_candidates)]
+        onsets = F.find_candidates(x12k, self.max_candidates, self.midband_candidates)
+        windows = [F.cut_window(x12k, o) for o in onsets]
         feats = np.stack([F.window_features(w) for w in windows])
         patches = np.stack([F.window_patch(w) for w in windows]) if self.needs_patch else None
         return float(self.window_logits(feats, patches).max())
@@ -201,7 +209,7 @@ class GunshotClassifier:
         ----------
         audio : ndarray, shape (n,) or (n, channels)
             Samples (float in [-1, 1] or integer PCM), at least :data:`MIN_DURATION_S` long; a longer clip
-            is scored by its strongest impulses (up to ``max_candidates``, the maximum counts).
+            is scored by its strongest impulses (see ``find_candidates``; the maximum counts).
         sample_rate_hz : int
             Rate of ``audio`` in Hz; resampled to 12 kHz inside.
 

@@ -15,9 +15,9 @@ How examples are cut
   Candidates more than 0.3 s before the first round (street sounds at the same sensor, and the step
   where each clip's leading digital silence ends) are negatives of class ``sensor_street``: same
   channel, not gunfire. Chicago clips (2 s, no pulse list): their strongest onset.
-* Negatives (ESC-50 etc., 5 s close-mic): every detector candidate (up to 8, as at run time, where a
-  clip's probability is the maximum over its candidates), as recorded (resampled) and in degraded
-  copies.
+* Negatives (ESC-50 etc., 5 s close-mic): every detector candidate (as at run time, where a clip's
+  probability is the maximum over its candidates: ``find_candidates``, 16 broadband onsets, plus
+  mid-band ones with ``--midband``), as recorded (resampled) and in degraded copies.
 
 Degradation (both classes, so that conditions are shared)
 --------------------------------------------------------
@@ -27,6 +27,9 @@ with p=0.5 / 0.3; mixed into a real sensor background segment (quiet parts of Sh
 same split, before the sensor's first pulse; these clips begin with 1-4.6 s of digital silence and a
 DC step into the live signal, kept in half the copies as the independent scorer keeps it) at 0-30 dB
 SNR; random gain; clipping at 30-80% of the peak with p=0.1; 16-bit quantisation.
+
+Distant-sensor copies (:func:`degrade_faint`, both classes): the loudest impulse set only 4-16 dB over
+a real sensor background, as the far sensors of a live-fire test hear the rounds.
 
 Negatives also go through :func:`scorer_degrade`, the same chain as the independent scorer
 (``shared/eval/eval_classify.py``: order-4 low-pass at 2-5 kHz, a background segment from the clip
@@ -147,15 +150,18 @@ def gun_anchors(flac: Path) -> GunAnchors:
     return GunAnchors(pulses_s=mine, direct_s=sorted(direct), first_pulse_s=mine[0] if mine else None)
 
 
-def positive_onsets(x: np.ndarray, anchors: GunAnchors | None) -> list[int]:
+def positive_onsets(
+    x: np.ndarray, anchors: GunAnchors | None, midband: int = F.MIDBAND_CANDIDATES
+) -> list[int]:
     """Onsets of the gunshot windows in one (possibly degraded) gunshot clip at 12 kHz.
 
     Direct arrivals: a detector candidate within 80 ms of a round's predicted arrival, else the
     strongest onset in [-50, +300] ms around it when it stands at least 6 dB over the clip's median
     envelope. Echoes: candidates at this sensor's reported pulses up to 1.5 s after a round. Other
-    ``allpulses`` (unrelated impulses) are not positives.
+    ``allpulses`` (unrelated impulses) are not positives. Candidates are the run-time ones
+    (:func:`rtcc.acoustic.features.find_candidates` with ``midband`` mid-band onsets).
     """
-    cands = F.find_impulses(x, 16)
+    cands = F.find_candidates(x, 16, midband)
     if anchors is None:  # Chicago: strongest onset
         return cands[:1]
     env = F._envelope_db(x)
@@ -181,12 +187,14 @@ def positive_onsets(x: np.ndarray, anchors: GunAnchors | None) -> list[int]:
     return sorted(set(out))
 
 
-def street_onsets(x: np.ndarray, anchors: GunAnchors | None) -> list[int]:
+def street_onsets(
+    x: np.ndarray, anchors: GunAnchors | None, midband: int = F.MIDBAND_CANDIDATES
+) -> list[int]:
     """Candidates in a gunshot clip well before the first shot: real street impulses at the same sensor."""
     if anchors is None or not anchors.direct_s:
         return []
     first = min([*anchors.direct_s, *(anchors.pulses_s[:1] or [10.0])]) - 0.3
-    return [c for c in F.find_impulses(x, 8) if c / SR < first]
+    return [c for c in F.find_candidates(x, 8, midband // 2) if c / SR < first]
 
 
 # --------------------------------------------------------------------- backgrounds and degradation
@@ -248,6 +256,42 @@ def degrade(x: np.ndarray, bgs: list[np.ndarray], rng: np.random.Generator, *, g
     if rng.random() < 0.1:
         lim = np.max(np.abs(y)) * rng.uniform(0.3, 0.8)
         y = np.clip(y, -lim, lim)
+    return np.asarray(np.round(y * 32767.0) / 32767.0)
+
+
+def degrade_faint(x: np.ndarray, bgs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """A distant-sensor copy: the clip's loudest impulse set only 4-16 dB over a real sensor background.
+
+    :func:`degrade` sets the level by mean power over the whole clip, so an impulse still stands far
+    above the background; at the distant sensors of a live-fire test the rounds stand only 5-15 dB over
+    it. Here the clip is low-passed (p 0.7, Butterworth order 2-6 at 1-4 kHz, air absorption over
+    distance), reverberated (p 0.3), and scaled so that the peak of its 200 Hz-5 kHz envelope
+    (:func:`rtcc.acoustic.features.find_impulses` uses the same one) stands a random 4-16 dB over the
+    median envelope of the background segment (live part only), then mixed, scaled to a random gain
+    and quantised to 16 bits. Used for both classes, so faintness is no cue.
+    """
+    y = x.copy()
+    if rng.random() < 0.7:
+        sos = signal.butter(int(rng.integers(1, 4)) * 2, rng.uniform(1000, 4000), fs=SR, output="sos")
+        y = signal.sosfilt(sos, y)
+    if rng.random() < 0.3:
+        y = _reverb(y, rng)
+    bg = bgs[int(rng.integers(len(bgs)))]
+    live = np.nonzero(np.abs(np.diff(bg)) > 0)[0]
+    if live.size and bg.size - live[0] > 0.3 * SR:
+        bg = bg[live[0] + 1 :]
+    n = y.size
+    if bg.size < n:
+        noise = np.resize(bg, n)
+    else:
+        s = int(rng.integers(bg.size - n + 1))
+        noise = bg[s : s + n]
+    peak_db = float(np.max(F._envelope_db(y)))
+    floor_db = float(np.median(F._envelope_db(noise)))
+    target_db = rng.uniform(4.0, 16.0)
+    y = y * 10 ** ((floor_db + target_db - peak_db) / 20) + noise
+    peak = np.max(np.abs(y)) + 1e-12
+    y = y / peak * rng.uniform(0.02, 0.99)
     return np.asarray(np.round(y * 32767.0) / 32767.0)
 
 
