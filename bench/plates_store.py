@@ -137,7 +137,10 @@ def _fill_sql(sqlite: bool) -> str:
             key = f"replace({key}, '{c}', '{cls[0]}')"
     if sqlite:
         return (
-            "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < :n - 1) "
+            # g is materialized: a flattened subquery would draw random() again for each use of p, and
+            # plate_key would fold another plate than the one stored
+            "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < :n - 1), "
+            f"g(i, p) AS MATERIALIZED (SELECT i, {plate_sql} FROM c) "
             f"INSERT INTO plate_reads ({repo._COLS_SQL}) "
             "SELECT lower(hex(randomblob(16))), "
             "strftime('%Y-%m-%d %H:%M:%f', :t0 + :span * i / :total - abs(random() % 60), 'unixepoch') "
@@ -146,7 +149,7 @@ def _fill_sql(sqlite: bool) -> str:
             "41.73 + (abs(random()) % 300000) / 1e6, -87.78 + (abs(random()) % 300000) / 1e6, "
             f"NULL, NULL, p, {key}, NULL, 0.5 + (abs(random()) % 500) / 1000.0, NULL, NULL, 0, "
             "strftime('%Y-%m-%d %H:%M:%f', 'now') || '000' "
-            f"FROM (SELECT i, {plate_sql} AS p FROM c)"
+            "FROM g"
         )
     return (
         f"INSERT INTO plate_reads ({repo._COLS_SQL}) "
@@ -173,7 +176,11 @@ def bulk_fill(store: Store, n: int, total: int, start: datetime, span_s: float, 
                     "AND tbl_name = 'plate_reads' AND sql IS NOT NULL"
                 )
             ).all()
-            rebuild = ["INSERT INTO plate_reads_fts(plate_reads_fts) VALUES ('rebuild')"]
+            # the FTS5 indexes (trigrams; ids and look-alike keys, migration 0009) are rebuilt too
+            rebuild = [
+                f"INSERT INTO {fts}({fts}) VALUES ('rebuild')"
+                for fts in ("plate_reads_fts", "plate_reads_fts_keys")
+            ]
         else:
             idx = s.execute(
                 text(

@@ -136,12 +136,9 @@ def ref_exists(session: Session, ref_type: str, ref_id: str) -> bool:
             is not None
         )
     if ref_type == "plate_read":
-        from rtcc.store.tables_plates import PlateReadRow
+        from rtcc.plates.reads import get_read  # by id through the store's own lookup (0009 on SQLite)
 
-        return (
-            session.scalars(select(PlateReadRow.id).where(PlateReadRow.id == uid).limit(1)).first()
-            is not None
-        )
+        return get_read(session, uid) is not None
     return True
 
 

@@ -146,7 +146,11 @@ def release_hit_reads(session: Session, cutoff: datetime, now: datetime, confirm
             release.append(rid)
     for i in range(0, len(release), _IN_CHUNK):
         chunk = release[i : i + _IN_CHUNK]
-        session.execute(update(PlateReadRow).where(PlateReadRow.id.in_(chunk)).values(hit=False))
+        session.execute(  # read_at bounds the scan: SQLite keys plate_reads by (read_at, id) (0009)
+            update(PlateReadRow)
+            .where(PlateReadRow.read_at < cutoff, PlateReadRow.id.in_(chunk))
+            .values(hit=False)
+        )
         session.execute(update(HitRow).where(HitRow.read_id.in_(chunk)).values(image_ref=None, crop_ref=None))
     return len(release)
 

@@ -23,6 +23,11 @@ Search modes
     The plates are equal after folding look-alike characters
     (:func:`rtcc.plates.matching.skeleton`: 0/O/D/Q, 1/I, 2/Z, 5/S, 8/B, 6/G).
 
+Exact and look-alike plates (and reads by id) are found through the folded
+key: on PostgreSQL the index ``ix_plate_reads_key_time``, on SQLite the FTS5
+index ``plate_reads_fts_keys`` (:func:`keys_match`; migration 0009 explains
+why SQLite keeps no B-tree keyed at random).
+
 Areas
 -----
 ``near=(lat, lon, radius_m)`` keeps reads within ``radius_m`` metres
@@ -42,7 +47,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     Integer,
     Table,
@@ -211,9 +215,11 @@ def insert_reads(session: Session, reads: Sequence[PlateRead]) -> int:
     """Store reads in bulk, each once (keyed by its event id); returns how many were new.
 
     Bulk paths below the ORM (the reads are already validated events): on
-    SQLite one ``INSERT OR IGNORE`` ``executemany``, then the new rows' plates
-    into the FTS5 trigram index in one statement (this is the only writer of
-    that index: insert reads through this function). On PostgreSQL one binary
+    SQLite one ``INSERT OR IGNORE`` ``executemany`` (the primary key
+    ``(read_at, id)`` refuses a read stored before), then the new rows' plates
+    into the FTS5 trigram index and their ids and look-alike keys into
+    ``plate_reads_fts_keys``, one statement each (this is the only writer of
+    those indexes: insert reads through this function). On PostgreSQL one binary
     ``COPY`` straight into ``plate_reads`` (each row routed to its day's
     partition) under a savepoint; if the primary key refuses it — a read
     already stored, e.g. a retransmission or another recorder racing this
@@ -235,10 +241,16 @@ def insert_reads(session: Session, reads: Sequence[PlateRead]) -> int:
             top = cur.execute("SELECT coalesce(max(rowid), 0) FROM plate_reads").fetchone()[0]
             cur.executemany(_SQLITE_INSERT, rows)
             inserted = cur.rowcount
-            # new rows get rowids above the old maximum: index their plates in one statement
+            # new rows get rowids above the old maximum: index their plates, ids and look-alike keys
+            # in one statement per index (FTS5 writes each transaction's entries as one segment)
             cur.execute(
                 "INSERT INTO plate_reads_fts(rowid, plate) "
                 "SELECT rowid, plate FROM plate_reads WHERE rowid > ?",
+                (top,),
+            )
+            cur.execute(
+                "INSERT INTO plate_reads_fts_keys(rowid, id, plate_key) "
+                "SELECT rowid, id, plate_key FROM plate_reads WHERE rowid > ?",
                 (top,),
             )
         finally:
@@ -288,12 +300,35 @@ def _pg_insert_new(cur: Any, reads: Sequence[PlateRead], now: datetime) -> int:
     return inserted
 
 
+def keys_match(session: Session, token: str) -> list[ColumnElement[bool]]:
+    """SQLite: the condition "``id`` or ``plate_key`` is ``token``" as ``plate_reads_fts_keys`` answers it.
+
+    SQLite keeps no B-tree on either column (migration 0009): the FTS5 index
+    of both gives the candidate rowids (a 32-character hex id and a plate
+    key of at most 16 characters are never the same token); the caller
+    still compares the column itself. An empty list on PostgreSQL, whose
+    indexes serve the column comparison directly.
+    """
+    if _dialect(session) != "sqlite":
+        return []
+    match = f'"{token}"'  # ids and keys are [0-9A-Za-z]: nothing to escape
+    return [
+        and_(
+            text(
+                "plate_reads.rowid IN "
+                "(SELECT rowid FROM plate_reads_fts_keys WHERE plate_reads_fts_keys MATCH :key_token)"
+            ).bindparams(key_token=match)
+        )
+    ]
+
+
 def get_read(session: Session, read_id: str | uuid.UUID) -> PlateReadRow | None:
     """One read by its id (the PlateRead event id), or None."""
     rid = _uuid(read_id)
     if rid is None:
         return None
-    return session.scalars(select(PlateReadRow).where(PlateReadRow.id == rid).limit(1)).first()
+    by_id = [*keys_match(session, rid.hex), PlateReadRow.id == rid]
+    return session.scalars(select(PlateReadRow).where(*by_id).limit(1)).first()
 
 
 def mark_hit(session: Session, read_id: str | uuid.UUID) -> bool:
@@ -301,7 +336,7 @@ def mark_hit(session: Session, read_id: str | uuid.UUID) -> bool:
     rid = _uuid(read_id)
     if rid is None:
         return False
-    result = session.execute(update(_T).where(_T.c.id == rid).values(hit=True))
+    result = session.execute(update(_T).where(*keys_match(session, rid.hex), _T.c.id == rid).values(hit=True))
     return bool(getattr(result, "rowcount", 0))
 
 
@@ -325,6 +360,7 @@ def partial_pattern(query: str) -> str:
 
 PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """The characters of a normalized plate (:func:`rtcc.plates.normalize.normalize_plate`)."""
+_PG_WINDOWS = 1  # PostgreSQL: regular expressions (windows of unknown_windows) per pattern
 _MATCH_GROUPS = 3  # at most this many trigram groups ANDed in one FTS5 query
 
 
@@ -399,11 +435,13 @@ def fts_match(pattern: str) -> str | None:
 
 
 def _plate_filter(session: Session, plate: str, mode: SearchMode) -> ColumnElement[bool]:
-    if mode == "exact":  # through the plate_key index: the look-alike group, then the plate
+    if mode == "exact":  # through the look-alike key (an index, or SQLite's FTS5 keys), then the plate
         exact = _need(normalize_plate(plate))
-        return and_(PlateReadRow.plate_key == skeleton(exact), PlateReadRow.plate == exact)
+        key = skeleton(exact)
+        return and_(*keys_match(session, key), PlateReadRow.plate_key == key, PlateReadRow.plate == exact)
     if mode == "lookalike":
-        return PlateReadRow.plate_key == skeleton(_need(normalize_plate(plate)))
+        key = skeleton(_need(normalize_plate(plate)))
+        return and_(*keys_match(session, key), PlateReadRow.plate_key == key)
     if mode == "partial":
         pattern = partial_pattern(plate)
         if _dialect(session) == "sqlite":
@@ -432,15 +470,20 @@ def _plate_filter(session: Session, plate: str, mode: SearchMode) -> ColumnEleme
         if has_trigram(pattern):
             return like
         # no trigram in A_C1%: pg_trgm spells a regular expression for its first window out into the
-        # 36 trigrams it can be (AAC … A9C) and the index needs one of them. One window, not all:
-        # a search reads the newest partition's pending list of fresh index entries row by row, at a
-        # cost that grows with the trigrams asked for (165 ms with two windows, 93 ms with one, at
-        # 26 k pending rows), and one window already narrows A_C1% to a few hundred rows a day
-        window = unknown_windows(pattern)[:1]
-        if not window:
+        # 36 trigrams it can be (AAC … A9C) and the index needs one of them. One window, not all
+        # (_PG_WINDOWS): a search reads the newest partitions' pending lists of fresh index entries
+        # row by row, at a cost that grows with the trigrams asked for (165 ms with two windows, 93 ms
+        # with one, at 26 k pending rows; session 4, one trial each: p95 257 vs 196 ms right after an
+        # ingest, though 92 vs 118 ms once the lists are merged), and one window already narrows
+        # A_C1% to a few hundred rows a day
+        windows = unknown_windows(pattern)[:_PG_WINDOWS]
+        if not windows:
             return like
-        regex: BindParameter[str] = bindparam("plate_window", window_regex(window[0]), literal_execute=True)
-        return and_(like, PlateReadRow.plate.regexp_match(regex))
+        regexes = [
+            PlateReadRow.plate.regexp_match(bindparam(f"plate_w{i}", window_regex(w), literal_execute=True))
+            for i, w in enumerate(windows)
+        ]
+        return and_(like, *regexes)
     raise ValidationFailed(f"unknown search mode {mode!r}; one of exact, partial, lookalike")
 
 
@@ -696,18 +739,23 @@ def _fts_newest_first(
 def _newest_first(
     session: Session, stmt: Any, start: datetime | None, end: datetime | None, limit: int
 ) -> list[PlateReadRow]:
-    """Run ``stmt`` over growing time windows, newest first, until ``limit`` rows are found.
+    """Run ``stmt`` over time windows back from ``end``, newest first, until ``limit`` rows are found.
 
     A common partial plate (``123``) matches tens of thousands of reads at
     10 M; sorting them all for the newest 100 takes a second. Windows back
-    from ``end`` — the rest of its UTC day, then 1, 2, 4, … whole days (then
-    the rest) — touch only their daily partitions, each partition once (its
+    from ``end`` — the rest of its UTC day, then whole UTC days (then the
+    rest) — touch only their daily partitions, each partition once (its
     trigram index's pending list of fresh entries is read by every query
-    that touches it), and stop as soon as the newest ``limit`` are known; a
-    rare plate costs one cheap index probe per window.
+    that touches it), and stop as soon as the newest ``limit`` are known.
+    Each window after the first is as many days as the matches found so far
+    say are needed for the rest, with half as much again to spare
+    (:func:`_next_window_days`): a common plate stays within a day or two, a
+    rare one (``A?C1*``, a few a day) takes two or three queries instead of
+    one per doubling — each query costs a few milliseconds of planning and
+    of pattern analysis per partition, whatever it finds.
     """
-    day0 = (end or datetime.now(UTC)).astimezone(UTC)
-    day0 = day0.replace(hour=0, minute=0, second=0, microsecond=0)
+    top = (end or datetime.now(UTC)).astimezone(UTC)
+    day0 = top.replace(hour=0, minute=0, second=0, microsecond=0)
     out: list[PlateReadRow] = []
     hi: datetime | None = end  # None: no upper bound for the first window
     lo: datetime | None = day0
@@ -724,8 +772,32 @@ def _newest_first(
         out.extend(session.scalars(q.limit(limit - len(out))))
         if last or lo is None:
             break
-        hi, lo, back = lo, lo - back, back * 2
+        covered = max((top - lo).total_seconds() / 86400.0, 1.0 / 24.0)
+        back = timedelta(days=_next_window_days(len(out), limit, covered, back.days))
+        hi, lo = lo, lo - back
     return out
+
+
+def _next_window_days(found: int, limit: int, covered_days: float, last_days: int) -> int:
+    """Whole days for the next window of :func:`_newest_first`.
+
+    ``found`` matches in the ``covered_days`` searched so far predict that the
+    ``limit - found`` still missing lie within ``(limit - found) / rate``
+    days; the window takes 1.5 times that (at least a day). With nothing
+    found yet, four times the last window. Above 64 days the next window is
+    the last (everything left).
+
+    Examples
+    --------
+    >>> _next_window_days(20, 100, 1.0, 1)  # 20 a day: 80 more in 4 days, 6 with the margin
+    6
+    >>> _next_window_days(0, 100, 0.2, 1), _next_window_days(99, 100, 0.5, 1)
+    (4, 1)
+    """
+    if found == 0:
+        return min(4 * max(last_days, 1), 65)
+    need = (limit - found) * covered_days / found * 1.5
+    return max(1, min(math.ceil(need), 65))
 
 
 def _filter_polygon(
@@ -803,7 +875,9 @@ def purge_reads(
         gone = [r for r in batch if str(r.id) not in keep]
         if gone:
             ids = [r.id for r in gone]
-            session.execute(delete(_T).where(_T.c.id.in_(ids), _T.c.read_at < older_than))
+            # the batch's time span too: SQLite finds the rows through its (read_at, id) key
+            span = _T.c.read_at.between(batch[0].read_at, batch[-1].read_at)
+            session.execute(delete(_T).where(span, _T.c.id.in_(ids), _T.c.read_at < older_than))
             deleted += len(gone)
             for r in gone:
                 freed.update(ref for ref in (r.crop_ref, r.image_ref) if ref)

@@ -29,6 +29,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection (the default is 2 MiB)
+    # checkpoint the WAL every 10 000 pages (40 MB at 4 KiB), not every 1 000: a bulk write of plate
+    # reads dirties ~1 000 pages, so the default checkpointed (and synced) after almost every
+    # transaction; pages written again before the next checkpoint are now copied once (a trial at
+    # 10 M reads: commit 6-9 us per read instead of 14-16). Durability is unchanged (WAL, NORMAL).
+    cur.execute("PRAGMA wal_autocheckpoint=10000")
     cur.close()
 
 

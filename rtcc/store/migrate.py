@@ -63,8 +63,10 @@ SPATIAL_TABLES = frozenset(
 
 _PARTITION_RE = re.compile(r"^(events|plate_reads)_(\d{8}|default)$")
 _FOREIGN_TABLES = frozenset({"spatial_ref_sys"})
-_EXTRA_TABLE_RE = re.compile(r"^plate_reads_fts(_\w+)?$")  # SQLite FTS5 index of plate_reads + shadows
-_EXTRA_INDEXES = frozenset({"ix_plate_reads_plate_trgm"})  # PostgreSQL pg_trgm GIN index
+_EXTRA_TABLE_RE = re.compile(r"^plate_reads_fts(_\w+)?$")  # SQLite FTS5 indexes (0003, 0009) + shadows
+_EXTRA_INDEXES = frozenset(
+    {"ix_plate_reads_plate_trgm", "ix_plate_reads_key_time"}  # PostgreSQL only: pg_trgm GIN, key (0009)
+)
 _SPATIAL_INDEX_RE = re.compile(r"^ix_(" + "|".join(sorted(SPATIAL_TABLES)) + r")_(geom|geog)$")
 
 

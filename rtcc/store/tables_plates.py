@@ -7,12 +7,21 @@ On PostgreSQL the migration makes the table range-partitioned by ``read_at``
 (one partition per UTC day plus ``plate_reads_default``, see
 :mod:`rtcc.store.partitions`), adds the generated PostGIS ``geom`` column
 with a GiST index (0003 added a second one on ``geom::geography``; 0008
-dropped it: radius search goes through the geometry index) and a
-``pg_trgm`` GIN index on ``plate`` for partial search. On SQLite it adds
-an FTS5 ``trigram`` index ``plate_reads_fts`` (external content; new rows are indexed by
-:func:`rtcc.plates.reads.insert_reads`, so insert reads only through it).
-Exact plates are found through ``ix_plate_reads_key_time`` (the folded key,
-then the plate itself): one index serves exact and look-alike search.
+dropped it: radius search goes through the geometry index), a
+``pg_trgm`` GIN index on ``plate`` for partial search and
+``ix_plate_reads_key_time`` (``plate_key``, ``read_at``): exact plates are
+found through it (the folded key, then the plate itself), so one index
+serves exact and look-alike search. The model does not list that index:
+SQLite has none (migration 0009; :data:`rtcc.store.migrate._EXTRA_INDEXES`).
+
+On SQLite (0009) the primary key is stored as ``(read_at, id)`` — the same
+uniqueness, in arrival order, so ingest appends to it instead of writing
+random pages — and two FTS5 indexes (external content, rowid-linked) hold
+what random-key B-trees would: ``plate_reads_fts`` (``trigram`` tokens of
+``plate``, partial search) and ``plate_reads_fts_keys`` (the tokens ``id``
+and ``plate_key``: reads by id, exact and look-alike search). New rows are
+indexed by :func:`rtcc.plates.reads.insert_reads`, so insert reads only
+through it.
 """
 
 from __future__ import annotations
@@ -59,6 +68,5 @@ class PlateReadRow(Base):
 
     __table_args__ = (
         Index("ix_plate_reads_read_at", "read_at"),
-        Index("ix_plate_reads_key_time", "plate_key", "read_at"),
         Index("ix_plate_reads_device_time", "device_id", "read_at"),
     )
