@@ -309,6 +309,9 @@ class Center:
                     settle_s=a.settle_s,
                     group_distance_m=a.group_distance_m,
                     group_gap_s=a.group_gap_s,
+                    levels_spl=a.levels_spl,
+                    gun_source_db=a.gun_source_db,
+                    quiet_source_db=a.quiet_source_db,
                 )
             else:
                 if s.bus.engine != "nats":

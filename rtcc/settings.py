@@ -178,6 +178,26 @@ class AcousticSettings(Section):
     group_gap_s: float = Field(
         10.0, gt=0, le=600, description="…and this close in time (seconds) join one incident."
     )
+    levels_spl: bool = Field(
+        False,
+        description=(
+            "Sensors report peak levels in calibrated dB SPL: fold the source level (level plus "
+            "spreading and absorption over the distance) into the gunshot confidence. Off for sensors "
+            "of unknown calibration; the simulator's sensors report dB SPL."
+        ),
+    )
+    gun_source_db: float = Field(
+        137.6,
+        ge=80,
+        le=200,
+        description="Gunfire's source level at 1 m, dB SPL (measured: bench/acoustic_source_level.py).",
+    )
+    quiet_source_db: float = Field(
+        120.0,
+        ge=60,
+        le=200,
+        description="Upper end of quiet impulses (door slam, clap, knock) at 1 m, dB SPL.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> AcousticSettings:

@@ -38,10 +38,16 @@ What it does with the pulses
 5. **Classify.** The audio of the (up to) three contributing sensors
    nearest the incident is decoded (FLAC) and scored by
    :class:`rtcc.acoustic.classify.GunshotClassifier`; the incident's
-   confidence is the mean probability. The round pattern is stored and shown
-   to reviewers but is *not* folded into the confidence yet. With no model
+   confidence combines, in log-odds (:mod:`rtcc.acoustic.evidence`), the
+   mean of their capped log-odds with the **round pattern** (a regular train
+   of rounds from one place raises the odds, crackle or bangs spread over
+   metres lower them) and, when the sensors report calibrated dB SPL
+   (``levels_spl``), the **level against distance** (the median source level
+   at 1 m against gunfire's measured level and quiet impulses'). With no model
    or no audio the confidence is ``no_audio_confidence`` (0.5 by default,
-   inside the review band: a person decides).
+   inside the review band: a person decides). Later rounds (7.) re-score the
+   incident with the longer pattern and can raise its status (below →
+   review → alert), never lower it.
 6. **Review rule.** confidence ≥ ``alert_above``: status ``alerted`` and an
    :class:`~rtcc.events.Alert` of kind ``gunshot`` at once;
    ``review_above`` ≤ confidence < ``alert_above``: ``pending_review`` and
@@ -96,8 +102,9 @@ from typing import Any, Protocol
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from rtcc.acoustic.evidence import Evidence, RoundFix, audio_logit, combine
 from rtcc.acoustic.incidents import IncidentRecord, Status, record_incident, update_rounds
 from rtcc.acoustic.projection import Projection
 from rtcc.bus import Bus, Subscription
@@ -105,7 +112,7 @@ from rtcc.events import Alert, AlertSeverity, GunshotIncident, Position, Pulse, 
 from rtcc.metrics import Metrics
 from rtcc.roles import DeviceType
 from rtcc.store.db import Store
-from rtcc.store.tables import Device
+from rtcc.store.tables import Device, GunshotIncidentRow
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +184,8 @@ class _Recent:
 
     rec: IncidentRecord
     rounds: list[_Round]
+    audio: float | None = None
+    levels: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -187,6 +196,7 @@ class IncidentOutcome:
     status: Status
     alert: Alert | None
     shots: list[ShotLocated]
+    evidence: Evidence | None = None
 
 
 class AcousticPipeline:
@@ -220,6 +230,12 @@ class AcousticPipeline:
         Fewest distinct sensors a cluster needs before it is located.
     no_audio_confidence : float
         Confidence when there is no classifier or no audio.
+    levels_spl : bool
+        The sensors' ``peak_db`` are calibrated dB SPL: fold the level against
+        distance into the confidence.
+    gun_source_db, quiet_source_db : float
+        Gunfire's source level and the upper end of quiet impulses at 1 m, dB SPL
+        (see :func:`rtcc.acoustic.evidence.level_llr`).
     members : int
         Concurrent handlers in the queue group (each waits for its pulse's window).
     locate, arrival, classifier
@@ -252,6 +268,9 @@ class AcousticPipeline:
         multiple_shooter_m: float = 30.0,
         min_sensors: int = 3,
         no_audio_confidence: float = 0.5,
+        levels_spl: bool = False,
+        gun_source_db: float = 137.6,
+        quiet_source_db: float = 120.0,
         members: int = 256,
         tick_s: float = 0.01,
         early_quiet_s: float = 0.02,
@@ -282,6 +301,9 @@ class AcousticPipeline:
         self.multiple_shooter_m = multiple_shooter_m
         self.min_sensors = min_sensors
         self.no_audio_confidence = no_audio_confidence
+        self.levels_spl = levels_spl
+        self.gun_source_db = gun_source_db
+        self.quiet_source_db = quiet_source_db
         self.members = members
         self.tick_s = tick_s
         self.early_quiet_s = early_quiet_s
@@ -682,14 +704,11 @@ class AcousticPipeline:
         lat, lon = self._proj.to_latlon(x, y)
         all_ids = sorted(str(p.event.event_id) for _, _, used in group for p in used)
         incident_id = uuid.uuid5(NAMESPACE, "incident:" + ",".join(all_ids))
-        confidence = await self._classify(list(pulses.values()), (x, y))
-        status: Status = (
-            "alerted"
-            if confidence >= self.alert_above
-            else "pending_review"
-            if confidence >= self.review_above
-            else "below_threshold"
-        )
+        audio = await self._classify(list(pulses.values()), (x, y))
+        levels = self._levels(pulses, (x, y))
+        ev = self._evidence(audio, rounds, levels)
+        confidence = ev.confidence
+        status = self._status(confidence)
         label = "gunshot" if confidence >= 0.5 else "non_gunshot"
         rec = IncidentRecord(
             id=incident_id,
@@ -710,7 +729,7 @@ class AcousticPipeline:
             multiple_shooters=sm["multiple_shooters"],
         )
         new = await self.store.write(lambda s: record_incident(s, rec))
-        self._recent.append(_Recent(rec, rounds))
+        self._recent.append(_Recent(rec, rounds, audio, levels))
         incident = _incident_event(rec, incident_id)
         review = status == "pending_review"
         alert = None if status == "below_threshold" else incident_alert(rec, review=review)
@@ -721,14 +740,31 @@ class AcousticPipeline:
             await self.bus.publish(incident.subject, incident.to_json(), msg_id=str(incident.event_id))
         if alert is not None:
             await self.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
-        log.info(
-            "gunshot incident %s: %d round(s), confidence %.2f, %s",
-            incident_id,
-            rec.rounds,
-            confidence,
-            status,
+        log.info("gunshot incident %s: %d round(s), %s, %s", incident_id, rec.rounds, ev.describe(), status)
+        return IncidentOutcome(incident, status, alert, [s for _, s, _ in group], ev)
+
+    def _status(self, confidence: float) -> Status:
+        """The review rule: alert at once, wait for a reviewer, or store only."""
+        if confidence >= self.alert_above:
+            return "alerted"
+        return "pending_review" if confidence >= self.review_above else "below_threshold"
+
+    def _levels(self, pulses: dict[str, _P], xy: tuple[float, float]) -> dict[str, tuple[float, float]]:
+        """``(peak_db, horizontal distance m)`` per sensor (altitudes are absolute, not source-relative)."""
+        return {sid: (float(p.event.peak_db), math.dist(p.xyz[:2], xy)) for sid, p in pulses.items()}
+
+    def _evidence(
+        self, audio: float | None, rounds: list[_Round], levels: dict[str, tuple[float, float]]
+    ) -> Evidence:
+        return combine(
+            audio,
+            [RoundFix(r.t, r.xy[0], r.xy[1], r.major) for r in rounds],
+            list(levels.values()) if self.levels_spl else None,
+            no_audio_confidence=self.no_audio_confidence,
+            gun_db=self.gun_source_db,
+            quiet_db=self.quiet_source_db,
+            multiple_shooter_m=self.multiple_shooter_m,
         )
-        return IncidentOutcome(incident, status, alert, [s for _, s, _ in group])
 
     async def _more_rounds(
         self, earlier: _Recent, rounds: list[_Round], pulses: dict[str, _P], shots: list[ShotLocated]
@@ -745,22 +781,62 @@ class AcousticPipeline:
         for sid, p in pulses.items():
             rec.pulses.setdefault(sid, str(p.event.event_id))
         rec.sensors = sorted(rec.pulses)
+        xy = sm["xy"]
+        for sid, lv in self._levels(pulses, xy).items():
+            earlier.levels.setdefault(sid, lv)
+        ev = self._evidence(earlier.audio, merged, earlier.levels)
         await self.store.write(lambda s: update_rounds(s, rec))
+        alert = await self._upgrade(rec, ev.confidence)
         ids = ",".join(sorted(str(p.event.event_id) for p in pulses.values()))
         incident = _incident_event(rec, uuid.uuid5(NAMESPACE, f"update:{rec.id}:{ids}"))
         self.metrics.inc("acoustic_incident_updates")
         if rec.status != "below_threshold":
             await self.bus.publish(incident.subject, incident.to_json(), msg_id=str(incident.event_id))
-        log.info("gunshot incident %s: now %d round(s)", rec.id, rec.rounds)
-        return IncidentOutcome(incident, rec.status, None, shots)
+        if alert is not None:
+            await self.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
+        log.info(
+            "gunshot incident %s: now %d round(s), %s, %s", rec.id, rec.rounds, ev.describe(), rec.status
+        )
+        return IncidentOutcome(incident, rec.status, alert, shots, ev)
 
-    async def _classify(self, pulses: list[_P], xy: tuple[float, float]) -> float:
+    async def _upgrade(self, rec: IncidentRecord, confidence: float) -> Alert | None:
+        """Raise an incident's status when later rounds raised its confidence; the alert to send, if any.
+
+        Only up (below → review → alert; an alert already out is never taken back) and only
+        while no reviewer has decided (a conditional update on the status it had). The stored
+        confidence stays the one the current status was decided on.
+        """
+        rank = {"below_threshold": 0, "pending_review": 1, "alerted": 2}
+        new = self._status(confidence)
+        old = rec.status
+        if old not in rank or rank[new] <= rank[old]:
+            return None
+        label = "gunshot" if confidence >= 0.5 else "non_gunshot"
+        conf = round(confidence, 4)
+
+        def _q(s: Any) -> bool:
+            done = s.execute(
+                update(GunshotIncidentRow)
+                .where(GunshotIncidentRow.id == rec.id, GunshotIncidentRow.status == old)
+                .values(status=new, confidence=conf, label=label)
+                .returning(GunshotIncidentRow.id)
+            ).first()
+            return done is not None
+
+        if not await self.store.write(_q):
+            return None  # a reviewer decided meanwhile
+        rec.status, rec.confidence, rec.label = new, conf, label
+        self.metrics.inc("acoustic_incident_upgrades", status=new)
+        return incident_alert(rec, review=new == "pending_review")
+
+    async def _classify(self, pulses: list[_P], xy: tuple[float, float]) -> float | None:
+        """Audio log-odds of the (up to) three nearest sensors with audio; None without model or audio."""
         if self.classifier is None:
-            return self.no_audio_confidence
+            return None
         with_audio = [p for p in pulses if p.event.audio_flac_b64]
         nearest = sorted(with_audio, key=lambda p: math.dist(p.xyz[:2], xy))[:3]
         if not nearest:
-            return self.no_audio_confidence
+            return None
         clf = self.classifier
 
         def _run() -> list[float]:
@@ -775,7 +851,7 @@ class AcousticPipeline:
             return out
 
         probs = await asyncio.to_thread(_run)
-        return min(1.0, max(0.0, sum(probs) / len(probs))) if probs else self.no_audio_confidence
+        return audio_logit(probs)
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -144,6 +145,9 @@ def demo(
     Options given here win over the settings (environment ``RTCC_SERVER__PORT`` etc. or ``--config``).
     """
     overrides: dict[str, Any] = {"sim": {"enabled": True}}
+    if config is None and "RTCC_CONFIG" not in os.environ and "RTCC_ACOUSTIC__LEVELS_SPL" not in os.environ:
+        # the simulated sensors report calibrated dB SPL: let the level-against-distance evidence count
+        overrides["acoustic"] = {"levels_spl": True}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     server = {k: v for k, v in (("host", host), ("port", port)) if v is not None}

@@ -19,6 +19,8 @@ import httpx
 import pytest
 import websockets
 
+from rtcc.acoustic.incidents import list_incidents, review_incident
+from rtcc.acoustic.pipeline import IncidentOutcome
 from rtcc.acoustic.projection import Projection
 from rtcc.roles import Role
 from tests.acoustic.test_pipeline_helpers import (
@@ -30,7 +32,7 @@ from tests.acoustic.test_pipeline_helpers import (
     shot_pulses,
     use_classifier,
 )
-from tests.conftest import Running
+from tests.conftest import Running, StartCenter
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.parametrize("backend", ["embedded"])
@@ -176,3 +178,111 @@ async def test_two_shots_far_apart_at_once_are_two_incidents(
     found = sorted(_xy(i | {"pos": {"lat": i["lat"], "lon": i["lon"]}}) for i in items)
     assert len(items) == 2
     assert math.dist(found[0], a) <= LOCATE_TOLERANCE_M and math.dist(found[1], b) <= LOCATE_TOLERANCE_M
+
+
+async def test_levels_and_round_pattern_move_the_confidence(start_center: StartCenter) -> None:
+    """Levels in dB SPL (``acoustic.levels_spl``): a door-slam-level bang with undecided audio is
+    stored below the review band; a three-round train at gun level with moderate audio (0.6, a
+    review case alone) is alerted — in one window or as later rounds raise it."""
+    center = await start_center(acoustic={"levels_spl": True})
+    arr = await provision_array(center)
+    pipe = pipeline_of(center)
+    use_classifier(pipe, 0.55)
+    await post_pulses(center, arr, shot_pulses(arr, (120.0, -80.0), source_db=105.0))
+
+    async def quiet() -> list[IncidentOutcome] | None:
+        return list(pipe.outcomes) or None
+
+    (out,) = await eventually(quiet, what="the quiet bang's incident")
+    assert out.status == "below_threshold" and out.alert is None
+    assert out.evidence is not None and out.evidence.level is not None
+    # the helper's levels have no air absorption: the estimate adds 0.005 dB/m over ~400 m
+    assert out.evidence.level.source_db == pytest.approx(105.0 + 0.005 * 400, abs=1.5)
+    assert out.incident.confidence < center.settings.acoustic.review_above
+    pipe.classifier = FixedClassifier(0.6)
+    src = (-150.0, 200.0)
+    await post_pulses(center, arr, shot_pulses(arr, src, rounds=(0.0, 0.31, 0.64), source_db=145.0))
+
+    async def alerted() -> list[IncidentOutcome] | None:
+        outs = [o for o in pipe.outcomes[1:] if o.incident.rounds == 3]
+        return outs or None
+
+    (last,) = await eventually(alerted, what="the burst's three rounds")
+    assert last.status == "alerted"
+    alerts = [o.alert for o in pipe.outcomes[1:] if o.alert is not None]
+    assert [a.kind for a in alerts][-1] == "gunshot"
+    rows = center.center.store.run(lambda s: list_incidents(s))
+    assert {r.status for r in rows} == {"alerted", "below_threshold"}
+    assert max(r.confidence for r in rows) >= center.settings.acoustic.alert_above
+
+
+async def test_later_rounds_raise_a_review_case_to_an_alert(start_center: StartCenter) -> None:
+    await later_rounds_raise(await start_center(acoustic={"levels_spl": True}))
+
+
+async def later_rounds_raise(center: Running) -> None:
+    """The first round alone (gun level, audio 0.6) waits for review; two more rounds of a regular
+    train arriving in a later window re-score the incident and send the gunshot alert.
+
+    (Also run on the production backend by ``test_pipeline_production.py``.)
+    """
+    arr = await provision_array(center)
+    pipe = pipeline_of(center)
+    use_classifier(pipe, 0.6)
+    src, t0 = (60.0, 150.0), datetime.now(UTC) - timedelta(seconds=5)
+    await post_pulses(center, arr, shot_pulses(arr, src, t_emit=t0, source_db=145.0))
+
+    async def outcomes(n: int) -> list[IncidentOutcome] | None:
+        return list(pipe.outcomes) if len(pipe.outcomes) >= n else None
+
+    (first,) = await eventually(lambda: outcomes(1), what="the first round's incident")
+    assert first.status == "pending_review" and first.alert is not None
+    assert first.alert.kind == "gunshot_review"
+    await post_pulses(center, arr, shot_pulses(arr, src, t_emit=t0, rounds=(0.31, 0.64), source_db=145.0))
+
+    async def three() -> list[IncidentOutcome] | None:
+        outs = await outcomes(2)
+        return outs if outs and outs[-1].incident.rounds == 3 else None
+
+    outs = await eventually(three, what="the later rounds joining the incident")
+    last = outs[-1]
+    assert last.incident.incident_id == first.incident.incident_id
+    assert last.status == "alerted" and last.alert is not None and last.alert.kind == "gunshot"
+    assert last.evidence is not None and last.evidence.pattern_kind == "gun_train"
+    (row,) = center.center.store.run(lambda s: list_incidents(s))
+    assert row.status == "alerted" and row.rounds == 3
+    assert row.confidence >= center.settings.acoustic.alert_above
+
+
+async def test_later_rounds_do_not_overrule_a_reviewer(start_center: StartCenter) -> None:
+    center = await start_center(acoustic={"levels_spl": True})
+    arr = await provision_array(center)
+    pipe = pipeline_of(center)
+    use_classifier(pipe, 0.6)
+    src, t0 = (60.0, 150.0), datetime.now(UTC) - timedelta(seconds=5)
+    await post_pulses(center, arr, shot_pulses(arr, src, t_emit=t0, source_db=145.0))
+
+    async def first() -> IncidentOutcome | None:
+        return pipe.outcomes[0] if pipe.outcomes else None
+
+    out = await eventually(first, what="the first round's incident")
+    assert out.status == "pending_review"
+    center.center.store.run(
+        lambda s: review_incident(
+            s,
+            out.incident.incident_id,
+            decision="dismiss",
+            reviewer="sup",
+            reason="construction site",
+            at=datetime.now(UTC),
+        )
+    )
+    await post_pulses(center, arr, shot_pulses(arr, src, t_emit=t0, rounds=(0.31, 0.64), source_db=145.0))
+
+    async def joined() -> IncidentOutcome | None:
+        return pipe.outcomes[-1] if pipe.outcomes[-1].incident.rounds == 3 else None
+
+    last = await eventually(joined, what="the later rounds joining the incident")
+    assert last.alert is None
+    (row,) = center.center.store.run(lambda s: list_incidents(s))
+    assert row.status == "dismissed" and row.rounds == 3

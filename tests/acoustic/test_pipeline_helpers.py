@@ -113,8 +113,12 @@ def shot_pulses(
     rounds: tuple[float, ...] = (0.0,),
     temperature_c: float = 20.0,
     audio: bool = True,
+    source_db: float = 145.0,
 ) -> list[Pulse]:
-    """Pulses every sensor of ``arr`` reports for a shot at ``src`` (metres), one per round."""
+    """Pulses every sensor of ``arr`` reports for a shot at ``src`` (metres), one per round.
+
+    ``peak_db`` is dB SPL: ``source_db`` at 1 m less spherical spreading (no air absorption).
+    """
     c = speed_of_sound(temperature_c)
     t0 = t_emit or datetime.now(UTC) - timedelta(seconds=5)
     flac = bang_flac() if audio else None
@@ -129,7 +133,7 @@ def shot_pulses(
                     device=sid,
                     occurred_at=t0 + timedelta(seconds=r + d / c),
                     pos=Position(lat=lat, lon=lon, alt_m=SENSOR_ALT_M),
-                    peak_db=145.0 - 20 * math.log10(max(d, 1.0)),  # dB SPL: 145 dB at 1 m
+                    peak_db=source_db - 20 * math.log10(max(d, 1.0)),
                     snr_db=95.0 - 20 * math.log10(max(d, 1.0)),  # over a 50 dB street
                     duration_ms=40.0,
                     sample_rate_hz=12_000 if flac else None,

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, text
 
 from rtcc.acoustic.projection import Projection
 from rtcc.roles import Role
+from tests.acoustic.test_pipeline import later_rounds_raise
 from tests.acoustic.test_pipeline_helpers import (
     ORIGIN,
     pipeline_of,
@@ -19,7 +20,7 @@ from tests.acoustic.test_pipeline_helpers import (
     shot_pulses,
     use_classifier,
 )
-from tests.conftest import Running
+from tests.conftest import Running, StartCenter
 from tests.helpers import eventually
 
 pytestmark = [pytest.mark.parametrize("backend", ["production"]), pytest.mark.postgres, pytest.mark.nats]
@@ -65,3 +66,8 @@ async def test_shot_to_incident_on_postgres_and_jetstream(
 
 async def _true(v: bool) -> bool:
     return v
+
+
+async def test_later_rounds_raise_the_status_on_postgres(start_center: StartCenter) -> None:
+    """The conditional status upgrade (later rounds re-score an incident) on PostgreSQL and NATS."""
+    await later_rounds_raise(await start_center(acoustic={"levels_spl": True}))
