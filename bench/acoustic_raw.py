@@ -48,7 +48,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import statistics
 import subprocess
 import sys
@@ -60,19 +59,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, write_result
-from acoustic_locate import summarise
+from _common import write_result
+from acoustic_locate import DATA, SPLITS, summarise
 
 from rtcc.acoustic.associate import AssociationParams
 from rtcc.acoustic.locate import DEFAULT_SPARSE, Arrival, locate_all
 
-SHARED = Path(os.environ.get("RTCC_SHARED", ROOT.parent / "shared"))
-DATA = SHARED / "data/acoustic/shotspotter_pittsburgh_dqv"
-SPLITS = {
-    "tune": ["FP1", "FP3", "FP5", "FP7", "FP9"],
-    "heldout": ["FP2", "FP4", "FP6", "FP8"],
-    "all": [f"FP{i}" for i in range(1, 10)],
-}
 RTCC = Path(sys.executable).parent / "rtcc"
 MATCH_M = 50.0
 CLIP_S = 10.0

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -34,18 +33,11 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, write_result
+from _common import write_result
+from acoustic_locate import DATA, SPLITS
 
 from rtcc.acoustic.evidence import AIR_ABSORPTION_DB_PER_M, level_llr, source_level_db, spearman
 from rtcc.settings import AcousticSettings
-
-SHARED = Path(os.environ.get("RTCC_SHARED", ROOT.parent / "shared"))
-DATA = SHARED / "data/acoustic/shotspotter_pittsburgh_dqv"
-SPLITS = {
-    "tune": ["FP1", "FP3", "FP5", "FP7", "FP9"],
-    "heldout": ["FP2", "FP4", "FP6", "FP8"],
-    "all": [f"FP{i}" for i in range(1, 10)],
-}
 
 
 def rounds_of(fp: Path) -> list[list[tuple[float, float]]]:

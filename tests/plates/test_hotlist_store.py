@@ -26,18 +26,6 @@ from tests.plates.test_hotlists import ncic_line
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hot.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    upgrade(url)
-    st = Store(url, pool_size=3)
-    yield st
-    st.close()
-
-
 def entries(prefix: str, n: int) -> list[ParsedEntry]:
     return [ParsedEntry(i + 1, f"{prefix}{i:04d}", Category.stolen_vehicle) for i in range(n)]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,23 +16,10 @@ from rtcc.events import PlateRead, Position
 from rtcc.plates import reads as repo
 from rtcc.plates.media import MediaStore
 from rtcc.store import Store
-from rtcc.store.migrate import upgrade
 from rtcc.store.tables_plates import PlateReadRow
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 CENTRE = (41.8800, -87.6300)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'reads.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    upgrade(url)
-    st = Store(url, pool_size=2)
-    yield st
-    st.close()
 
 
 def read(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,18 +27,6 @@ from rtcc.store.migrate import compare, downgrade, upgrade
 from rtcc.store.tables_plates import PlateReadRow
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'reads.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    upgrade(url)
-    st = Store(url, pool_size=2)
-    yield st
-    st.close()
 
 
 def read(plate: str, minutes: float, device: str = "cam-1") -> PlateRead:
