@@ -242,12 +242,7 @@ def degrade(x: np.ndarray, bgs: list[np.ndarray], rng: np.random.Generator, *, g
     live = np.nonzero(np.abs(np.diff(bg)) > 0)[0]
     if live.size and bg.size - live[0] > 0.3 * SR and rng.random() < 0.5:
         bg = bg[live[0] + 1 :]
-    n = y.size
-    if bg.size < n:
-        noise = np.resize(bg, n)
-    else:
-        s = int(rng.integers(bg.size - n + 1))
-        noise = bg[s : s + n]
+    noise = _segment(bg, y.size, rng)
     snr_db = rng.uniform(0.0, 30.0)
     px, pn = np.mean(y**2) + 1e-12, np.mean(noise**2) + 1e-12
     y = y * np.sqrt(pn * 10 ** (snr_db / 10) / px) + noise
@@ -257,6 +252,14 @@ def degrade(x: np.ndarray, bgs: list[np.ndarray], rng: np.random.Generator, *, g
         lim = np.max(np.abs(y)) * rng.uniform(0.3, 0.8)
         y = np.clip(y, -lim, lim)
     return np.asarray(np.round(y * 32767.0) / 32767.0)
+
+
+def _segment(bg: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of background ``bg`` from a random start (repeated when it is shorter)."""
+    if bg.size < n:
+        return np.resize(bg, n)
+    s = int(rng.integers(bg.size - n + 1))
+    return bg[s : s + n]
 
 
 def degrade_faint(x: np.ndarray, bgs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
@@ -280,12 +283,7 @@ def degrade_faint(x: np.ndarray, bgs: list[np.ndarray], rng: np.random.Generator
     live = np.nonzero(np.abs(np.diff(bg)) > 0)[0]
     if live.size and bg.size - live[0] > 0.3 * SR:
         bg = bg[live[0] + 1 :]
-    n = y.size
-    if bg.size < n:
-        noise = np.resize(bg, n)
-    else:
-        s = int(rng.integers(bg.size - n + 1))
-        noise = bg[s : s + n]
+    noise = _segment(bg, y.size, rng)
     peak_db = float(np.max(F._envelope_db(y)))
     floor_db = float(np.median(F._envelope_db(noise)))
     target_db = rng.uniform(4.0, 16.0)
