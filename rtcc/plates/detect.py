@@ -55,6 +55,33 @@ def session(path: Path, threads: int = 1) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def _normalisation_table() -> npt.NDArray[np.float32]:
+    """The detector's input value of each ``uint8`` pixel value, as OpenCV's ``blobFromImage`` with
+    ``scalefactor`` 2/255 and ``mean`` 127.5 computes it: ``(pixel - 127.5) * 2 / 255`` in float32."""
+    ramp = np.repeat(np.arange(256, dtype=np.uint8).reshape(1, 256, 1), 3, axis=2)
+    blob = cv2.dnn.blobFromImage(ramp, scalefactor=2.0 / 255.0, mean=(127.5, 127.5, 127.5))
+    return np.ascontiguousarray(blob[0, 0, 0])
+
+
+_NORM = _normalisation_table()
+_KERNEL = np.ones((2, 2), np.uint8)
+
+
+def to_input(resized: Image) -> npt.NDArray[np.float32]:
+    """The detector's (1, 3, H, W) float32 input of a resized BGR ``uint8`` image.
+
+    Each pixel value ``v`` becomes ``(v - 127.5) * 2 / 255`` (-1..1), channels first. The input has
+    only 256 values, so each channel plane is mapped through a 256-entry table
+    (:data:`_NORM`, computed once with ``cv2.dnn.blobFromImage`` itself) straight into its place in
+    the output: the same bits as ``blobFromImage``, without its float image and transpose passes.
+    """
+    h, w = resized.shape[:2]
+    out = np.empty((1, 3, h, w), np.float32)
+    for c, plane in enumerate(cv2.split(resized)):
+        cv2.LUT(plane, _NORM, dst=out[0, c])
+    return out
+
+
 def order_quad(pts: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Order 4 points as top-left, top-right, bottom-right, bottom-left."""
     pts = pts[np.argsort(pts[:, 0])]
@@ -107,13 +134,13 @@ class TextDetector:
         rh = max(32, round(h * scale / 32) * 32)
         rw = max(32, round(w * scale / 32) * 32)
         resized = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
-        # (pixel - 127.5) * 2 / 255 = pixel * 2 / 255 - 1, as NCHW float32, in one OpenCV pass
-        x = cv2.dnn.blobFromImage(resized, scalefactor=2.0 / 255.0, mean=(127.5, 127.5, 127.5))
+        x = to_input(np.asarray(resized, dtype=np.uint8))
         prob = self.sess.run(None, {self.input_name: x})[0][0, 0]
         return self._regions(prob, w / rw, h / rh)
 
     def _regions(self, prob: npt.NDArray[np.float32], sx: float, sy: float) -> list[TextRegion]:
-        mask = cv2.dilate((prob > self.thresh).astype(np.uint8), np.ones((2, 2), np.uint8))
+        # 1 where prob > thresh: the boolean mask viewed as uint8 (no conversion pass)
+        mask = cv2.dilate((prob > self.thresh).view(np.uint8), _KERNEL)
         contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         out: list[TextRegion] = []
         for c in contours[:1000]:
@@ -123,8 +150,8 @@ class TextDetector:
             if min(rw, rh) < 3:
                 continue
             x, y, bw, bh = cv2.boundingRect(c)
-            sub = mask[y : y + bh, x : x + bw].copy() * 0
-            cv2.fillPoly(sub, [c - np.array([x, y])], 1)
+            sub = np.zeros((bh, bw), np.uint8)
+            cv2.fillPoly(sub, [c], 1, offset=(-x, -y))
             score = float(prob[y : y + bh, x : x + bw][sub > 0].mean())
             if score < self.box_thresh:
                 continue

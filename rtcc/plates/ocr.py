@@ -105,16 +105,15 @@ def ctc_log_likelihood(probs: npt.NDArray[np.float32], text: str) -> float:
     ext = np.zeros(2 * len(text) + 1, dtype=np.intp)
     ext[1::2] = [_CLASS[c] for c in text]
     logp = np.log(np.maximum(probs, 1e-12))[:, ext]
-    skip = np.zeros(len(ext), dtype=bool)
-    skip[2:] = (ext[2:] != 0) & (ext[2:] != ext[:-2])
+    # positions s >= 2 that may also be reached from s - 2 (a label differing from the one before)
+    skip = np.flatnonzero((ext[2:] != 0) & (ext[2:] != ext[:-2])) + 2
     alpha = np.full(len(ext), -np.inf)
     alpha[:2] = logp[0, :2]
     for t in range(1, probs.shape[0]):
-        stay = alpha.copy()
-        stay[1:] = np.logaddexp(stay[1:], alpha[:-1])
-        jump = np.full(len(ext), -np.inf)
-        jump[2:] = np.where(skip[2:], alpha[:-2], -np.inf)
-        alpha = np.logaddexp(stay, jump) + logp[t]
+        step = alpha.copy()
+        step[1:] = np.logaddexp(alpha[1:], alpha[:-1])
+        step[skip] = np.logaddexp(step[skip], alpha[skip - 2])
+        alpha = step + logp[t]
     return float(np.logaddexp(alpha[-1], alpha[-2]))
 
 

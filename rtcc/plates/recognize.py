@@ -263,6 +263,9 @@ class PlateReader:
         self.fusion = fusion
         self.rescue = rescue
         self.edge = edge
+        if rescue:
+            # OpenCV fills its Lab conversion tables on first use (~0.1 s): at load, not in a read
+            enhance(np.zeros((1, 1, 3), np.uint8))
 
     @classmethod
     def load(
