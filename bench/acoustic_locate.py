@@ -42,8 +42,27 @@ SPLITS = {
 }
 
 
-def _utc(s: str) -> float:
+def utc(s: str) -> float:
     return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+def test_truth(name: str, survey: dict[str, Any], times: list[float]) -> dict[str, Any]:
+    """One test's truth: surveyed shooter position, rounds fired, and the time span of its pulses."""
+    s = survey["survey_location"]
+    return {
+        "test": name,
+        "x": s["x"],
+        "y": s["y"],
+        "n": survey["num_rounds"],
+        "t0": min(times) - 5,
+        "t1": max(times) + 1,
+    }
+
+
+def test_temperature(test_dir: Path) -> float | None:
+    """The METAR temperature of a test (°C), or None when it has no weather file."""
+    wf = test_dir / f"{test_dir.name}.weather.json"
+    return float(json.loads(wf.read_text())["temperature"]) if wf.exists() else None
 
 
 def load_fp(fp: Path) -> tuple[list[Arrival], list[dict[str, Any]], float]:
@@ -54,26 +73,16 @@ def load_fp(fp: Path) -> tuple[list[Arrival], list[dict[str, Any]], float]:
     for t in sorted(p for p in fp.iterdir() if p.is_dir()):
         pulses = json.loads((t / f"{t.name}.allpulses.json").read_text())
         survey = json.loads((t / f"{t.name}.survey.json").read_text())
-        times = [_utc(p["arrival_time_utc"]) for p in pulses]
+        times = [utc(p["arrival_time_utc"]) for p in pulses]
         for p, ts in zip(pulses, times, strict=True):
             loc = p["location"]
             arrivals.append(
                 Arrival(p["serial_number"], loc["x"], loc["y"], loc["z"], ts, p.get("signal_to_noise_dB"))
             )
-        s = survey["survey_location"]
-        truth.append(
-            {
-                "test": t.name,
-                "x": s["x"],
-                "y": s["y"],
-                "n": survey["num_rounds"],
-                "t0": min(times) - 5,
-                "t1": max(times) + 1,
-            }
-        )
-        wf = t / f"{t.name}.weather.json"
-        if wf.exists():
-            temps.append(json.loads(wf.read_text())["temperature"])
+        truth.append(test_truth(t.name, survey, times))
+        temp = test_temperature(t)
+        if temp is not None:
+            temps.append(temp)
     return arrivals, truth, statistics.median(temps) if temps else -1.0
 
 

@@ -54,13 +54,12 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result
-from acoustic_locate import DATA, SPLITS, summarise
+from acoustic_locate import DATA, SPLITS, summarise, test_temperature, test_truth, utc
 
 from rtcc.acoustic.associate import AssociationParams
 from rtcc.acoustic.locate import DEFAULT_SPARSE, Arrival, locate_all
@@ -68,10 +67,6 @@ from rtcc.acoustic.locate import DEFAULT_SPARSE, Arrival, locate_all
 RTCC = Path(sys.executable).parent / "rtcc"
 MATCH_M = 50.0
 CLIP_S = 10.0
-
-
-def _utc(s: str) -> float:
-    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 
 
 def _rtcc(*args: str) -> str:
@@ -92,23 +87,13 @@ def load_fp(fp: Path) -> dict[str, Any]:
         allp = json.loads((t / f"{t.name}.allpulses.json").read_text())
         survey = json.loads((t / f"{t.name}.survey.json").read_text())
         tuples = json.loads((t / f"{t.name}.nlos-tuples.json").read_text())
-        times = [_utc(p["arrival_time_utc"]) for p in allp]
-        s = survey["survey_location"]
-        truth.append(
-            {
-                "test": t.name,
-                "x": s["x"],
-                "y": s["y"],
-                "n": survey["num_rounds"],
-                "t0": min(times) - 5,
-                "t1": max(times) + 1,
-            }
-        )
+        times = [utc(p["arrival_time_utc"]) for p in allp]
+        truth.append(test_truth(t.name, survey, times))
         pulses += allp
         mine = []
         for flac in sorted(t.glob("*.flac")):
             meta = json.loads(flac.with_suffix(".json").read_text())
-            start = _utc(meta["timestamp"])
+            start = utc(meta["timestamp"])
             mine.append({"path": flac, "sensor": meta["serial_number"], "t0": start, "t1": start + CLIP_S})
         clips += mine
         by_uuid = {p["pulse_uuid"]: p for p in allp}
@@ -118,12 +103,12 @@ def load_fp(fp: Path) -> dict[str, Any]:
                 for u in tup["pulse_uuids"]
                 if (p := by_uuid.get(u)) is not None
                 for c in mine
-                if c["sensor"] == p["serial_number"] and c["t0"] <= _utc(p["arrival_time_utc"]) <= c["t1"]
+                if c["sensor"] == p["serial_number"] and c["t0"] <= utc(p["arrival_time_utc"]) <= c["t1"]
             }
             covered += len(heard) >= 3
-        wf = t / f"{t.name}.weather.json"
-        if wf.exists():
-            temps.append(json.loads(wf.read_text())["temperature"])
+        temp = test_temperature(t)
+        if temp is not None:
+            temps.append(temp)
     return {
         "truth": truth,
         "pulses": pulses,
@@ -147,7 +132,7 @@ def pulse_rows(fpd: dict[str, Any], detected: list[dict[str, Any]], mode: str) -
         for c in fpd["clips"]:
             spans.setdefault(c["sensor"], []).append((c["t0"], c["t1"]))
         for p in fpd["pulses"]:
-            ts = _utc(p["arrival_time_utc"])
+            ts = utc(p["arrival_time_utc"])
             if any(a <= ts <= b for a, b in spans.get(p["serial_number"], [])) != (mode == "reference"):
                 continue  # hybrid: the detector reports this sensor here; reference: only these
             loc = p["location"]
@@ -176,7 +161,7 @@ def locate(
                 float(r[1]),
                 float(r[2]),
                 float(r[3]),
-                _utc(str(r[4])),
+                utc(str(r[4])),
                 float(r[5]) if r[5] != "" else None,
             )
             for r in rows
@@ -207,7 +192,7 @@ def locate(
     for line in out.splitlines():
         if line.startswith("{"):
             o = json.loads(line)
-            shots.append((_utc(o["time_utc"]), float(o["x_m"]), float(o["y_m"])))
+            shots.append((utc(o["time_utc"]), float(o["x_m"]), float(o["y_m"])))
     return shots
 
 
