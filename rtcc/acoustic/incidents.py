@@ -102,6 +102,20 @@ def update_rounds(session: Session, rec: IncidentRecord) -> None:
     )
 
 
+def raise_status(session: Session, rec: IncidentRecord, old: Status) -> bool:
+    """Store ``rec``'s raised status, confidence and label if the stored status is still ``old``.
+
+    Returns False when it is not (a reviewer decided meanwhile): nothing is changed then.
+    """
+    done = session.execute(
+        update(GunshotIncidentRow)
+        .where(GunshotIncidentRow.id == rec.id, GunshotIncidentRow.status == old)
+        .values(status=rec.status, confidence=rec.confidence, label=rec.label)
+        .returning(GunshotIncidentRow.id)
+    ).first()
+    return done is not None
+
+
 def get_incident(session: Session, incident_id: UUID) -> GunshotIncidentRow:
     """One incident.
 

@@ -96,23 +96,23 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from rtcc.acoustic.evidence import Evidence, RoundFix, audio_logit, combine
-from rtcc.acoustic.incidents import IncidentRecord, Status, record_incident, update_rounds
+from rtcc.acoustic.incidents import IncidentRecord, Status, raise_status, record_incident, update_rounds
 from rtcc.acoustic.projection import Projection
 from rtcc.bus import Bus, Subscription
 from rtcc.events import Alert, AlertSeverity, GunshotIncident, Position, Pulse, ShotLocated, parse_event
 from rtcc.metrics import Metrics
 from rtcc.roles import DeviceType
 from rtcc.store.db import Store
-from rtcc.store.tables import Device, GunshotIncidentRow
+from rtcc.store.tables import Device
 
 log = logging.getLogger(__name__)
 
@@ -709,7 +709,7 @@ class AcousticPipeline:
         ev = self._evidence(audio, rounds, levels)
         confidence = ev.confidence
         status = self._status(confidence)
-        label = "gunshot" if confidence >= 0.5 else "non_gunshot"
+        label = _label(confidence)
         rec = IncidentRecord(
             id=incident_id,
             occurred_at=datetime.fromtimestamp(rounds[0].t, UTC),
@@ -811,21 +811,10 @@ class AcousticPipeline:
         old = rec.status
         if old not in rank or rank[new] <= rank[old]:
             return None
-        label = "gunshot" if confidence >= 0.5 else "non_gunshot"
-        conf = round(confidence, 4)
-
-        def _q(s: Any) -> bool:
-            done = s.execute(
-                update(GunshotIncidentRow)
-                .where(GunshotIncidentRow.id == rec.id, GunshotIncidentRow.status == old)
-                .values(status=new, confidence=conf, label=label)
-                .returning(GunshotIncidentRow.id)
-            ).first()
-            return done is not None
-
-        if not await self.store.write(_q):
+        raised = replace(rec, status=new, confidence=round(confidence, 4), label=_label(confidence))
+        if not await self.store.write(lambda s: raise_status(s, raised, old)):
             return None  # a reviewer decided meanwhile
-        rec.status, rec.confidence, rec.label = new, conf, label
+        rec.status, rec.confidence, rec.label = raised.status, raised.confidence, raised.label
         self.metrics.inc("acoustic_incident_upgrades", status=new)
         return incident_alert(rec, review=new == "pending_review")
 
@@ -855,6 +844,11 @@ class AcousticPipeline:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _label(confidence: float) -> str:
+    """The incident's class label: gunshot from a confidence of 0.5 up."""
+    return "gunshot" if confidence >= 0.5 else "non_gunshot"
 
 
 def incident_alert(rec: IncidentRecord, *, review: bool) -> Alert:
