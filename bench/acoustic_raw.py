@@ -1,7 +1,7 @@
 """Raw audio → ``rtcc acoustic detect`` → ``rtcc acoustic locate``, scored against the surveyed shooter.
 
     python bench/acoustic_raw.py [--split tune|heldout|all] [--mode raw|hybrid|reference] [--min-sensors N]
-                                 [--sparse]
+                                 [--sparse] [--sensor-positions clip|surveyed] [--calibrate-from tune]
                                  [--data DIR] [--note TEXT] [--no-write]
 
 Data: ShotSpotter's Pittsburgh live-fire recordings. Each test has 10 s of 12 kHz audio from *up to
@@ -32,6 +32,14 @@ and ``min_sensors_loud=N`` (and the association's own minimum lowered to N when 
 instead of the command line (the ``locate`` command has no such option;
 its default report gate wants 10 sensors, or 8 with loud pulses — more than any test has audio for).
 
+``--sensor-positions surveyed`` replaces each detected pulse's sensor position (the clip's own GPS,
+which scatters by up to 18 m) with the sensor's median position in ShotSpotter's pulse files of the
+firing position (its surveyed position; no shooter position is used). ``--calibrate-from tune``
+applies per-sensor corrections fitted on the tuning FPs' full-array pulses
+(``bench/acoustic_locate.py --calibrate-from tune``, :mod:`rtcc.acoustic.calibration`) to the pulses
+before locating (``--calibration FILE`` on the command line). The tuning FPs share no sensor with each
+other, so on ``--split tune`` this is an in-sample figure; only FP4 (held-out) shares sensors with them.
+
 Scoring follows ``eval_locate.py``: a round is located when an unused output lies within 50 m of
 the survey point and inside the test's time span (ShotSpotter's pulses −5 s … +1 s); other outputs
 are ghosts (> 50 m from every survey point of the firing position) or duplicates. Coverage is
@@ -59,9 +67,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_result
-from acoustic_locate import DATA, SPLITS, summarise, test_temperature, test_truth, utc
+from acoustic_locate import (
+    DATA,
+    SPLITS,
+    fit_from,
+    summarise,
+    surveyed_rounds,
+    test_temperature,
+    test_truth,
+    utc,
+)
+from acoustic_locate import load_fp as load_fp_pulses
 
 from rtcc.acoustic.associate import AssociationParams
+from rtcc.acoustic.calibration import Calibration
 from rtcc.acoustic.locate import DEFAULT_SPARSE, Arrival, locate_all
 
 RTCC = Path(sys.executable).parent / "rtcc"
@@ -149,11 +168,35 @@ def pulse_rows(fpd: dict[str, Any], detected: list[dict[str, Any]], mode: str) -
     return rows
 
 
+def surveyed_positions(rows: list[list[Any]], pulses: list[dict[str, Any]]) -> list[list[Any]]:
+    """Rows with each sensor's position replaced by its median position in ShotSpotter's pulses."""
+    seen: dict[str, list[tuple[float, float, float]]] = {}
+    for p in pulses:
+        loc = p["location"]
+        seen.setdefault(p["serial_number"], []).append((loc["x"], loc["y"], loc["z"]))
+    med = {s: tuple(statistics.median(v[k] for v in xyz) for k in range(3)) for s, xyz in seen.items()}
+    return [[r[0], *med[r[0]], *r[4:]] if r[0] in med else r for r in rows]
+
+
+def calibration_from(split: str, data: Path) -> Calibration:
+    """Per-sensor corrections fitted on the full-array pulses of the split's FPs (offset model, k = 3)."""
+    rounds_by_fp = {}
+    for fp in SPLITS[split]:
+        arrivals, truth, temp = load_fp_pulses(data / fp)
+        rounds = surveyed_rounds(locate_all(arrivals, temperature_c=temp), truth)
+        rounds_by_fp[fp] = [(r, temp) for r in rounds]
+    return fit_from(rounds_by_fp, SPLITS[split], "offset", 3.0)
+
+
 def locate(
-    rows: list[list[Any]], temperature_c: float, min_sensors: int | None, sparse: bool = False
+    rows: list[list[Any]],
+    temperature_c: float,
+    min_sensors: int | None,
+    sparse: bool = False,
+    calibration: Calibration | None = None,
 ) -> list[tuple[float, float, float]]:
     """Shots (time, x, y) from the pulses: the ``locate`` command, or in-process with ``min_sensors``
-    and/or the few-sensor burst rule (``sparse``)."""
+    and/or the few-sensor burst rule (``sparse``); corrected by ``calibration`` when given."""
     if min_sensors is not None or sparse:
         arrivals = [
             Arrival(
@@ -166,6 +209,8 @@ def locate(
             )
             for r in rows
         ]
+        if calibration is not None:
+            arrivals = calibration.apply(arrivals)
         prm = AssociationParams()
         gate: dict[str, Any] = {}
         if min_sensors is not None:
@@ -184,10 +229,17 @@ def locate(
         w.writerow(["sensor_id", "x_m", "y_m", "z_m", "arrival_utc", "snr_db"])
         w.writerows(rows)
         path = fh.name
+    cal_args: list[str] = []
+    if calibration is not None:
+        cal_path = Path(path).with_suffix(".calibration.json")
+        calibration.save(cal_path)
+        cal_args = ["--calibration", str(cal_path)]
     try:
-        out = _rtcc("acoustic", "locate", path, "--temperature-c", str(temperature_c))
+        out = _rtcc("acoustic", "locate", path, "--temperature-c", str(temperature_c), *cal_args)
     finally:
         Path(path).unlink(missing_ok=True)
+        if cal_args:
+            Path(cal_args[1]).unlink(missing_ok=True)
     shots = []
     for line in out.splitlines():
         if line.startswith("{"):
@@ -229,9 +281,19 @@ def main() -> None:
     ap.add_argument("--mode", choices=["raw", "hybrid", "reference"], default="raw")
     ap.add_argument("--min-sensors", type=int, default=None, help="locate in-process with this report gate")
     ap.add_argument("--sparse", action="store_true", help="locate in-process with the few-sensor rule")
+    ap.add_argument(
+        "--sensor-positions",
+        choices=["clip", "surveyed"],
+        default="clip",
+        help="detected pulses at the clip's GPS position, or the sensor's position in ShotSpotter's pulses",
+    )
+    ap.add_argument(
+        "--calibrate-from", choices=["tune"], default=None, help="apply corrections fitted on these FPs"
+    )
     ap.add_argument("--no-write", action="store_true", help="print only, do not append to the results")
     ap.add_argument("--note", default="", help="free text recorded with the result (e.g. what changed)")
     args = ap.parse_args()
+    cal = calibration_from(args.calibrate_from, args.data) if args.calibrate_from else None
     errors: list[float] = []
     rounds = ghosts = dups = covered = n_pulses = n_clips = 0
     per_fp: dict[str, Any] = {}
@@ -240,7 +302,9 @@ def main() -> None:
         fpd = load_fp(args.data / fp)
         detected = [] if args.mode == "reference" else detect(fpd["clips"])
         rows = pulse_rows(fpd, detected, args.mode)
-        shots = locate(rows, fpd["temperature_c"], args.min_sensors, args.sparse)
+        if args.sensor_positions == "surveyed":
+            rows = surveyed_positions(rows, fpd["pulses"])
+        shots = locate(rows, fpd["temperature_c"], args.min_sensors, args.sparse, cal)
         s = score(shots, fpd["truth"])
         errors += s["errors"]
         rounds += s["rounds"]
@@ -275,6 +339,8 @@ def main() -> None:
                 "detect": "none (ShotSpotter's pulses)"
                 if args.mode == "reference"
                 else "rtcc acoustic detect (command line, default options)",
+                "sensor_positions": args.sensor_positions,
+                "calibrated_from": args.calibrate_from,
                 "detector_tuned_on": ["FP1", "FP2", "FP3", "FP4"],
                 "locator_tuned_on": SPLITS["tune"],
                 "data": str(args.data),

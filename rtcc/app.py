@@ -312,6 +312,7 @@ class Center:
                     levels_spl=a.levels_spl,
                     gun_source_db=a.gun_source_db,
                     quiet_source_db=a.quiet_source_db,
+                    calibration_path=a.calibration_path,
                 )
             else:
                 if s.bus.engine != "nats":

@@ -198,6 +198,14 @@ class AcousticSettings(Section):
         le=200,
         description="Upper end of quiet impulses (door slam, clap, knock) at 1 m, dB SPL.",
     )
+    calibration_path: str = Field(
+        "",
+        max_length=4096,
+        description=(
+            "Per-sensor calibration file fitted from test fires (rtcc acoustic calibrate): time offsets "
+            "and position corrections applied to every pulse before location. Empty: none."
+        ),
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> AcousticSettings:

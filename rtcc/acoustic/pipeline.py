@@ -98,7 +98,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from pydantic import ValidationError
@@ -113,6 +113,9 @@ from rtcc.metrics import Metrics
 from rtcc.roles import DeviceType
 from rtcc.store.db import Store
 from rtcc.store.tables import Device
+
+if TYPE_CHECKING:
+    from rtcc.acoustic.calibration import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +282,7 @@ class AcousticPipeline:
         locate: Locate | None = None,
         arrival: Callable[..., Any] | None = None,
         classifier: Classifier | None = None,
+        calibration_path: str = "",
     ) -> None:
         if not 0.0 <= review_above <= alert_above <= 1.0:
             raise ValueError("need 0 <= review_above <= alert_above <= 1")
@@ -312,6 +316,9 @@ class AcousticPipeline:
         self.locate = locate
         self.arrival = arrival
         self.classifier = classifier
+        self.calibration_path = calibration_path
+        self.calibration: Calibration | None = None
+        """Per-sensor corrections (``calibration_path``, loaded at :meth:`start`; a bad file fails it)."""
         self.outcomes: list[IncidentOutcome] = []
         """The most recent outcomes (bounded), newest last."""
         self._proj: Projection | None = None
@@ -327,6 +334,15 @@ class AcousticPipeline:
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.calibration_path:
+            from rtcc.acoustic.calibration import Calibration
+
+            self.calibration = Calibration.load(self.calibration_path)
+            log.info(
+                "acoustic pipeline: %d sensor corrections from %s",
+                len(self.calibration.sensors),
+                self.calibration_path,
+            )
         if self.locate is None or self.arrival is None:
             try:
                 from rtcc.acoustic import locate as locate_mod
@@ -557,18 +573,12 @@ class AcousticPipeline:
         if len({p.event.device for p in pulses}) < self.min_sensors:
             return []
         base = min(p.t for p in pulses)
-        arrivals = [
-            self.arrival(
-                p.event.device,
-                p.xyz[0],
-                p.xyz[1],
-                p.xyz[2],
-                p.t - base,
-                snr_db=p.event.snr_db,
-                ref=str(p.event.event_id),
-            )
-            for p in sorted(pulses, key=lambda q: q.t)
-        ]
+        cal = self.calibration  # per-sensor corrections from test fires, if configured
+        arrivals = []
+        for p in sorted(pulses, key=lambda q: q.t):
+            t, xyz = (p.t - base, p.xyz) if cal is None else cal.correct(p.event.device, p.t - base, p.xyz)
+            ref = str(p.event.event_id)
+            arrivals.append(self.arrival(p.event.device, *xyz, t, snr_db=p.event.snr_db, ref=ref))
         return list(self.locate(arrivals, temperature_c=self.temperature_c))
 
     async def _process(self, cl: _Cluster) -> list[IncidentOutcome]:

@@ -1,6 +1,6 @@
-"""``rtcc acoustic detect|locate|classify`` — the command-line contracts of the gunshot room.
+"""``rtcc acoustic detect|locate|calibrate|classify`` — the command-line contracts of the gunshot room.
 
-Each command lives in its own module (``acoustic_detect``, ``acoustic_locate``,
+Each command lives in its own module (``acoustic_detect``, ``acoustic_locate``, ``acoustic_calibrate``,
 ``acoustic_classify``) that defines ``register(app)``.
 """
 
@@ -14,7 +14,7 @@ acoustic_app = typer.Typer(
     help="Gunshot detection: detect pulses, locate shots, classify sounds.", no_args_is_help=True
 )
 
-for _name in ("acoustic_detect", "acoustic_locate", "acoustic_classify"):
+for _name in ("acoustic_detect", "acoustic_locate", "acoustic_calibrate", "acoustic_classify"):
     try:
         _mod = importlib.import_module(f"rtcc.cli.{_name}")
     except ModuleNotFoundError as _exc:  # a command not written yet

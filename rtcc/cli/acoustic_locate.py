@@ -2,7 +2,7 @@
 
 Contract (independent evaluations use it)::
 
-    rtcc acoustic locate PULSES.csv [--temperature-c T]
+    rtcc acoustic locate PULSES.csv [--temperature-c T] [--calibration FILE]
 
 ``PULSES.csv`` has a header with the columns ``sensor_id,x_m,y_m,z_m,arrival_utc[,snr_db]``
 (metres in one local frame; ``arrival_utc`` ISO 8601, e.g. ``2018-12-19T00:49:29.384123Z``) and
@@ -14,7 +14,12 @@ order. Each located shot prints one line::
 
 (``ellipse_*``: 95 % ellipse semi-axes in metres, major-axis bearing in degrees clockwise from
 north.) Exit codes: 0 done (bad rows, if any, were reported on stderr by line number and the others
-used); 2 bad input — missing or unreadable file, missing columns, or no usable row.
+used); 2 bad input — missing or unreadable file, missing columns, or no usable row, or a bad
+calibration file.
+
+``--calibration FILE`` (optional) applies per-sensor corrections fitted from test fires
+(``rtcc acoustic calibrate``, :mod:`rtcc.acoustic.calibration`) to the pulses before they are
+located; sensors the file does not name are left as they are. Without it the output is unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from rtcc.acoustic.calibration import Calibration, CalibrationError
 from rtcc.acoustic.locate import Arrival, Fix, locate_all
 
 _err = Console(stderr=True, soft_wrap=True)
@@ -177,8 +183,23 @@ def register(app: typer.Typer) -> None:
                 "--temperature-c", min=-60.0, max=60.0, help="Air temperature, °C (sets the speed of sound)."
             ),
         ] = 20.0,
+        calibration: Annotated[
+            Path | None,
+            typer.Option(
+                "--calibration",
+                metavar="FILE",
+                help="Per-sensor corrections from test fires (rtcc acoustic calibrate); optional.",
+                show_default=False,
+            ),
+        ] = None,
     ) -> None:
         """Associate pulses into shots and locate each one; prints one JSON object per shot."""
+        cal: Calibration | None = None
+        if calibration is not None:
+            try:
+                cal = Calibration.load(calibration)
+            except CalibrationError as exc:
+                _fail(f"bad calibration: {exc}")
         try:
             arrivals, bad = read_pulses(pulses)
         except BadRow as exc:
@@ -194,5 +215,7 @@ def register(app: typer.Typer) -> None:
                 f"{pulses}: {len(bad)} bad row(s) skipped; locating with the other {len(arrivals)}",
                 highlight=False,
             )
+        if cal is not None:
+            arrivals = cal.apply(arrivals)
         for f in locate_all(arrivals, temperature_c=temperature_c):
             sys.stdout.write(fix_json(f) + "\n")
