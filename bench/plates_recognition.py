@@ -22,7 +22,7 @@ the state (``region``) of each image's best plate; each image where it is told i
 
 Usage: python bench/plates_recognition.py [--part test|tune|val] [--data DIR] [--no-write] [--misses]
 [--scorer] [--model ONNX] [--detector ONNX] [--fast] [--no-regions] [--no-second] [--no-rescue]
-[--no-edge] [--note TEXT]
+[--no-edge] [--regions-text-only] [--note TEXT]
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ def main() -> None:
     ap.add_argument("--fast", action="store_true", help="int8 detector (PlateReader.load(fast=True))")
     ap.add_argument("--detector", type=Path, help="detector ONNX (default: the shipped float one)")
     ap.add_argument("--no-regions", action="store_true", help="no state reading (load(regions=False))")
+    ap.add_argument(
+        "--regions-text-only", action="store_true", help="state from printed names only (before session 5)"
+    )
     ap.add_argument("--no-second", action="store_true", help="no second recognizer (load(second=False))")
     ap.add_argument("--no-rescue", action="store_true", help="no closer look when nothing is read")
     ap.add_argument("--no-edge", action="store_true", help="no check for a character cut off at the edge")
@@ -91,7 +94,13 @@ def main() -> None:
         split = {region: {"val": names} for region, names in holdout(args.data).items()}
     det = TextDetector(threads=1, model=args.detector or (DET_MODEL_INT8 if args.fast else DET_MODEL))
     general = TextRecognizer(threads=1)
-    region_reader = None if args.no_regions else RegionReader(general)
+    region_reader = (
+        None
+        if args.no_regions
+        else RegionReader(general, state_model=None, bands=False)
+        if args.regions_text_only
+        else RegionReader(general)
+    )
     second = None if args.no_second else general
     reader = PlateReader(
         det,
@@ -164,7 +173,7 @@ def main() -> None:
                 else "int8"
                 if args.fast
                 else "float (fused graph, training/plates/fuse_det.py)",
-                "regions": not args.no_regions,
+                "regions": False if args.no_regions else "text only" if args.regions_text_only else True,
                 "second_reader": not args.no_second,
                 "rescue": not args.no_rescue,
                 "edge": not args.no_edge,

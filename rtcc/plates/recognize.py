@@ -19,8 +19,8 @@ Pipeline (all ONNX Runtime on the CPU, models in ``rtcc/plates/models``):
 6. Reads that fit a known European layout get look-alike digits in letter positions turned into
    letters (:func:`fix_layout`); reads that spell a state name are dropped. Plates are returned best
    first, overlapping duplicates removed.
-7. The best plate's state is told from the text printed around it when clear
-   (:mod:`rtcc.plates.region`).
+7. The best plate's state or country is told when clear: a state name printed around it, the sign
+   on an EU band, or the plate's look (:mod:`rtcc.plates.region`).
 """
 
 from __future__ import annotations
@@ -98,8 +98,8 @@ class PlateResult:
     box : tuple of int
         ``(x, y, w, h)`` of the plate text in image pixels, inside the image.
     region : str or None
-        Issuing US state (two-letter postal code, ``CA``) when it can be told from the text printed
-        around the number (:mod:`rtcc.plates.region`); else ``None``.
+        Issuing US state (two-letter postal code, ``CA``) or European country (ISO 3166-1 alpha-2,
+        ``DE``) when it can be told (:mod:`rtcc.plates.region`); else ``None``.
     """
 
     text: str
