@@ -4,9 +4,9 @@ One JSON object per line per image, in argument order::
 
     {"file": "a.jpg", "plates": [{"text": "ABC123", "confidence": 0.97, "box": [x, y, w, h], "region": "TX"}]}
 
-best plate first; ``region`` (an extra field) is the US state when told, else ``null``. A file
-that cannot be read as an image is named on stderr and skipped; the command goes on with the others
-and exits 2 at the end.
+best plate first; ``region`` (an extra field) is the US state or EU country when told, else
+``null``. A file that cannot be read as an image is named on stderr and skipped; the command goes on
+with the others and exits 2 at the end.
 """
 
 from __future__ import annotations
@@ -93,7 +93,10 @@ def watch(
     poll: Annotated[float, typer.Option(min=0.05, max=3600, help="Seconds between folder scans.")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Upload what is there, then exit.")] = False,
 ) -> None:
-    """Upload the images dropped in FOLDER to the center (then moved to done/ or failed/)."""
+    """Upload the images dropped in FOLDER to the center (then moved to done/ or failed/).
+
+    A sidecar <stem>.json (time, lat, lon, heading_deg), written first, wins over file time and options.
+    """
     import httpx
 
     from rtcc.plates.watch import CameraConfig, FolderWatcher, KeyRefused

@@ -12,6 +12,14 @@ modification time as the camera time. Then
   and tried again at the next scan — nothing is lost;
 * refused for the key (401, 403): the watcher stops (:class:`KeyRefused`),
   leaving the files where they are.
+
+A camera on a moving vehicle tells each picture's own place and time in a
+sidecar ``<stem>.json`` beside it (``car-0001.jpg`` → ``car-0001.json``),
+written *before* the image: ``{"time": ISO 8601 with zone, "lat", "lon",
+"heading_deg"}``, every key optional. What it gives wins over the file time and
+the command line's position; it moves with its image to ``done/`` or
+``failed/``. A sidecar that is not such an object sends the image to
+``failed/`` with the reason (nothing is uploaded).
 """
 
 from __future__ import annotations
@@ -33,6 +41,58 @@ _MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".we
 
 class KeyRefused(Exception):
     """The center refused the camera's key (401/403)."""
+
+
+class SidecarError(ValueError):
+    """An image's sidecar JSON is not a valid ``{time, lat, lon, heading_deg}`` object."""
+
+
+_SIDECAR_RANGES = {"lat": (-90.0, 90.0), "lon": (-180.0, 180.0), "heading_deg": (0.0, 360.0)}
+
+
+def sidecar_of(image: Path) -> Path:
+    """Where an image's sidecar JSON is: the same name with ``.json`` instead of its suffix."""
+    return image.with_suffix(".json")
+
+
+def read_sidecar(path: Path) -> tuple[datetime | None, dict[str, str]]:
+    """The picture time and position fields a sidecar gives (none when there is no sidecar).
+
+    Raises
+    ------
+    SidecarError
+        Not a JSON object, an unknown key, a time without zone, or a number out of range.
+    """
+    if not path.is_file():
+        return None, {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SidecarError(f"sidecar {path.name} is not readable JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SidecarError(f"sidecar {path.name} must be a JSON object")
+    unknown = sorted(set(raw) - {"time", *_SIDECAR_RANGES})
+    if unknown:
+        raise SidecarError(f"sidecar {path.name}: unknown key(s) {', '.join(unknown)}")
+    at = None
+    if raw.get("time") is not None:
+        try:
+            at = datetime.fromisoformat(str(raw["time"]).replace("Z", "+00:00"))
+        except ValueError:
+            raise SidecarError(f"sidecar {path.name}: time {raw['time']!r} is not ISO 8601") from None
+        if at.tzinfo is None:
+            raise SidecarError(f"sidecar {path.name}: time needs a time zone (e.g. ...Z)")
+    fields: dict[str, str] = {}
+    for key, (low, high) in _SIDECAR_RANGES.items():
+        value = raw.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise SidecarError(f"sidecar {path.name}: {key} must be a number in [{low:g}, {high:g}]")
+        fields[key] = repr(float(value) % 360.0 if key == "heading_deg" else float(value))
+    if ("lat" in fields) != ("lon" in fields):
+        raise SidecarError(f"sidecar {path.name}: give lat and lon together")
+    return at, fields
 
 
 @dataclass(frozen=True)
@@ -116,20 +176,34 @@ class FolderWatcher:
 
     @staticmethod
     def _move(src: Path, dest_dir: Path) -> Path:
+        """Move an image (and its sidecar, under the same new stem) into ``dest_dir``."""
         dest_dir.mkdir(exist_ok=True)
         dest = dest_dir / src.name
         n = 1
-        while dest.exists():
+        while dest.exists() or sidecar_of(dest).exists():
             dest = dest_dir / f"{src.stem}.{n}{src.suffix}"
             n += 1
+        side = sidecar_of(src)
         shutil.move(str(src), dest)
+        if side.is_file():
+            shutil.move(str(side), sidecar_of(dest))
         return dest
+
+    def _fail(self, path: Path, reason: str) -> str:
+        dest = self._move(path, self.failed_dir)
+        dest.with_name(dest.name + ".reason.txt").write_text(reason + "\n")
+        self.report(path.name, "failed", reason)
+        return "failed"
 
     def handle(self, path: Path) -> str:
         """Upload one file and file it away; returns ``done``, ``failed`` or ``retry``."""
-        at = datetime.fromtimestamp(path.stat().st_mtime, UTC)
         try:
-            resp = post_image(self.client, self.cfg, path.read_bytes(), path.name, at)
+            told_at, told = read_sidecar(sidecar_of(path))
+        except SidecarError as exc:
+            return self._fail(path, str(exc))
+        at = told_at or datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        try:
+            resp = post_image(self.client, self.cfg, path.read_bytes(), path.name, at, told)
         except httpx.HTTPError as exc:
             self.report(path.name, "retry", f"center not reachable: {exc}")
             return "retry"
@@ -141,11 +215,7 @@ class FolderWatcher:
         if resp.status_code in (401, 403):
             raise KeyRefused(_reason(resp))
         if resp.status_code in (400, 409, 413, 415, 422):
-            dest = self._move(path, self.failed_dir)
-            reason = _reason(resp)
-            dest.with_name(dest.name + ".reason.txt").write_text(reason + "\n")
-            self.report(path.name, "failed", reason)
-            return "failed"
+            return self._fail(path, _reason(resp))
         self.report(path.name, "retry", _reason(resp))
         return "retry"
 

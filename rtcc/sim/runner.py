@@ -143,6 +143,7 @@ class SimRunner:
     ) -> None:
         self.city = city
         self.settings = settings
+        self.base_url = base_url.rstrip("/") + "/"
         self.truth = TruthLog(truth_path)
         self.rng = random.Random(f"{settings.seed}:runner")
         self._provision = provision
@@ -305,6 +306,31 @@ class SimRunner:
             log.debug("%d event(s) name no provisioned device; not sent", unroutable)
         await self.delivery.send(Batch(dev, evs) for dev, evs in by_device.items())
         return sum(len(v) for v in by_device.values())
+
+    async def upload_plate_image(self, device_id: str, image: bytes, fields: dict[str, str]) -> bool:
+        """Upload a plate camera's picture (``POST /api/v1/plates/images``) with its device key.
+
+        ``fields`` are the form fields (``time``, ``plate``, ``box``, ``confidence``, …). True when
+        the center took it (201, or 200 for a repeat); False when the device has no key, the
+        center is unreachable or refused it (the caller then sends the read another way).
+        """
+        key = self._keys.get(device_id)
+        if key is None:
+            return False
+        try:
+            resp = await self.delivery.http.post(
+                self.base_url + "api/v1/plates/images",
+                files={"image": ("read.jpg", image, "image/jpeg")},
+                data=fields,
+                headers={"Authorization": f"Device {key}"},
+            )
+        except httpx.TransportError as exc:
+            log.debug("plate image of %s not uploaded: %s", device_id, exc)
+            return False
+        if resp.status_code not in (200, 201):
+            log.debug("plate image of %s refused: HTTP %d %s", device_id, resp.status_code, resp.text[:200])
+            return False
+        return True
 
     async def flush(self) -> bool:
         """Try to deliver the backlog now; True when it is empty afterwards."""

@@ -23,6 +23,13 @@ missing person), so the demo shows reads and hits arriving; the look-alike
 matching then also turns many misreads of those plates into hits. Ground
 truth (``plate_read`` facts: true plate, read plate, camera, misread) goes
 to the truth log.
+
+In the running simulator (:func:`install`) each read goes out with a rendered
+photo (:mod:`rtcc.sim.plate_photos`) the way an edge reader uploads one —
+``POST /api/v1/plates/images`` with the plate, its box and confidence — so the
+center keeps the vehicle image and the plate crop and a hit shows the photo
+beside the hotlist entry (:class:`ReadPhotos`). A read whose upload fails goes
+through the event ingest without a photo (nothing is lost).
 """
 
 from __future__ import annotations
@@ -270,12 +277,59 @@ class Traffic:
         return out
 
 
+class ReadPhotos:
+    """Sends the traffic's reads as plate-camera uploads with a rendered photo.
+
+    :meth:`source` is an event source for :meth:`SimRunner.add_source`: it moves the traffic
+    (:meth:`Traffic.source`), uploads each read with its photo through
+    :meth:`SimRunner.upload_plate_image` and returns the reads it could not upload, which the
+    runner then sends as plain events (retried while the center is down).
+    """
+
+    def __init__(self, traffic: Traffic, runner: SimRunner) -> None:
+        self.traffic = traffic
+        self.runner = runner
+        self.fixed = {c.device.id for c in traffic.cameras}
+        self.uploaded = 0
+        self.fallbacks = 0
+
+    def fields(self, read: PlateRead, box: tuple[int, int, int, int]) -> dict[str, str]:
+        """The upload's form fields: the edge read, and the position of a moving camera."""
+        out = {
+            "time": read.occurred_at.isoformat(),
+            "plate": read.plate,
+            "box": ",".join(str(v) for v in box),
+            "confidence": str(read.confidence),
+        }
+        if read.region:
+            out["region"] = read.region
+        if read.direction:
+            out["direction"] = read.direction
+        if read.device not in self.fixed:  # a camera on a patrol car tells where it is
+            out.update(lat=str(read.pos.lat), lon=str(read.pos.lon))
+        return out
+
+    async def source(self, tick: Tick) -> list[Event]:
+        from rtcc.sim.plate_photos import render_read_photo
+
+        rest: list[Event] = []
+        for e in self.traffic.source(tick):
+            if isinstance(e, PlateRead):
+                photo, box = render_read_photo(e.plate, f"{e.plate}:{e.device}:{tick.index}")
+                if await self.runner.upload_plate_image(e.device, photo, self.fields(e, box)):
+                    self.uploaded += 1
+                    continue
+                self.fallbacks += 1
+            rest.append(e)
+        return rest
+
+
 def install(city: City, runner: SimRunner, center: Any) -> None:
     """Simulator hook (see ``rtcc.app.SIM_INSTALLERS``): traffic past the plate cameras, a demo hotlist."""
     traffic = Traffic(city)
     if not traffic.vehicles:
         return
-    runner.add_source(traffic.source)
+    runner.add_source(ReadPhotos(traffic, runner).source)
 
     async def seed() -> None:
         try:

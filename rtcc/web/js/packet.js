@@ -260,6 +260,7 @@ export class PacketView {
         ),
       ),
     );
+    const statusCell = el("td", { class: "gunshot-status" }, reviewed(g));
     this.detail.replaceChildren(
       el(
         "table",
@@ -268,11 +269,55 @@ export class PacketView {
         el("tr", {}, el("th", {}, "Label"), el("td", {}, `${g.label} (${Math.round((g.confidence || 0) * 100)} %)`)),
         el("tr", {}, el("th", {}, "Rounds"), el("td", {}, `${g.rounds}${g.automatic ? " · automatic" : ""}${g.multiple_shooters ? " · several shooters" : ""}`)),
         el("tr", {}, el("th", {}, "Uncertainty"), el("td", {}, `${Math.round(g.ellipse_major_m)} × ${Math.round(g.ellipse_minor_m)} m`)),
-        el("tr", {}, el("th", {}, "Status"), el("td", {}, words(g.status))),
+        el("tr", {}, el("th", {}, "Status"), statusCell),
       ),
+      this._review(id, g, statusCell),
       section("audio", "Audio from the sensors", sensors.length ? audio : el("p", { class: "muted" }, "No audio.")),
     );
     if (Number.isFinite(g.lat)) this.hooks.map.flyTo({ lat: g.lat, lon: g.lon });
+  }
+
+  /**
+   * The review of a gunshot incident (admin, supervisor, analyst): confirm it as gunfire or
+   * dismiss it, with a reason (POST gunshots/{id}/review, audited). An incident in the review
+   * band waits here for a person; a confirmed one goes out as an alert.
+   */
+  _review(id, g, statusCell) {
+    const box = el("div", { class: "gunshot-review hit-decision", dataset: { status: g.status } });
+    if (!REVIEWERS.has(this.hooks.role) || !REVIEWABLE.has(g.status)) return box;
+    const msg = el("p", { class: "msg", role: "status", hidden: true });
+    const banner =
+      g.status === "pending_review"
+        ? el("p", { class: "verify-banner", role: "alert" }, "Waiting for review: listen to the sensors' audio, then confirm it as gunfire or dismiss it, with a reason.")
+        : null;
+    const decide = (d) =>
+      buttons.replaceChildren(
+        reasonForm({
+          label: d === "confirm" ? "Confirmed how?" : "Why dismiss?",
+          submit: d === "confirm" ? "Confirm gunfire" : "Dismiss",
+          name: `review-${d}`,
+          placeholder: d === "confirm" ? "e.g. several rounds clear on the audio" : "e.g. fireworks on the audio",
+          onSubmit: async (reason) => {
+            const res = await api.post(`gunshots/${encodeURIComponent(id)}/review`, { decision: d, reason });
+            const done = (res && res.status) || (d === "confirm" ? "confirmed" : "dismissed");
+            box.dataset.status = done;
+            statusCell.textContent = reviewed({ ...g, ...res, status: done, review_reason: reason });
+            if (banner) banner.remove();
+            buttons.replaceChildren();
+            message(msg, `Incident ${words(done)}.`, "ok");
+          },
+          onCancel: () => choose(),
+        }),
+      );
+    const buttons = el("div", { class: "hit-decision" });
+    const choose = () =>
+      buttons.replaceChildren(
+        el("button", { type: "button", class: "btn-small btn-primary", dataset: { action: "review-confirm" }, onclick: () => decide("confirm") }, "Confirm gunfire"),
+        el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "review-dismiss" }, onclick: () => decide("dismiss") }, "Dismiss"),
+      );
+    choose();
+    box.replaceChildren(...[banner, buttons, msg].filter(Boolean));
+    return box;
   }
 
   // -- the hit: photos beside the entry; verify before action -------------------
@@ -382,6 +427,16 @@ export class PacketView {
     }
     this.body.prepend(box);
   }
+}
+
+/** Roles that review gunshot incidents, and the statuses a review can still change. */
+const REVIEWERS = new Set(["admin", "supervisor", "analyst"]);
+const REVIEWABLE = new Set(["alerted", "pending_review", "below_threshold"]);
+
+/** An incident's status, with who reviewed it and why once it was. */
+function reviewed(g) {
+  const by = g.reviewed_by ? ` by ${g.reviewed_by}` : "";
+  return g.review_reason ? `${words(g.status)}${by} — ${g.review_reason}` : words(g.status);
 }
 
 function sameKind(a, b) {

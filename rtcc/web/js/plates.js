@@ -10,8 +10,10 @@
 //    draws the vehicle's reads in time order; "Co-travellers" opens the
 //    co-travel view for that plate.
 //  * Co-travel — see cotravel.js.
+//  * BOLO — the custom hotlist entries kept here (see bolo.js); the "why" block is hidden there.
 
 import * as api from "./api.js";
+import { Bolo } from "./bolo.js";
 import { CoTravel } from "./cotravel.js";
 import { el, items, message, pick, stamp } from "./dom.js";
 import { busy, errorText } from "./forms.js";
@@ -213,27 +215,31 @@ export class PlateSearch {
       this.search();
     });
     this.cotravel = new CoTravel({ map: hooks.map, why: () => this.accountability(), period: () => this.period() });
+    this.bolo = new Bolo();
 
     this.views = {
       reads: el("div", { class: "ps-view", dataset: { view: "reads" } }, this.form, this.results),
       cotravel: el("div", { class: "ps-view", dataset: { view: "cotravel" }, hidden: true }, this.cotravel.node),
+      bolo: el("div", { class: "ps-view", dataset: { view: "bolo" }, hidden: true }, this.bolo.node),
     };
     this.viewBtns = Object.fromEntries(
-      [["reads", "Reads"], ["cotravel", "Co-travel"]].map(([v, t]) => [
+      [["reads", "Reads"], ["cotravel", "Co-travel"], ["bolo", "BOLO"]].map(([v, t]) => [
         v,
         el("button", { type: "button", id: `ps-view-${v}`, class: "seg-btn", "aria-pressed": String(v === "reads"), onclick: () => this.show(v) }, t),
       ]),
     );
     root.replaceChildren(
       el("div", { class: "panel-head" }, el("h2", {}, "Plate search")),
-      el("div", { class: "panel-scroll" }, this.why, el("div", { class: "seg", role: "group", "aria-label": "Search kind" }, ...Object.values(this.viewBtns)), this.views.reads, this.views.cotravel),
+      el("div", { class: "panel-scroll" }, this.why, el("div", { class: "seg", role: "group", "aria-label": "Search kind" }, ...Object.values(this.viewBtns)), this.views.reads, this.views.cotravel, this.views.bolo),
     );
   }
 
-  /** Show the "reads" or the "cotravel" view. */
+  /** Show the "reads", "cotravel" or "bolo" view. */
   show(view) {
     this.area.stop();
     this._pickState();
+    this.why.hidden = view === "bolo"; // keeping a BOLO entry is not a search
+    if (view === "bolo") this.bolo.load();
     for (const [k, node] of Object.entries(this.views)) node.hidden = k !== view;
     for (const [k, b] of Object.entries(this.viewBtns)) b.setAttribute("aria-pressed", String(k === view));
     this.root.dataset.view = view;
