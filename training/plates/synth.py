@@ -17,6 +17,20 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 FONT_DIRS = [Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype/liberation")]
+PLATE_FONTS = [
+    Path("/usr/share/fonts/truetype/opendin/OSP-DIN.ttf"),  # fonts-opendin
+    Path("/usr/share/fonts/truetype/roboto/unhinted/RobotoCondensed-Bold.ttf"),  # fonts-roboto-unhinted
+    Path("/usr/share/fonts/truetype/roboto/unhinted/RobotoCondensed-Medium.ttf"),
+    Path("/usr/share/fonts/opentype/urw-base35/NimbusSansNarrow-Bold.otf"),  # fonts-urw-base35
+    Path("/usr/share/fonts/opentype/bebas-neue/BebasNeue-Bold.otf"),  # fonts-bebas-neue
+    Path("/usr/share/fonts/opentype/bebas-neue/BebasNeue-Regular.otf"),
+    Path("/usr/share/fonts/truetype/freefont/FreeSansBold.ttf"),  # fonts-freefont-ttf
+]
+"""Condensed / DIN-like faces closer to US and EU plate fonts (``--plate-style``; Debian packages named
+beside each, free licences, used at training time only)."""
+CONFUSABLE = "WHVMNEFI1D08BQ0OUY2Z5S6G"
+"""Characters the plate recognizers confuse (W/H/V, E/F, I/1, D/0, B/8 ...): drawn more often with
+``--plate-style``."""
 FONT_NAMES = [
     "DejaVuSans-Bold.ttf",
     "DejaVuSansCondensed-Bold.ttf",
@@ -52,14 +66,26 @@ PATTERNS = [
 ]
 
 
-def _fonts() -> list[Path]:
-    return [d / n for d in FONT_DIRS for n in FONT_NAMES if (d / n).exists()]
+def _fonts(plate_style: bool = False) -> list[Path]:
+    base = [d / n for d in FONT_DIRS for n in FONT_NAMES if (d / n).exists()]
+    return base + [f for f in PLATE_FONTS if f.exists()] if plate_style else base
 
 
-def plate_text(rng: random.Random) -> tuple[str, list[str]]:
-    """A random plate string and its printed groups (label has no separators)."""
+def _char(rng: random.Random, kind: str, boost: float) -> str:
+    pool = {"L": L + ("O" if rng.random() < 0.1 else ""), "D": D, "A": A}[kind]
+    if rng.random() < boost:
+        hard = [c for c in CONFUSABLE if c in pool]
+        return rng.choice(hard) if hard else rng.choice(pool)
+    return rng.choice(pool)
+
+
+def plate_text(rng: random.Random, boost: float = 0.0) -> tuple[str, list[str]]:
+    """A random plate string and its printed groups (label has no separators).
+
+    ``boost``: share of characters drawn from :data:`CONFUSABLE` (0 = uniform).
+    """
     pat = rng.choice(PATTERNS)
-    s = "".join(rng.choice({"L": L + ("O" if rng.random() < 0.1 else ""), "D": D, "A": A}[c]) for c in pat)
+    s = "".join(_char(rng, c, boost) for c in pat)
     if rng.random() < 0.5:
         cut = rng.randint(2, len(s) - 2)
         return s, [s[:cut], s[cut:]]
@@ -101,12 +127,38 @@ def _clutter(big: np.ndarray, rng: random.Random, box: tuple[int, int, int, int]
         )
 
 
-def render(rng: random.Random, fonts: list[Path], extra: bool = False) -> tuple[np.ndarray, str]:
+def _plate_look(img: np.ndarray, rng: random.Random, bg: int, fg: int) -> np.ndarray:
+    """Plate-like surroundings of rendered text: a shaded / graphic background (state plates have
+    gradients and pictures behind the number), embossed characters (a light or dark edge beside each
+    stroke), and uneven light (low light, a shadow across the plate)."""
+    h, w = img.shape
+    out = img.astype(np.float32)
+    text_mask = np.abs(out - bg) > 0.5 * abs(fg - bg)
+    if rng.random() < 0.5:  # gradient / low-frequency picture behind the characters
+        small = np.random.default_rng(rng.randint(0, 2**31)).normal(0, 1, (3, 6)).astype(np.float32)
+        field = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+        back = bg + field * rng.uniform(5, 35) * (1 if bg > fg else -1)
+        out = np.where(text_mask, out, back)
+    if rng.random() < 0.4:  # embossing: an edge of another tone beside each stroke
+        d = rng.randint(1, 3)
+        shift = np.roll(np.roll(text_mask, d, axis=0), d, axis=1) & ~text_mask
+        out[shift] = out[shift] * 0.5 + (255 - bg) * 0.5 if rng.random() < 0.5 else bg * 0.6
+    if rng.random() < 0.3:  # uneven light: a linear ramp (shadow, low light)
+        ramp = np.linspace(rng.uniform(0.4, 1.0), rng.uniform(0.7, 1.1), w, dtype=np.float32)[None]
+        out = out * ramp if rng.random() < 0.5 else out * ramp[:, ::-1]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def render(
+    rng: random.Random, fonts: list[Path], extra: bool = False, plate_style: bool = False
+) -> tuple[np.ndarray, str]:
     """One grey crop (uint8, H x W) and its label.
 
     ``extra`` adds stroke widths, horizontal squeeze and end clutter (not used by the shipped model).
+    ``plate_style`` draws confusable characters more often (:data:`CONFUSABLE`) and adds plate-like
+    backgrounds, embossing and uneven light (:func:`_plate_look`) and a mild horizontal squeeze.
     """
-    text, groups = plate_text(rng)
+    text, groups = plate_text(rng, 0.35 if plate_style else 0.0)
     sep = rng.choice([" ", "  ", "-", " - ", " . "])
     shown = sep.join(groups)
     bg = rng.randint(150, 255)
@@ -132,6 +184,13 @@ def render(rng: random.Random, fonts: list[Path], extra: bool = False) -> tuple[
         img = np.full((h + base + 40, w + 40), bg, np.uint8)
         cv2.putText(img, shown, (20, 20 + h), face, 2.0, fg, thick, cv2.LINE_AA)
         box = (20, 20 - thick // 2, w, h + thick)
+    if plate_style:
+        img = _plate_look(img, rng, bg, fg)
+        if rng.random() < 0.3:
+            sx = rng.uniform(0.7, 1.1)
+            size_x = (max(8, int(img.shape[1] * sx)), img.shape[0])
+            img = cv2.resize(img, size_x, interpolation=cv2.INTER_AREA)
+            box = (int(box[0] * sx), box[1], max(4, int(box[2] * sx)), box[3])
     if extra and rng.random() < 0.6:  # condensed plate fonts: squeeze (or stretch) horizontally
         sx = rng.uniform(0.55, 1.15)
         img = cv2.resize(img, (max(8, int(img.shape[1] * sx)), img.shape[0]), interpolation=cv2.INTER_AREA)

@@ -5,7 +5,8 @@ Data: synthetic plates (``synth.py``) mixed 50/50 with real detector-style crops
 ""). Every sample is degraded (low resolution, blur, noise, JPEG, contrast) before the model sees it.
 
 Usage: python training/plates/train_crnn.py CROPS.npz [--minutes M] [--seed S] [--init STATE.pt]
-[--lr LR] [--width W] [--synth FRACTION] [--hold-out NAMES.txt] [--threads N] [--out OUT.onnx]
+[--lr LR] [--width W] [--steps 32|64] [--synth FRACTION] [--plate-style] [--hold-out NAMES.txt]
+[--threads N] [--out OUT.onnx]
 
 The shipped model and its commands are in ``rtcc/plates/models/MODEL_CARD.md``.
 """
@@ -32,9 +33,11 @@ OUT = Path(__file__).resolve().parents[2] / "rtcc/plates/models/plate_crnn.onnx"
 
 
 class CRNN(nn.Module):
-    """Conv stack (channels ``c`` x ``width``) + BiLSTM + linear; 32 time steps over a 32x128 crop."""
+    """Conv stack (channels ``c`` x ``width``) + BiLSTM + linear; ``steps`` (32 or 64) time steps over a
+    32x128 crop (64: the second pooling halves the height only, so narrow and repeated characters get
+    more steps)."""
 
-    def __init__(self, n_classes: int = len(ALPHABET) + 1, width: float = 1.0) -> None:
+    def __init__(self, n_classes: int = len(ALPHABET) + 1, width: float = 1.0, steps: int = 32) -> None:
         super().__init__()
         c = [round(k * width) for k in (16, 32, 64, 64, 96)]
         hidden = round(64 * width)
@@ -46,12 +49,12 @@ class CRNN(nn.Module):
             *block(1, c[0]),
             nn.MaxPool2d(2, 2),  # 16 x 64
             *block(c[0], c[1]),
-            nn.MaxPool2d(2, 2),  # 8 x 32
+            nn.MaxPool2d(2, 2) if steps == 32 else nn.MaxPool2d((2, 1)),  # 8 x steps
             *block(c[1], c[2]),
-            nn.MaxPool2d((2, 1)),  # 4 x 32
+            nn.MaxPool2d((2, 1)),  # 4 x steps
             *block(c[2], c[3]),
             *block(c[3], c[4]),
-            nn.MaxPool2d((4, 1)),  # 1 x 32
+            nn.MaxPool2d((4, 1)),  # 1 x steps
         )
         self.rnn = nn.LSTM(c[4], hidden, bidirectional=True, batch_first=True)
         self.fc = nn.Linear(2 * hidden, n_classes)
@@ -120,6 +123,10 @@ def main() -> None:
     ap.add_argument("--width", type=float, default=1.0, help="channel multiplier of the CRNN")
     ap.add_argument("--synth", type=float, default=0.45, help="share of synthetic plates per batch")
     ap.add_argument("--extra-aug", action="store_true", help="synth clutter/squeeze, perspective, aspect")
+    ap.add_argument("--steps", type=int, choices=[32, 64], default=32, help="CTC time steps of the CRNN")
+    ap.add_argument(
+        "--plate-style", action="store_true", help="synth: plate fonts, confusable chars, plate looks"
+    )
     ap.add_argument("--hold-out", type=Path, help="text file of end-to-end image names not to train on")
     ap.add_argument("--out", type=Path, default=OUT, help="ONNX output (state dict beside it, .pt)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (2 only on an idle 2-core machine)")
@@ -136,8 +143,8 @@ def main() -> None:
     pos = [i for i, s in enumerate(labels) if s]
     neg = [i for i, s in enumerate(labels) if not s]
     print(f"real: {len(pos)} plate crops, {len(neg)} non-plate crops")
-    fonts = _fonts()
-    model = CRNN(width=args.width)
+    fonts = _fonts(args.plate_style)
+    model = CRNN(width=args.width, steps=args.steps)
     if args.init:
         model.load_state_dict(torch.load(args.init))
     lr, minutes = args.lr, args.minutes
@@ -154,7 +161,7 @@ def main() -> None:
         for _ in range(bs):
             r = rng.random()
             if r < args.synth:
-                g, s = render(rng, fonts, args.extra_aug)
+                g, s = render(rng, fonts, args.extra_aug, args.plate_style)
             elif r < args.synth + (1 - args.synth) * 8 / 11:  # real plates 40 %, non-plates 15 % at 0.45
                 i = rng.choice(pos)
                 g, s = crops[i], labels[i]

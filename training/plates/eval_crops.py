@@ -1,0 +1,65 @@
+"""Crop-level check of plate recognizers on the held-out (``val``) crops of ``build_crops.py``.
+
+End to end, ``val`` (56 images) hardly tells recognizers apart any more (session 5: 28/29 US for two
+different hold-out models). This reads the crops of the held-out images themselves (the ground-truth
+box and the detector region of each plate, and the other text regions, which should read as
+nothing) and prints, per model: plate crops read exactly (greedy CTC, O/0 folded), the mean negative
+log-likelihood per character of the true text (:func:`rtcc.plates.ocr.ctc_log_likelihood`, lower is
+better), non-plate crops read as nothing, the substitutions, and the US misses. ``A.onnx+B.onnx``
+averages the two models' outputs (an ensemble).
+
+Usage: python training/plates/eval_crops.py CROPS.npz HOLDOUT.txt MODEL.onnx [MODEL.onnx ...]
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from rtcc.plates.ocr import PlateOCR, ctc_log_likelihood, decode
+
+
+def fold(text: str) -> str:
+    return text.replace("O", "0")
+
+
+def main() -> None:
+    crops_file, holdout_file, *models = sys.argv[1:]
+    data = np.load(crops_file, allow_pickle=True)
+    held = set(Path(holdout_file).read_text().split())
+    sources = [str(s) for s in data["source"]]
+    keep = [i for i, s in enumerate(sources) if s.partition(":")[2] in held]
+    all_crops, all_labels = data["crops"], data["labels"]
+    crops = [all_crops[i] for i in keep]
+    labels = [str(all_labels[i]) for i in keep]
+    kinds = [sources[i].partition(":")[0] for i in keep]
+    pos = [k for k, s in enumerate(labels) if s]
+    neg = [k for k, s in enumerate(labels) if not s]
+    for spec in models:
+        outputs = [PlateOCR(Path(m)).probs(crops) for m in spec.split("+")]
+        probs = [np.mean([o[k] for o in outputs], axis=0) for k in range(len(crops))]
+        exact, nll, subs, misses = 0, 0.0, Counter[str](), []
+        for k in pos:
+            text, truth = decode(probs[k]).text, labels[k]
+            nll -= ctc_log_likelihood(probs[k], truth) / len(truth)
+            if fold(text) == fold(truth):
+                exact += 1
+                continue
+            if "-us-" in kinds[k]:
+                misses.append(f"{truth}->{text or '-'}")
+            if len(text) == len(truth):
+                subs.update(f"{a}->{b}" for a, b in zip(fold(truth), fold(text), strict=True) if a != b)
+        empty = sum(decode(probs[k]).text == "" for k in neg)
+        print(
+            f"{spec}: plate crops exact {exact}/{len(pos)}, mean NLL per character {nll / len(pos):.3f}, "
+            f"non-plate crops read as nothing {empty}/{len(neg)}"
+        )
+        print("  substitutions:", ", ".join(f"{s} x{n}" for s, n in subs.most_common(12)))
+        print("  US misses:", " ".join(misses))
+
+
+if __name__ == "__main__":
+    main()
