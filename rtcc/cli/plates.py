@@ -2,11 +2,13 @@
 
 One JSON object per line per image, in argument order::
 
-    {"file": "a.jpg", "plates": [{"text": "ABC123", "confidence": 0.97, "box": [x, y, w, h], "region": "TX"}]}
+    {"file": "a.jpg", "plates": [{"text": "ABC123", "confidence": 0.97, "box": [x, y, w, h], "region": "TX",
+                                  "char_confidences": [0.99, 0.97, 0.98, 0.95, 0.99, 0.96]}]}
 
-best plate first; ``region`` (an extra field) is the US state or EU country when told, else
-``null``. A file that cannot be read as an image is named on stderr and skipped; the command goes on
-with the others and exits 2 at the end.
+best plate first. Two extra fields: ``region`` is the US state or EU country when told, else
+``null``; ``char_confidences`` is the probability of each character of ``text``. A file that
+cannot be read as an image is named on stderr and skipped; the command goes on with the others and
+exits 2 at the end.
 """
 
 from __future__ import annotations
@@ -61,7 +63,13 @@ def read(
         line = {
             "file": str(path),
             "plates": [
-                {"text": p.text, "confidence": round(p.confidence, 4), "box": list(p.box), "region": p.region}
+                {
+                    "text": p.text,
+                    "confidence": round(p.confidence, 4),
+                    "box": list(p.box),
+                    "region": p.region,
+                    "char_confidences": [round(c, 4) for c in p.char_confidences],
+                }
                 for p in plates
             ],
         }

@@ -147,7 +147,10 @@ def test_cli_reads_and_reports_corrupt_files(tmp_path: Path) -> None:
     assert [line["file"] for line in lines] == [str(good)]
     plates = lines[0]["plates"]
     assert plates and plates[0]["text"] == PLATE
-    assert set(plates[0]) == {"text", "confidence", "box", "region"} and len(plates[0]["box"]) == 4
+    assert set(plates[0]) == {"text", "confidence", "box", "region", "char_confidences"}
+    assert len(plates[0]["box"]) == 4
+    chars = plates[0]["char_confidences"]
+    assert len(chars) == len(PLATE) and all(0.0 <= c <= 1.0 for c in chars)
     assert plates[0]["region"] is None  # no state printed on the rendered plate
     for name in ("broken.jpg", "empty.png", "missing.jpg"):
         assert name in result.stderr
