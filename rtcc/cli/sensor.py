@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         stdin: Annotated[bool, typer.Option("--stdin", help="Read raw PCM from standard input.")] = False,
         sound_device: Annotated[
             str | None,
-            typer.Option("--sound-device", help="Read a sound card (name or 'default'; needs sounddevice)."),
+            typer.Option("--sound-device", help="Read a sound card (name or 'default'; needs rtcc[sound])."),
         ] = None,
         rate: Annotated[int, typer.Option("--rate", help="Sample rate of stdin / sound card, Hz.")] = 12000,
         fmt: Annotated[str, typer.Option("--format", help=f"stdin PCM: {', '.join(PCM_FORMATS)}.")] = "s16le",
