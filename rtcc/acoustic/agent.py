@@ -44,9 +44,9 @@ import httpx
 import numpy as np
 import soundfile as sf
 
-from rtcc.acoustic.buffer import Spool
 from rtcc.acoustic.clock import SensorClock
 from rtcc.acoustic.detect import AudioError, FloatArray, Onset, OnsetDetector, to_mono_float
+from rtcc.devices.buffer import Spool
 from rtcc.events import DeviceHeartbeat, Event, Position, Pulse
 from rtcc.roles import DeviceType
 

@@ -14,14 +14,22 @@ exits 2 at the end.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
+import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from rtcc.cli.output import err, fail
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from rtcc.plates.recognize import PlateReader
+    from rtcc.plates.watch import CameraConfig
 
 MAX_FILE_BYTES = 64 * 2**20
 """Larger files are refused unread (a camera frame is a few MB)."""
@@ -140,6 +148,21 @@ def video(
         str | None, typer.Option("--center", help="Send each pass to this center (else print it).")
     ] = None,
     key: Annotated[str | None, typer.Option("--key", help="The camera's device key (with --center).")] = None,
+    buffer: Annotated[
+        Path | None,
+        typer.Option(
+            "--buffer",
+            help="With --center: folder of the on-disk buffer of passes not delivered yet "
+            "(default: ~/.local/state/rtcc/plates-buffer/CAMERA).",
+            show_default=False,
+        ),
+    ] = None,
+    drain_s: Annotated[
+        float,
+        typer.Option(
+            "--drain-s", min=0, max=86400, help="At the end, seconds to keep retrying buffered passes."
+        ),
+    ] = 60.0,
     every_n: Annotated[int, typer.Option("--every-n", min=1, max=1000, help="Read every n-th frame.")] = 3,
     heading: Annotated[
         float | None,
@@ -156,7 +179,14 @@ def video(
     ] = None,
     threads: Annotated[int, typer.Option(min=1, max=64, help="ONNX Runtime threads per model.")] = 1,
 ) -> None:
-    """Read the plates in a video or RTSP stream: one read per vehicle pass (JSON line per pass)."""
+    """Read the plates in a video or RTSP stream: one read per vehicle pass (JSON line per pass).
+
+    With --center each pass is written to the --buffer folder first and uploaded from there, oldest
+    first, while the video goes on; a center that cannot be reached (or answers 5xx) is retried with
+    back-off, and passes still buffered after --drain-s at the end are delivered on the next run
+    (exit 3). A pass the center refuses as bad is reported and dropped (exit 2 at the end); a refused
+    key stops the command (exit 2), keeping the buffer.
+    """
     from datetime import UTC, datetime, timedelta
 
     from rtcc.errors import ValidationFailed
@@ -165,6 +195,8 @@ def video(
 
     if (center is None) != (key is None):
         fail("give both --center and --key to send reads, or neither to print them", 2)
+    if buffer is not None and center is None:
+        fail("--buffer goes with --center (only passes sent to a center are buffered)", 2)
     if (lat is None) != (lon is None):
         fail("give both --lat and --lon, or neither", 2)
     t0 = datetime.now(UTC)
@@ -179,58 +211,133 @@ def video(
         fail(f"{escape(source)} is not a file nor an rtsp:// URL", 2)
     # most sampled frames hold no plate: the tiled rescue pass (~0.5 s on such a frame) is for stills
     reader = PlateReader.load(threads=threads, rescue=False)
-    sender = None
-    if center is not None and key is not None:
-        from rtcc.plates.watch import CameraConfig
-
-        # a fixed camera's heading is where it looks: the direction comes from tracking instead
-        sender = CameraConfig(
-            center=center, camera=camera, key=key, lat=lat, lon=lon, heading_deg=heading if moving else None
-        )
-    import httpx
-
-    with httpx.Client(timeout=60) as client:
+    if center is None or key is None:
         try:
             for p in passes(source, reader, every_n=every_n, camera_heading=heading, moving=moving):
                 at = t0 + timedelta(seconds=p.best.t)
-                line = {"camera": camera, "time": at.isoformat(), **p.to_json()}
-                if sender is not None:
-                    line["read"] = _send_pass(client, sender, p, at)
-                sys.stdout.write(json.dumps(line) + "\n")
-                sys.stdout.flush()
+                _print_line({"camera": camera, "time": at.isoformat(), **p.to_json()})
         except ValidationFailed as exc:
             fail(escape(exc.message), 2)
         except KeyboardInterrupt:
             return
+        return
+    from rtcc.plates.watch import CameraConfig
+
+    # a fixed camera's heading is where it looks: the direction comes from tracking instead
+    cfg = CameraConfig(
+        center=center, camera=camera, key=key, lat=lat, lon=lon, heading_deg=heading if moving else None
+    )
+    _video_to_center(
+        source, reader, cfg, buffer, drain_s, t0, every_n=every_n, moving=moving, heading=heading
+    )
 
 
-def _send_pass(client: Any, cfg: Any, p: Any, at: Any) -> Any:
-    """Upload a pass's best frame with its voted plate; the stored read, or fail."""
+_print_lock = threading.Lock()
+
+
+def _print_line(line: dict[str, Any]) -> None:
+    with _print_lock:
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+
+
+def _video_to_center(
+    source: str,
+    reader: PlateReader,
+    cfg: CameraConfig,
+    buffer: Path | None,
+    drain_s: float,
+    t0: datetime,
+    *,
+    every_n: int,
+    moving: bool,
+    heading: float | None,
+) -> None:
+    """Read the passes into the on-disk buffer while a sender thread delivers them (exit codes: video)."""
+    from datetime import timedelta
+
     import cv2
     import httpx
 
-    from rtcc.plates.watch import post_image
+    from rtcc.devices.buffer import Spool
+    from rtcc.errors import ValidationFailed
+    from rtcc.plates.outbox import PassOutbox, default_buffer, pass_item
+    from rtcc.plates.video import passes
 
-    ok, buf = cv2.imencode(".jpg", p.best.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    if not ok:
-        fail("could not encode the frame as JPEG", 3)
-    extra = {
-        "plate": p.plate,
-        "box": ",".join(str(int(v)) for v in p.best.box),
-        "confidence": repr(round(float(p.confidence), 4)),
-    }
-    if p.direction is not None:
-        extra["direction"] = p.direction
-    if p.region is not None:
-        extra["region"] = p.region
+    folder = buffer if buffer is not None else default_buffer(cfg.camera)
     try:
-        resp = post_image(client, cfg, bytes(buf), "frame.jpg", at, extra)
-    except httpx.HTTPError as exc:
-        fail(f"center not reachable: {escape(str(exc))}", 3)
-    if resp.status_code not in (200, 201):
-        fail(f"the center refused the read: {resp.status_code} {escape(resp.text[:300])}", 2)
-    reads = resp.json()["reads"]
-    return reads[0] if reads else None
+        spool = Spool(folder)
+    except (OSError, sqlite3.Error) as exc:
+        fail(f"cannot open the buffer {escape(str(folder))}: {escape(str(exc))}", 2)
+    where = escape(str(folder))
+
+    def health(ok: bool, why: str) -> None:
+        if ok:
+            err.print(f"center reachable again; delivering {len(spool)} buffered pass(es)", highlight=False)
+        else:
+            err.print(f"center not reachable ({escape(why)}); passes are kept in {where}", highlight=False)
+
+    def refused(line: dict[str, Any], why: str) -> None:
+        _skip(
+            Path(source),
+            f"the center refused the pass {line['plate']} at {line['time']}: {escape(why)}; dropped",
+        )
+
+    backlog = len(spool)
+    if backlog:
+        err.print(
+            f"{backlog} pass(es) buffered by an earlier run in {where}: delivered first", highlight=False
+        )
+    bad_video: str | None = None
+    with httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0)) as client:
+        outbox = PassOutbox(
+            spool,
+            client,
+            cfg,
+            delivered=lambda ln, r: _print_line({**ln, "read": r}),
+            refused=refused,
+            health=health,
+        )
+        outbox.start()
+        interrupted = False
+        try:
+            for p in passes(source, reader, every_n=every_n, camera_heading=heading, moving=moving):
+                ok, jpeg = cv2.imencode(".jpg", p.best.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+                if not ok:
+                    _skip(Path(source), f"could not encode the frame of pass {p.plate} as JPEG; skipped")
+                    continue
+                outbox.put(*pass_item(cfg.camera, t0 + timedelta(seconds=p.best.t), p, bytes(jpeg)))
+                if outbox.key_refused is not None:
+                    break
+        except ValidationFailed as exc:
+            bad_video = exc.message  # the passes read before it are still delivered
+        except KeyboardInterrupt:
+            interrupted = True
+        try:
+            left = outbox.finish(0.0 if interrupted or outbox.key_refused else drain_s)
+        except KeyboardInterrupt:  # no more waiting: what is left stays buffered
+            left = outbox.finish(0.0)
+        if not outbox.sending:
+            spool.close()
+    if outbox.key_refused is not None:
+        fail(
+            f"the center refused the camera key: {escape(outbox.key_refused)}; "
+            f"{left} pass(es) kept in {where}",
+            2,
+        )
+    if bad_video is not None:
+        fail(
+            f"{escape(bad_video)} ({left} pass(es) still buffered in {where})" if left else escape(bad_video),
+            2,
+        )
+    if left:
+        fail(
+            f"{left} pass(es) not delivered yet (center unreachable): kept in {where}, "
+            "delivered on the next run",
+            3,
+        )
+    if outbox.n_refused:
+        fail(f"the center refused {outbox.n_refused} pass(es) (see above); they were dropped", 2)
 
 
 def register(app: typer.Typer) -> None:

@@ -33,9 +33,9 @@ from rtcc.acoustic.agent import (
     Uplink,
     stdin_binary,
 )
-from rtcc.acoustic.buffer import Spool
 from rtcc.acoustic.clock import SensorClock
 from rtcc.acoustic.detect import AudioError
+from rtcc.devices.buffer import Spool
 from rtcc.events import Position
 
 _err = Console(stderr=True, soft_wrap=True)

@@ -25,9 +25,9 @@ import typer
 from typer.testing import CliRunner
 
 from rtcc.acoustic.agent import AudioSource, FileSource, PcmSource, SensorAgent, Uplink
-from rtcc.acoustic.buffer import Spool
 from rtcc.acoustic.clock import SensorClock
 from rtcc.cli.sensor import register
+from rtcc.devices.buffer import Spool
 from rtcc.events import Position
 from rtcc.roles import DeviceType, Role
 from tests.acoustic.test_detect import friedlander, in_noise

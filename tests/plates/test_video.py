@@ -158,11 +158,11 @@ def test_cli_video_refuses_bad_sources(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("backend", ["embedded"])
 async def test_cli_video_sends_passes_to_the_center(
-    video_file: Path, center: Running, clients: dict[Role, object]
+    video_file: Path, center: Running, clients: dict[Role, object], tmp_path: Path
 ) -> None:
     key = await center.center.provision_device("cam-v", DeviceType.plate_camera, "video cam", 41.88, -87.63)
     args = ["plates", "video", str(video_file), "--camera", "cam-v", "--heading", "0"]
-    args += ["--center", center.url, "--key", key]
+    args += ["--center", center.url, "--key", key, "--buffer", str(tmp_path / "buf")]
     result = await asyncio.to_thread(CliRunner().invoke, _cli(), args)
     assert result.exit_code == 0, result.output
     passes = [json.loads(line) for line in result.stdout.splitlines()]

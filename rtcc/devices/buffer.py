@@ -1,8 +1,9 @@
-"""The sensor's on-disk outbox: every pulse is written here first and removed once delivered.
+"""A field device's on-disk outbox: every item is written here first and removed once delivered.
 
-A SQLite file (WAL) in the spool folder keeps events in the order they were made. Writing
-before sending means a crash, a power cut or a center outage loses nothing; delivering by
-event id makes a resend harmless (the center reports it as a duplicate).
+A SQLite file (WAL) in the buffer folder keeps items (acoustic pulses, plate-camera passes) in
+the order they were made. Writing before sending means a crash, a power cut or a center outage
+loses nothing; delivering by a stable id makes a resend harmless (the center reports it as a
+duplicate).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 
 class Spool:
-    """Durable FIFO of JSON events, keyed by event id.
+    """Durable FIFO of JSON items, keyed by a stable id (the event id, a pass id).
 
     Parameters
     ----------
@@ -23,6 +24,7 @@ class Spool:
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
         self.path = folder / "outbox.sqlite"
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -34,18 +36,18 @@ class Spool:
         )
 
     def put(self, event_id: str, body: str) -> None:
-        """Append one event (ignored when that id is already queued)."""
+        """Append one item (ignored when that id is already queued)."""
         with self._lock:
             self._db.execute("INSERT OR IGNORE INTO outbox (event_id, body) VALUES (?, ?)", (event_id, body))
 
     def peek(self, limit: int) -> list[tuple[str, str]]:
-        """The oldest ``limit`` events as (event_id, JSON body)."""
+        """The oldest ``limit`` items as (id, JSON body)."""
         with self._lock:
             rows = self._db.execute("SELECT event_id, body FROM outbox ORDER BY seq LIMIT ?", (limit,))
             return [(str(a), str(b)) for a, b in rows.fetchall()]
 
     def remove(self, event_ids: list[str]) -> None:
-        """Forget delivered events."""
+        """Forget delivered (or for good refused) items."""
         with self._lock:
             self._db.executemany("DELETE FROM outbox WHERE event_id = ?", [(e,) for e in event_ids])
 
