@@ -313,6 +313,7 @@ class Center:
                     gun_source_db=a.gun_source_db,
                     quiet_source_db=a.quiet_source_db,
                     calibration_path=a.calibration_path,
+                    position_tolerance_m=a.position_tolerance_m,
                 )
             else:
                 if s.bus.engine != "nats":

@@ -198,6 +198,15 @@ class AcousticSettings(Section):
         le=200,
         description="Upper end of quiet impulses (door slam, clap, knock) at 1 m, dB SPL.",
     )
+    position_tolerance_m: float = Field(
+        50.0,
+        gt=0,
+        le=5000,
+        description=(
+            "A pulse whose reported position is further than this (metres) from its sensor's registered "
+            "(surveyed) position is located at the registered one, counted and flags the sensor."
+        ),
+    )
     calibration_path: str = Field(
         "",
         max_length=4096,

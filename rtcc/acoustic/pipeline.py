@@ -64,6 +64,22 @@ What it does with the pulses
    time at that sensor: a far sensor, a slow delivery, a blocked path or an
    echo) is counted with that round and not located again.
 
+Where a sensor is (the registered position is the reference)
+-------------------------------------------------------------
+A fixed sensor's registered position (surveyed at install, set by an operator
+through the device API; heartbeats never move it, see :mod:`rtcc.ingest.health`)
+is the reference for every pulse it sends. A pulse whose reported position is
+within ``position_tolerance_m`` of it is used as reported; further away (a GPS
+jump, a mis-configured sensor) the pulse is located at the **registered**
+position (survey wins), counted (``acoustic_pulse_position_mismatch{sensor}``)
+and the device is flagged in ``attributes`` (``position_mismatch: true``,
+``position_mismatch_m``, ``position_mismatch_at``; a later pulse within the
+tolerance clears it) for the device API and the health view. A pulse of a sensor
+with no registered position (unknown, revoked, or registered without one) is
+not located at all: it is counted (``acoustic_pulse_rejected{reason=unregistered_sensor}``)
+and logged. Either way the pulse itself is kept as received (the recorder stores
+every event).
+
 Delivery and idempotency
 ------------------------
 A pulse's message is acknowledged only once its cluster has been processed
@@ -231,6 +247,9 @@ class AcousticPipeline:
         Thresholds for probable automatic fire (s) and more than one shooter (m).
     min_sensors : int
         Fewest distinct sensors a cluster needs before it is located.
+    position_tolerance_m : float
+        A pulse reported further than this from its sensor's registered
+        position is located at the registered one and flags the sensor, m.
     no_audio_confidence : float
         Confidence when there is no classifier or no audio.
     levels_spl : bool
@@ -270,6 +289,7 @@ class AcousticPipeline:
         automatic_interval_s: float = 0.2,
         multiple_shooter_m: float = 30.0,
         min_sensors: int = 3,
+        position_tolerance_m: float = 50.0,
         no_audio_confidence: float = 0.5,
         levels_spl: bool = False,
         gun_source_db: float = 137.6,
@@ -304,6 +324,7 @@ class AcousticPipeline:
         self.automatic_interval_s = automatic_interval_s
         self.multiple_shooter_m = multiple_shooter_m
         self.min_sensors = min_sensors
+        self.position_tolerance_m = position_tolerance_m
         self.no_audio_confidence = no_audio_confidence
         self.levels_spl = levels_spl
         self.gun_source_db = gun_source_db
@@ -326,6 +347,11 @@ class AcousticPipeline:
         self._clusters: list[_Cluster] = []
         self._registry: dict[str, tuple[float, float, float]] = {}
         self._registry_at = -math.inf
+        self._registry_alt: dict[str, float | None] = {}
+        self._flagged: dict[str, bool] = {}  # sensor -> position_mismatch as last stored
+        self._flag_written: dict[str, float] = {}  # sensor -> loop time of the last flag write
+        self._miss_at: dict[str, float] = {}  # sensor -> loop time of the last reload for it
+        self._warned: dict[str, float] = {}  # sensor -> loop time of the last rejection warning
         self._subs: list[Subscription] = []
         self._task: asyncio.Task[None] | None = None
         self._recent: list[_Recent] = []
@@ -419,14 +445,15 @@ class AcousticPipeline:
             self.metrics.inc("acoustic_duplicate_pulses")
             return
         loop = asyncio.get_running_loop()
-        x, y, _ = self._frame(ev).to_xyz(ev.pos.lat, ev.pos.lon)
-        z = ev.pos.alt_m if ev.pos.alt_m is not None else 0.0
-        if ev.device not in self._registry:
-            # a sensor registered since the last load: it is one, and others may be new too
-            self._registry[ev.device] = (x, y, z)
-            self._registry_at = min(self._registry_at, loop.time() - 25.0)
+        try:
+            xyz = await self._position(ev)
+        except Exception:
+            self._seen.pop(key, None)  # the store failed: let the redelivery through
+            raise
+        if xyz is None:
+            return
         t = ev.occurred_at.timestamp()
-        p = _P(ev, t, (x, y, z), loop.time(), loop.create_future(), max(0.0, time.time() - t))
+        p = _P(ev, t, xyz, loop.time(), loop.create_future(), max(0.0, time.time() - t))
         if self._absorb(p):
             return
         self._add(p)
@@ -436,6 +463,75 @@ class AcousticPipeline:
         except Exception:
             self._seen.pop(key, None)  # let the redelivery through
             raise
+
+    async def _position(self, ev: Pulse) -> tuple[float, float, float] | None:
+        """The sensor's position in the local frame, checked against its registered one.
+
+        Within ``position_tolerance_m`` of the registered position: the reported
+        one. Further: the registered one (with its registered height, else the
+        reported), counted and flagged. No registered position: None (the
+        pulse is rejected and counted).
+        """
+        loop = asyncio.get_running_loop()
+        sid = ev.device
+        if sid not in self._registry and loop.time() - self._miss_at.get(sid, -math.inf) >= 1.0:
+            # registered since the last load? (at most one reload a second per unknown sensor)
+            self._miss_at[sid] = loop.time()
+            await self._load_registry()
+            self._registry_at = loop.time()
+        reg = self._registry.get(sid)
+        if reg is None:
+            self.metrics.inc("acoustic_pulse_rejected", reason="unregistered_sensor")
+            if loop.time() - self._warned.get(sid, -math.inf) >= 60.0:
+                self._warned[sid] = loop.time()
+                log.warning(
+                    "pulse %s of sensor %s rejected: the sensor has no registered position "
+                    "(register its surveyed position through the device API); further ones are "
+                    "counted in acoustic_pulse_rejected",
+                    ev.event_id,
+                    sid,
+                )
+            return None
+        x, y, _ = self._frame(ev).to_xyz(ev.pos.lat, ev.pos.lon)
+        off = math.dist((x, y), reg[:2])
+        if off <= self.position_tolerance_m:
+            if self._flagged.get(sid):
+                await self._flag(sid, off, ev.occurred_at, mismatch=False)
+            return x, y, ev.pos.alt_m if ev.pos.alt_m is not None else 0.0
+        self.metrics.inc("acoustic_pulse_position_mismatch", sensor=sid)
+        alt = self._registry_alt.get(sid)
+        if alt is None:
+            alt = ev.pos.alt_m if ev.pos.alt_m is not None else 0.0
+        if not self._flagged.get(sid) or loop.time() - self._flag_written.get(sid, -math.inf) >= 60.0:
+            log.warning(
+                "sensor %s reports a position %.0f m from its registered one (tolerance %.0f m): "
+                "its pulses are located at the registered position",
+                sid,
+                off,
+                self.position_tolerance_m,
+            )
+            await self._flag(sid, off, ev.occurred_at, mismatch=True)
+        return reg[0], reg[1], alt
+
+    async def _flag(self, sid: str, off_m: float, at: datetime, *, mismatch: bool) -> None:
+        """Store the sensor's position-mismatch flag and distance in its ``attributes`` (best effort)."""
+        self._flagged[sid] = mismatch
+        self._flag_written[sid] = asyncio.get_running_loop().time()
+        flag = {
+            "position_mismatch": mismatch,
+            "position_mismatch_m": round(off_m, 1),
+            "position_mismatch_at": at.isoformat(),
+        }
+
+        def _do(s: Any) -> None:
+            dev = s.get(Device, sid, with_for_update=True)
+            if dev is not None:
+                dev.attributes = {**(dev.attributes or {}), **flag}
+
+        try:
+            await self.store.write(_do)
+        except Exception:
+            log.exception("acoustic pipeline: storing the position flag of sensor %s failed", sid)
 
     def _absorb(self, p: _P) -> bool:
         """Whether ``p`` is a straggler of a round already located (arrives as its fix predicts).
@@ -541,9 +637,11 @@ class AcousticPipeline:
         return True
 
     async def _load_registry(self) -> None:
-        def _q(s: Any) -> list[tuple[str, float | None, float | None, float | None]]:
+        """The registered acoustic sensors with a position (the reference positions)."""
+
+        def _q(s: Any) -> list[tuple[Any, ...]]:
             rows = s.execute(
-                select(Device.id, Device.lat, Device.lon, Device.alt_m).where(
+                select(Device.id, Device.lat, Device.lon, Device.alt_m, Device.attributes).where(
                     Device.type == DeviceType.acoustic_sensor.value, Device.revoked_at.is_(None)
                 )
             ).all()
@@ -551,14 +649,21 @@ class AcousticPipeline:
 
         rows = await self.store.read(_q)
         reg: dict[str, tuple[float, float, float]] = {}
-        for sid, lat, lon, alt in rows:
+        alts: dict[str, float | None] = {}
+        for sid, lat, lon, alt, attrs in rows:
+            attrs = attrs if isinstance(attrs, dict) else {}
+            self._flagged[sid] = attrs.get("position_mismatch") is True  # as stored (operators clear it)
             if lat is None or lon is None:
                 continue
             if self._proj is None:
                 self._proj = Projection(*(self.origin or (lat, lon)))
             x, y, _ = self._proj.to_xyz(lat, lon)
+            if alt is None and isinstance(attrs.get("alt_m"), int | float):
+                alt = float(attrs["alt_m"])  # the height given at provisioning
             reg[sid] = (x, y, alt or 0.0)
+            alts[sid] = alt
         self._registry = reg
+        self._registry_alt = alts
 
     async def refresh_registry(self) -> None:
         """Reload the registered sensors now (e.g. after provisioning many)."""

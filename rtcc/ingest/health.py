@@ -1,11 +1,25 @@
 """Device health: edge-triggered online/offline from heartbeats.
 
-A heartbeat updates the device's position and last-seen time; the first one
-after silence flips the device ``online`` and publishes one
+A heartbeat updates the device's last-seen time and, for a device that moves,
+its position; the first one after silence flips the device ``online`` and publishes one
 :class:`~rtcc.events.DeviceStatus`. A periodic sweep flips devices not heard
 from for ``offline_after_s`` to ``offline``, again once. Both flips are
 conditional updates, so with several worker processes each transition is
 announced exactly once.
+
+Whose position a heartbeat sets (:data:`FIXED_TYPES`)
+----------------------------------------------------
+A device type is *fixed* when it is installed at one surveyed place and its
+registered position is the reference the center checks it against: today only
+acoustic sensors (the localizer's geometry depends on where they really are;
+:mod:`rtcc.acoustic.pipeline` checks every pulse against it). A fixed device's
+registered position is set only by an operator (``POST /devices``, ``PUT
+/devices/{id}/position``); its heartbeat's GPS fix is kept as the last *reported*
+position in ``attributes`` (``reported_lat``, ``reported_lon``, ``reported_alt_m``,
+``reported_at`` and ``position_error_m``, the horizontal distance from the registered
+position, metres), never written over ``lat``/``lon``. Every other type (patrol-car
+and city cameras, plate cameras, body cams) may move: its heartbeat's position
+becomes the device's position, as before.
 """
 
 from __future__ import annotations
@@ -22,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from rtcc.bus import Bus, Subscription
 from rtcc.events import DeviceHeartbeat, DeviceStatus, parse_event, subject_for
+from rtcc.geo import distance_m
 from rtcc.metrics import Metrics
 from rtcc.roles import DeviceType
 from rtcc.store.db import Store
@@ -29,19 +44,41 @@ from rtcc.store.tables import Device
 
 log = logging.getLogger(__name__)
 
+FIXED_TYPES = frozenset({DeviceType.acoustic_sensor.value})
+"""Device types whose registered (surveyed) position a heartbeat never overwrites."""
+
 
 def apply_heartbeat(session: Session, hb: DeviceHeartbeat) -> bool:
-    """Record a heartbeat; True when it brought the device online (an edge)."""
+    """Record a heartbeat; True when it brought the device online (an edge).
+
+    A fixed device (:data:`FIXED_TYPES`) keeps its registered position; the
+    heartbeat's is stored as reported (see the module docstring).
+    """
     values: dict[str, Any] = {"last_seen_at": hb.occurred_at}
-    if hb.pos is not None:
+    dev = session.get(Device, hb.device, with_for_update=True)
+    if dev is None:
+        return False
+    late = dev.last_seen_at is not None and dev.last_seen_at > hb.occurred_at
+    if late:
+        values.pop("last_seen_at")  # an old heartbeat delivered late: keep the newer time
+    reported: dict[str, Any] = {}
+    if hb.pos is not None and dev.type in FIXED_TYPES:
+        if not late:
+            reported = {
+                "reported_lat": hb.pos.lat,
+                "reported_lon": hb.pos.lon,
+                "reported_alt_m": hb.pos.alt_m,
+                "reported_at": hb.occurred_at.isoformat(),
+                "position_error_m": (
+                    None
+                    if dev.lat is None or dev.lon is None
+                    else round(distance_m(dev.lat, dev.lon, hb.pos.lat, hb.pos.lon), 1)
+                ),
+            }
+    elif hb.pos is not None:
         values.update(lat=hb.pos.lat, lon=hb.pos.lon, alt_m=hb.pos.alt_m)
     if hb.heading_deg is not None:
         values["heading_deg"] = hb.heading_deg
-    dev = session.get(Device, hb.device)
-    if dev is None:
-        return False
-    if dev.last_seen_at is not None and dev.last_seen_at > hb.occurred_at:
-        values.pop("last_seen_at")  # an old heartbeat delivered late: keep the newer time
     state = {
         k: v
         for k, v in {
@@ -53,8 +90,8 @@ def apply_heartbeat(session: Session, hb: DeviceHeartbeat) -> bool:
         }.items()
         if v is not None
     }
-    if state:
-        values["attributes"] = {**(dev.attributes or {}), **state}
+    if state or reported:
+        values["attributes"] = {**(dev.attributes or {}), **state, **reported}
     session.execute(update(Device).where(Device.id == hb.device).values(**values))
     flipped = session.execute(
         update(Device)

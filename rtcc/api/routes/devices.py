@@ -1,4 +1,13 @@
-"""The device registry: list devices and their health; admins add, rotate and revoke keys."""
+"""The device registry: list devices and their health; admins add, rotate and revoke keys.
+
+A fixed device's registered position (acoustic sensors: surveyed at install) is the
+reference the center checks it against; only an admin sets it (``POST /devices``,
+``PUT /devices/{id}/position``), heartbeats never move it (:mod:`rtcc.ingest.health`).
+Its health shows the last GPS position it reported (``attributes.reported_lat`` /
+``reported_lon``), ``position_error_m`` (distance of that report from the registered
+position) and ``position_mismatch`` (its pulses report a position further than
+``acoustic.position_tolerance_m`` away: they are located at the registered position).
+"""
 
 from __future__ import annotations
 
@@ -30,7 +39,25 @@ class DeviceOut(BaseModel):
     last_seen_at: datetime | None
     revoked: bool
     rejected_count: int
+    position_mismatch: bool = Field(
+        description=(
+            "The device reports a position further than acoustic.position_tolerance_m from its "
+            "registered one (its pulses are located at the registered position)."
+        )
+    )
+    position_error_m: float | None = Field(
+        description="Distance of the last reported GPS position from the registered one, metres."
+    )
     attributes: dict[str, Any]
+
+
+class PositionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    alt_m: float | None = Field(None, ge=-500, le=10_000, allow_inf_nan=False)
+    reason: str = Field(min_length=3, max_length=500, description="Why the position changes (audited).")
 
 
 class DeviceIn(BaseModel):
@@ -51,6 +78,8 @@ class KeyOut(BaseModel):
 
 
 def _out(d: Device) -> DeviceOut:
+    attrs = d.attributes or {}
+    err = attrs.get("position_error_m")
     return DeviceOut(
         id=d.id,
         type=d.type,
@@ -62,7 +91,9 @@ def _out(d: Device) -> DeviceOut:
         last_seen_at=d.last_seen_at,
         revoked=d.revoked_at is not None,
         rejected_count=d.rejected_count,
-        attributes=d.attributes or {},
+        position_mismatch=attrs.get("position_mismatch") is True,
+        position_error_m=float(err) if isinstance(err, int | float) and not isinstance(err, bool) else None,
+        attributes=attrs,
     )
 
 
@@ -94,6 +125,38 @@ async def add_device(body: DeviceIn, ctx: CtxDep, who: Admin) -> KeyOut:
     )
     await ctx.audit(who, "add_device", "device", record_id=body.id, details={"type": body.type})
     return KeyOut(device=_out(dev), key=key)
+
+
+@router.put("/{device_id}/position", summary="Set the registered (surveyed) position of a device")
+async def set_position(body: PositionIn, ctx: CtxDep, who: Admin, device_id: str = DevicePath) -> DeviceOut:
+    """The new reference position; clears the position-mismatch flag (the next pulses re-check it)."""
+
+    def _do(s: Any) -> tuple[Device, dict[str, Any]]:
+        dev: Device | None = s.get(Device, device_id, with_for_update=True)
+        if dev is None:
+            raise NotFound(f"no device {device_id!r}")
+        before = {"lat": dev.lat, "lon": dev.lon, "alt_m": dev.alt_m}
+        dev.lat, dev.lon, dev.alt_m = body.lat, body.lon, body.alt_m
+        attrs = {k: v for k, v in (dev.attributes or {}).items() if k != "position_error_m"}
+        if attrs.get("position_mismatch") is True:
+            attrs["position_mismatch"] = False
+        dev.attributes = attrs
+        s.flush()
+        return dev, before
+
+    dev, before = await ctx.store.write(_do)
+    await ctx.audit(
+        who,
+        "set_device_position",
+        "device",
+        record_id=device_id,
+        details={
+            "reason": body.reason,
+            "before": before,
+            "after": {"lat": body.lat, "lon": body.lon, "alt_m": body.alt_m},
+        },
+    )
+    return _out(dev)
 
 
 @router.post("/{device_id}/rotate-key", summary="Issue a new key (the old one stops working)")

@@ -10,7 +10,8 @@
 * ``GET /plates/reads/{read_id}`` and ``GET /plates/reads/{read_id}/image``
   (``kind=crop|vehicle``) — admin, supervisor, analyst, officer. Reads are
   personal data: every access is audited (with the optional ``purpose`` and
-  ``case``).
+  ``case_number``, named as in every plate search; ``case`` is still accepted as
+  a deprecated alias).
 """
 
 from __future__ import annotations
@@ -187,7 +188,22 @@ async def _load(ctx: CtxDep, read_id: UUID) -> object:
 
 
 Purpose = Annotated[str | None, Query(max_length=500, description="Why the read is looked at (audited).")]
-Case = Annotated[str | None, Query(max_length=64, description="Case number (audited).")]
+
+
+def _case_number(
+    case_number: Annotated[str | None, Query(max_length=64, description="Case number (audited).")] = None,
+    case: Annotated[
+        str | None,
+        Query(max_length=64, deprecated=True, description="Deprecated alias of case_number."),
+    ] = None,
+) -> str | None:
+    """``case_number``, or the deprecated ``case`` of older clients (both: they must agree)."""
+    if case_number is not None and case is not None and case_number != case:
+        raise ValidationFailed("give case_number only (case is its deprecated alias), not two different ones")
+    return case_number if case_number is not None else case
+
+
+CaseNumber = Annotated[str | None, Depends(_case_number)]
 
 
 @router.get(
@@ -196,11 +212,16 @@ Case = Annotated[str | None, Query(max_length=64, description="Case number (audi
     response_model=PlateReadOut,
 )
 async def get_plate_read(
-    read_id: UUID, ctx: CtxDep, who: ReadViewers, purpose: Purpose = None, case: Case = None
+    read_id: UUID, ctx: CtxDep, who: ReadViewers, case_number: CaseNumber, purpose: Purpose = None
 ) -> PlateReadOut:
     row = await _load(ctx, read_id)
     await ctx.audit(
-        who, "read_plate_read", "plate_read", record_id=str(read_id), purpose=purpose, details={"case": case}
+        who,
+        "read_plate_read",
+        "plate_read",
+        record_id=str(read_id),
+        purpose=purpose,
+        details={"case_number": case_number},
     )
     return _out(row)
 
@@ -215,11 +236,11 @@ async def get_plate_read_image(
     read_id: UUID,
     ctx: CtxDep,
     who: ReadViewers,
+    case_number: CaseNumber,
     kind: Literal["crop", "vehicle"] = Query(
         "crop", description="crop: the plate; vehicle: the whole image."
     ),
     purpose: Purpose = None,
-    case: Case = None,
 ) -> Response:
     from rtcc.plates.ingest import service_of
     from rtcc.plates.media import media_type
@@ -237,6 +258,6 @@ async def get_plate_read_image(
         "plate_read",
         record_id=str(read_id),
         purpose=purpose,
-        details={"kind": kind, "case": case},
+        details={"kind": kind, "case_number": case_number},
     )
     return Response(data, media_type=media_type(ref), headers={"cache-control": "no-store"})

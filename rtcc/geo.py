@@ -1,4 +1,4 @@
-"""Great-circle distance and bearing, and the field-of-view test.
+"""Geodesy shared by every room: great-circle distance and bearing, bounding boxes, the field-of-view test.
 
 Distances use the haversine formula on a sphere of radius
 :data:`EARTH_RADIUS_M` (error under 0.5 % against WGS84 — centimetres at
