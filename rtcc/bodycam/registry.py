@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rtcc.geo import EARTH_RADIUS_M, distance_m
 from rtcc.roles import DeviceType
 from rtcc.store.tables import Device
 
-EARTH_RADIUS_M = 6_371_008.8
 """Mean Earth radius, metres (IUGG)."""
 
 
@@ -49,25 +49,6 @@ class UnitNear:
     distance_m: float
     recording: bool
     last_seen_at: datetime | None
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance between two WGS84 points, metres (spherical Earth).
-
-    Parameters
-    ----------
-    lat1, lon1, lat2, lon2 : float
-        Degrees.
-
-    Returns
-    -------
-    float
-        Distance in metres; error below 0.5 % against the ellipsoid.
-    """
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 def _bodycams(session: Session) -> Any:
@@ -99,7 +80,7 @@ def units_near(session: Session, lat: float, lon: float, radius_m: float) -> lis
     out = []
     for dev in session.scalars(q):
         assert dev.lat is not None and dev.lon is not None
-        d = haversine_m(lat, lon, dev.lat, dev.lon)
+        d = distance_m(lat, lon, dev.lat, dev.lon)
         if d <= radius_m:
             out.append(
                 UnitNear(

@@ -21,8 +21,8 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rtcc.cameras.geo import bbox, bearing_deg, distance_m, in_field_of_view
 from rtcc.cameras.registry import is_live
+from rtcc.geo import bbox, bearing_deg, distance_m, in_field_of_view
 from rtcc.store.tables import EventRecord
 from rtcc.store.tables_cameras import CameraRow
 

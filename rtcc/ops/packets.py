@@ -29,12 +29,12 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rtcc.geo import EARTH_RADIUS_M, distance_m
 from rtcc.store.tables import GunshotIncidentRow
 from rtcc.store.tables_ops import PacketRow
 
 log = logging.getLogger("rtcc.ops.packets")
 
-EARTH_RADIUS_M = 6_371_008.8
 PACKET_KINDS = ("gunshot", "hit")
 
 SOURCES: dict[str, str] = {
@@ -52,25 +52,6 @@ class PacketParams:
     radius_m: float = 300.0
     window_min: float = 10.0
     history_days: int = 90
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance between two WGS84 points.
-
-    Parameters
-    ----------
-    lat1, lon1, lat2, lon2 : float
-        Latitudes and longitudes, degrees.
-
-    Returns
-    -------
-    float
-        Distance in metres on a sphere of radius 6,371,008.8 m (error < 0.5 %).
-    """
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 def bbox(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
@@ -154,7 +135,7 @@ def earlier_incidents(
     for r in rows:
         if exclude is not None and str(r.id) == exclude:
             continue
-        d = haversine_m(lat, lon, r.lat, r.lon)
+        d = distance_m(lat, lon, r.lat, r.lon)
         if d <= radius_m:
             out.append(
                 {

@@ -35,8 +35,9 @@ from rtcc.events import (
     parse_event,
     subject_for,
 )
+from rtcc.geo import distance_m
 from rtcc.ops.alerts import store_alert
-from rtcc.ops.packets import PacketParams, counts, get_packet, haversine_m, live_packets, upsert_packet
+from rtcc.ops.packets import PacketParams, counts, get_packet, live_packets, upsert_packet
 from rtcc.ops.webhooks import WebhookSender
 from rtcc.roles import DeviceType
 
@@ -163,7 +164,7 @@ class OperationsProcessor:
                 k
                 for k, (lat, lon, at) in self._live.items()
                 if abs(ev.occurred_at - at) <= window
-                and haversine_m(lat, lon, ev.pos.lat, ev.pos.lon) <= self.params.radius_m
+                and distance_m(lat, lon, ev.pos.lat, ev.pos.lon) <= self.params.radius_m
             ]
         elif isinstance(ev, DeviceHeartbeat) and ev.device_type is DeviceType.bodycam and ev.pos is not None:
             changed = self._recording.get(ev.device) != ev.recording
@@ -172,7 +173,7 @@ class OperationsProcessor:
             near = [
                 k
                 for k, (lat, lon, at) in self._live.items()
-                if now - at <= self.live_for and haversine_m(lat, lon, p.lat, p.lon) <= self.params.radius_m
+                if now - at <= self.live_for and distance_m(lat, lon, p.lat, p.lon) <= self.params.radius_m
             ]
             if not changed:
                 near = []  # a unit that only moves does not churn packets; a status change does

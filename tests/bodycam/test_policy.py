@@ -7,9 +7,10 @@ from uuid import uuid4
 
 import pytest
 
-from rtcc.bodycam.registry import haversine_m, units_near
+from rtcc.bodycam.registry import units_near
 from rtcc.bodycam.transparency import stats
 from rtcc.events import GunshotIncident, HotlistHit, Position
+from rtcc.geo import distance_m
 from rtcc.roles import Role
 from tests.bodycam.conftest import LAT0, LON0, MakeRig, Rig, north_of
 from tests.helpers import eventually
@@ -144,8 +145,8 @@ async def test_units_near_uses_latest_heartbeat(make_rig: MakeRig) -> None:
 
 def test_haversine_known_distance() -> None:
     # one degree of latitude is 111.2 km on the mean sphere; a degree of longitude shrinks by cos(lat)
-    assert haversine_m(0, 0, 1, 0) == pytest.approx(111_195, rel=1e-4)
-    assert haversine_m(60, 0, 60, 1) == pytest.approx(111_195 * 0.5, rel=1e-3)
+    assert distance_m(0, 0, 1, 0) == pytest.approx(111_195, rel=1e-4)
+    assert distance_m(60, 0, 60, 1) == pytest.approx(111_195 * 0.5, rel=1e-3)
 
 
 @pytest.mark.parametrize("backend", ["embedded"])

@@ -9,8 +9,8 @@ from uuid import uuid4
 
 import pytest
 
-from rtcc.cameras.geo import angle_between, bearing_deg, distance_m, in_field_of_view
 from rtcc.cameras.visibility import cameras_seeing
+from rtcc.geo import angle_between, bearing_deg, distance_m, in_field_of_view
 from rtcc.store.tables import EventRecord
 from rtcc.store.tables_cameras import CameraRow
 from tests.conftest import Running

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rtcc.cameras.geo import bearing_deg, distance_m
+from rtcc.geo import bearing_deg, distance_m
 from rtcc.roles import Role
 from rtcc.settings import SimSettings
 from rtcc.sim.cameras import plan

@@ -19,7 +19,8 @@ from rtcc.events import (
     parse_event,
     subject_for,
 )
-from rtcc.ops.packets import bbox, haversine_m
+from rtcc.geo import distance_m
+from rtcc.ops.packets import bbox
 from rtcc.ops.processor import OperationsProcessor
 from rtcc.roles import DeviceType, Role
 from rtcc.store.tables import GunshotIncidentRow
@@ -61,11 +62,11 @@ def _incident_row(at: datetime, pos: tuple[float, float], status: str = "confirm
 def test_haversine_and_bbox_in_metres() -> None:
     # 1 km north along a meridian, and a box that holds a 300 m circle
     north = _offset(1000.0)
-    assert haversine_m(*POINT, *north) == pytest.approx(1000.0, rel=2e-3)
+    assert distance_m(*POINT, *north) == pytest.approx(1000.0, rel=2e-3)
     east, beyond = _offset(0.0, 299.0), _offset(0.0, 305.0)
     lat0, lat1, lon0, lon1 = bbox(*POINT, 300.0)
     assert lat0 < POINT[0] < lat1 and lon0 < east[1] < lon1 < beyond[1]
-    assert haversine_m(*POINT, *east) == pytest.approx(299.0, rel=2e-3)
+    assert distance_m(*POINT, *east) == pytest.approx(299.0, rel=2e-3)
 
 
 async def test_gunshot_packet_built_rebuilt_and_audited(
