@@ -12,8 +12,10 @@ filter — the hardest case):
   wildcard pattern with at least 3 known characters in a row (``ABC?1*``) —
   the target query; also, with a tenth as many queries, patterns without 3
   known characters in a row (``A?C1*``), which the trigram indexes serve only
-  through spelled-out trigrams (:func:`rtcc.plates.reads.unknown_windows`),
-  and as many with only the 2nd and 4th characters and the length (``?B?2???``);
+  through spelled-out trigrams (on SQLite since migration 0010 through pair
+  tokens, :func:`rtcc.plates.reads.plate_pairs`), as many with only the 2nd and
+  4th characters and the length (``?B?2???``), and as many with two
+  characters one apart anywhere (``*7?K*``);
 * exact and look-alike plate.
 
 Ingest rate counts only the store work (row building, SQL, commit), not the
@@ -176,11 +178,16 @@ def bulk_fill(store: Store, n: int, total: int, start: datetime, span_s: float, 
                     "AND tbl_name = 'plate_reads' AND sql IS NOT NULL"
                 )
             ).all()
-            # the FTS5 indexes (trigrams; ids and look-alike keys, migration 0009) are rebuilt too
+            # the FTS5 indexes (trigrams; ids and look-alike keys, migration 0009) are rebuilt too, and
+            # the contentless one of pair tokens (migration 0010) is filled
             rebuild = [
                 f"INSERT INTO {fts}({fts}) VALUES ('rebuild')"
                 for fts in ("plate_reads_fts", "plate_reads_fts_keys")
             ]
+            rebuild.append(
+                "INSERT INTO plate_reads_fts_pairs(rowid, pairs) "
+                f"SELECT rowid, {repo.pairs_sql('plate')} FROM plate_reads ORDER BY rowid"
+            )
         else:
             idx = s.execute(
                 text(
@@ -420,12 +427,18 @@ def main() -> None:
         """The 2nd and 4th characters and the length (``?B?2???``): no anchor, no trigram."""
         return "?" + p[1] + "?" + p[3] + "?" * (len(p) - 4)
 
+    def gapped(p: str) -> str:
+        """Two characters one apart anywhere in the plate (``*7?K*``): no anchor, no trigram."""
+        i = rng.randrange(len(p) - 2)
+        return "*" + p[i] + "?" + p[i + 2] + "*"
+
     q = args.queries
     partial_sub = [substring(rng.choice(sample)) for _ in range(q)]
     partial_wild = [wildcard(rng.choice(sample)) for _ in range(q)]
     partial_short = [short(rng.choice(sample)) for _ in range(max(5, q // 10))]
     partial_spaced = [spaced(rng.choice(sample)) for _ in range(max(5, q // 10))]
     exact = [rng.choice(sample) for _ in range(q)]
+    partial_gapped = [gapped(rng.choice(sample)) for _ in range(max(5, q // 10))]  # drawn last: same lists
 
     def search(mode: str) -> Any:
         return lambda s, p: repo.search_reads(s, plate=p, mode=mode, limit=100)  # type: ignore[arg-type]
@@ -453,6 +466,7 @@ def main() -> None:
         "partial_wildcard": timed(store, search("partial"), partial_wild),
         "partial_no_trigram": timed(store, search("partial"), partial_short),
         "partial_no_trigram_spaced": timed(store, search("partial"), partial_spaced),
+        "partial_no_trigram_gapped": timed(store, search("partial"), partial_gapped),
         "exact": timed(store, search("exact"), exact),
         "lookalike": timed(store, search("lookalike"), exact),
     }

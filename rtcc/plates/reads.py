@@ -12,13 +12,18 @@ Search modes
     describes the whole plate (``AB?12*``), or it holds none and is a
     substring of the plate (``B12`` finds ``AB1234``). PostgreSQL answers from
     a ``pg_trgm`` GIN index, SQLite from an FTS5 ``trigram`` index. A pattern
-    without three known characters in a row (``A?C1*``, ``?B?2?``) has no
-    trigram of its own; each three-character window of it with one unknown
-    is one of 36 trigrams, which the indexes are asked for instead (SQLite:
-    :func:`fts_match`; PostgreSQL: a regular expression ``pg_trgm`` expands,
-    :func:`window_regex`).
-    Patterns with no such window (``12``, ``A??1*``) are matched newest first
-    through the time index.
+    without three known characters in a row (``A?C1*``, ``*7?K*``,
+    ``?B?2???``) has no trigram of its own. SQLite answers it from the pair
+    tokens of migration 0010 (:func:`plate_pairs`: two characters with one
+    between, and the first and last four characters in their place, in
+    the FTS5 table ``plate_reads_fts_pairs``), two or three of them chosen
+    per pattern (:func:`chosen_pairs`), then ``LIKE``; patterns with no
+    such token (``12``, ``*A*``) are matched newest first through the time
+    index. PostgreSQL asks ``pg_trgm`` for the 36 trigrams a window of the
+    pattern with one unknown can be (a regular expression,
+    :func:`window_regex`): the same pair tokens in a GIN index answered in
+    42 ms p95 at 10 M reads but halved the ingest rate (session 5, migration
+    0010), so they are not used there.
 ``lookalike``
     The plates are equal after folding look-alike characters
     (:func:`rtcc.plates.matching.skeleton`: 0/O/D/Q, 1/I, 2/Z, 5/S, 8/B, 6/G).
@@ -41,6 +46,7 @@ then an exact point-in-polygon test with Shapely).
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -156,8 +162,28 @@ _PG_TYPES = (
 
 
 def _sqlite_time(t: datetime) -> str:
-    """A UTC time as :class:`rtcc.store.tables.UTCDateTime` stores it on SQLite."""
+    """A UTC time as :class:`rtcc.store.tables.UTCDateTime` stores it on SQLite.
+
+    Examples
+    --------
+    >>> from datetime import timezone
+    >>> _sqlite_time(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC))
+    '2026-01-02 03:04:05.000006'
+    >>> _sqlite_time(datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2))))
+    '2026-01-02 03:04:05.000000'
+    """
+    if t.tzinfo is UTC:  # the usual case, a third of the cost: "…+00:00" without its offset
+        return t.isoformat(" ", "microseconds")[:26]
     return t.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+_PLAIN_PLATE = re.compile(r"[0-9A-Z]+").fullmatch
+
+
+def _plate(text: str) -> str:
+    """:func:`~rtcc.plates.normalize.normalize_plate`, skipped for a plate already normalized (as events
+    hold them)."""
+    return text if _PLAIN_PLATE(text) else normalize_plate(text)
 
 
 def sqlite_rows(reads: Sequence[PlateRead], now: datetime) -> list[tuple[Any, ...]]:
@@ -165,7 +191,7 @@ def sqlite_rows(reads: Sequence[PlateRead], now: datetime) -> list[tuple[Any, ..
     created = _sqlite_time(now)
     rows = []
     for r in reads:
-        plate = normalize_plate(r.plate)
+        plate = _plate(r.plate)
         rows.append(
             (
                 r.event_id.hex,
@@ -191,7 +217,7 @@ def sqlite_rows(reads: Sequence[PlateRead], now: datetime) -> list[tuple[Any, ..
 def pg_rows(reads: Sequence[PlateRead], now: datetime) -> Iterator[tuple[Any, ...]]:
     """The PostgreSQL column values (in :data:`_COLUMNS` order) of reads, for ``COPY``."""
     for r in reads:
-        plate = normalize_plate(r.plate)
+        plate = _plate(r.plate)
         yield (
             r.event_id,
             r.occurred_at,
@@ -219,7 +245,8 @@ def insert_reads(session: Session, reads: Sequence[PlateRead]) -> int:
     ``(read_at, id)`` refuses a read stored before), then the new rows' plates
     into the FTS5 trigram index and their ids and look-alike keys into
     ``plate_reads_fts_keys``, one statement each (this is the only writer of
-    those indexes: insert reads through this function). On PostgreSQL one binary
+    those indexes: insert reads through this function), and their pair tokens
+    (:func:`plate_pairs`) into ``plate_reads_fts_pairs``. On PostgreSQL one binary
     ``COPY`` straight into ``plate_reads`` (each row routed to its day's
     partition) under a savepoint; if the primary key refuses it — a read
     already stored, e.g. a retransmission or another recorder racing this
@@ -251,6 +278,13 @@ def insert_reads(session: Session, reads: Sequence[PlateRead]) -> int:
             cur.execute(
                 "INSERT INTO plate_reads_fts_keys(rowid, id, plate_key) "
                 "SELECT rowid, id, plate_key FROM plate_reads WHERE rowid > ?",
+                (top,),
+            )
+            # the pair tokens from Python (half the cost of pairs_sql, the triggers' expression)
+            raw.create_function("rtcc_plate_pairs", 1, _pairs_text, deterministic=True)
+            cur.execute(
+                "INSERT INTO plate_reads_fts_pairs(rowid, pairs) "
+                "SELECT rowid, rtcc_plate_pairs(plate) FROM plate_reads WHERE rowid > ?",
                 (top,),
             )
         finally:
@@ -360,8 +394,157 @@ def partial_pattern(query: str) -> str:
 
 PLATE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """The characters of a normalized plate (:func:`rtcc.plates.normalize.normalize_plate`)."""
+PLATE_MAX = 16
+"""The longest plate (:class:`rtcc.events.PlateRead`)."""
+PAIR_GAPS = (2,)
+"""Distances of the character pairs in :func:`plate_pairs`: one character between (``A?C``)."""
+PAIR_ANCHORS = 4
+"""Characters of :func:`plate_pairs` tied to their place, from the start and from the end."""
+_PAIRS_ASKED = 3  # at most this many tokens of a pattern are asked of the index
+
+
+def plate_pairs(plate: str) -> list[str]:
+    """The pair tokens of a plate: what the pair indexes hold for patterns without a trigram.
+
+    * ``a`` + gap + ``b`` for every two characters ``a``, ``b`` at distance
+      2 (:data:`PAIR_GAPS`): ``A2C`` is ``A?C``, the window of three with
+      its middle unknown that a pattern without a trigram has (``*7?K*``);
+    * ``b`` + offset + ``c`` + ``b`` for the first :data:`PAIR_ANCHORS`
+      characters (``b0Ab``: the plate begins with ``A``; ``b31b``: its
+      fourth character is ``1``) and ``e`` + offset + ``c`` + ``e`` for the
+      last ones (``e0Ze``: it ends with ``Z``). A plate of up to 8
+      characters has every character tied to its place.
+
+    Pair tokens are 3 characters, anchor tokens 4, so none is another
+    (FTS5's ``ascii`` tokenizer folds case: ``b0Ab`` is ``b0ab``). A plate of
+    7 characters has 13 tokens. Every plate matching a ``LIKE`` pattern holds
+    every token of it (:func:`pattern_pairs`). Neighbours (``AB``) are not
+    indexed: they would cost 6 more tokens a read, and a pattern whose only
+    pair is two neighbours is either anchored (``AB*``: ``b0Ab``, ``b1Bb``)
+    or common enough (``*7K*``, one plate in a few hundred) for the
+    newest-first walk through time.
+
+    Examples
+    --------
+    >>> plate_pairs("AB12")
+    ['A21', 'B22', 'b0Ab', 'b1Bb', 'b21b', 'b32b', 'e02e', 'e11e', 'e2Be', 'e3Ae']
+    """
+    n = len(plate)
+    tokens = [f"{a}{d}{b}" for d in PAIR_GAPS for a, b in zip(plate, plate[d:], strict=False)]
+    tokens += [f"b{k}{plate[k]}b" for k in range(min(PAIR_ANCHORS, n))]
+    tokens += [f"e{k}{plate[n - 1 - k]}e" for k in range(min(PAIR_ANCHORS, n))]
+    return tokens
+
+
+def _pairs_text(plate: str) -> str:
+    return " ".join(plate_pairs(plate))
+
+
+def _pattern_tokens(pattern: str) -> dict[str, frozenset[tuple[int, int]]]:
+    """The tokens of :func:`pattern_pairs`, each with the known characters it pins, as (run, offset)."""
+    runs = pattern.split("%")
+    tokens: dict[str, frozenset[tuple[int, int]]] = {}
+    for r, run in enumerate(runs):
+        for d in PAIR_GAPS:
+            for i in range(len(run) - d):
+                if run[i] != "_" and run[i + d] != "_":
+                    tokens.setdefault(f"{run[i]}{d}{run[i + d]}", frozenset({(r, i), (r, i + d)}))
+    head, tail, last = runs[0], runs[-1], len(runs) - 1
+    for k in range(min(PAIR_ANCHORS, len(head))):
+        if head[k] != "_":
+            tokens.setdefault(f"b{k}{head[k]}b", frozenset({(0, k)}))
+    for k in range(min(PAIR_ANCHORS, len(tail))):
+        if tail[-1 - k] != "_":
+            tokens.setdefault(f"e{k}{tail[-1 - k]}e", frozenset({(last, len(tail) - 1 - k)}))
+    return tokens
+
+
+def pattern_pairs(pattern: str) -> list[str]:
+    """The tokens of :func:`plate_pairs` every plate matching a ``LIKE`` pattern holds.
+
+    Within a run without ``%`` the known characters keep their distances;
+    the first run is tied to the start unless the pattern begins with ``%``,
+    the last to the end unless it ends with ``%``.
+
+    Examples
+    --------
+    >>> pattern_pairs("A_C1%")
+    ['A2C', 'b0Ab', 'b2Cb', 'b31b']
+    >>> pattern_pairs("%7_K%"), pattern_pairs("%12%")
+    (['72K'], [])
+    """
+    return list(_pattern_tokens(pattern))
+
+
+def _char_odds(c: str) -> float:
+    return 0.1 if c.isdigit() else 1 / 26
+
+
+def _share(token: str) -> float:
+    """The estimated share of plates holding a token: a pair about 5 places times the odds of each
+    character (1/10 a digit, 1/26 a letter), an anchor the odds of its character."""
+    if len(token) == 3:
+        return 5 * _char_odds(token[0]) * _char_odds(token[2])
+    return _char_odds(token[2])
+
+
+def chosen_pairs(pattern: str, n: int = _PAIRS_ASKED) -> list[str]:
+    """Up to ``n`` tokens of :func:`pattern_pairs` to ask the index for: few, rare, and pinning much.
+
+    The rarest token (:func:`_share`) first, then each time the one pinning
+    the most known characters not pinned yet (the rarer on a tie), while
+    some are left; a single token gets the rarest other as a second. The
+    plates holding them are then nearly the matches (``A?C1*``: ``A2C`` and
+    ``b31b``), so few rows are read to check ``LIKE``.
+
+    Examples
+    --------
+    >>> chosen_pairs("A_C1%"), chosen_pairs("_B_2___")
+    (['A2C', 'b31b'], ['B22', 'b1Bb'])
+    >>> chosen_pairs("%7_K%"), chosen_pairs("A__1%", 1)
+    (['72K'], ['b0Ab'])
+    """
+    tokens = _pattern_tokens(pattern)
+    if not tokens or n < 1:
+        return []
+    first = min(tokens, key=lambda t: (_share(t), t))
+    chosen, pinned = [first], set(tokens[first])
+    known = set().union(*tokens.values())
+    while len(chosen) < n and pinned < known:
+        best = max(
+            (t for t in tokens if t not in chosen), key=lambda t: (len(tokens[t] - pinned), -_share(t), t)
+        )
+        chosen.append(best)
+        pinned |= tokens[best]
+    if len(chosen) == 1 and n > 1 and len(tokens) > 1:
+        chosen.append(min((t for t in tokens if t != first), key=lambda t: (_share(t), t)))
+    return chosen
+
+
+def pairs_sql(col: str) -> str:
+    """An SQLite expression of :func:`plate_pairs` of a column: the tokens in one string, spaced.
+
+    One ``CASE`` branch per plate length (1 … :data:`PLATE_MAX`), each a
+    plain concatenation, so a row costs one branch. Migration 0010 holds a
+    copy (its backfill and the triggers that tell the contentless index
+    which tokens a deleted or changed row had); a test checks both agree
+    with :func:`plate_pairs`.
+    """
+    whens = []
+    for n in range(1, PLATE_MAX + 1):
+        parts = [
+            f"substr({col}, {i + 1}, 1) || '{d}' || substr({col}, {i + d + 1}, 1)"
+            for d in PAIR_GAPS
+            for i in range(n - d)
+        ]
+        parts += [f"'b{k}' || substr({col}, {k + 1}, 1) || 'b'" for k in range(min(PAIR_ANCHORS, n))]
+        parts += [f"'e{k}' || substr({col}, {n - k}, 1) || 'e'" for k in range(min(PAIR_ANCHORS, n))]
+        whens.append(f"WHEN {n} THEN " + " || ' ' || ".join(parts))
+    return f"CASE length({col}) {' '.join(whens)} ELSE '' END"
+
+
 _PG_WINDOWS = 1  # PostgreSQL: regular expressions (windows of unknown_windows) per pattern
-_MATCH_GROUPS = 3  # at most this many trigram groups ANDed in one FTS5 query
+_MATCH_GROUPS = 3  # at most this many windows of one pattern
 
 
 _ANY_PLATE_CHAR = "(" + "|".join(PLATE_ALPHABET) + ")"
@@ -406,32 +589,26 @@ def has_trigram(pattern: str) -> bool:
     return any(len(run) >= 3 for run in pattern.replace("%", "_").split("_"))
 
 
-def fts_match(pattern: str) -> str | None:
-    """An FTS5 ``MATCH`` query every plate matching a ``LIKE`` pattern without a trigram satisfies.
+def pairs_match(pattern: str) -> str | None:
+    """The FTS5 ``MATCH`` query of ``plate_reads_fts_pairs`` for a pattern without a trigram, or None.
 
-    A trigram index answers ``LIKE`` only from runs of three known
-    characters; ``A_C1%`` has none, and SQLite's FTS5 then reads every row.
-    But any three characters in a row of the pattern with one ``_`` are,
-    in a matching plate, one of 36 trigrams (``A_C`` is ``AAC``, ``ABC``, …,
-    ``A9C``): an OR group of those, ANDed for up to three such windows,
-    selects a small superset of the matches from the index, and ``LIKE``
-    on the plate itself then keeps the exact ones.
-
-    Returns None when the pattern holds a trigram of its own (the index
-    serves ``LIKE`` directly) or no window with at most one ``_``.
+    The tokens of :func:`chosen_pairs`, all required: every plate
+    matching the pattern holds them, so the index gives a superset of the
+    matches and ``LIKE`` on the plate keeps the exact ones. None when the
+    pattern holds a trigram (the trigram index serves ``LIKE`` itself) or
+    no two known characters one apart and no anchored one (``12``, ``*A*``).
 
     Examples
     --------
-    >>> fts_match("A_C1%").count(" OR ")
-    70
-    >>> fts_match("ABC_1%") is None
-    True
+    >>> pairs_match("A_C1%")
+    '"A2C" "b31b"'
+    >>> pairs_match("ABC_1%") is None, pairs_match("%12%") is None
+    (True, True)
     """
-    windows = unknown_windows(pattern)
-    if not windows:
+    if has_trigram(pattern):
         return None
-    groups = (" OR ".join(f'"{w.replace("_", c)}"' for c in PLATE_ALPHABET) for w in windows)
-    return " AND ".join(f"({g})" for g in groups)
+    tokens = chosen_pairs(pattern)
+    return " ".join(f'"{t}"' for t in tokens) if tokens else None
 
 
 def _plate_filter(session: Session, plate: str, mode: SearchMode) -> ColumnElement[bool]:
@@ -445,24 +622,24 @@ def _plate_filter(session: Session, plate: str, mode: SearchMode) -> ColumnEleme
     if mode == "partial":
         pattern = partial_pattern(plate)
         if _dialect(session) == "sqlite":
-            expr = fts_match(pattern)
-            if expr is None and not has_trigram(pattern):
-                # no trigram and no window with one unknown (``12``, ``A??1*``): no index narrows
-                # them, and FTS5 would read every row; newest first through the read_at index stops
-                # at the limit instead
-                return PlateReadRow.plate.like(pattern)
-            if expr is not None:  # no trigram in the pattern: candidates from spelled-out trigrams
+            if has_trigram(pattern):
                 return and_(
                     text(
-                        "plate_reads.rowid IN "
-                        "(SELECT rowid FROM plate_reads_fts WHERE plate_reads_fts MATCH :m)"
-                    ).bindparams(m=expr),
-                    PlateReadRow.plate.like(pattern),
+                        "plate_reads.rowid IN (SELECT rowid FROM plate_reads_fts WHERE plate LIKE :pattern)"
+                    ).bindparams(pattern=pattern)
                 )
+            expr = pairs_match(pattern)
+            if expr is None:
+                # no trigram and no pair or anchored character (``*A*``): no index narrows it, and
+                # FTS5 would read every row; newest first through the read_at index stops at the limit
+                return PlateReadRow.plate.like(pattern)
+            # no trigram in the pattern (A_C1%): candidates from its pair tokens (chosen_pairs), then LIKE
             return and_(
                 text(
-                    "plate_reads.rowid IN (SELECT rowid FROM plate_reads_fts WHERE plate LIKE :pattern)"
-                ).bindparams(pattern=pattern)
+                    "plate_reads.rowid IN "
+                    "(SELECT rowid FROM plate_reads_fts_pairs WHERE plate_reads_fts_pairs MATCH :m)"
+                ).bindparams(m=expr),
+                PlateReadRow.plate.like(pattern),
             )
         # the pattern inline, not a bind parameter: a prepared statement's generic plan cannot know
         # whether the trigram index fits it (psycopg prepares repeated queries) and scans by time
@@ -629,7 +806,7 @@ def search_reads(
         if _dialect(session) == "postgresql":
             return _newest_first(session, stmt, start, end, limit)
         pattern = partial_pattern(plate)
-        if limit <= _FTS_WALK_MAX_LIMIT and (has_trigram(pattern) or fts_match(pattern) is not None):
+        if limit <= _FTS_WALK_MAX_LIMIT and (has_trigram(pattern) or pairs_match(pattern) is not None):
             found = _fts_newest_first(session, pattern, conds, limit)
             if found is not None:
                 return found
@@ -669,11 +846,12 @@ def _fts_newest_first(
     30 000 bound values; the caller runs the plain query).
     """
     rowid: ColumnElement[int] = literal_column("plate_reads.rowid")
-    expr = fts_match(pattern)
-    if expr is None:  # the index answers LIKE itself
-        fts_where, fts_params = "plate LIKE :pattern", {"pattern": pattern}
-    else:  # a superset from spelled-out trigrams; LIKE on the plate keeps the matches
-        fts_where, fts_params = "plate_reads_fts MATCH :m", {"m": expr}
+    expr = pairs_match(pattern)
+    if expr is None:  # the trigram index answers LIKE itself
+        fts_table, fts_where, fts_params = "plate_reads_fts", "plate LIKE :pattern", {"pattern": pattern}
+    else:  # a superset from the pair tokens; LIKE on the plate keeps the matches
+        fts_table, fts_params = "plate_reads_fts_pairs", {"m": expr}
+        fts_where = "plate_reads_fts_pairs MATCH :m"
         conds = [*conds, PlateReadRow.plate.like(pattern)]
     keys = select(rowid, PlateReadRow.read_at).where(*conds)
     found: list[tuple[int, datetime]] = []
@@ -682,7 +860,7 @@ def _fts_newest_first(
     while True:
         fts = (
             text(
-                f"SELECT rowid AS rid FROM plate_reads_fts WHERE {fts_where} AND rowid < :below "
+                f"SELECT rowid AS rid FROM {fts_table} WHERE {fts_where} AND rowid < :below "
                 "ORDER BY rowid DESC LIMIT :n"
             )
             .bindparams(below=below, n=page, **fts_params)
@@ -724,7 +902,7 @@ def _fts_newest_first(
             newer = newer.where(
                 text(
                     "plate_reads.rowid IN "
-                    f"(SELECT rowid FROM plate_reads_fts WHERE {fts_where} AND rowid < :below)"
+                    f"(SELECT rowid FROM {fts_table} WHERE {fts_where} AND rowid < :below)"
                 ).bindparams(below=below, **fts_params)
             )
             keep.extend(int(r) for r, _ in session.execute(newer))

@@ -63,7 +63,7 @@ SPATIAL_TABLES = frozenset(
 
 _PARTITION_RE = re.compile(r"^(events|plate_reads)_(\d{8}|default)$")
 _FOREIGN_TABLES = frozenset({"spatial_ref_sys"})
-_EXTRA_TABLE_RE = re.compile(r"^plate_reads_fts(_\w+)?$")  # SQLite FTS5 indexes (0003, 0009) + shadows
+_EXTRA_TABLE_RE = re.compile(r"^plate_reads_fts(_\w+)?$")  # SQLite FTS5 indexes (0003, 0009, 0010) + shadows
 _EXTRA_INDEXES = frozenset(
     {"ix_plate_reads_plate_trgm", "ix_plate_reads_key_time"}  # PostgreSQL only: pg_trgm GIN, key (0009)
 )

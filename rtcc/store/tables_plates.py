@@ -19,9 +19,11 @@ uniqueness, in arrival order, so ingest appends to it instead of writing
 random pages — and two FTS5 indexes (external content, rowid-linked) hold
 what random-key B-trees would: ``plate_reads_fts`` (``trigram`` tokens of
 ``plate``, partial search) and ``plate_reads_fts_keys`` (the tokens ``id``
-and ``plate_key``: reads by id, exact and look-alike search). New rows are
-indexed by :func:`rtcc.plates.reads.insert_reads`, so insert reads only
-through it.
+and ``plate_key``: reads by id, exact and look-alike search), and since 0010
+the contentless ``plate_reads_fts_pairs`` (the pair tokens of ``plate``,
+:func:`rtcc.plates.reads.plate_pairs`).
+New rows are indexed by :func:`rtcc.plates.reads.insert_reads`, so insert
+reads only through it.
 """
 
 from __future__ import annotations

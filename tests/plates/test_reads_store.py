@@ -259,8 +259,8 @@ def test_partial_search_walk_equals_the_plain_query(
         {"device_ids": ["cam-2"], "start": T0 + timedelta(days=30)},
     ]
     checked = 0
-    # no three known characters in a row ("A?3*", "?B?2?", "*3?1"): spelled-out trigrams on SQLite,
-    # a character-class regex on PostgreSQL; "??1*", "12": no index narrows them
+    # no three known characters in a row ("A?3*", "?B?2?", "*3?1"): the pair tokens of migration 0010
+    # (tests/plates/test_store_pairs.py); "12", "?1": no index narrows them
     queries = ("AB1", "X7", "C", "B12", "CX", "2", "A?3*", "??1*", "XA777", "Q1")
     no_trigram = ("?B?2?", "C?2*", "*3?1", "A?C?7", "X??2*", "12", "?1", "AB?12", "A*2?3")
     for query in (*queries, *no_trigram):
@@ -277,18 +277,14 @@ def test_partial_search_walk_equals_the_plain_query(
     assert checked > 300  # most combinations find something
 
 
-def test_fts_match_spells_out_the_trigrams_of_a_pattern() -> None:
-    """A pattern without a trigram becomes ANDed OR groups of the trigrams its windows can be."""
+def test_pg_windows_spell_out_the_trigrams_of_a_pattern() -> None:
+    """PostgreSQL: a pattern without a trigram is asked of pg_trgm as windows with one unknown, each a
+    regular expression of the 36 trigrams it can be."""
     assert repo.unknown_windows("_B_2_") == ["B_2"]
-    expr = repo.fts_match(repo.partial_pattern("A?C1*"))
-    assert expr is not None
-    groups = expr.split(" AND ")
-    assert len(groups) == 2  # the windows A_C and _C1
-    assert '"ABC"' in groups[0] and '"A9C"' in groups[0] and '"AC1"' not in groups[0]
-    assert '"XC1"' in groups[1] and groups[1].count(" OR ") == len(repo.PLATE_ALPHABET) - 1
-    assert repo.fts_match(repo.partial_pattern("ABC?1*")) is None  # the index serves ABC itself
-    assert repo.fts_match(repo.partial_pattern("A??1*")) is None  # no window with one unknown
-    assert repo.fts_match(repo.partial_pattern("12")) is None
+    assert repo.unknown_windows("A_C1%") == ["A_C", "_C1"]
+    assert repo.unknown_windows("ABC_1%") == [] and repo.unknown_windows("A__1%") == []
+    regex = repo.window_regex("A_C")
+    assert regex.startswith("A(0|1|") and regex.endswith("|Z)C") and regex.count("|") == 35
     assert repo.has_trigram("%B12%") and not repo.has_trigram("A_C1%")
 
 
