@@ -45,6 +45,7 @@ class Dashboard {
     $("#user-name").textContent = this.user.display_name || this.user.username;
     $("#user-role").textContent = this.user.role;
     this.map = new OpsMap($("#map"), {
+      role: this.user.role,
       onChange: () => this.renderCounts(),
       onOpenHit: (id) => this.packet && this.packet.open("hit", id),
       onOpenIncident: (id) => this.packet && this.packet.open("gunshot", id),

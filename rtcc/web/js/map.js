@@ -3,7 +3,9 @@
 // With no tile server configured (`tile_url` null) the map draws the city's
 // roads and area from /api/v1/map on a plain dark background, so it works with
 // no internet. Every device marker's element carries stable hooks:
-// `data-device-id`, `data-device-type` and `data-status` (online|offline|unknown).
+// `data-device-id`, `data-device-type` and `data-status` (online|offline|unknown);
+// a sensor the center flags as reporting from the wrong place also `data-position-mismatch`
+// (its position health and the admin's fix: position.js).
 //
 // Gunshot incidents carry an uncertainty ellipse: `ellipse_major_m` and
 // `ellipse_minor_m` are taken as the semi-axes in metres and
@@ -11,6 +13,7 @@
 
 import { el, ago, clock } from "./dom.js";
 import { DEVICE_TYPES, TYPE_ORDER, normStatus, shortLabel } from "./devices.js";
+import { FIXED_TYPES, applyReported, isMismatch, positionSection } from "./position.js";
 
 const SENSOR_COVERAGE_M = 400;
 /** Above this many devices, fixed devices are canvas dots instead of DOM markers (#map[data-dense]). */
@@ -34,8 +37,10 @@ function deviceIconClass() {
       div.dataset.status = o.status;
       if (o.recording) div.dataset.recording = "true";
       else delete div.dataset.recording;
+      if (o.mismatch) div.dataset.positionMismatch = "true";
+      else delete div.dataset.positionMismatch;
       div.setAttribute("role", "img");
-      div.setAttribute("aria-label", `${o.title} — ${o.status}`);
+      div.setAttribute("aria-label", `${o.title} — ${o.status}${o.mismatch ? " — position mismatch" : ""}`);
       return div;
     },
   });
@@ -45,8 +50,10 @@ function deviceIconClass() {
 function iconFor(d) {
   const type = d.type;
   const status = normStatus(d.status);
-  const cls = `dev dev-${type}${d.revoked ? " dev-revoked" : ""}`;
+  const mismatch = isMismatch(d);
+  const cls = `dev dev-${type}${d.revoked ? " dev-revoked" : ""}${mismatch ? " dev-mismatch" : ""}`;
   const common = {
+    mismatch,
     className: cls,
     deviceId: d.id,
     deviceType: type,
@@ -78,7 +85,9 @@ function iconFor(d) {
     const html = el("span", { class: "dev-body" }, el("span", { class: "glyph" }));
     return new Icon({ ...common, html, iconSize: [16, 16], iconAnchor: [8, 8] });
   }
-  const html = el("span", { class: "dev-body" }, el("span", { class: "glyph" }));
+  // a sensor reporting from the wrong place: an amber ring around the dot (issue 6)
+  const ring = mismatch ? "outline: 2px solid #f59e0b; outline-offset: 2px; border-radius: 50%" : undefined;
+  const html = el("span", { class: "dev-body", style: ring }, el("span", { class: "glyph" }));
   return new Icon({ ...common, html, iconSize: [12, 12], iconAnchor: [6, 6] });
 }
 
@@ -116,15 +125,22 @@ const TYPE_RING = { acoustic_sensor: "#0a111e", plate_camera: "#e3e9f3", camera:
 function denseStyle(d) {
   return {
     radius: d.type === "acoustic_sensor" ? 4 : 5,
-    color: TYPE_RING[d.type] || "#0a111e",
-    weight: 1.5,
+    color: isMismatch(d) ? "#f59e0b" : TYPE_RING[d.type] || "#0a111e",
+    weight: isMismatch(d) ? 3 : 1.5,
     fillColor: STATUS_COLOUR[normStatus(d.status)],
     fillOpacity: d.revoked ? 0.4 : 0.95,
   };
 }
 
 function iconKey(d) {
-  return `${normStatus(d.status)}|${d.heading_deg}|${Boolean(d.recording)}|${Boolean(d.revoked)}|${d.name}`;
+  return `${normStatus(d.status)}|${d.heading_deg}|${Boolean(d.recording)}|${Boolean(d.revoked)}|${d.name}|${isMismatch(d)}`;
+}
+
+/** True while someone works in a popup's form (a live update must not wipe what they typed). */
+function editing(node) {
+  if (!node) return false;
+  if (node.contains(document.activeElement)) return true;
+  return [...node.querySelectorAll("form input")].some((i) => i.name === "reason" && i.value !== "");
 }
 
 function row(label, value) {
@@ -147,6 +163,7 @@ export class OpsMap {
     const L = window.L;
     this.L = L;
     this.onChange = hooks.onChange || (() => {});
+    this.role = hooks.role || null;
     this.map = L.map(container, { zoomControl: false, minZoom: 3, maxZoom: 20, worldCopyJump: false });
     this.map.attributionControl.setPrefix('<a href="https://leafletjs.com" rel="noopener">Leaflet</a>');
     L.control.zoom({ position: "topleft" }).addTo(this.map);
@@ -351,7 +368,8 @@ export class OpsMap {
   }
 
   /**
-   * Apply a device_heartbeat: position (units move), heading, recording, battery;
+   * Apply a device_heartbeat: position (units move; a fixed sensor stays at its registered
+   * position and the fix is kept as reported), heading, recording, battery;
    * a heartbeat also means the device is alive. Returns false for an unknown device.
    */
   heartbeat(ev) {
@@ -380,7 +398,13 @@ export class OpsMap {
     if (ev.battery_pct !== undefined && ev.battery_pct !== null) d.battery_pct = ev.battery_pct;
     if (ev.heading_deg !== undefined && ev.heading_deg !== null) d.heading_deg = ev.heading_deg;
     if (ev.recording !== undefined && ev.recording !== null) d.recording = ev.recording;
-    if (ev.pos && Number.isFinite(ev.pos.lat) && Number.isFinite(ev.pos.lon)) {
+    if (ev.pos && FIXED_TYPES.has(d.type) && Number.isFinite(d.lat) && Number.isFinite(d.lon)) {
+      // a fixed sensor stays at its registered position; its GPS fix is kept as reported
+      if (Number.isFinite(ev.pos.lat) && Number.isFinite(ev.pos.lon)) applyReported(d, ev.pos, ev.occurred_at);
+      if (entry.marker && entry.marker.isPopupOpen() && !editing(entry.marker.getPopup().getElement())) {
+        entry.marker.setPopupContent(this._devicePopup(entry));
+      }
+    } else if (ev.pos && Number.isFinite(ev.pos.lat) && Number.isFinite(ev.pos.lon)) {
       const moved = d.lat !== ev.pos.lat || d.lon !== ev.pos.lon;
       d.lat = ev.pos.lat;
       d.lon = ev.pos.lon;
@@ -428,10 +452,20 @@ export class OpsMap {
         row("Recording", d.recording === undefined ? null : d.recording ? "yes" : "no"),
         row("Heading", Number.isFinite(d.heading_deg) ? `${Math.round(d.heading_deg)}°` : null),
         row("Mount", a.mount),
-        row("Position", fmtPos(d.lat, d.lon)),
+        row("Position", FIXED_TYPES.has(d.type) ? null : fmtPos(d.lat, d.lon)),
         row("Key", d.revoked ? "revoked" : null),
       ),
+      FIXED_TYPES.has(d.type)
+        ? positionSection(d, { role: this.role, onSaved: (out) => this._positionSaved(entry, out) })
+        : null,
     );
+  }
+
+  /** The center's answer to PUT /devices/{id}/position: move the marker, clear the mark. */
+  _positionSaved(entry, out) {
+    if (this.destroyed || !out || this.devices.get(out.id) !== entry) return;
+    this.upsertDevice(out);
+    if (entry.marker && entry.marker.isPopupOpen()) entry.marker.setPopupContent(this._devicePopup(entry));
   }
 
   /** Online/total per device type (revoked devices are not counted). */
