@@ -350,7 +350,8 @@ class AcousticPipeline:
         self._registry_alt: dict[str, float | None] = {}
         self._flagged: dict[str, bool] = {}  # sensor -> position_mismatch as last stored
         self._flag_written: dict[str, float] = {}  # sensor -> loop time of the last flag write
-        self._miss_at: dict[str, float] = {}  # sensor -> loop time of the last reload for it
+        self._loaded_from = -math.inf  # loop time at which the query of the last good registry load began
+        self._reload: asyncio.Future[None] | None = None  # the registry load unknown sensors wait for
         self._warned: dict[str, float] = {}  # sensor -> loop time of the last rejection warning
         self._subs: list[Subscription] = []
         self._task: asyncio.Task[None] | None = None
@@ -474,11 +475,8 @@ class AcousticPipeline:
         """
         loop = asyncio.get_running_loop()
         sid = ev.device
-        if sid not in self._registry and loop.time() - self._miss_at.get(sid, -math.inf) >= 1.0:
-            # registered since the last load? (at most one reload a second per unknown sensor)
-            self._miss_at[sid] = loop.time()
-            await self._load_registry()
-            self._registry_at = loop.time()
+        if sid not in self._registry:
+            await self._registry_since(loop.time())  # registered since the last load?
         reg = self._registry.get(sid)
         if reg is None:
             self.metrics.inc("acoustic_pulse_rejected", reason="unregistered_sensor")
@@ -636,8 +634,29 @@ class AcousticPipeline:
                     return False
         return True
 
+    async def _registry_since(self, since: float) -> None:
+        """Wait for a registry load whose query began at or after ``since`` (loop time).
+
+        A pulse of a sensor the registry does not hold is rejected only when a load begun after the
+        pulse arrived still does not hold it, so pulses of a sensor registered a moment ago are never
+        lost to a stale cache. Concurrent waiters share one load, and such loads run at most once a
+        second (a flood from an unregistered sensor cannot hammer the store). A failing load raises:
+        the pulse is redelivered.
+        """
+        loop = asyncio.get_running_loop()
+        while self._loaded_from < since:
+            pending = self._reload
+            if pending is None or pending.done():
+                gap = self._loaded_from + 1.0 - loop.time()
+                if gap > 0:
+                    await asyncio.sleep(gap)
+                    continue  # another waiter may have loaded meanwhile
+                pending = self._reload = asyncio.ensure_future(self._load_registry())
+            await asyncio.shield(pending)
+
     async def _load_registry(self) -> None:
         """The registered acoustic sensors with a position (the reference positions)."""
+        began = asyncio.get_running_loop().time()
 
         def _q(s: Any) -> list[tuple[Any, ...]]:
             rows = s.execute(
@@ -664,6 +683,7 @@ class AcousticPipeline:
             alts[sid] = alt
         self._registry = reg
         self._registry_alt = alts
+        self._loaded_from = max(self._loaded_from, began)
 
     async def refresh_registry(self) -> None:
         """Reload the registered sensors now (e.g. after provisioning many)."""

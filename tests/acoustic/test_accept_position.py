@@ -22,11 +22,15 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
+from rtcc.acoustic.projection import Projection
 from rtcc.events import DeviceHeartbeat, Position, Pulse
 from rtcc.roles import DeviceType, Role
 from rtcc.settings import AcousticSettings
 from rtcc.store.tables import AuditEntry, Device, EventRecord
 from tests.acoustic.test_pipeline_helpers import (
+    LAYOUT_M,
+    ORIGIN,
+    SENSOR_ALT_M,
     Array,
     pipeline_of,
     post_pulses,
@@ -294,3 +298,35 @@ async def test_within_the_configured_tolerance_the_reported_position_is_used(
         return (dev.attributes or {}).get("position_mismatch")
 
     assert await center.center.store.read(flagged) is None
+
+
+async def test_sensors_registered_after_the_last_load_lose_no_pulse(
+    center: Running, clients: dict[Role, httpx.AsyncClient]
+) -> None:
+    # the pipeline's registry is loaded, then sensors are registered (as the simulator does at
+    # start-up) and at once send several pulses each: every pulse waits for a fresh load instead
+    # of being rejected from the stale one
+    pipe = pipeline_of(center)
+    use_classifier(pipe, 0.95)
+    await pipe.refresh_registry()
+    proj = Projection(*ORIGIN)
+    keys, xy = {}, {}
+    for i, (x, y) in enumerate(LAYOUT_M, start=1):
+        sid = f"ac-n{i:02d}"
+        lat, lon = proj.to_latlon(x, y)
+        keys[sid] = await center.center.provision_device(
+            sid, DeviceType.acoustic_sensor, f"new sensor {i}", lat, lon, {"alt_m": SENSOR_ALT_M}
+        )
+        xy[sid] = (x, y)
+    arr = Array(keys, xy, proj)
+    src = (40.0, -150.0)
+    await post_pulses(center, arr, shot_pulses(arr, src, rounds=(0.0, 0.4, 0.8)))
+
+    async def one() -> list[dict[str, Any]] | None:
+        return await _incidents(clients[Role.officer]) or None
+
+    [inc] = await eventually(one, what="the incident of the newly registered sensors")
+    x, y, _ = proj.to_xyz(inc["lat"], inc["lon"])
+    assert math.dist((x, y), src) <= LOCATE_TOLERANCE_M
+    assert sorted(inc["sensors"]) == sorted(keys)
+    assert center.center.metrics.get("acoustic_pulse_rejected", reason="unregistered_sensor") == 0
