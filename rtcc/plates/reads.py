@@ -19,11 +19,13 @@ Search modes
     the FTS5 table ``plate_reads_fts_pairs``), two or three of them chosen
     per pattern (:func:`chosen_pairs`), then ``LIKE``; patterns with no
     such token (``12``, ``*A*``) are matched newest first through the time
-    index. PostgreSQL asks ``pg_trgm`` for the 36 trigrams a window of the
-    pattern with one unknown can be (a regular expression,
-    :func:`window_regex`): the same pair tokens in a GIN index answered in
-    42 ms p95 at 10 M reads but halved the ingest rate (session 5, migration
-    0010), so they are not used there.
+    index. PostgreSQL keeps fewer tokens (:func:`pg_plate_tokens`: the pairs
+    and the first four characters in their place, 9 for a plate of 7) in the
+    generated column ``plate_tokens`` with a GIN index (migration 0011) and
+    asks it for the chosen ones (:func:`pg_chosen_tokens`) when a pattern
+    has two or more; otherwise (``*7?K*``) it asks ``pg_trgm`` for the 36
+    trigrams a window of the pattern with one unknown can be (a regular
+    expression, :func:`window_regex`).
 ``lookalike``
     The plates are equal after folding look-alike characters
     (:func:`rtcc.plates.matching.skeleton`: 0/O/D/Q, 1/I, 2/Z, 5/S, 8/B, 6/G).
@@ -440,8 +442,11 @@ def _pairs_text(plate: str) -> str:
     return " ".join(plate_pairs(plate))
 
 
-def _pattern_tokens(pattern: str) -> dict[str, frozenset[tuple[int, int]]]:
-    """The tokens of :func:`pattern_pairs`, each with the known characters it pins, as (run, offset)."""
+def _pattern_tokens(
+    pattern: str, anchors: tuple[int, int] = (PAIR_ANCHORS, PAIR_ANCHORS)
+) -> dict[str, frozenset[tuple[int, int]]]:
+    """The tokens of :func:`pattern_pairs`, each with the known characters it pins, as (run, offset);
+    ``anchors``: the characters tied to their place from the start and from the end."""
     runs = pattern.split("%")
     tokens: dict[str, frozenset[tuple[int, int]]] = {}
     for r, run in enumerate(runs):
@@ -450,10 +455,10 @@ def _pattern_tokens(pattern: str) -> dict[str, frozenset[tuple[int, int]]]:
                 if run[i] != "_" and run[i + d] != "_":
                     tokens.setdefault(f"{run[i]}{d}{run[i + d]}", frozenset({(r, i), (r, i + d)}))
     head, tail, last = runs[0], runs[-1], len(runs) - 1
-    for k in range(min(PAIR_ANCHORS, len(head))):
+    for k in range(min(anchors[0], len(head))):
         if head[k] != "_":
             tokens.setdefault(f"b{k}{head[k]}b", frozenset({(0, k)}))
-    for k in range(min(PAIR_ANCHORS, len(tail))):
+    for k in range(min(anchors[1], len(tail))):
         if tail[-1 - k] != "_":
             tokens.setdefault(f"e{k}{tail[-1 - k]}e", frozenset({(last, len(tail) - 1 - k)}))
     return tokens
@@ -488,7 +493,9 @@ def _share(token: str) -> float:
     return _char_odds(token[2])
 
 
-def chosen_pairs(pattern: str, n: int = _PAIRS_ASKED) -> list[str]:
+def chosen_pairs(
+    pattern: str, n: int = _PAIRS_ASKED, anchors: tuple[int, int] = (PAIR_ANCHORS, PAIR_ANCHORS)
+) -> list[str]:
     """Up to ``n`` tokens of :func:`pattern_pairs` to ask the index for: few, rare, and pinning much.
 
     The rarest token (:func:`_share`) first, then each time the one pinning
@@ -504,7 +511,7 @@ def chosen_pairs(pattern: str, n: int = _PAIRS_ASKED) -> list[str]:
     >>> chosen_pairs("%7_K%"), chosen_pairs("A__1%", 1)
     (['72K'], ['b0Ab'])
     """
-    tokens = _pattern_tokens(pattern)
+    tokens = _pattern_tokens(pattern, anchors)
     if not tokens or n < 1:
         return []
     first = min(tokens, key=lambda t: (_share(t), t))
@@ -541,6 +548,61 @@ def pairs_sql(col: str) -> str:
         parts += [f"'e{k}' || substr({col}, {n - k}, 1) || 'e'" for k in range(min(PAIR_ANCHORS, n))]
         whens.append(f"WHEN {n} THEN " + " || ' ' || ".join(parts))
     return f"CASE length({col}) {' '.join(whens)} ELSE '' END"
+
+
+PG_TOKEN_ANCHORS = (4, 0)
+"""PostgreSQL tokens (:func:`pg_plate_tokens`): characters tied to their place from the start and the end."""
+PG_TOKENS_COLUMN = "plate_tokens"
+"""PostgreSQL: the generated ``text[]`` column of :func:`pg_plate_tokens` (migration 0011), GIN indexed."""
+
+
+def pg_plate_tokens(plate: str) -> list[str]:
+    """The tokens PostgreSQL keeps of a plate: :func:`plate_pairs` with only the first four anchors.
+
+    Nine tokens for a plate of 7 (13 in SQLite's index): the gap-2 pairs
+    and ``b<k><c>b`` for its first :data:`PG_TOKEN_ANCHORS` characters. The
+    end anchors are left out, to keep the ingest cost down (each GIN entry
+    is written at insert); a pattern with fewer than two tokens of these
+    (``*7?K*``) is answered by the trigram index (:func:`window_regex`).
+
+    Examples
+    --------
+    >>> pg_plate_tokens("AB12")
+    ['A21', 'B22', 'b0Ab', 'b1Bb', 'b21b', 'b32b']
+    """
+    tokens = [f"{a}{d}{b}" for d in PAIR_GAPS for a, b in zip(plate, plate[d:], strict=False)]
+    return tokens + [f"b{k}{plate[k]}b" for k in range(min(PG_TOKEN_ANCHORS[0], len(plate)))]
+
+
+def pg_tokens_sql(col: str) -> str:
+    """A PostgreSQL ``text[]`` expression of :func:`pg_plate_tokens` of a column (migration 0011's
+    generated column holds a frozen copy; a test checks they agree)."""
+    whens = []
+    for n in range(1, PLATE_MAX + 1):
+        parts = [
+            f"substr({col}, {i + 1}, 1) || '{d}' || substr({col}, {i + d + 1}, 1)"
+            for d in PAIR_GAPS
+            for i in range(n - d)
+        ]
+        parts += [f"'b{k}' || substr({col}, {k + 1}, 1) || 'b'" for k in range(min(PG_TOKEN_ANCHORS[0], n))]
+        whens.append(f"WHEN {n} THEN ARRAY[{', '.join(parts)}]")
+    return f"CASE length({col}) {' '.join(whens)} ELSE ARRAY[]::text[] END"
+
+
+def pg_chosen_tokens(pattern: str) -> list[str]:
+    """PostgreSQL: the tokens of :func:`pg_plate_tokens` asked of the index for a pattern without a
+    trigram (:func:`chosen_pairs`), or none when it has fewer than two (a single pair such as ``72K``
+    is held by one plate in fifty: the trigram index does better).
+
+    Examples
+    --------
+    >>> pg_chosen_tokens("A_C1%"), pg_chosen_tokens("_B_2___"), pg_chosen_tokens("%7_K%")
+    (['A2C', 'b31b'], ['B22', 'b1Bb'], [])
+    """
+    if has_trigram(pattern):
+        return []
+    tokens = chosen_pairs(pattern, anchors=PG_TOKEN_ANCHORS)
+    return tokens if len(tokens) >= 2 else []
 
 
 _PG_WINDOWS = 1  # PostgreSQL: regular expressions (windows of unknown_windows) per pattern
@@ -646,6 +708,18 @@ def _plate_filter(session: Session, plate: str, mode: SearchMode) -> ColumnEleme
         like = PlateReadRow.plate.like(bindparam("plate_pattern", pattern, literal_execute=True))
         if has_trigram(pattern):
             return like
+        tokens = pg_chosen_tokens(pattern)
+        if tokens:
+            # candidates from the token index (migration 0011), then LIKE; ``plate || ''`` so that the
+            # planner does not also scan the trigram index, which holds nothing of this pattern. The
+            # tokens are inline (as the pattern, for the plan): [0-9A-Zb] only, nothing to quote
+            array = "ARRAY[" + ", ".join(f"'{t}'" for t in tokens) + "]::text[]"
+            return and_(
+                text(f"plate_reads.{PG_TOKENS_COLUMN} @> {array}"),
+                (PlateReadRow.plate + literal_column("''")).like(
+                    bindparam("plate_pattern", pattern, literal_execute=True)
+                ),
+            )
         # no trigram in A_C1%: pg_trgm spells a regular expression for its first window out into the
         # 36 trigrams it can be (AAC … A9C) and the index needs one of them. One window, not all
         # (_PG_WINDOWS): a search reads the newest partitions' pending lists of fresh index entries

@@ -66,7 +66,9 @@ _FOREIGN_TABLES = frozenset({"spatial_ref_sys"})
 _EXTRA_TABLE_RE = re.compile(r"^plate_reads_fts(_\w+)?$")  # SQLite FTS5 indexes (0003, 0009, 0010) + shadows
 _EXTRA_INDEXES = frozenset(
     {"ix_plate_reads_plate_trgm", "ix_plate_reads_key_time"}  # PostgreSQL only: pg_trgm GIN, key (0009)
+    | {"ix_plate_reads_tokens"}  # PostgreSQL only: GIN of the pair tokens (0011)
 )
+_EXTRA_COLUMNS = frozenset({("plate_reads", "plate_tokens")})  # PostgreSQL only: generated tokens (0011)
 _SPATIAL_INDEX_RE = re.compile(r"^ix_(" + "|".join(sorted(SPATIAL_TABLES)) + r")_(geom|geog)$")
 
 
@@ -180,13 +182,16 @@ def include_name(name: str | None, type_: str, parent_names: Mapping[Any, Any]) 
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Skip the PostgreSQL-only extras: ``geom`` columns and their GiST indexes."""
+    """Skip the PostgreSQL-only extras: ``geom`` columns and their GiST indexes, the columns and
+    indexes of :data:`_EXTRA_COLUMNS` and :data:`_EXTRA_INDEXES`."""
     if type_ == "table" and name is not None and not include_name(name, type_, {}):
         return False
     if not reflected or compare_to is not None:
         return True
     if type_ == "column" and name == GEOM_COLUMN:
         return getattr(getattr(obj, "table", None), "name", None) not in SPATIAL_TABLES
+    if type_ == "column" and (getattr(getattr(obj, "table", None), "name", None), name) in _EXTRA_COLUMNS:
+        return False
     if type_ == "index" and name is not None:
         return not (_SPATIAL_INDEX_RE.match(name) or name in _EXTRA_INDEXES)
     return True

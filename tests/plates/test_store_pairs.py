@@ -29,6 +29,7 @@ from rtcc.store.tables_plates import PlateReadRow
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 M0010 = importlib.import_module("rtcc.store.migrations.versions.0010_plate_reads_pairs")
+M0011 = importlib.import_module("rtcc.store.migrations.versions.0011_plate_reads_pg_tokens")
 
 
 def read(plate: str, minutes: float, device: str = "cam-1") -> PlateRead:
@@ -81,6 +82,9 @@ def test_every_matching_plate_holds_the_pattern_tokens() -> None:
         chosen = repo.chosen_pairs(pattern)
         assert set(chosen) <= set(tokens) and len(chosen) <= 3
         assert bool(chosen) == bool(tokens)
+        pg_chosen = repo.pg_chosen_tokens(pattern)  # PostgreSQL's smaller token set holds them too
+        assert set(pg_chosen) <= set(repo.pg_plate_tokens(plate)) and len(pg_chosen) in (0, 2, 3)
+        assert set(repo.pg_plate_tokens(plate)) <= held
         seen += bool(tokens)
     assert seen > 2000
     assert repo.plate_pairs("A") == ["b0Ab", "e0Ae"]
@@ -126,13 +130,14 @@ def test_pair_search_equals_the_plain_query(store: Store, monkeypatch: pytest.Mo
         q = q.order_by(PlateReadRow.read_at.desc(), PlateReadRow.id).limit(limit)
         return [str(i) for i in s.scalars(q)]
 
-    checked = via_pairs = 0
+    checked = via_pairs = via_pg_tokens = 0
     for pattern in patterns:
         query = pattern.replace("%", "*").replace("_", "?")
         if not query.strip("*?") or ("*" not in query and "?" not in query):
             continue  # nothing known (refused), or a plain substring (%…%: the trigram tests)
         assert repo.partial_pattern(query) == pattern
         via_pairs += repo.pairs_match(pattern) is not None
+        via_pg_tokens += bool(repo.pg_chosen_tokens(pattern))
         for limit in (1, 10, 500):
             for start in (None, T0 + timedelta(days=10)):
 
@@ -143,7 +148,7 @@ def test_pair_search_equals_the_plain_query(store: Store, monkeypatch: pytest.Mo
                 got, want = store.run(both)
                 assert got == want, (pattern, limit, start)
                 checked += bool(want)
-    assert via_pairs > 40 and checked > 200
+    assert via_pairs > 40 and via_pg_tokens > 15 and checked > 200
 
 
 def vocabulary(con: sqlite3.Connection) -> Counter[str]:
@@ -244,3 +249,59 @@ def test_migration_0010_fills_the_index_for_stored_reads(tmp_path: Path) -> None
         con.execute("DELETE FROM plate_reads WHERE rowid < 10")  # no trigger left behind to fail
     finally:
         con.close()
+
+
+@pytest.mark.postgres
+def test_postgres_tokens_are_the_python_tokens_and_serve_the_search(pg_url: str) -> None:
+    """PostgreSQL: reads stored at 0010 get their tokens from migration 0011 (the generated column, a
+    frozen copy of :func:`pg_tokens_sql`), new ones at insert (COPY, and the duplicate path); both are
+    :func:`pg_plate_tokens`. A pattern with two tokens is asked of the token index; the results equal
+    a plain scan; a downgrade drops the column and keeps the reads."""
+    assert M0011.tokens_sql("plate") == repo.pg_tokens_sql("plate")
+    rng = random.Random(7)
+    old = [read(random_plate(rng, "AC37"), minutes=i) for i in range(200)]
+    new = [read(random_plate(rng, "AC37")[:8], minutes=300 + i) for i in range(300)]
+    new += [read(p, minutes=700 + i) for i, p in enumerate(["A", "AB", "ABC", "X" * repo.PLATE_MAX])]
+    upgrade(pg_url, "0010")
+    st = Store(pg_url, pool_size=1)
+    try:
+        assert st.run(lambda s: repo.insert_reads(s, old)) == 200
+    finally:
+        st.close()
+    upgrade(pg_url)
+    assert compare(pg_url) == []
+    st = Store(pg_url, pool_size=1)
+    try:
+        assert st.run(lambda s: repo.insert_reads(s, new[:250])) == 250
+        assert st.run(lambda s: repo.insert_reads(s, new[200:])) == len(new) - 250  # 50 already stored
+        with st.session() as s:
+            stored = s.execute(text("SELECT plate, plate_tokens FROM plate_reads")).all()
+            query_sql = select(PlateReadRow.id).where(repo._plate_filter(s, "A?C7*", "partial"))
+            compiled = query_sql.compile(dialect=s.get_bind().dialect, compile_kwargs={"literal_binds": True})
+            s.execute(text("SET LOCAL enable_seqscan = off"))  # 500 rows: the plan the index would give
+            plan = "\n".join(r[0] for r in s.connection().exec_driver_sql(f"EXPLAIN {compiled}"))
+        assert len(stored) == 200 + len(new)
+        assert all(tokens == repo.pg_plate_tokens(plate) for plate, tokens in stored)
+        assert "Bitmap Index Scan on plate_reads_" in plan and "plate_tokens_idx" in plan, plan
+        assert "trgm" not in plan, plan
+        for query in ("A?C7*", "?C?3???", "*A?3*", "A??3*"):
+            pattern = repo.partial_pattern(query)
+            got = st.run(lambda s, q=query: repo.search_reads(s, plate=q, mode="partial", limit=1000))
+            want = sorted(
+                (r for r in [*old, *new] if like_regex(pattern).match(r.plate)),
+                key=lambda r: (-r.occurred_at.timestamp(), str(r.event_id)),
+            )
+            assert [r.id for r in got] == [r.event_id for r in want] and (want or query == "*A?3*"), query
+    finally:
+        st.close()
+    downgrade(pg_url, "0010")
+    st = Store(pg_url, pool_size=1)
+    try:
+        with st.session() as s:
+            cols = s.execute(
+                text("SELECT column_name FROM information_schema.columns WHERE table_name = 'plate_reads'")
+            ).all()
+            assert ("plate_tokens",) not in cols
+            assert repo.count_reads(s) == 200 + len(new)
+    finally:
+        st.close()
