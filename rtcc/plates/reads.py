@@ -539,15 +539,22 @@ def pairs_sql(col: str) -> str:
     """
     whens = []
     for n in range(1, PLATE_MAX + 1):
-        parts = [
-            f"substr({col}, {i + 1}, 1) || '{d}' || substr({col}, {i + d + 1}, 1)"
-            for d in PAIR_GAPS
-            for i in range(n - d)
-        ]
-        parts += [f"'b{k}' || substr({col}, {k + 1}, 1) || 'b'" for k in range(min(PAIR_ANCHORS, n))]
-        parts += [f"'e{k}' || substr({col}, {n - k}, 1) || 'e'" for k in range(min(PAIR_ANCHORS, n))]
+        parts = _token_sql_parts(col, n, PAIR_ANCHORS, PAIR_ANCHORS)
         whens.append(f"WHEN {n} THEN " + " || ' ' || ".join(parts))
     return f"CASE length({col}) {' '.join(whens)} ELSE '' END"
+
+
+def _token_sql_parts(col: str, n: int, start: int, end: int) -> list[str]:
+    """SQL string expressions of the tokens of a plate of length ``n`` in ``col``: its gap pairs, then
+    ``b<k><c>b`` for its first ``start`` characters and ``e<k><c>e`` for its last ``end``."""
+    parts = [
+        f"substr({col}, {i + 1}, 1) || '{d}' || substr({col}, {i + d + 1}, 1)"
+        for d in PAIR_GAPS
+        for i in range(n - d)
+    ]
+    parts += [f"'b{k}' || substr({col}, {k + 1}, 1) || 'b'" for k in range(min(start, n))]
+    parts += [f"'e{k}' || substr({col}, {n - k}, 1) || 'e'" for k in range(min(end, n))]
+    return parts
 
 
 PG_TOKEN_ANCHORS = (4, 0)
@@ -579,12 +586,7 @@ def pg_tokens_sql(col: str) -> str:
     generated column holds a frozen copy; a test checks they agree)."""
     whens = []
     for n in range(1, PLATE_MAX + 1):
-        parts = [
-            f"substr({col}, {i + 1}, 1) || '{d}' || substr({col}, {i + d + 1}, 1)"
-            for d in PAIR_GAPS
-            for i in range(n - d)
-        ]
-        parts += [f"'b{k}' || substr({col}, {k + 1}, 1) || 'b'" for k in range(min(PG_TOKEN_ANCHORS[0], n))]
+        parts = _token_sql_parts(col, n, *PG_TOKEN_ANCHORS)
         whens.append(f"WHEN {n} THEN ARRAY[{', '.join(parts)}]")
     return f"CASE length({col}) {' '.join(whens)} ELSE ARRAY[]::text[] END"
 

@@ -93,6 +93,16 @@ class TextRead:
     confidence: float
 
 
+def _batch(crops: list[npt.NDArray[np.uint8]]) -> tuple[npt.NDArray[np.float32], list[int]]:
+    """BGR crops as one recognizer batch: height :data:`REC_H`, widths up to :data:`REC_MAX_W`, padded."""
+    widths = [min(REC_MAX_W, max(16, int(np.ceil(REC_H * c.shape[1] / c.shape[0])))) for c in crops]
+    x = np.zeros((len(crops), 3, REC_H, max(widths)), np.float32)
+    for i, (c, w) in enumerate(zip(crops, widths, strict=True)):
+        r = cv2.resize(c, (w, REC_H), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        x[i, :, :, :w] = (r / 127.5 - 1.0).transpose(2, 0, 1)
+    return x, widths
+
+
 class TextRecognizer:
     """PP-OCRv4 general text recognizer (CTC over the PaddleOCR character list), ONNX Runtime CPU."""
 
@@ -138,11 +148,7 @@ class TextRecognizer:
         """
         if not crops:
             return []
-        widths = [min(REC_MAX_W, max(16, int(np.ceil(REC_H * c.shape[1] / c.shape[0])))) for c in crops]
-        x = np.zeros((len(crops), 3, REC_H, max(widths)), np.float32)
-        for i, (c, w) in enumerate(zip(crops, widths, strict=True)):
-            r = cv2.resize(c, (w, REC_H), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-            x[i, :, :, :w] = (r / 127.5 - 1.0).transpose(2, 0, 1)
+        x, widths = _batch(crops)
         probs = self.sess.run(None, {self.input_name: x})[0]
         steps = probs.shape[1] / x.shape[3]
         out = []
@@ -157,11 +163,7 @@ class TextRecognizer:
         """Read BGR crops (each resized to height 48, up to 320 wide; one batch)."""
         if not crops:
             return []
-        widths = [min(REC_MAX_W, max(16, int(np.ceil(REC_H * c.shape[1] / c.shape[0])))) for c in crops]
-        x = np.zeros((len(crops), 3, REC_H, max(widths)), np.float32)
-        for i, (c, w) in enumerate(zip(crops, widths, strict=True)):
-            r = cv2.resize(c, (w, REC_H), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-            x[i, :, :, :w] = (r / 127.5 - 1.0).transpose(2, 0, 1)
+        x, _ = _batch(crops)
         probs = self.sess.run(None, {self.input_name: x})[0]
         out = []
         for p in probs:
