@@ -23,8 +23,11 @@ bash scripts/bootstrap.sh test
 
 services_dir=$(mktemp -d /tmp/rtcc-test-services.XXXXXX)
 trap 'bash scripts/services.sh stop "$services_dir"; rm -rf "$services_dir"' EXIT
-eval "$(RTCC_TEST_PG_PORT=${RTCC_TEST_PG_PORT:-54339} RTCC_TEST_NATS_PORT=${RTCC_TEST_NATS_PORT:-42239} \
-  RTCC_TEST_MQTT_PORT=${RTCC_TEST_MQTT_PORT:-18849} bash scripts/services.sh start "$services_dir")"
+# an assignment, not `eval "$(…)"` straight away: a service that cannot start (a port still held by an
+# earlier run, say) stops the run here with its message instead of failing every integration test
+service_env=$(RTCC_TEST_PG_PORT=${RTCC_TEST_PG_PORT:-54339} RTCC_TEST_NATS_PORT=${RTCC_TEST_NATS_PORT:-42239} \
+  RTCC_TEST_MQTT_PORT=${RTCC_TEST_MQTT_PORT:-18849} bash scripts/services.sh start "$services_dir")
+eval "$service_env"
 export RTCC_TEST_CHROMIUM=${RTCC_TEST_CHROMIUM:-$(command -v chromium)}
 export RTCC_REQUIRE_SERVICES=1   # integration tests fail (not skip) when a service is missing
 
