@@ -22,15 +22,11 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
-from rtcc.acoustic.projection import Projection
 from rtcc.events import DeviceHeartbeat, Position, Pulse
 from rtcc.roles import DeviceType, Role
 from rtcc.settings import AcousticSettings
 from rtcc.store.tables import AuditEntry, Device, EventRecord
 from tests.acoustic.test_pipeline_helpers import (
-    LAYOUT_M,
-    ORIGIN,
-    SENSOR_ALT_M,
     Array,
     pipeline_of,
     post_pulses,
@@ -309,16 +305,8 @@ async def test_sensors_registered_after_the_last_load_lose_no_pulse(
     pipe = pipeline_of(center)
     use_classifier(pipe, 0.95)
     await pipe.refresh_registry()
-    proj = Projection(*ORIGIN)
-    keys, xy = {}, {}
-    for i, (x, y) in enumerate(LAYOUT_M, start=1):
-        sid = f"ac-n{i:02d}"
-        lat, lon = proj.to_latlon(x, y)
-        keys[sid] = await center.center.provision_device(
-            sid, DeviceType.acoustic_sensor, f"new sensor {i}", lat, lon, {"alt_m": SENSOR_ALT_M}
-        )
-        xy[sid] = (x, y)
-    arr = Array(keys, xy, proj)
+    arr = await provision_array(center, "ac-n", refresh=False)
+    proj, keys = arr.proj, arr.keys
     src = (40.0, -150.0)
     await post_pulses(center, arr, shot_pulses(arr, src, rounds=(0.0, 0.4, 0.8)))
 

@@ -76,8 +76,8 @@ def pipeline_of(center: Running) -> AcousticPipeline:
     return comps[0]
 
 
-async def provision_array(center: Running, prefix: str = "ac-t") -> Array:
-    """Register the sensors of :data:`LAYOUT_M` and tell the pipeline about them."""
+async def provision_array(center: Running, prefix: str = "ac-t", *, refresh: bool = True) -> Array:
+    """Register the sensors of :data:`LAYOUT_M` and (``refresh``) tell the pipeline about them."""
     proj = Projection(*ORIGIN)
     keys, xy = {}, {}
     for i, (x, y) in enumerate(LAYOUT_M, start=1):
@@ -87,7 +87,8 @@ async def provision_array(center: Running, prefix: str = "ac-t") -> Array:
             sid, DeviceType.acoustic_sensor, f"test sensor {i}", lat, lon, {"alt_m": SENSOR_ALT_M}
         )
         xy[sid] = (x, y)
-    await pipeline_of(center).refresh_registry()
+    if refresh:
+        await pipeline_of(center).refresh_registry()
     return Array(keys, xy, proj)
 
 

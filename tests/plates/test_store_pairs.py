@@ -21,26 +21,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from rtcc.events import PlateRead, Position
 from rtcc.plates import reads as repo
 from rtcc.store import Store
 from rtcc.store.migrate import compare, downgrade, upgrade
 from rtcc.store.tables_plates import PlateReadRow
+from tests.plates.test_store_keys import T0, read
 
-T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 M0010 = importlib.import_module("rtcc.store.migrations.versions.0010_plate_reads_pairs")
 M0011 = importlib.import_module("rtcc.store.migrations.versions.0011_plate_reads_pg_tokens")
-
-
-def read(plate: str, minutes: float, device: str = "cam-1") -> PlateRead:
-    return PlateRead(
-        source=device,
-        device=device,
-        occurred_at=T0 + timedelta(minutes=minutes),
-        pos=Position(lat=41.88, lon=-87.63),
-        plate=plate,
-        confidence=0.9,
-    )
 
 
 def random_plate(rng: random.Random, alphabet: str = repo.PLATE_ALPHABET) -> str:
