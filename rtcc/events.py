@@ -121,6 +121,25 @@ class DeviceStatus(Event):
     reason: str = ""
 
 
+class DevicePosition(Event):
+    """A fixed device's registered position or its position-mismatch flag changed.
+
+    Emitted by the acoustic pipeline when a sensor's pulses start (or stop) reporting a position
+    further than ``acoustic.position_tolerance_m`` from its registered one, and by
+    ``PUT /devices/{id}/position`` when an admin sets the registered position.
+    """
+
+    type: Literal["device_position"] = "device_position"
+    device: DeviceId
+    device_type: DeviceType
+    pos: Position | None = None
+    """The registered (reference) position, when it is known."""
+    mismatch: bool
+    offset_m: float | None = Field(None, ge=0)
+    """How far the device reported itself from ``pos`` (the last checked pulse), metres."""
+    reason: str = Field("", max_length=1000)
+
+
 class DeviceCommand(Event):
     """The center tells a device to do something (e.g. a body cam to record)."""
 
@@ -326,6 +345,7 @@ class PacketUpdated(Event):
 EVENT_CLASSES: tuple[type[Event], ...] = (
     DeviceHeartbeat,
     DeviceStatus,
+    DevicePosition,
     DeviceCommand,
     DeviceCommandAck,
     Pulse,
@@ -352,6 +372,7 @@ EVENT_TYPES: dict[str, type[Event]] = {cls.model_fields["type"].default: cls for
 LIVE_ROLES: dict[str, frozenset[Role]] = {
     "device_heartbeat": OPERATIONS,
     "device_status": STAFF,
+    "device_position": STAFF,
     "device_command": frozenset({Role.admin, Role.supervisor}),
     "device_command_ack": frozenset({Role.admin, Role.supervisor}),
     "pulse": frozenset({Role.admin, Role.supervisor, Role.analyst}),

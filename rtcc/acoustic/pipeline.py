@@ -124,7 +124,16 @@ from rtcc.acoustic.evidence import Evidence, RoundFix, audio_logit, combine
 from rtcc.acoustic.incidents import IncidentRecord, Status, raise_status, record_incident, update_rounds
 from rtcc.acoustic.projection import Projection
 from rtcc.bus import Bus, Subscription
-from rtcc.events import Alert, AlertSeverity, GunshotIncident, Position, Pulse, ShotLocated, parse_event
+from rtcc.events import (
+    Alert,
+    AlertSeverity,
+    DevicePosition,
+    GunshotIncident,
+    Position,
+    Pulse,
+    ShotLocated,
+    parse_event,
+)
 from rtcc.metrics import Metrics
 from rtcc.roles import DeviceType
 from rtcc.store.db import Store
@@ -512,7 +521,13 @@ class AcousticPipeline:
         return reg[0], reg[1], alt
 
     async def _flag(self, sid: str, off_m: float, at: datetime, *, mismatch: bool) -> None:
-        """Store the sensor's position-mismatch flag and distance in its ``attributes`` (best effort)."""
+        """Store the sensor's position-mismatch flag and distance in its ``attributes`` (best effort).
+
+        A change of the flag (set, or cleared by a pulse from where the sensor is registered) is
+        also published as a :class:`~rtcc.events.DevicePosition` event, so dashboards mark or unmark
+        the sensor live.
+        """
+        changed = self._flagged.get(sid, False) != mismatch
         self._flagged[sid] = mismatch
         self._flag_written[sid] = asyncio.get_running_loop().time()
         flag = {
@@ -530,6 +545,32 @@ class AcousticPipeline:
             await self.store.write(_do)
         except Exception:
             log.exception("acoustic pipeline: storing the position flag of sensor %s failed", sid)
+            return
+        if not changed:
+            return
+        reg = self._registry.get(sid)
+        pos = None
+        if reg is not None and self._proj is not None:
+            lat, lon = self._proj.to_latlon(reg[0], reg[1])
+            pos = Position(lat=lat, lon=lon, alt_m=self._registry_alt.get(sid))
+        ev = DevicePosition(
+            source="acoustic",
+            device=sid,
+            device_type=DeviceType.acoustic_sensor,
+            pos=pos,
+            mismatch=mismatch,
+            offset_m=round(off_m, 1),
+            reason=(
+                f"pulses report a position {off_m:.0f} m from the registered one"
+                if mismatch
+                else "pulses report the registered position again"
+            ),
+            occurred_at=at,
+        )
+        try:
+            await self.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
+        except Exception:
+            log.exception("acoustic pipeline: publishing the position flag of sensor %s failed", sid)
 
     def _absorb(self, p: _P) -> bool:
         """Whether ``p`` is a straggler of a round already located (arrives as its fix predicts).

@@ -22,7 +22,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
-from rtcc.events import DeviceHeartbeat, Position, Pulse
+from rtcc.events import DeviceHeartbeat, DevicePosition, Position, Pulse, parse_event
 from rtcc.roles import DeviceType, Role
 from rtcc.settings import AcousticSettings
 from rtcc.store.tables import AuditEntry, Device, EventRecord
@@ -87,6 +87,7 @@ async def test_far_reported_position_is_located_at_the_registered_one(
     use_classifier(pipe, 0.95)
     admin, officer = clients[Role.admin], clients[Role.officer]
     bad = "ac-t05"  # the centre sensor: its pulse matters to the geometry
+    flags = await _watch_flags(center)
     src = (120.0, -80.0)
     pulses = _moved(arr, shot_pulses(arr, src), bad, JUMP_M)
     pulses.sort(key=lambda p: p.device != bad)  # posted first: in the window, never a late straggler
@@ -114,6 +115,12 @@ async def test_far_reported_position_is_located_at_the_registered_one(
     # the health view (the device list) shows it too
     listed = {d["id"]: d for d in (await admin.get("/api/v1/devices")).json()["items"]}
     assert listed[bad]["position_mismatch"] is True
+    # and dashboards hear of it live: one event with the distance and the registered position
+    [flag] = await eventually(lambda: _some(flags), what="the device_position event")
+    assert (flag.device, flag.mismatch) == (bad, True)
+    assert flag.offset_m == pytest.approx(JUMP_M, abs=20.0)
+    assert flag.pos is not None
+    assert math.dist(arr.proj.to_xyz(flag.pos.lat, flag.pos.lon)[:2], (x0, y0)) < 0.01
     # every pulse is stored as received (the far position included)
     stored = await eventually(lambda: _all_stored(center, pulses), what="the pulses recorded as received")
     far = next(p for p in pulses if p.device == bad)
@@ -135,6 +142,26 @@ async def test_far_reported_position_is_located_at_the_registered_one(
     dev = await eventually(cleared, what="the flag cleared")
     assert dev["attributes"]["position_mismatch_m"] < 1.0
     assert metrics.get("acoustic_pulse_position_mismatch") == 1
+    both = await eventually(lambda: _some(flags, 2), what="the cleared flag's event")
+    assert [(f.device, f.mismatch) for f in both] == [(bad, True), (bad, False)]  # once each way
+    assert both[1].offset_m is not None and both[1].offset_m < 1.0
+
+
+async def _watch_flags(center: Running) -> list[DevicePosition]:
+    """Every ``device_position`` event published from now on, in order."""
+    seen: list[DevicePosition] = []
+
+    async def got(subject: str, payload: bytes) -> None:
+        ev = parse_event(payload)
+        if isinstance(ev, DevicePosition):
+            seen.append(ev)
+
+    await center.center.bus.subscribe("rtcc.events.device_position", got)
+    return seen
+
+
+async def _some(seen: list[DevicePosition], n: int = 1) -> list[DevicePosition] | None:
+    return list(seen) if len(seen) >= n else None
 
 
 async def _all_stored(center: Running, pulses: list[Pulse]) -> dict[str, dict[str, Any]] | None:
@@ -193,6 +220,7 @@ async def test_heartbeat_moves_a_patrol_camera_but_not_a_fixed_sensor(
     assert "reported_lat" not in car["attributes"] and car["position_error_m"] is None
     # only an admin sets the registered position (audited with the reason); it clears the error
     body = {"lat": far_lat, "lon": far_lon, "reason": "re-surveyed after the pole was moved"}
+    flags = await _watch_flags(center)
     assert (
         await clients[Role.supervisor].put(f"/api/v1/devices/{sid}/position", json=body)
     ).status_code == 403
@@ -201,6 +229,11 @@ async def test_heartbeat_moves_a_patrol_camera_but_not_a_fixed_sensor(
     assert r.status_code == 200, r.text
     assert (r.json()["lat"], r.json()["lon"]) == pytest.approx((far_lat, far_lon))
     assert r.json()["position_error_m"] is None and r.json()["position_mismatch"] is False
+    # dashboards move the marker live: one event, for the one change that was made
+    [moved_ev] = await eventually(lambda: _some(flags), what="the device_position event")
+    assert (moved_ev.device, moved_ev.mismatch, moved_ev.source) == (sid, False, "api")
+    assert moved_ev.pos is not None
+    assert (moved_ev.pos.lat, moved_ev.pos.lon) == pytest.approx((far_lat, far_lon))
 
     def audits(s: Any) -> list[tuple[str, str | None, Any]]:
         rows = s.scalars(select(AuditEntry).where(AuditEntry.action == "set_device_position"))

@@ -180,3 +180,62 @@ async def test_mismatched_sensor_is_marked_and_the_admin_fixes_it(
         assert entry["details"]["reason"] == "re-surveyed on site"
         assert js_errors(page) == []
         await page.context.close()
+
+
+async def test_the_flag_arrives_live_and_clears_live(browser: Browser, start_center: StartCenter) -> None:
+    """A dashboard open before the sensor misbehaves marks it as the pulses arrive, with no reload,
+    and unmarks and moves it when the admin re-registers it elsewhere (another session)."""
+    running = await start_center()
+    running.add_user("analyst1", Role.analyst)
+    admin = await running.login("admin")
+    async with admin:
+        arr = await provision_array(running)
+        use_classifier(pipeline_of(running), 0.95)
+        page = await new_page(browser)
+        await open_dashboard(page, running, "analyst1")
+        bad = page.locator(f'{MARKER}[data-device-id="{BAD}"]')
+        await expect(bad).to_be_attached()
+        await expect(bad).not_to_have_attribute("data-position-mismatch", "true")
+        reloads: list[str] = []
+        page.on("request", lambda r: reloads.append(r.url) if r.url.endswith("/api/v1/devices") else None)
+
+        x, y = arr.xy[BAD]
+        far_lat, far_lon = arr.proj.to_latlon(x + JUMP_M, y)
+        pulses = [
+            p.model_copy(update={"pos": Position(lat=far_lat, lon=far_lon, alt_m=p.pos.alt_m)})
+            if p.device == BAD
+            else p
+            for p in shot_pulses(arr, (120.0, -80.0))
+        ]
+        pulses.sort(key=lambda p: p.device != BAD)
+        await post_pulses(running, arr, pulses)
+
+        # the mark and a feed line arrive over the WebSocket
+        await expect(bad).to_have_attribute("data-position-mismatch", "true")
+        row = page.locator('#feed li[data-event-type="device_position"][data-origin="live"]')
+        await expect(row.first).to_contain_text(f"{BAD} reports a position")
+        flagged = await _device(admin, BAD)
+        await open_sensor(page)
+        section = page.locator(".popup-position")
+        await expect(section).to_have_attribute("data-position-mismatch", "true")
+        await expect(section.locator('[data-row="distance"]')).to_contain_text(
+            metres(flagged["attributes"]["position_mismatch_m"])
+        )
+
+        # the admin re-registers it 300 m north (through the API, as another session would)
+        before = await offset_from_neighbour(page)
+        new_lat, new_lon = arr.proj.to_latlon(x, y + 300.0)
+        r = await admin.put(
+            f"/api/v1/devices/{BAD}/position",
+            json={"lat": new_lat, "lon": new_lon, "reason": "re-surveyed on site"},
+        )
+        assert r.status_code == 200, r.text
+        await expect(page.locator(".popup-position")).to_have_attribute("data-position-mismatch", "false")
+        await expect(bad).not_to_have_attribute("data-position-mismatch", "true")
+        registered = page.locator('.popup-position [data-row="registered"]')
+        await expect(registered).to_contain_text(f"{new_lat:.5f}")
+        after = await offset_from_neighbour(page)
+        assert after[1] < before[1] - 10  # moved up the screen (north), live
+        assert reloads == []  # applied from the events, not by re-reading the device list
+        assert js_errors(page) == []
+        await page.context.close()

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from rtcc.api.deps import Admin, CtxDep, Operations
 from rtcc.errors import NotFound
+from rtcc.events import DevicePosition, Position
 from rtcc.roles import DeviceType
 from rtcc.store.tables import Device
 
@@ -145,6 +146,15 @@ async def set_position(body: PositionIn, ctx: CtxDep, who: Admin, device_id: str
         return dev, before
 
     dev, before = await ctx.store.write(_do)
+    ev = DevicePosition(
+        source="api",
+        device=device_id,
+        device_type=DeviceType(dev.type),
+        pos=Position(lat=body.lat, lon=body.lon, alt_m=body.alt_m),
+        mismatch=False,
+        reason=f"registered position set by {who.username}",
+    )
+    await ctx.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
     await ctx.audit(
         who,
         "set_device_position",

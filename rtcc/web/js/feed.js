@@ -21,6 +21,7 @@ const CATEGORY = {
   hotlist_hit: "incident",
   plate_read: "plates",
   device_status: "device",
+  device_position: "device",
   device_heartbeat: "device",
   device_command: "device",
   device_command_ack: "device",
@@ -30,6 +31,7 @@ const CATEGORY = {
 const LABEL = {
   device_heartbeat: "heartbeat",
   device_status: "status",
+  device_position: "position",
   device_command: "command",
   device_command_ack: "cmd ack",
   pulse: "pulse",
@@ -59,6 +61,10 @@ export function describe(ev) {
     }
     case "device_status":
       return `${ev.device} is ${ev.status}${ev.reason ? ` — ${ev.reason}` : ""}`;
+    case "device_position":
+      return ev.mismatch
+        ? `${ev.device} reports a position ${Number.isFinite(ev.offset_m) ? `${Math.round(ev.offset_m)} m ` : ""}from its registered one`
+        : `${ev.device}: position OK${ev.reason ? ` — ${ev.reason}` : ""}`;
     case "device_command":
       return `${ev.device}: ${String(ev.command).replace("_", " ")}${ev.automatic ? " (automatic)" : ` by ${ev.issued_by}`}`;
     case "device_command_ack":

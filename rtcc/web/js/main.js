@@ -242,6 +242,10 @@ class Dashboard {
         // history is older than the device list: only live edges change markers
         if (origin === "live" && !this.map.setStatus(ev.device, ev.status)) this.scheduleRefresh();
         break;
+      case "device_position":
+        // a sensor flagged (or cleared) for reporting from the wrong place, or re-registered
+        if (origin === "live" && !this.map.setPosition(ev)) this.scheduleRefresh();
+        break;
       case "gunshot_incident":
         this.map.addIncident(ev);
         break;

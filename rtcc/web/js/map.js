@@ -368,6 +368,30 @@ export class OpsMap {
   }
 
   /**
+   * Apply a device_position event: the registered position and the position-mismatch flag
+   * (`attributes.position_mismatch`, `position_mismatch_m`). Returns false for an unknown device.
+   */
+  setPosition(ev) {
+    if (this.destroyed) return false;
+    const entry = this.devices.get(ev.device);
+    if (!entry) return false;
+    const d = entry.dev;
+    const attributes = { ...(d.attributes || {}), position_mismatch: ev.mismatch === true };
+    if (Number.isFinite(ev.offset_m)) attributes.position_mismatch_m = ev.offset_m;
+    const next = { ...d, attributes, position_mismatch: ev.mismatch === true };
+    if (ev.pos && Number.isFinite(ev.pos.lat) && Number.isFinite(ev.pos.lon)) {
+      next.lat = ev.pos.lat;
+      next.lon = ev.pos.lon;
+      if (ev.pos.alt_m !== undefined) next.alt_m = ev.pos.alt_m;
+    }
+    this.upsertDevice(next);
+    if (entry.marker && entry.marker.isPopupOpen() && !editing(entry.marker.getPopup().getElement())) {
+      entry.marker.setPopupContent(this._devicePopup(entry));
+    }
+    return true;
+  }
+
+  /**
    * Apply a device_heartbeat: position (units move; a fixed sensor stays at its registered
    * position and the fix is kept as reported), heading, recording, battery;
    * a heartbeat also means the device is alive. Returns false for an unknown device.
