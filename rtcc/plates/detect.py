@@ -15,6 +15,9 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from rtcc.plates.backend import Backend, ModelSession, ort_session
+from rtcc.plates.backend import session as backend_session
+
 MODEL_DIR = Path(__file__).with_name("models")
 DET_MODEL = MODEL_DIR / "ppocrv4_det.onnx"
 DET_MODEL_INT8 = MODEL_DIR / "ppocrv4_det_int8.onnx"
@@ -48,11 +51,7 @@ class TextRegion:
 
 def session(path: Path, threads: int = 1) -> ort.InferenceSession:
     """Open an ONNX model on the CPU with ``threads`` intra-op threads (1 = one core per reader)."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort_session(path, threads)
 
 
 def _normalisation_table() -> npt.NDArray[np.float32]:
@@ -106,9 +105,11 @@ class TextDetector:
     unclip_ratio : float
         DB growth of each region (area x ratio / perimeter), as in PP-OCR.
     threads : int
-        ONNX Runtime intra-op threads.
+        Inference threads.
     model : Path
         ONNX file: :data:`DET_MODEL` (float, default) or :data:`DET_MODEL_INT8`.
+    backend : {"onnxruntime", "openvino"}
+        Where the network runs (:mod:`rtcc.plates.backend`; OpenVINO computes in bfloat16).
     """
 
     def __init__(
@@ -119,12 +120,14 @@ class TextDetector:
         unclip_ratio: float = 1.6,
         threads: int = 1,
         model: Path = DET_MODEL,
+        backend: Backend = "onnxruntime",
     ) -> None:
         self.long_side = long_side
         self.thresh = thresh
         self.box_thresh = box_thresh
         self.unclip_ratio = unclip_ratio
-        self.sess = session(model, threads)
+        self.backend = backend
+        self.sess: ModelSession = backend_session(model, threads, backend)
         self.input_name = self.sess.get_inputs()[0].name
 
     def __call__(self, image: Image) -> list[TextRegion]:

@@ -1,0 +1,70 @@
+"""The detector's network under OpenVINO computes what it computes under ONNX Runtime.
+
+float32 must agree to rounding; bfloat16 (only on CPUs that have it) to its 8-bit mantissa: the
+same plate region on a rendered read photo. Without OpenVINO installed these tests skip.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from rtcc.plates import backend
+from rtcc.plates.detect import DET_MODEL, TextDetector, TextRegion, to_input
+from rtcc.sim.plate_photos import render_read_photo
+
+ov = pytest.importorskip("openvino")
+
+
+def _photo() -> tuple[npt.NDArray[np.uint8], tuple[int, int, int, int]]:
+    data, box = render_read_photo("7ABC123", seed=3)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
+    return np.asarray(image, dtype=np.uint8), box
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown backend"):
+        backend.session(DET_MODEL, 1, "tensorrt")  # type: ignore[arg-type]
+
+
+def test_float32_maps_agree_with_onnxruntime() -> None:
+    image, _ = _photo()
+    x = to_input(np.asarray(cv2.resize(image, (640, 384)), dtype=np.uint8))
+    ref = backend.ort_session(DET_MODEL).run(None, {"x": x})[0]
+    sess = backend.OpenVinoSession(DET_MODEL, precision="f32")
+    [out] = sess.run(None, {sess.get_inputs()[0].name: x})
+    assert out.shape == ref.shape
+    assert float(np.abs(out - ref).max()) < 1e-3
+    # the same request object answers again, with the same result
+    [again] = sess.run(None, {sess.get_inputs()[0].name: x})
+    assert np.array_equal(again, out)
+
+
+def test_bf16_is_refused_where_the_cpu_lacks_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backend, "bf16_available", lambda: False)
+    with pytest.raises(RuntimeError, match="bfloat16"):
+        backend.OpenVinoSession(DET_MODEL)
+
+
+@pytest.mark.skipif(not backend.bf16_available(), reason="this CPU has no native bfloat16")
+def test_bf16_detector_finds_the_same_plate_region() -> None:
+    image, (bx, by, bw, bh) = _photo()
+    plain = TextDetector()(image)
+    fast = TextDetector(backend="openvino")(image)
+
+    def plate(regions: list[TextRegion]) -> tuple[int, int, int, int]:
+        """The region that overlaps the rendered plate most (the characters' line, inside it)."""
+
+        def inter(r: tuple[int, int, int, int]) -> int:
+            x, y, w, h = r
+            return max(0, min(x + w, bx + bw) - max(x, bx)) * max(0, min(y + h, by + bh) - max(y, by))
+
+        best: tuple[int, int, int, int] = max((r.box for r in regions), key=inter)
+        assert inter(best) > 0.9 * best[2] * best[3] and best[2] > 0.8 * bw
+        return best
+
+    a, b = plate(plain), plate(fast)
+    assert max(abs(p - q) for p, q in zip(a, b, strict=True)) <= 3
