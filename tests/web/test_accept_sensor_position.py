@@ -57,10 +57,8 @@ async def heartbeat(running: Running, arr: Array, lat: float, lon: float) -> Non
     assert r.status_code == 202, r.text
 
 
-async def flag_sensor(running: Running, admin: httpx.AsyncClient) -> tuple[Array, dict[str, Any]]:
-    """Real pulses (one sensor reporting 2 km off) and a heartbeat from there → the flagged device."""
-    arr = await provision_array(running)
-    use_classifier(pipeline_of(running), 0.95)
+async def post_far_shot(running: Running, arr: Array) -> tuple[float, float]:
+    """Real pulses of one shot, ``BAD``'s reporting a position 2 km east; returns that position."""
     x, y = arr.xy[BAD]
     far_lat, far_lon = arr.proj.to_latlon(x + JUMP_M, y)
     pulses = [
@@ -71,6 +69,14 @@ async def flag_sensor(running: Running, admin: httpx.AsyncClient) -> tuple[Array
     ]
     pulses.sort(key=lambda p: p.device != BAD)
     await post_pulses(running, arr, pulses)
+    return far_lat, far_lon
+
+
+async def flag_sensor(running: Running, admin: httpx.AsyncClient) -> tuple[Array, dict[str, Any]]:
+    """Real pulses (one sensor reporting 2 km off) and a heartbeat from there → the flagged device."""
+    arr = await provision_array(running)
+    use_classifier(pipeline_of(running), 0.95)
+    far_lat, far_lon = await post_far_shot(running, arr)
     await heartbeat(running, arr, far_lat, far_lon)
 
     async def flagged() -> dict[str, Any] | None:
@@ -199,16 +205,7 @@ async def test_the_flag_arrives_live_and_clears_live(browser: Browser, start_cen
         reloads: list[str] = []
         page.on("request", lambda r: reloads.append(r.url) if r.url.endswith("/api/v1/devices") else None)
 
-        x, y = arr.xy[BAD]
-        far_lat, far_lon = arr.proj.to_latlon(x + JUMP_M, y)
-        pulses = [
-            p.model_copy(update={"pos": Position(lat=far_lat, lon=far_lon, alt_m=p.pos.alt_m)})
-            if p.device == BAD
-            else p
-            for p in shot_pulses(arr, (120.0, -80.0))
-        ]
-        pulses.sort(key=lambda p: p.device != BAD)
-        await post_pulses(running, arr, pulses)
+        await post_far_shot(running, arr)
 
         # the mark and a feed line arrive over the WebSocket
         await expect(bad).to_have_attribute("data-position-mismatch", "true")
@@ -224,6 +221,7 @@ async def test_the_flag_arrives_live_and_clears_live(browser: Browser, start_cen
 
         # the admin re-registers it 300 m north (through the API, as another session would)
         before = await offset_from_neighbour(page)
+        x, y = arr.xy[BAD]
         new_lat, new_lon = arr.proj.to_latlon(x, y + 300.0)
         r = await admin.put(
             f"/api/v1/devices/{BAD}/position",
