@@ -314,6 +314,8 @@ class Center:
                     quiet_source_db=a.quiet_source_db,
                     calibration_path=a.calibration_path,
                     position_tolerance_m=a.position_tolerance_m,
+                    max_pulse_rate_hz=a.max_pulse_rate_hz,
+                    max_pulse_burst=a.max_pulse_burst,
                 )
             else:
                 if s.bus.engine != "nats":

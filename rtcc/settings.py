@@ -207,6 +207,24 @@ class AcousticSettings(Section):
             "(surveyed) position is located at the registered one, counted and flags the sensor."
         ),
     )
+    max_pulse_rate_hz: float = Field(
+        20.0,
+        gt=0,
+        le=10_000,
+        description=(
+            "A sensor's pulses beyond this sustained rate (per second of the sensor's own clock) are a "
+            "flood: counted (acoustic_pulse_rejected{reason=flood}) and not located; they are still stored."
+        ),
+    )
+    max_pulse_burst: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description=(
+            "Pulses a sensor may send at once above max_pulse_rate_hz (a burst of automatic fire with its "
+            "echoes) before the flood rule applies."
+        ),
+    )
     calibration_path: str = Field(
         "",
         max_length=4096,

@@ -35,7 +35,9 @@ emission time within ``dup_window_s``) are refused; automatic fire (rounds ~0.1 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -101,6 +103,9 @@ class AssociationParams:
     burst_keep: float = 0.8
     """A round joins a burst only if, at the shared position, at least this share of its own sensors
     (and never fewer than ``min_sensors``) still have a pulse inside the acceptance window."""
+    burst_completion: bool = True
+    """Once the random search of a cluster gives up, try the hypotheses of :func:`_burst_hypotheses`
+    (later rounds from an accepted bang's place, the sensors' first pulses): long automatic bursts."""
     seed: int = 0
     """Random seed (the result is deterministic for given input and parameters)."""
 
@@ -154,6 +159,36 @@ def chance_sensors(
             return k + 3
         tail -= math.comb(m, k) * p**k * (1.0 - p) ** (m - k)
     return s
+
+
+TIGHT_WINDOWS_S = (0.002, 0.004, 0.008, 0.016)
+"""Half-widths of the residual windows of :func:`_tight_cap`, seconds."""
+
+
+def _beyond_chance(
+    g: Group, *, cap: int, sensor: IntArray, t: FloatArray, n_tests: float, prm: AssociationParams
+) -> bool:
+    """More sensors in ``g`` than chance lines up: the cluster's wide count ``cap``, or the tight one."""
+    return len(g.idx) > min(cap, _tight_cap(g, sensor, t, n_tests, prm))
+
+
+def _tight_cap(g: Group, sensor: IntArray, t: FloatArray, n_tests: float, prm: AssociationParams) -> int:
+    """The chance count of :func:`chance_sensors` in the narrowest window that holds ``g``'s residuals.
+
+    The cluster-wide count asks how many sensors would have *some* pulse inside the whole
+    acceptance window (``early_s + late_s``); in a long burst of automatic fire every sensor has one
+    there (tens of rounds a second), so every round would fail it. A round whose pulses all sit
+    within ±``h`` of its fit is held to chance agreement within ``2 h`` instead, ``h`` the smallest
+    of :data:`TIGHT_WINDOWS_S` that holds every residual; the test count is multiplied by the
+    number of windows that could have been chosen (one more, the wide one), so the choice of window
+    is paid for (Bonferroni). Residuals larger than the widest ``h``: no tighter test.
+    """
+    worst = float(np.max(np.abs(g.sol.resid))) if len(g.sol.resid) else math.inf
+    for h in TIGHT_WINDOWS_S:
+        if worst <= h:
+            window = min(2.0 * h, prm.early_s + prm.late_s)
+            return chance_sensors(sensor, t, window, n_tests * (len(TIGHT_WINDOWS_S) + 1))
+    return len(np.unique(sensor))
 
 
 def cluster_span(pos: FloatArray, c: float, prm: AssociationParams) -> float:
@@ -352,6 +387,116 @@ def _height_wanted(z: FloatArray, prm: AssociationParams) -> bool:
     return len(z) >= prm.height_min_sensors and float(np.std(z)) >= prm.height_min_spread_m
 
 
+def _verdict(
+    fit: tuple[IntArray, Solution] | None,
+    accepted: list[Group],
+    prm: AssociationParams,
+    beyond_chance: Callable[[Group], bool],
+) -> str:
+    """``"round"`` (a new bang), ``"echo"`` (of an accepted bang: drop its pulses) or ``"bad"``.
+
+    With ``burst_completion`` a fit must also hold more sensors than chance would line up
+    (``beyond_chance``) to be a round: a chance alignment accepted here would take pulses from the
+    real rounds (it was dropped later, at the report, in any case).
+    """
+    if fit is None:
+        return "bad"
+    idx, sol = fit
+    w_rms = float(np.sqrt(np.sum(sol.weights * sol.resid**2) / np.sum(sol.weights)))
+    if not (w_rms <= prm.max_rms_s and bool(np.all(np.isfinite(sol.cov)))):
+        return "bad"
+    for g in accepted:
+        if (
+            float(np.hypot(*(g.sol.p[:2] - sol.p[:2]))) <= prm.dup_radius_m
+            and abs(g.sol.t0 - sol.t0) <= prm.dup_window_s
+        ):
+            return "echo"
+    if prm.burst_completion and not beyond_chance(Group(idx=idx, sol=sol)):
+        return "bad"
+    return "round"
+
+
+def _burst_hypotheses(
+    pos: FloatArray,
+    t: FloatArray,
+    sensor: IntArray,
+    live: IntArray,
+    accepted: list[Group],
+    c: float,
+    prm: AssociationParams,
+    rng: np.random.Generator,
+) -> tuple[FloatArray, FloatArray]:
+    """Hypotheses a long burst needs: its later rounds come from where its earlier ones were fired,
+    and each sensor's first pulse is (barring an earlier stray) the burst's first round.
+
+    * For the positions of the bangs already accepted in the cluster (distinct to 1 m) and every
+      live pulse: that pulse as the direct arrival from there (emission time ``t - d / c``).
+    * 4-pulse samples of the live pulses that are the first of their sensor.
+    """
+    hp: list[FloatArray] = []
+    ht0: list[FloatArray] = []
+    places: list[FloatArray] = []
+    for g in accepted:
+        if all(float(np.linalg.norm(g.sol.p - q)) > 1.0 for q in places):
+            places.append(g.sol.p)
+    for q in places:
+        hp.append(np.repeat(q[None, :], len(live), axis=0))
+        ht0.append(t[live] - np.linalg.norm(pos[live] - q, axis=1) / c)
+    order = live[np.argsort(t[live], kind="stable")]
+    _, first = np.unique(sensor[order], return_index=True)
+    firsts = order[first]
+    if len(firsts) >= 4:
+        fp, ft0, _ = _hypotheses(pos, t, sensor, firsts, firsts, c, prm, rng)
+        hp.append(fp)
+        ht0.append(ft0)
+    if not hp:
+        return np.empty((0, 3)), np.empty(0)
+    return np.concatenate(hp), np.concatenate(ht0)
+
+
+def _complete_bursts(
+    pos: FloatArray,
+    t: FloatArray,
+    sensor: IntArray,
+    live: IntArray,
+    accepted: list[Group],
+    n_sensors: int,
+    c: float,
+    prm: AssociationParams,
+    rng: np.random.Generator,
+    travel: float,
+    beyond_chance: Callable[[Group], bool],
+) -> IntArray:
+    """Once the random search of a cluster has given up, look for more bangs with
+    :func:`_burst_hypotheses` (appended to ``accepted``); returns the pulses still unexplained.
+
+    Automatic fire at 600-1,200 rounds a minute puts tens of rounds 50-100 ms apart in every
+    sensor's stream while arrival differences across the array are seconds long: a random 4-pulse
+    sample then almost never holds four pulses of one round (10 rounds: ~1 in 1,000; 30 rounds: ~1 in
+    27,000), and the search fails after ``max_failures`` tries having found none or a few rounds.
+    Every bang found here passes the same checks as in the search (fit, RMS, echo rule).
+    """
+    for _ in range(4 * len(live)):
+        if len(np.unique(sensor[live])) < prm.min_sensors:
+            break
+        hp, ht0 = _burst_hypotheses(pos, t, sensor, live, accepted, c, prm, rng)
+        if len(hp) == 0:
+            break
+        score = _score(pos[live], t[live], sensor[live], n_sensors, hp, ht0, c, prm, travel)
+        best = int(np.argmax(score))
+        if score[best] < prm.min_sensors * 0.5:
+            break
+        fit = _fit(pos, t, sensor, live, hp[best], float(ht0[best]), c, prm)
+        verdict = _verdict(fit, accepted, prm, beyond_chance)
+        if verdict == "bad" or fit is None:
+            break
+        idx, sol = fit
+        if verdict == "round":
+            accepted.append(Group(idx=idx, sol=sol))
+        live = np.setdiff1d(live, idx)
+    return live
+
+
 def associate(
     pos: FloatArray,
     t: FloatArray,
@@ -396,6 +541,11 @@ def associate(
         dead_seeds: set[int] = set()
         accepted: list[Group] = []
         failures = 0
+        n_tests = float(len(cl) * prm.chance_tests_per_pulse)
+        cap = chance_sensors(sensor[cl], t[cl], prm.early_s + prm.late_s, n_tests)
+
+        beyond_chance = partial(_beyond_chance, cap=cap, sensor=sensor[cl], t=t[cl], n_tests=n_tests, prm=prm)
+        structured = prm.burst_completion  # burst hypotheses join the random ones until one fails
         for _ in range(4 * len(cl)):
             if len(np.unique(sensor[live])) < prm.min_sensors:
                 break
@@ -403,6 +553,10 @@ def associate(
             if len(seeds) == 0:
                 break
             hp, ht0, hseed = _hypotheses(pos, t, sensor, live, seeds, c, prm, rng)
+            if structured:
+                bp, bt0 = _burst_hypotheses(pos, t, sensor, live, accepted, c, prm, rng)
+                hp, ht0 = np.concatenate([hp, bp]), np.concatenate([ht0, bt0])
+                hseed = np.concatenate([hseed, np.full(len(bp), -1, dtype=np.intp)])
             if len(hp) == 0:
                 break
             score = _score(pos[live], t[live], sensor[live], n_sensors, hp, ht0, c, prm, travel)
@@ -410,32 +564,32 @@ def associate(
             if score[best] < prm.min_sensors * 0.5:
                 break
             fit = _fit(pos, t, sensor, live, hp[best], float(ht0[best]), c, prm)
-            ok = fit is not None
-            if fit is not None:
+            verdict = _verdict(fit, accepted, prm, beyond_chance)
+            if fit is not None and verdict != "bad":
                 idx, sol = fit
-                w_rms = float(np.sqrt(np.sum(sol.weights * sol.resid**2) / np.sum(sol.weights)))
-                ok = w_rms <= prm.max_rms_s and bool(np.all(np.isfinite(sol.cov)))
-                if ok and any(
-                    float(np.hypot(*(g.sol.p[:2] - sol.p[:2]))) <= prm.dup_radius_m
-                    and abs(g.sol.t0 - sol.t0) <= prm.dup_window_s
-                    for g in accepted
-                ):
-                    # an echo of an accepted bang: drop its pulses, no new round
-                    live = np.setdiff1d(live, idx)
-                    continue
-                if ok:
+                if verdict == "round":
                     accepted.append(Group(idx=idx, sol=sol))
-                    live = np.setdiff1d(live, idx)
-                    continue
+                # an echo of an accepted bang: drop its pulses, no new round
+                live = np.setdiff1d(live, idx)
+                structured = prm.burst_completion
+                continue
+            if hseed[best] < 0:  # a burst hypothesis failed: random ones only until a bang is found
+                structured = False
+                continue
             # the best hypothesis of this round failed: never seed from this pulse again
             dead_seeds.add(int(hseed[best]))
             failures += 1
             if failures >= prm.max_failures:
                 break
-        cap = chance_sensors(
-            sensor[cl], t[cl], prm.early_s + prm.late_s, float(len(cl) * prm.chance_tests_per_pulse)
-        )
-        groups.extend(Group(idx=g.idx, sol=g.sol, chance_sensors=cap) for g in accepted)
+        if prm.burst_completion:
+            live = _complete_bursts(
+                pos, t, sensor, live, accepted, n_sensors, c, prm, rng, travel, beyond_chance
+            )
+        for g in accepted:
+            tight = _tight_cap(g, sensor[cl], t[cl], n_tests, prm)
+            groups.append(
+                Group(idx=g.idx, sol=g.sol, chance_sensors=min(cap, tight) if prm.burst_completion else cap)
+            )
     groups.sort(key=lambda g: g.sol.t0)
     return groups
 

@@ -80,6 +80,18 @@ not located at all: it is counted (``acoustic_pulse_rejected{reason=unregistered
 and logged. Either way the pulse itself is kept as received (the recorder stores
 every event).
 
+A flooding sensor
+-----------------
+A faulty sensor (a loose cable, a stuck comparator, a fan) can report impulses
+by the hundred every second; located, each would hold a handler for its window
+and delay the real shots behind it. Each sensor has a token bucket on its own
+clock (the pulses' ``occurred_at``): ``max_pulse_burst`` pulses at once, refilled
+at ``max_pulse_rate_hz``. A pulse finding the bucket empty is not located: it is
+counted (``acoustic_pulse_rejected{reason=flood}``) and logged once a minute per
+sensor. The defaults (20 per second, bursts of 100) pass automatic fire (10-15
+rounds a second) with its echoes; a backlog a sensor delivers late is spread in
+its own time, so it passes too. The recorder still stores every pulse.
+
 Delivery and idempotency
 ------------------------
 A pulse's message is acknowledged only once its cluster has been processed
@@ -259,6 +271,9 @@ class AcousticPipeline:
     position_tolerance_m : float
         A pulse reported further than this from its sensor's registered
         position is located at the registered one and flags the sensor, m.
+    max_pulse_rate_hz, max_pulse_burst : float, int
+        A sensor's flood rule: its token bucket's refill rate (pulses per second
+        of the sensor's clock) and size (see the module docstring).
     no_audio_confidence : float
         Confidence when there is no classifier or no audio.
     levels_spl : bool
@@ -299,6 +314,8 @@ class AcousticPipeline:
         multiple_shooter_m: float = 30.0,
         min_sensors: int = 3,
         position_tolerance_m: float = 50.0,
+        max_pulse_rate_hz: float = 20.0,
+        max_pulse_burst: int = 100,
         no_audio_confidence: float = 0.5,
         levels_spl: bool = False,
         gun_source_db: float = 137.6,
@@ -334,6 +351,10 @@ class AcousticPipeline:
         self.multiple_shooter_m = multiple_shooter_m
         self.min_sensors = min_sensors
         self.position_tolerance_m = position_tolerance_m
+        self.max_pulse_rate_hz = max_pulse_rate_hz
+        self.max_pulse_burst = max_pulse_burst
+        self._buckets: dict[str, tuple[float, float]] = {}  # sensor -> (tokens, its clock, s)
+        self._flood_warned: dict[str, float] = {}  # sensor -> loop time of the last flood warning
         self.no_audio_confidence = no_audio_confidence
         self.levels_spl = levels_spl
         self.gun_source_db = gun_source_db
@@ -455,6 +476,18 @@ class AcousticPipeline:
             self.metrics.inc("acoustic_duplicate_pulses")
             return
         loop = asyncio.get_running_loop()
+        if not self._admit(ev.device, ev.occurred_at.timestamp()):
+            self.metrics.inc("acoustic_pulse_rejected", reason="flood")
+            if loop.time() - self._flood_warned.get(ev.device, -math.inf) >= 60.0:
+                self._flood_warned[ev.device] = loop.time()
+                log.warning(
+                    "sensor %s sends pulses faster than %.0f a second (bursts of %d): they are stored "
+                    "but not located; further ones are counted in acoustic_pulse_rejected{reason=flood}",
+                    ev.device,
+                    self.max_pulse_rate_hz,
+                    self.max_pulse_burst,
+                )
+            return
         try:
             xyz = await self._position(ev)
         except Exception:
@@ -473,6 +506,22 @@ class AcousticPipeline:
         except Exception:
             self._seen.pop(key, None)  # let the redelivery through
             raise
+
+    def _admit(self, sid: str, t: float) -> bool:
+        """Take a token from ``sid``'s bucket for a pulse at ``t`` (its clock, s); False when empty.
+
+        The bucket refills at ``max_pulse_rate_hz`` as the sensor's clock advances; a pulse
+        older than the newest one seen (out of order) refills nothing.
+        """
+        tokens, clock = self._buckets.get(sid, (float(self.max_pulse_burst), t))
+        if t > clock:
+            tokens = min(float(self.max_pulse_burst), tokens + (t - clock) * self.max_pulse_rate_hz)
+            clock = t
+        if tokens < 1.0:
+            self._buckets[sid] = (tokens, clock)
+            return False
+        self._buckets[sid] = (tokens - 1.0, clock)
+        return True
 
     async def _position(self, ev: Pulse) -> tuple[float, float, float] | None:
         """The sensor's position in the local frame, checked against its registered one.

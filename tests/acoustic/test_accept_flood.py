@@ -1,0 +1,152 @@
+"""A sensor flooding the center with pulses (issue 6, "Bad input": a flood of pulses).
+
+A faulty sensor (a loose cable, a stuck comparator) reports a thousand impulses a second for 30
+seconds. Its pulses beyond its token bucket (bursts of ``max_pulse_burst``, refilled at
+``max_pulse_rate_hz`` of its own clock) are counted as a flood and not located; the real shot heard
+meanwhile by the whole array is located once, where it was fired; the flood makes no incident;
+every pulse is still stored as received. A magazine of automatic fire, with its echoes, is not a
+flood.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from rtcc.events import Position, Pulse
+from rtcc.roles import Role
+from rtcc.settings import AcousticSettings
+from rtcc.store.tables import EventRecord
+from tests.acoustic.test_pipeline_helpers import (
+    SENSOR_ALT_M,
+    Array,
+    pipeline_of,
+    post_pulses,
+    provision_array,
+    shot_pulses,
+    use_classifier,
+)
+from tests.conftest import Running
+from tests.helpers import eventually
+
+BOTH = pytest.mark.parametrize(
+    "backend", ["embedded", pytest.param("production", marks=[pytest.mark.postgres, pytest.mark.nats])]
+)
+
+FLOOD_RATE_HZ = 1000.0
+FLOOD_S = 30.0
+SETTINGS = AcousticSettings()
+
+
+def _flood(arr: Array, sid: str, start: datetime, seed: int = 5) -> list[Pulse]:
+    """``sid`` reporting FLOOD_RATE_HZ random impulses a second for FLOOD_S seconds from ``start``."""
+    rng = random.Random(seed)
+    lat, lon = arr.proj.to_latlon(*arr.xy[sid])
+    # distinct milliseconds: the same sensor at the same millisecond is a resend, not a flood
+    offsets_ms = rng.sample(range(int(FLOOD_S * 1000)), int(FLOOD_RATE_HZ * FLOOD_S * 0.9))
+    return [
+        Pulse(
+            source=sid,
+            device=sid,
+            occurred_at=start + timedelta(milliseconds=ms),
+            pos=Position(lat=lat, lon=lon, alt_m=SENSOR_ALT_M),
+            peak_db=rng.uniform(70.0, 110.0),
+            snr_db=rng.uniform(6.0, 40.0),
+            duration_ms=5.0,
+        )
+        for ms in offsets_ms
+    ]
+
+
+async def _incidents(officer: httpx.AsyncClient) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = (await officer.get("/api/v1/gunshots")).json()["items"]
+    return items
+
+
+async def _stored_pulses(center: Running) -> int:
+    def q(s: Any) -> int:
+        return int(s.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.type == "pulse")))
+
+    n: int = await center.center.store.read(q)
+    return n
+
+
+@BOTH
+async def test_a_flooding_sensor_neither_hides_nor_fakes_a_shot(
+    center: Running, clients: dict[Role, httpx.AsyncClient]
+) -> None:
+    arr = await provision_array(center)
+    pipe = pipeline_of(center)
+    use_classifier(pipe, 0.95)
+    officer = clients[Role.officer]
+    bad = "ac-t01"
+    start = datetime.now(UTC) - timedelta(seconds=FLOOD_S + 5.0)
+    flood = _flood(arr, bad, start)
+    src = (120.0, -80.0)
+    shot = shot_pulses(arr, src, t_emit=start + timedelta(seconds=FLOOD_S / 2))
+    for k in range(0, len(flood), 1000):
+        await post_pulses(center, arr, flood[k : k + 1000])
+    await post_pulses(center, arr, shot)
+
+    async def one() -> list[dict[str, Any]] | None:
+        return await _incidents(officer) or None
+
+    [inc] = await eventually(one, timeout=120.0, what="the incident")
+    x, y, _ = arr.proj.to_xyz(inc["lat"], inc["lon"])
+    assert math.dist((x, y), src) <= 3.0
+    sent = len(flood) + len(shot)
+    stored = await eventually(
+        lambda: _at_least(_stored_pulses(center), sent), timeout=120.0, what="every pulse stored"
+    )
+    assert stored == sent  # none lost
+    # at most a burst plus the refill over the flood's span got through; the rest is counted
+    metrics = center.center.metrics
+    rejected = metrics.get("acoustic_pulse_rejected", reason="flood")
+    admitted_at_most = SETTINGS.max_pulse_burst + SETTINGS.max_pulse_rate_hz * FLOOD_S + 1
+    assert len(flood) - admitted_at_most <= rejected <= len(flood) + 1
+    # the flood made no incident of its own (it is heard by one sensor: nothing to locate)
+    await eventually(lambda: _idle(center), timeout=120.0, what="the pipeline idle")
+    assert [i["id"] for i in await _incidents(officer)] == [inc["id"]]
+
+
+@BOTH
+async def test_automatic_fire_with_echoes_is_not_a_flood(
+    center: Running, clients: dict[Role, httpx.AsyncClient]
+) -> None:
+    arr = await provision_array(center)
+    use_classifier(pipeline_of(center), 0.95)
+    rounds = tuple(round(0.075 * k, 3) for k in range(30))  # a 30-round magazine at 800 rounds a minute
+    src = (-150.0, 200.0)
+    pulses = shot_pulses(arr, src, rounds=rounds)
+    echoes = [
+        p.model_copy(
+            update={"occurred_at": p.occurred_at + timedelta(milliseconds=ms), "peak_db": p.peak_db - 12}
+        )
+        for p in pulses
+        for ms in (23, 51)
+    ]
+    await post_pulses(center, arr, pulses + echoes)  # 90 pulses per sensor in 2.3 s
+    officer = clients[Role.officer]
+
+    async def all_rounds() -> list[dict[str, Any]] | None:
+        items = await _incidents(officer)
+        return items if items and items[0]["rounds"] >= len(rounds) else None
+
+    [inc] = await eventually(all_rounds, timeout=60.0, what="every round counted")
+    assert inc["rounds"] == len(rounds) and inc["automatic"] is True
+    assert center.center.metrics.get("acoustic_pulse_rejected", reason="flood") == 0
+
+
+async def _at_least(n: Any, want: int) -> int | None:
+    got: int = await n
+    return got if got >= want else None
+
+
+async def _idle(center: Running) -> bool:
+    return not pipeline_of(center)._clusters
