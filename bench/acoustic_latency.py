@@ -25,6 +25,11 @@ Either kind of alert counts (``gunshot``, or ``gunshot_review`` when the
 classifier puts the shot in the review band or is missing); the result says
 how many of each. Written to ``bench/results/acoustic_latency.jsonl``.
 
+``--flood-sensors N --flood-hz R``: meanwhile N sensors (the first registered)
+each post R unrelated impulses a second (a faulty microphone), in batches every
+0.1 s, for the whole run; ``--no-flood-guard`` lifts the pipeline's per-sensor
+rate rule (``acoustic.max_pulse_rate_hz``) to show what it protects.
+
 Usage::
 
     python bench/acoustic_latency.py --sensors 1000 --shots 100
@@ -44,7 +49,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +74,32 @@ def city_for(sensors: int, density: float, seed: int) -> City:
     )
 
 
+async def flood(http: httpx.AsyncClient, d: SimDevice, key: str, args: argparse.Namespace) -> None:
+    """``d`` posts ``--flood-hz`` unrelated impulses a second, every 0.1 s, until cancelled."""
+    rng = random.Random(d.id)
+    pos = {"lat": d.lat, "lon": d.lon, "alt_m": d.attributes.get("alt_m")}
+    per_batch = max(1, round(args.flood_hz / 10))
+    while True:
+        now = datetime.now(UTC)
+        evs = [
+            {
+                "type": "pulse",
+                "source": d.id,
+                "device": d.id,
+                "occurred_at": (now - timedelta(milliseconds=rng.uniform(0.0, 100.0))).isoformat(),
+                "pos": pos,
+                "peak_db": rng.uniform(70.0, 110.0),
+                "snr_db": rng.uniform(6.0, 40.0),
+                "duration_ms": 5.0,
+            }
+            for _ in range(per_batch)
+        ]
+        await http.post(
+            "/api/v1/ingest/events", json={"events": evs}, headers={"authorization": f"Device {key}"}
+        )
+        await asyncio.sleep(0.1)
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     city = city_for(args.sensors, args.density, args.seed)
@@ -84,6 +115,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         nats_url=args.nats_url,
         stream=f"RTCCB{uuid.uuid4().hex[:8].upper()}",
     )
+    if args.no_flood_guard:
+        env["RTCC_ACOUSTIC__MAX_PULSE_RATE_HZ"] = "10000"
+        env["RTCC_ACOUSTIC__MAX_PULSE_BURST"] = "100000"
     center = CenterProcess(env, [rtcc_exe(), "serve"], port, data_dir)
     center.start()
     lat_sent: list[float] = []
@@ -120,6 +154,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.gather(*(register(d) for d in sites))
             print(f"{len(keys)} sensors registered", file=sys.stderr)
             await asyncio.sleep(args.registry_wait_s)  # the pipeline reloads the sensor registry
+            flooders = [
+                asyncio.create_task(flood(http, d, keys[d.id], args)) for d in sites[: args.flood_sensors]
+            ]
             inner = city.half_m - 800.0  # shots inside the array: every direction covered
             ws_url = center.url.replace("http", "ws") + "api/v1/ws?types=alert"
             arrivals: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
@@ -189,8 +226,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             kinds["extra"] = kinds.get("extra", 0) + 1
                 finally:
                     task.cancel()
-                    with contextlib.suppress(BaseException):
-                        await task
+                    for t in (task, *flooders):
+                        t.cancel()
+                        with contextlib.suppress(BaseException):
+                            await t
             stored = (await http.get("/api/v1/gunshots", headers=auth, params={"limit": 1000})).json()[
                 "items"
             ]
@@ -252,6 +291,11 @@ def main() -> None:
         default=1000.0,
         help="the pipeline's hearing_range_m (its default), m",
     )
+    ap.add_argument(
+        "--flood-sensors", type=int, default=0, help="sensors posting unrelated impulses meanwhile"
+    )
+    ap.add_argument("--flood-hz", type=float, default=500.0, help="impulses a second per flooding sensor")
+    ap.add_argument("--no-flood-guard", action="store_true", help="lift acoustic.max_pulse_rate_hz")
     args = ap.parse_args()
     args.database_url = args.nats_url = None
     if args.mode == "production":
