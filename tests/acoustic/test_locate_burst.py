@@ -157,6 +157,24 @@ def test_a_long_burst_of_automatic_fire_gives_every_round(rounds: int, interval_
     assert len(used) == len(set(used))  # no pulse feeds two rounds
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_two_automatic_weapons_at_once_are_told_apart(seed: int) -> None:
+    """30 rounds at 75 ms from one place and, overlapping them, 20 at 0.1 s from another 470 m
+    away: 50 outputs, each within 1 m of its own shooter (before the burst steps: 0-3 right)."""
+    rng = np.random.default_rng(seed)
+    pos = sensors(rng, 14)
+    a_src, b_src = (-60.0, 90.0, 1.0), (300.0, -200.0, 1.0)
+    arr: list[Arrival] = []
+    for k in range(30):
+        arr += bang(pos, a_src, T0 + 0.075 * k, C20, rng, 40e-6)
+    for k in range(20):
+        arr += bang(pos, b_src, T0 + 0.5 + 0.1 * k, C20, rng, 40e-6)
+    fixes = locate_all(arr, temperature_c=20.0)
+    assert len(fixes) == 50
+    assert sum(err_m(f, a_src) < 1.0 for f in fixes) == 30
+    assert sum(err_m(f, b_src) < 1.0 for f in fixes) == 20
+
+
 def test_excess_delay_weights_discount_the_late_round_of_a_sensor() -> None:
     """Sensor 0 hears three rounds at the same delay but one 20 ms later: that arrival gets the
     Cauchy weight 1 / (1 + 4²); the earliest arrivals and sensors heard once keep weight 1."""
