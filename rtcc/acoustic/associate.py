@@ -15,9 +15,16 @@ echoes, unrelated impulses — unsorted. The method is sequential RANSAC (Fischl
    only arrive late), with the truncated-quadratic MSAC weight.
 4. The best hypothesis is refined (:func:`rtcc.acoustic.geometry.refine`), its pulses re-chosen,
    and accepted when enough sensors agree; its pulses are removed and the search repeats.
+5. Long bursts of automatic fire (tens of rounds 50-100 ms apart, while arrivals spread over
+   seconds) defeat random 4-pulse samples, so two kinds of structured hypotheses join them
+   (:func:`_burst_hypotheses`): each live pulse as the direct arrival from the place of a bang
+   already accepted (a burst's later rounds come from where its first was fired), and samples of
+   the sensors' first pulses (its first round).
 
 Each group also carries the number of sensors that unrelated pulses would line up by chance in its
-cluster (:func:`chance_sensors`, an a-contrario count), which the caller uses as a flood guard.
+cluster (:func:`chance_sensors`, an a-contrario count), which the caller uses as a flood guard; a
+round whose residuals are all small is held to chance agreement within that tighter window
+(:func:`_tight_cap`), and a round must beat chance to be accepted at all.
 
 Rounds of one burst (emitted within ``burst_gap_s`` of each other from one place: fixes within
 ``burst_radius_m`` and the same per-sensor delays, :func:`delay_spread`) are then located jointly
@@ -104,8 +111,12 @@ class AssociationParams:
     """A round joins a burst only if, at the shared position, at least this share of its own sensors
     (and never fewer than ``min_sensors``) still have a pulse inside the acceptance window."""
     burst_completion: bool = True
-    """Once the random search of a cluster gives up, try the hypotheses of :func:`_burst_hypotheses`
-    (later rounds from an accepted bang's place, the sensors' first pulses): long automatic bursts."""
+    """Long bursts of automatic fire: the hypotheses of :func:`_burst_hypotheses` (later rounds from
+    an accepted bang's place, the sensors' first pulses) join the random ones in every search round
+    (until one of them fails; again after each bang found) and are tried once more when the random
+    search gives up (:func:`_complete_bursts`); a round must beat chance when it is accepted
+    (:func:`_beyond_chance`, with the tight windows of :func:`_tight_cap`). False: the session-5
+    association exactly."""
     seed: int = 0
     """Random seed (the result is deterministic for given input and parameters)."""
 
