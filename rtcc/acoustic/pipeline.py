@@ -283,7 +283,9 @@ class AcousticPipeline:
         Gunfire's source level and the upper end of quiet impulses at 1 m, dB SPL
         (see :func:`rtcc.acoustic.evidence.level_llr`).
     members : int
-        Concurrent handlers in the queue group (each waits for its pulse's window).
+        Concurrent handlers in the queue group (each waits for its pulse's window). Every pulse of
+        an open window holds one, so this bounds a window: a 100-round burst heard by 20 sensors
+        is 2,000 pulses (with 256, a long burst was cut into windows too thin to locate).
     locate, arrival, classifier
         The localizer (``locate_all``), its ``Arrival`` type and the
         classifier. None: :mod:`rtcc.acoustic.locate` and
@@ -320,7 +322,7 @@ class AcousticPipeline:
         levels_spl: bool = False,
         gun_source_db: float = 137.6,
         quiet_source_db: float = 120.0,
-        members: int = 256,
+        members: int = 4096,
         tick_s: float = 0.01,
         early_quiet_s: float = 0.02,
         absorb_early_s: float = 0.01,

@@ -122,6 +122,10 @@ class NatsBus(Bus):
     fetch_timeout_s : float
         How long one pull waits for messages; also the longest a stopping
         member waits for its pull to end.
+    max_ack_pending : int
+        Messages a queue group may hold unacknowledged (JetStream's default is 1,000): the
+        acoustic pipeline keeps every pulse of an open window in hand until the window is
+        processed, and a long burst heard by many sensors is thousands of pulses.
     nak_delay_s : float
         Delay before the first redelivery of a message whose handler raised;
         doubled for each further delivery, capped at ``ack_wait_s``.
@@ -160,6 +164,7 @@ class NatsBus(Bus):
         connect_attempts: int = 3,
         publish_timeout_s: float = 5.0,
         stop_timeout_s: float = 10.0,
+        max_ack_pending: int = 20_000,
     ) -> None:
         self.servers = [s.strip() for s in servers.split(",") if s.strip()]
         if not self.servers:
@@ -196,6 +201,7 @@ class NatsBus(Bus):
         self.connect_attempts = connect_attempts
         self.publish_timeout_s = publish_timeout_s
         self.stop_timeout_s = stop_timeout_s
+        self.max_ack_pending = max_ack_pending
 
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -561,6 +567,7 @@ class NatsBus(Bus):
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait_s,
             max_deliver=self.max_deliver,
+            max_ack_pending=self.max_ack_pending,
             deliver_policy=(
                 api.DeliverPolicy.ALL if self.group_deliver_policy == "all" else api.DeliverPolicy.NEW
             ),

@@ -150,3 +150,24 @@ async def _at_least(n: Any, want: int) -> int | None:
 
 async def _idle(center: Running) -> bool:
     return not pipeline_of(center)._clusters
+
+
+@BOTH
+async def test_a_long_burst_reported_sensor_by_sensor_is_one_incident_with_every_round(
+    center: Running, clients: dict[Role, httpx.AsyncClient]
+) -> None:
+    """60 rounds at 1,000 a minute, each sensor's 60 pulses arriving together (a backlog): every
+    pulse of the window is held until the window is processed, so the window must hold 540 pulses
+    (the pipeline's handlers were 256: the burst was cut into windows of 4-5 sensors, no fix)."""
+    arr = await provision_array(center)
+    use_classifier(pipeline_of(center), 0.95)
+    rounds = tuple(round(0.06 * k, 3) for k in range(60))
+    await post_pulses(center, arr, shot_pulses(arr, (-150.0, 200.0), rounds=rounds))
+    officer = clients[Role.officer]
+
+    async def all_rounds() -> list[dict[str, Any]] | None:
+        items = await _incidents(officer)
+        return items if items and items[0]["rounds"] >= len(rounds) else None
+
+    [inc] = await eventually(all_rounds, timeout=90.0, what="one incident with every round")
+    assert inc["rounds"] == len(rounds) and inc["automatic"] is True
