@@ -427,6 +427,30 @@ def _verdict(
     return "round"
 
 
+def _try_best(
+    pos: FloatArray,
+    t: FloatArray,
+    sensor: IntArray,
+    live: IntArray,
+    hp: FloatArray,
+    ht0: FloatArray,
+    n_sensors: int,
+    c: float,
+    prm: AssociationParams,
+    travel: float,
+    accepted: list[Group],
+    beyond_chance: Callable[[Group], bool],
+) -> tuple[int, tuple[IntArray, Solution] | None, str] | None:
+    """Score the hypotheses on the live pulses and refine the best: its index, its fit and
+    :func:`_verdict`; None when even the best is supported by too few sensors."""
+    score = _score(pos[live], t[live], sensor[live], n_sensors, hp, ht0, c, prm, travel)
+    best = int(np.argmax(score))
+    if score[best] < prm.min_sensors * 0.5:
+        return None
+    fit = _fit(pos, t, sensor, live, hp[best], float(ht0[best]), c, prm)
+    return best, fit, _verdict(fit, accepted, prm, beyond_chance)
+
+
 def _burst_hypotheses(
     pos: FloatArray,
     t: FloatArray,
@@ -493,12 +517,10 @@ def _complete_bursts(
         hp, ht0 = _burst_hypotheses(pos, t, sensor, live, accepted, c, prm, rng)
         if len(hp) == 0:
             break
-        score = _score(pos[live], t[live], sensor[live], n_sensors, hp, ht0, c, prm, travel)
-        best = int(np.argmax(score))
-        if score[best] < prm.min_sensors * 0.5:
+        tried = _try_best(pos, t, sensor, live, hp, ht0, n_sensors, c, prm, travel, accepted, beyond_chance)
+        if tried is None:
             break
-        fit = _fit(pos, t, sensor, live, hp[best], float(ht0[best]), c, prm)
-        verdict = _verdict(fit, accepted, prm, beyond_chance)
+        _, fit, verdict = tried
         if verdict == "bad" or fit is None:
             break
         idx, sol = fit
@@ -570,12 +592,12 @@ def associate(
                 hseed = np.concatenate([hseed, np.full(len(bp), -1, dtype=np.intp)])
             if len(hp) == 0:
                 break
-            score = _score(pos[live], t[live], sensor[live], n_sensors, hp, ht0, c, prm, travel)
-            best = int(np.argmax(score))
-            if score[best] < prm.min_sensors * 0.5:
+            tried = _try_best(
+                pos, t, sensor, live, hp, ht0, n_sensors, c, prm, travel, accepted, beyond_chance
+            )
+            if tried is None:
                 break
-            fit = _fit(pos, t, sensor, live, hp[best], float(ht0[best]), c, prm)
-            verdict = _verdict(fit, accepted, prm, beyond_chance)
+            best, fit, verdict = tried
             if fit is not None and verdict != "bad":
                 idx, sol = fit
                 if verdict == "round":
