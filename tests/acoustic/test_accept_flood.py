@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from rtcc.events import Position, Pulse
@@ -24,6 +23,7 @@ from rtcc.roles import Role
 from rtcc.settings import AcousticSettings
 from rtcc.store.tables import EventRecord
 from tests.acoustic.test_pipeline_helpers import (
+    BOTH,
     SENSOR_ALT_M,
     Array,
     pipeline_of,
@@ -34,10 +34,6 @@ from tests.acoustic.test_pipeline_helpers import (
 )
 from tests.conftest import Running
 from tests.helpers import eventually
-
-BOTH = pytest.mark.parametrize(
-    "backend", ["embedded", pytest.param("production", marks=[pytest.mark.postgres, pytest.mark.nats])]
-)
 
 FLOOD_RATE_HZ = 300.0
 FLOOD_S = 20.0

@@ -27,6 +27,7 @@ from rtcc.roles import DeviceType, Role
 from rtcc.settings import AcousticSettings
 from rtcc.store.tables import AuditEntry, Device, EventRecord
 from tests.acoustic.test_pipeline_helpers import (
+    BOTH,
     Array,
     pipeline_of,
     post_pulses,
@@ -36,10 +37,6 @@ from tests.acoustic.test_pipeline_helpers import (
 )
 from tests.conftest import Running, StartCenter
 from tests.helpers import eventually
-
-BOTH = pytest.mark.parametrize(
-    "backend", ["embedded", pytest.param("production", marks=[pytest.mark.postgres, pytest.mark.nats])]
-)
 
 LOCATE_TOLERANCE_M = 3.0
 """Noise-free arrivals from 9 sensors at their registered positions: the fix is within 3 m."""

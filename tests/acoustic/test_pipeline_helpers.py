@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from rtcc.acoustic.pipeline import AcousticPipeline, speed_of_sound
@@ -20,6 +21,11 @@ from rtcc.acoustic.projection import Projection
 from rtcc.events import Position, Pulse
 from rtcc.roles import DeviceType
 from tests.conftest import Running
+
+BOTH = pytest.mark.parametrize(
+    "backend", ["embedded", pytest.param("production", marks=[pytest.mark.postgres, pytest.mark.nats])]
+)
+"""Run a test on SQLite + the in-process bus and on PostgreSQL/PostGIS + NATS."""
 
 ORIGIN = (33.5186, -86.8104)
 """The simulated city's centre (the pipeline's frame origin in the tests)."""
