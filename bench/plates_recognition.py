@@ -13,7 +13,9 @@ part (a temporary folder of symlinks laid out like the data, one per region) thr
 ``rtcc plates read``, and its summary lines are recorded with the figures.
 
 The default reader re-reads uncertain plates with the general recognizer (``PlateReader(second=...)``,
-``rtcc.plates.recognize.Fusion``); ``--no-second`` measures the plate recognizer alone. It also
+``rtcc.plates.recognize.Fusion``); ``--no-second`` measures the plate recognizer alone;
+``--second-model`` re-reads with a plate recognizer instead (session 6: the fine-tuned PP-OCRv4 one;
+``--model`` too takes either kind). It also
 looks again closer when nothing is read and checks the best plate for a character cut off at its
 edge (``PlateReader(rescue=..., edge=...)``, session 4 round 2); ``--no-rescue`` / ``--no-edge`` turn
 those off. It also reads
@@ -21,8 +23,8 @@ the state (``region``) of each image's best plate; each image where it is told i
 (``region ...``) so it can be checked by eye, and counted (``*_region_told``).
 
 Usage: python bench/plates_recognition.py [--part test|tune|val] [--data DIR] [--no-write] [--misses]
-[--scorer] [--model ONNX] [--detector ONNX] [--fast] [--no-regions] [--no-second] [--no-rescue]
-[--no-edge] [--regions-text-only] [--note TEXT]
+[--scorer] [--model ONNX] [--second-model ONNX] [--detector ONNX] [--fast] [--no-regions] [--no-second]
+[--no-rescue] [--no-edge] [--regions-text-only] [--note TEXT]
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ def main() -> None:
         "--regions-text-only", action="store_true", help="state from printed names only (before session 5)"
     )
     ap.add_argument("--no-second", action="store_true", help="no second recognizer (load(second=False))")
+    ap.add_argument(
+        "--second-model", type=Path, help="a plate recognizer ONNX as the second reader (default: general)"
+    )
     ap.add_argument("--no-rescue", action="store_true", help="no closer look when nothing is read")
     ap.add_argument("--no-edge", action="store_true", help="no check for a character cut off at the edge")
     ap.add_argument("--note", default="", help="free text recorded with the figures")
@@ -101,7 +106,9 @@ def main() -> None:
         if args.regions_text_only
         else RegionReader(general)
     )
-    second = None if args.no_second else general
+    second = (
+        None if args.no_second else PlateOCR(args.second_model, threads=1) if args.second_model else general
+    )
     reader = PlateReader(
         det,
         PlateOCR(args.model, threads=1),
@@ -174,7 +181,7 @@ def main() -> None:
                 if args.fast
                 else "float (fused graph, training/plates/fuse_det.py)",
                 "regions": False if args.no_regions else "text only" if args.regions_text_only else True,
-                "second_reader": not args.no_second,
+                "second_reader": False if args.no_second else str(args.second_model or "general"),
                 "rescue": not args.no_rescue,
                 "edge": not args.no_edge,
                 "note": args.note,

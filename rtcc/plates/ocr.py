@@ -1,7 +1,10 @@
 """Plate text reading: a small CRNN (conv + BiLSTM, CTC) exported to ONNX.
 
 Input is a rectified text region resized to 32 x 128 (grey, -1..1); output is one distribution over
-``blank + 0-9 + A-Z`` for each of 32 horizontal steps, decoded greedily. The model is trained to
+``blank + 0-9 + A-Z`` for each of 32 horizontal steps, decoded greedily. :class:`PlateOCR` also runs
+recognizers of the PP-OCRv4 kind with the same 37 classes (input ``(n, 3, 48, width)`` BGR, the
+general recognizer's preparation, :func:`rec_input`; ``training/plates/finetune_ppocr.py``), told
+apart by the model's input shape. The plate CRNN is trained to
 read plate characters and to output nothing (blank everywhere) on text that is not a plate number
 (dealer frames, state names, date stamps), so an empty read means "not a plate".
 """
@@ -21,6 +24,8 @@ from rtcc.plates.detect import MODEL_DIR, session
 REC_MODEL = MODEL_DIR / "plate_crnn.onnx"
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 INPUT_H, INPUT_W = 32, 128
+REC_H, REC_MAX_W = 48, 320
+"""Input height and largest width (pixels) of the PP-OCRv4-style recognizers (3-channel input)."""
 
 
 def rectify(image: npt.NDArray[np.uint8], quad: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
@@ -42,6 +47,15 @@ def prepare(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     lo, hi = float(x.min()), float(x.max())
     x = (x - lo) / max(hi - lo, 1.0) * 2.0 - 1.0
     return x[None]
+
+
+def rec_input(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """One BGR crop as a PP-OCRv4-style recognizer's input ``(3, REC_H, w)``: height :data:`REC_H`,
+    width ``ceil(REC_H * w / h)`` within 16-:data:`REC_MAX_W` px, scaled to -1..1 (no padding)."""
+    bgr = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR) if crop.ndim == 2 else crop
+    w = min(REC_MAX_W, max(16, int(np.ceil(REC_H * bgr.shape[1] / bgr.shape[0]))))
+    r = cv2.resize(bgr, (w, REC_H), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    return np.ascontiguousarray((r / 127.5 - 1.0).transpose(2, 0, 1))
 
 
 @dataclass(frozen=True)
@@ -128,18 +142,34 @@ def text_confidence(probs: Sequence[npt.NDArray[np.float32]], text: str) -> floa
 
 
 class PlateOCR:
-    """The plate-text recognizer (ONNX Runtime, CPU)."""
+    """A plate-text recognizer with CTC over ``blank + 0-9 + A-Z`` (ONNX Runtime, CPU).
+
+    The model's input shape tells its kind: one channel, the plate CRNN (grey 32 x 128, one batch,
+    32 steps); three channels, a PP-OCRv4-style recognizer (BGR, height 48, each crop at its own
+    width, :func:`rec_input`; ``width / 8`` steps).
+    """
 
     def __init__(self, model: Path | None = None, threads: int = 1) -> None:
         self.sess = session(model or REC_MODEL, threads)
+        shape = self.sess.get_inputs()[0].shape
         self.input_name = self.sess.get_inputs()[0].name
+        self.colour = shape[1] == 3
+        """Whether the model reads BGR crops at height :data:`REC_H` (else grey 32 x 128)."""
 
-    def probs(self, crops: list[npt.NDArray[np.uint8]]) -> list[npt.NDArray[np.float32]]:
-        """The CTC outputs of a batch of BGR crops: one (32, 1 + len(ALPHABET)) array per crop."""
+    def probs(self, crops: Sequence[npt.NDArray[np.uint8]]) -> list[npt.NDArray[np.float32]]:
+        """The CTC outputs of BGR crops: one (T, 1 + len(ALPHABET)) array per crop (T = 32 for the
+        CRNN, the crop's width / 8 for a 3-channel model)."""
         if not crops:
             return []
+        if self.colour:
+            return [self.sess.run(None, {self.input_name: rec_input(c)[None]})[0][0] for c in crops]
         x = np.stack([prepare(c) for c in crops])
         return list(self.sess.run(None, {self.input_name: x})[0])
+
+    def plate_probs(self, crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """The CTC output of one BGR crop (as :meth:`rtcc.plates.region.TextRecognizer.plate_probs`, so
+        a plate recognizer can serve as the second reader of :class:`rtcc.plates.recognize.Fusion`)."""
+        return self.probs([crop])[0]
 
     def __call__(self, crops: list[npt.NDArray[np.uint8]]) -> list[Reading]:
         """Read a batch of BGR crops; one :class:`Reading` per crop."""

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -37,6 +39,16 @@ from rtcc.plates.detect import DET_MODEL, DET_MODEL_INT8, TextDetector, TextRegi
 from rtcc.plates.normalize import normalize_plate
 from rtcc.plates.ocr import PlateOCR, Reading, decode, rectify, text_confidence
 from rtcc.plates.region import RegionReader, TextRecognizer, is_state_name
+
+
+class SecondReader(Protocol):
+    """A recognizer that re-reads crops for :class:`Fusion`: the general one
+    (:class:`~rtcc.plates.region.TextRecognizer`) or a plate one (:class:`~rtcc.plates.ocr.PlateOCR`)."""
+
+    def plate_probs(self, crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+        """CTC output of one BGR crop over ``blank + 0-9 + A-Z``, shape (T, 37)."""
+        ...
+
 
 MIN_CHARS = 4
 """Readings shorter than this are scaled down: few real plates have fewer characters."""
@@ -220,9 +232,9 @@ class PlateReader:
         Tells the state of the best ``region_plates`` plates; ``None``: never told.
     region_plates : int
         How many plates (best first) get a region read (each costs a few general-OCR crops).
-    second : TextRecognizer or None
-        The second recognizer of :class:`Fusion` (its :meth:`~TextRecognizer.plate_probs`);
-        ``None``: the plate recognizer alone.
+    second : SecondReader or None
+        The second recognizer of :class:`Fusion` (its ``plate_probs``: the general recognizer
+        through the plate alphabet, or a second plate recognizer); ``None``: the plate recognizer alone.
     fusion : Fusion
         When the second recognizer is used, and how its readings are weighed.
     rescue : bool
@@ -245,7 +257,7 @@ class PlateReader:
         variants: Sequence[tuple[float, float]] = VARIANTS,
         region_reader: RegionReader | None = None,
         region_plates: int = 1,
-        second: TextRecognizer | None = None,
+        second: SecondReader | None = None,
         fusion: Fusion = Fusion(),
         rescue: bool = True,
         edge: tuple[float, float] | None = EDGE,
@@ -275,6 +287,7 @@ class PlateReader:
         regions: bool = True,
         second: bool = True,
         rescue: bool = True,
+        second_model: Path | None = None,
     ) -> PlateReader:
         """Load the shipped models (``threads`` ONNX Runtime threads per model; 1 = one core).
 
@@ -283,15 +296,20 @@ class PlateReader:
         state (:mod:`rtcc.plates.region`), ``second`` to re-read uncertain plates (:class:`Fusion`);
         one instance serves both. ``rescue`` looks again closer when nothing is read (4 more detector
         passes on such images: turn it off where most images hold no plate, e.g. sampled video).
+        ``second_model``: a plate recognizer (:class:`~rtcc.plates.ocr.PlateOCR` format) re-reads
+        uncertain plates instead of the general recognizer (which then only tells the state).
         """
         det = TextDetector(threads=threads, model=DET_MODEL_INT8 if fast else DET_MODEL)
         general = TextRecognizer(threads=threads) if regions or second else None
         region_reader = RegionReader(general) if regions and general is not None else None
+        reread: SecondReader | None = general
+        if second_model is not None:
+            reread = PlateOCR(second_model, threads=threads)
         return cls(
             det,
             PlateOCR(threads=threads),
             region_reader=region_reader,
-            second=general if second else None,
+            second=reread if second else None,
             rescue=rescue,
         )
 

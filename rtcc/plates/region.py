@@ -37,10 +37,9 @@ import numpy as np
 import numpy.typing as npt
 
 from rtcc.plates.detect import MODEL_DIR, TextRegion, session
-from rtcc.plates.ocr import ALPHABET, rectify
+from rtcc.plates.ocr import ALPHABET, REC_H, REC_MAX_W, rec_input, rectify
 
 GENERAL_REC_MODEL = MODEL_DIR / "ppocrv4_rec.onnx"
-REC_H, REC_MAX_W = 48, 320
 STATE_MODEL = MODEL_DIR / "plate_state.onnx"
 STATE_H, STATE_W = 32, 64
 """Input size (pixels) of the plate-state classifier: a whole US plate (about 2:1)."""
@@ -128,9 +127,7 @@ class TextRecognizer:
         then ``0-9`` and ``A-Z`` with each lower-case letter's probability added to its capital, in
         the order of :data:`rtcc.plates.ocr.ALPHABET`. Rows sum to 1. One crop per run (no padding).
         """
-        w = min(REC_MAX_W, max(16, int(np.ceil(REC_H * crop.shape[1] / crop.shape[0]))))
-        r = cv2.resize(crop, (w, REC_H), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        x = (r / 127.5 - 1.0).transpose(2, 0, 1)[None]
+        x = rec_input(crop)[None]
         p = self.sess.run(None, {self.input_name: x})[0][0]
         kept = p[:, self._plate_cols]
         out = np.zeros((p.shape[0], 1 + len(ALPHABET)), np.float32)

@@ -1,11 +1,12 @@
 """Cut training crops (detector-style) from the tune split and the US ``seg_and_ocr`` plates.
 
 Writes an ``.npz`` OUTSIDE the repository (the images are AGPL-3.0 and are not redistributed):
-``crops`` (object array of grey uint8 crops) and ``labels`` (plate text, "" = not a plate).
-``source`` says where each crop comes from (``e2e-us-det:IMAGE`` etc., so a training run can hold
-images out). Positives are the detector region that best covers the ground-truth plate (end-to-end
-tune images) or whose PP-OCR reading is nearest the label (seg_and_ocr); the other regions are
-negatives.
+``crops`` (object array of grey uint8 crops), ``bgr`` (the same crops in colour, BGR uint8: the
+PP-OCRv4 recognizer reads colour) and ``labels`` (plate text, "" = not a plate).
+``source`` says where each crop comes from (``e2e-us-det:IMAGE``, ``seg-det:IMAGE`` etc., so a
+training run can hold images out). Positives are the detector region that best covers the
+ground-truth plate (end-to-end tune images) or whose PP-OCR reading is nearest the label
+(seg_and_ocr); the other regions are negatives.
 The general PP-OCRv4 recognizer from the rapidocr wheel is used here only, at training time.
 
 Usage: python training/plates/build_crops.py RAPIDOCR_REC_ONNX OUT.npz [DATA_ROOT]
@@ -71,6 +72,7 @@ def main() -> None:
     root = Path(sys.argv[3]) if len(sys.argv) > 3 else DEFAULT_ROOT
     split = json.loads((HERE / "split.json").read_text())
     crops: list[np.ndarray] = []
+    bgr: list[np.ndarray] = []
     labels: list[str] = []
     source: list[str] = []
     det = TextDetector(long_side=960)
@@ -81,17 +83,17 @@ def main() -> None:
             gt, text = (int(f[1]), int(f[2]), int(f[3]), int(f[4])), f[-1].upper()
             x, y, w, h = gt
             quad = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)
-            crops.append(grey(rectify(img, quad)))
+            bgr.append(rectify(img, quad))
             labels.append(text)
             source.append(f"e2e-{region}-gtbox:{name}")
             for r in det(img):
                 o = iou(gt, r.box)
                 if o > 0.3:
-                    crops.append(grey(rectify(img, r.quad)))
+                    bgr.append(rectify(img, r.quad))
                     labels.append(text)
                     source.append(f"e2e-{region}-det:{name}")
                 elif o == 0.0 and r.box[3] >= 8:
-                    crops.append(grey(rectify(img, r.quad)))
+                    bgr.append(rectify(img, r.quad))
                     labels.append("")
                     source.append(f"e2e-{region}-neg:{name}")
     det_small = TextDetector(long_side=640)
@@ -109,16 +111,19 @@ def main() -> None:
         best = min(reads, default=(99, -1))
         for d, i in reads:
             if i == best[1] and d <= max(1, len(text) // 3):
-                crops.append(grey(rectify(pad, regions[i].quad)))
+                bgr.append(rectify(pad, regions[i].quad))
                 labels.append(text)
-                source.append("seg-det")
+                source.append(f"seg-det:{name}")
             elif d >= len(text) - 1:
-                crops.append(grey(rectify(pad, regions[i].quad)))
+                bgr.append(rectify(pad, regions[i].quad))
                 labels.append("")
-                source.append("seg-neg")
+                source.append(f"seg-neg:{name}")
+    crops = [grey(c) for c in bgr]
     arr = np.empty(len(crops), dtype=object)
     arr[:] = crops
-    np.savez(out, crops=arr, labels=np.array(labels), source=np.array(source))
+    arr_bgr = np.empty(len(bgr), dtype=object)
+    arr_bgr[:] = bgr
+    np.savez(out, crops=arr, bgr=arr_bgr, labels=np.array(labels), source=np.array(source))
     kinds = [s.split(":")[0] for s in source]
     for k in sorted(set(kinds)):
         print(k, kinds.count(k))

@@ -6,9 +6,13 @@ box and the detector region of each plate, and the other text regions, which sho
 nothing) and prints, per model: plate crops read exactly (greedy CTC, O/0 folded), the mean negative
 log-likelihood per character of the true text (:func:`rtcc.plates.ocr.ctc_log_likelihood`, lower is
 better), non-plate crops read as nothing, the substitutions, and the US misses. ``A.onnx+B.onnx``
-averages the two models' outputs (an ensemble).
+averages the two models' outputs (an ensemble). A model with a 3-channel input (a PP-OCRv4-style
+recognizer, ``finetune_ppocr.py``) reads the colour crops (``bgr``); ``general`` is the untouched
+general recognizer seen through the plate alphabet (``TextRecognizer.plate_probs``, colour crops).
+Session 6: ``HOLDOUT.txt`` from ``crop_split.py`` (the crop-level val: val images + 20 % of the
+``seg_and_ocr`` plate texts).
 
-Usage: python training/plates/eval_crops.py CROPS.npz HOLDOUT.txt MODEL.onnx [MODEL.onnx ...]
+Usage: python training/plates/eval_crops.py CROPS.npz HOLDOUT.txt MODEL.onnx|general [MODEL.onnx ...]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from rtcc.plates.ocr import PlateOCR, ctc_log_likelihood, decode
+from rtcc.plates.region import TextRecognizer
 
 
 def fold(text: str) -> str:
@@ -34,12 +39,21 @@ def main() -> None:
     keep = [i for i, s in enumerate(sources) if s.partition(":")[2] in held]
     all_crops, all_labels = data["crops"], data["labels"]
     crops = [all_crops[i] for i in keep]
+    bgr = [data["bgr"][i] for i in keep] if "bgr" in data.files else crops
     labels = [str(all_labels[i]) for i in keep]
     kinds = [sources[i].partition(":")[0] for i in keep]
     pos = [k for k, s in enumerate(labels) if s]
     neg = [k for k, s in enumerate(labels) if not s]
+
+    def read(model: str) -> list[np.ndarray]:
+        if model == "general":
+            general = TextRecognizer()
+            return [general.plate_probs(c) for c in bgr]
+        ocr = PlateOCR(Path(model))
+        return ocr.probs(bgr if ocr.colour else crops)
+
     for spec in models:
-        outputs = [PlateOCR(Path(m)).probs(crops) for m in spec.split("+")]
+        outputs = [read(m) for m in spec.split("+")]
         probs = [np.mean([o[k] for o in outputs], axis=0) for k in range(len(crops))]
         exact, nll, subs, misses = 0, 0.0, Counter[str](), []
         for k in pos:

@@ -109,7 +109,7 @@ def degrade(g: np.ndarray, rng: random.Random, extra: bool = False) -> np.ndarra
     g = np.clip(g, 0, 255).astype(np.uint8)
     if rng.random() < 0.4:
         _ok, enc = cv2.imencode(".jpg", g, [cv2.IMWRITE_JPEG_QUALITY, rng.randint(20, 80)])
-        g = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE)
+        g = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE if g.ndim == 2 else cv2.IMREAD_COLOR)
     return g
 
 
