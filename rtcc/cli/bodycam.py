@@ -27,6 +27,9 @@ import typer
 
 from rtcc.cli.output import err, fail, out
 
+STOP_TIMEOUT_S = 10.0
+"""Longest Ctrl-C waits for the simulated devices to stop (their polls and acknowledgements)."""
+
 bodycam_app = typer.Typer(help="Body-worn cameras: the device simulator.", no_args_is_help=True)
 
 
@@ -166,7 +169,10 @@ def simulate(
             else:
                 await asyncio.Event().wait()
         finally:
-            await fleet.stop()
+            try:
+                await asyncio.wait_for(fleet.stop(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                err.print(f"the body cams did not stop within {STOP_TIMEOUT_S:g} s; leaving anyway")
             obeyed = sum(len(c.executed) for c in fleet.cams.values())
             out.print(f"stopped: {obeyed} command(s) obeyed, {fleet.recording} device(s) recording")
 

@@ -83,5 +83,10 @@ async def test_simulator_process_provisions_and_acknowledges(make_rig: MakeRig, 
         await eventually(recording, timeout=120, what="simulated device acknowledged and shows recording")
     finally:
         proc.send_signal(signal.SIGINT)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+        try:
+            _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+        except TimeoutError:
+            proc.kill()
+            _, stderr = await proc.communicate()
+            raise AssertionError(f"no exit 30 s after Ctrl-C; stderr: {stderr.decode()[-2000:]}") from None
     assert proc.returncode == 0, stderr.decode()
