@@ -85,6 +85,12 @@ def main() -> None:
     ap.add_argument(
         "--second-model", type=Path, help="a plate recognizer ONNX as the second reader (default: general)"
     )
+    ap.add_argument(
+        "--backend",
+        choices=["onnxruntime", "openvino"],
+        default="onnxruntime",
+        help="detector runtime (openvino: bfloat16, float re-detection when uncertain)",
+    )
     ap.add_argument("--no-rescue", action="store_true", help="no closer look when nothing is read")
     ap.add_argument("--no-edge", action="store_true", help="no check for a character cut off at the edge")
     ap.add_argument("--note", default="", help="free text recorded with the figures")
@@ -97,7 +103,9 @@ def main() -> None:
     split = json.loads((ROOT / "training/plates/split.json").read_text())
     if args.part == "val":
         split = {region: {"val": names} for region, names in holdout(args.data).items()}
-    det = TextDetector(threads=1, model=args.detector or (DET_MODEL_INT8 if args.fast else DET_MODEL))
+    det_model = args.detector or (DET_MODEL_INT8 if args.fast else DET_MODEL)
+    det = TextDetector(threads=1, model=det_model, backend=args.backend)
+    precise = TextDetector(threads=1, model=det_model) if args.backend != "onnxruntime" else None
     general = TextRecognizer(threads=1)
     region_reader = (
         None
@@ -116,6 +124,7 @@ def main() -> None:
         second=second,
         rescue=not args.no_rescue,
         edge=None if args.no_edge else EDGE,
+        precise=precise,
     )
     figures: dict[str, object] = {}
     all_frames = []
@@ -184,6 +193,7 @@ def main() -> None:
                 "second_reader": False if args.no_second else str(args.second_model or "general"),
                 "rescue": not args.no_rescue,
                 "edge": not args.no_edge,
+                "backend": args.backend,
                 "note": args.note,
                 "threads": 1,
                 "data": "openalpr-benchmarks endtoend",

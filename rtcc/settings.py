@@ -273,6 +273,14 @@ class PlatesSettings(Section):
     recognition_workers: int = Field(
         2, ge=1, le=64, description="Threads recognizing uploaded camera images (bounded pool)."
     )
+    detector_backend: Literal["auto", "onnxruntime", "openvino"] = Field(
+        "auto",
+        description=(
+            "Where the plate detector runs: openvino computes it in bfloat16 (CPUs with AMX / AVX-512 "
+            "BF16; the float detector looks again at uncertain images), onnxruntime in float32; auto: "
+            "openvino where the CPU has bfloat16."
+        ),
+    )
     recognition_queue: int = Field(
         16, ge=1, le=10_000, description="Uploads waiting for a recognition thread before 503 is answered."
     )

@@ -18,7 +18,7 @@ import sqlite3
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.markup import escape
@@ -42,6 +42,10 @@ def _skip(path: Path, why: str) -> None:
 def read(
     images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, …).", show_default=False)],
     threads: Annotated[int, typer.Option(min=1, max=64, help="ONNX Runtime threads per model.")] = 1,
+    backend: Annotated[
+        str,
+        typer.Option(help="Detector runtime: auto (openvino if the CPU has bf16), onnxruntime, openvino."),
+    ] = "auto",
 ) -> None:
     """Detect and read the licence plates in each image; one JSON line per image."""
     import cv2
@@ -49,7 +53,12 @@ def read(
 
     from rtcc.plates.recognize import PlateReader
 
-    reader = PlateReader.load(threads=threads)
+    if backend not in ("auto", "onnxruntime", "openvino"):
+        fail(f"--backend {backend!r}: choose auto, onnxruntime or openvino")
+    try:
+        reader = PlateReader.load(threads=threads, backend=cast(Any, backend))
+    except RuntimeError as exc:  # openvino asked of a CPU or an install without it
+        fail(str(exc))
     bad = 0
     for path in images:
         try:

@@ -218,6 +218,7 @@ class CameraIngest:
         self.max_bytes = p.max_image_bytes
         self.max_pixels = p.max_image_pixels
         self.workers = p.recognition_workers
+        self.detector_backend = p.detector_backend
         self._reader = reader
         self._reader_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="plates-recognize")
@@ -231,7 +232,7 @@ class CameraIngest:
             if self._reader is None:
                 from rtcc.plates.recognize import PlateReader
 
-                self._reader = PlateReader.load(threads=1)
+                self._reader = PlateReader.load(threads=1, backend=self.detector_backend)
             return self._reader
 
     def close(self) -> None:

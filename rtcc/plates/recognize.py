@@ -28,13 +28,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from rtcc.errors import ValidationFailed
+from rtcc.plates.backend import Backend, resolve
 from rtcc.plates.detect import DET_MODEL, DET_MODEL_INT8, TextDetector, TextRegion
 from rtcc.plates.normalize import normalize_plate
 from rtcc.plates.ocr import PlateOCR, Reading, decode, rectify, text_confidence
@@ -244,6 +245,11 @@ class PlateReader:
     edge : (float, float) or None
         Growth of the crop that checks the best region for a character cut off at its edge (needs
         ``second``; :meth:`_extend`); ``None``: no check.
+    precise : TextDetector or None
+        With a fast, less exact ``detector`` (bfloat16, :mod:`rtcc.plates.backend`): the float
+        detector, which detects again when the fast pass reads nothing or its best plate's
+        confidence is below ``fusion.below`` (the same "uncertain" line the second reader uses);
+        that reading replaces the first.
     """
 
     def __init__(
@@ -261,8 +267,10 @@ class PlateReader:
         fusion: Fusion = Fusion(),
         rescue: bool = True,
         edge: tuple[float, float] | None = EDGE,
+        precise: TextDetector | None = None,
     ) -> None:
         self.detector = detector
+        self.precise = precise
         self.ocr = ocr
         self.min_confidence = min_confidence
         self.min_text_px = min_text_px
@@ -288,6 +296,7 @@ class PlateReader:
         second: bool = True,
         rescue: bool = True,
         second_model: Path | None = None,
+        backend: Backend | Literal["auto"] = "auto",
     ) -> PlateReader:
         """Load the shipped models (``threads`` ONNX Runtime threads per model; 1 = one core).
 
@@ -298,8 +307,14 @@ class PlateReader:
         passes on such images: turn it off where most images hold no plate, e.g. sampled video).
         ``second_model``: a plate recognizer (:class:`~rtcc.plates.ocr.PlateOCR` format) re-reads
         uncertain plates instead of the general recognizer (which then only tells the state).
+        ``backend="openvino"`` runs the detector in bfloat16 (:mod:`rtcc.plates.backend`) and keeps
+        the float one for the uncertain images (``precise``); ``"auto"``: OpenVINO where the CPU
+        computes bfloat16 natively, else ONNX Runtime.
         """
-        det = TextDetector(threads=threads, model=DET_MODEL_INT8 if fast else DET_MODEL)
+        model = DET_MODEL_INT8 if fast else DET_MODEL
+        chosen = resolve(backend)
+        det = TextDetector(threads=threads, model=model, backend=chosen)
+        precise = TextDetector(threads=threads, model=model) if chosen != "onnxruntime" else None
         general = TextRecognizer(threads=threads) if regions or second else None
         region_reader = RegionReader(general) if regions and general is not None else None
         reread: SecondReader | None = general
@@ -311,6 +326,7 @@ class PlateReader:
             region_reader=region_reader,
             second=reread if second else None,
             rescue=rescue,
+            precise=precise,
         )
 
     def _candidates(self, regions: list[TextRegion]) -> list[TextRegion]:
@@ -445,6 +461,9 @@ class PlateReader:
             raise ValidationFailed(f"expected a non-empty (H, W, 3) uint8 BGR image, got {image.shape}")
         all_regions = self.detector(image)
         kept = self._read_regions(image, all_regions)
+        if self.precise is not None and (not kept or kept[0][0].confidence < self.fusion.below):
+            all_regions = self.precise(image)
+            kept = self._read_regions(image, all_regions)
         if not kept and self.rescue:
             all_regions = self._rescue_regions(image)
             kept = self._read_regions(image, all_regions)

@@ -13,6 +13,7 @@ import pytest
 
 from rtcc.plates import backend
 from rtcc.plates.detect import DET_MODEL, TextDetector, TextRegion, to_input
+from rtcc.plates.recognize import PlateReader
 from rtcc.sim.plate_photos import render_read_photo
 
 ov = pytest.importorskip("openvino")
@@ -68,3 +69,26 @@ def test_bf16_detector_finds_the_same_plate_region() -> None:
 
     a, b = plate(plain), plate(fast)
     assert max(abs(p - q) for p, q in zip(a, b, strict=True)) <= 3
+
+
+def test_auto_picks_openvino_only_where_the_cpu_has_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backend, "bf16_available", lambda: True)
+    assert backend.resolve("auto") == "openvino"
+    monkeypatch.setattr(backend, "bf16_available", lambda: False)
+    assert backend.resolve("auto") == "onnxruntime"
+    assert backend.resolve("openvino") == "openvino" and backend.resolve("onnxruntime") == "onnxruntime"
+
+
+def test_the_precise_detector_reads_what_the_fast_one_left_uncertain() -> None:
+    """A fast detector that finds nothing (thresholds no pixel reaches): without ``precise`` the
+    plate is lost to the rescue's tiles at best; with it, the float detector's reading is the answer."""
+    image, _ = _photo()
+    blind = TextDetector(thresh=0.999, box_thresh=0.999)
+    assert blind(image) == []
+    plain = PlateReader.load(backend="onnxruntime")
+    want = plain.read(image)
+    assert want and want[0].text == "7ABC123"
+    cascade = PlateReader(blind, plain.ocr, second=plain.second, rescue=False, precise=plain.detector)
+    assert [p.text for p in cascade.read(image)] == [p.text for p in want]
+    alone = PlateReader(blind, plain.ocr, second=plain.second, rescue=False)
+    assert alone.read(image) == []
