@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -163,11 +164,17 @@ def simulate(
             + (f" (MQTT {mqtt})" if mqtt else "")
             + "; Ctrl-C to stop"
         )
+        # Ctrl-C and SIGTERM stop the fleet even when the process was started with SIGINT ignored
+        # (a background job of a non-interactive shell inherits that, and Python then never raises
+        # KeyboardInterrupt)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
         try:
-            if duration is not None:
-                await asyncio.sleep(duration)
-            else:
-                await asyncio.Event().wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), duration)
         finally:
             try:
                 await asyncio.wait_for(fleet.stop(), STOP_TIMEOUT_S)
