@@ -13,9 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 
-from rtcc.plates.backend import Backend, ModelSession, ort_session
+from rtcc.plates.backend import Backend, ModelSession
 from rtcc.plates.backend import session as backend_session
 
 MODEL_DIR = Path(__file__).with_name("models")
@@ -47,11 +46,6 @@ class TextRegion:
         x0, y0 = np.floor(self.quad.min(axis=0)).astype(int)
         x1, y1 = np.ceil(self.quad.max(axis=0)).astype(int)
         return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
-
-
-def session(path: Path, threads: int = 1) -> ort.InferenceSession:
-    """Open an ONNX model on the CPU with ``threads`` intra-op threads (1 = one core per reader)."""
-    return ort_session(path, threads)
 
 
 def _normalisation_table() -> npt.NDArray[np.float32]:

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rtcc.plates.detect import MODEL_DIR, session
+from rtcc.plates.backend import ort_session
+from rtcc.plates.detect import MODEL_DIR
 
 REC_MODEL = MODEL_DIR / "plate_crnn.onnx"
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -150,7 +151,7 @@ class PlateOCR:
     """
 
     def __init__(self, model: Path | None = None, threads: int = 1) -> None:
-        self.sess = session(model or REC_MODEL, threads)
+        self.sess = ort_session(model or REC_MODEL, threads)
         shape = self.sess.get_inputs()[0].shape
         self.input_name = self.sess.get_inputs()[0].name
         self.colour = shape[1] == 3

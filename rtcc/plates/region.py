@@ -36,7 +36,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rtcc.plates.detect import MODEL_DIR, TextRegion, session
+from rtcc.plates.backend import ort_session
+from rtcc.plates.detect import MODEL_DIR, TextRegion
 from rtcc.plates.ocr import ALPHABET, REC_H, REC_MAX_W, rec_input, rectify
 
 GENERAL_REC_MODEL = MODEL_DIR / "ppocrv4_rec.onnx"
@@ -106,7 +107,7 @@ class TextRecognizer:
     """PP-OCRv4 general text recognizer (CTC over the PaddleOCR character list), ONNX Runtime CPU."""
 
     def __init__(self, model: Path = GENERAL_REC_MODEL, threads: int = 1) -> None:
-        self.sess = session(model, threads)
+        self.sess = ort_session(model, threads)
         self.input_name = self.sess.get_inputs()[0].name
         chars = self.sess.get_modelmeta().custom_metadata_map["character"].splitlines()
         self.chars = ["", *chars, " "]
@@ -311,7 +312,7 @@ class StateClassifier:
     """
 
     def __init__(self, model: Path = STATE_MODEL, threads: int = 1, threshold: float | None = None) -> None:
-        self.sess = session(model, threads)
+        self.sess = ort_session(model, threads)
         meta = self.sess.get_modelmeta().custom_metadata_map
         self.states: list[str] = meta["states"].split(",")
         self.threshold = float(meta["threshold"]) if threshold is None else threshold
