@@ -225,6 +225,16 @@ class AcousticSettings(Section):
             "echoes) before the flood rule applies."
         ),
     )
+    pulse_holdover_s: float = Field(
+        30.0,
+        ge=0,
+        le=600,
+        description=(
+            "Seconds a pulse that no located shot used stays available to later pulses of its bang, so a "
+            "shot whose sensors deliver far apart (a backlog after an outage, one slow link) is still "
+            "located once enough sensors are in."
+        ),
+    )
     calibration_path: str = Field(
         "",
         max_length=4096,

@@ -63,6 +63,16 @@ What it does with the pulses
    ``absorb_early_s`` before to ``absorb_late_s`` after its fix's arrival
    time at that sensor: a far sensor, a slow delivery, a blocked path or an
    echo) is counted with that round and not located again.
+8. **Held over.** A window's pulses that no fix used (a window of too few
+   sensors, no fix, or pulses left beside its fixes) stay available for
+   ``holdover_s`` after they were received: a later pulse they link to (1.)
+   takes them into its cluster, so a bang whose sensors deliver far apart
+   (a backlog after an outage, one slow link: each sensor's pulses then
+   make a window of their own, closed by its ``quiet_s``) is still located
+   once enough sensors are in. A pulse given up at the end is counted once,
+   ``acoustic_unlocated{reason}`` with the reason of its last window
+   (``too_few_sensors``, ``no_fix``, ``unassociated``); at most
+   ``max_held`` pulses are held (the oldest go first).
 
 Where a sensor is (the registered position is the reference)
 -------------------------------------------------------------
@@ -185,6 +195,7 @@ class _P:
     received: float  # loop time
     done: asyncio.Future[None]
     delivery_s: float = 0.0  # received (wall clock) minus the onset time stamp
+    unused: str = ""  # why its last window used it for no fix, while it is held over
 
 
 @dataclass
@@ -262,6 +273,9 @@ class AcousticPipeline:
     absorb_early_s, absorb_late_s : float
         A pulse this much before/after the arrival a located round predicts
         at its sensor belongs to that round, seconds.
+    holdover_s, max_held : float, int
+        A pulse no fix used stays available to later pulses of its bang for
+        this long after it was received, seconds; at most this many are held.
     group_distance_m, group_gap_s : float
         Fixes this close in space (m) and time (s) make one incident.
     automatic_interval_s, multiple_shooter_m : float
@@ -327,6 +341,8 @@ class AcousticPipeline:
         early_quiet_s: float = 0.02,
         absorb_early_s: float = 0.01,
         absorb_late_s: float = 0.04,
+        holdover_s: float = 30.0,
+        max_held: int = 5000,
         locate: Locate | None = None,
         arrival: Callable[..., Any] | None = None,
         classifier: Classifier | None = None,
@@ -366,6 +382,10 @@ class AcousticPipeline:
         self.early_quiet_s = early_quiet_s
         self.absorb_early_s = absorb_early_s
         self.absorb_late_s = absorb_late_s
+        self.holdover_s = holdover_s
+        self.max_held = max_held
+        self._held: dict[int, _P] = {}  # id -> pulse no fix used yet, oldest hold first
+        self._held_checked = -math.inf  # loop time of the last expiry pass
         self.locate = locate
         self.arrival = arrival
         self.classifier = classifier
@@ -430,6 +450,7 @@ class AcousticPipeline:
                 if not p.done.done():
                     p.done.cancel()
         self._clusters.clear()
+        self._held.clear()
 
     def use(
         self,
@@ -640,12 +661,13 @@ class AcousticPipeline:
                     return True
         return False
 
+    def _pair(self, q: _P, p: _P) -> bool:
+        """Whether two pulses could be one bang (or rounds of one burst): 1. of the module docstring."""
+        d = math.dist(q.xyz[:2], p.xyz[:2])
+        return d <= 2 * self.hearing_range_m and abs(q.t - p.t) <= d / self.c + self.burst_gap_s
+
     def _links(self, cl: _Cluster, p: _P) -> bool:
-        for q in cl.pulses:
-            d = math.dist(q.xyz[:2], p.xyz[:2])
-            if d <= 2 * self.hearing_range_m and abs(q.t - p.t) <= d / self.c + self.burst_gap_s:
-                return True
-        return False
+        return any(self._pair(q, p) for q in cl.pulses)
 
     def _add(self, p: _P) -> None:
         linked = [cl for cl in self._clusters if self._links(cl, p)]
@@ -659,6 +681,48 @@ class AcousticPipeline:
                     cl.add(q)
                 self._clusters.remove(other)
         cl.add(p)
+        self._pull_held(cl, [p])
+
+    def _pull_held(self, cl: _Cluster, new: list[_P]) -> None:
+        """Take the held-over pulses that link to ``new`` (and, in turn, to those) into ``cl``."""
+        span = 2 * self.hearing_range_m / self.c + self.burst_gap_s  # no link beyond this in time
+        while new and self._held:
+            lo, hi = min(p.t for p in new) - span, max(p.t for p in new) + span
+            got = [q for q in self._held.values() if lo <= q.t <= hi and any(self._pair(q, p) for p in new)]
+            for q in got:
+                del self._held[id(q)]
+                q.unused = ""
+                cl.add(q)
+            new = got
+
+    def _hold(self, pulses: list[_P], reason: str) -> None:
+        """Keep pulses no fix used for later pulses of their bang (8. of the module docstring)."""
+        for p in pulses:
+            p.unused = reason
+            self._held.pop(id(p), None)
+            self._held[id(p)] = p
+        while len(self._held) > self.max_held:
+            self._give_up(next(iter(self._held.values())))
+        # an open cluster they link to (pulses that arrived while this window was processed)
+        for cl in self._clusters:
+            got = [q for q in pulses if id(q) in self._held and self._links(cl, q)]
+            for q in got:
+                del self._held[id(q)]
+                q.unused = ""
+                cl.add(q)
+            self._pull_held(cl, got)
+
+    def _give_up(self, p: _P) -> None:
+        del self._held[id(p)]
+        self.metrics.inc("acoustic_unlocated", reason=p.unused or "unassociated")
+
+    def _expire_held(self, now: float) -> None:
+        """Give up the held pulses received more than ``holdover_s`` ago (at most once a second)."""
+        if now - self._held_checked < 1.0:
+            return
+        self._held_checked = now
+        for p in [q for q in self._held.values() if now - q.received > self.holdover_s]:
+            self._give_up(p)
 
     # -- windows ------------------------------------------------------------------------------
 
@@ -678,6 +742,7 @@ class AcousticPipeline:
             with contextlib.suppress(Exception):
                 await self._load_registry()
         out: list[IncidentOutcome] = []
+        self._expire_held(loop.time())
         for cl in list(self._clusters):
             wall = time.time() if now is None else now
             if await self._closed(cl, wall, loop.time()):
@@ -807,7 +872,7 @@ class AcousticPipeline:
                 if not p.done.done():
                     p.done.set_result(None)
         if len(cl.sensors) < self.min_sensors:
-            self.metrics.inc("acoustic_unlocated", reason="too_few_sensors", amount=len(cl.pulses))
+            self._hold(cl.pulses, "too_few_sensors")
             return []
         fixes = (
             cl.prelim
@@ -815,16 +880,19 @@ class AcousticPipeline:
             else await asyncio.to_thread(self._locate, list(cl.pulses))
         )
         if not fixes:
-            self.metrics.inc("acoustic_unlocated", reason="no_fix", amount=len(cl.pulses))
+            self._hold(cl.pulses, "no_fix")
             return []
         base = min(p.t for p in cl.pulses)
         by_ref = {str(p.event.event_id): p for p in cl.pulses}
         shots: list[tuple[Any, ShotLocated, list[_P]]] = []
+        taken: set[int] = set()
         for fix in sorted(fixes, key=lambda f: float(f.t0_s)):
             used = _fix_pulses(fix, cl.pulses, by_ref, base)
+            taken.update(id(p) for p in used)
             shot = self._shot(fix, used, base)
             shots.append((fix, shot, used))
             await self.bus.publish(shot.subject, shot.to_json(), msg_id=str(shot.event_id))
+        self._hold([p for p in cl.pulses if id(p) not in taken], "unassociated")
         self.metrics.inc("acoustic_shots", len(shots))
         out = []
         for group in self._group(shots, base):
