@@ -36,13 +36,16 @@ measured delays (a template, no propagation model), and a group too weak to be r
 reported when it is one more round of a burst.
 
 Duplicates (a second fix from echoes of an accepted bang: same place within ``dup_radius_m`` and
-emission time within ``dup_window_s``) are refused; automatic fire (rounds ~0.1 s apart) is kept.
+emission time within ``dup_window_s``) are refused; automatic fire (rounds ~0.1 s apart) is kept,
+and so is very fast automatic fire (rounds 25-50 ms apart, ``fast_fire``): a fix inside the
+duplicate window that repeats the accepted bang's per-sensor delay pattern one emission step later
+is the same gun firing again, not its echoes (:func:`repeats_round`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -117,6 +120,19 @@ class AssociationParams:
     search gives up (:func:`_complete_bursts`); a round must beat chance when it is accepted
     (:func:`_beyond_chance`, with the tight windows of :func:`_tight_cap`). False: the session-5
     association exactly."""
+    fast_fire: bool = True
+    """Very fast automatic fire (rounds closer than ``dup_window_s``, e.g. pistols with conversion
+    devices at 1,100-1,400 rounds a minute): a fix within ``dup_radius_m`` / ``dup_window_s`` of an
+    accepted bang is a new round, not an echo, when it repeats the per-sensor delay pattern of that
+    bang's burst one emission-time step later (:func:`repeats_round`). False: every such fix is an echo (the
+    session-6 association exactly). Only with ``burst_completion``."""
+    fast_fire_min_interval_s: float = 0.025
+    """Shortest interval between rounds that :func:`repeats_round` accepts, s (the fastest automatic
+    weapons fire ~1,800 rounds a minute, 33 ms)."""
+    fast_fire_keep: float = 0.7
+    """Share of the candidate's sensors (and never fewer than ``min_sensors``) whose arrivals must
+    repeat the burst's delays within ``burst_spread_s`` in :func:`repeats_round` (a path blocked in
+    either round moves a sensor off the pattern: ~10 % of the receptions in the simulator)."""
     seed: int = 0
     """Random seed (the result is deterministic for given input and parameters)."""
 
@@ -398,17 +414,79 @@ def _height_wanted(z: FloatArray, prm: AssociationParams) -> bool:
     return len(z) >= prm.height_min_sensors and float(np.std(z)) >= prm.height_min_spread_m
 
 
+def repeats_round(
+    g: Group,
+    idx: IntArray,
+    t: FloatArray,
+    sensor: IntArray,
+    prm: AssociationParams,
+    accepted: Sequence[Group] = (),
+) -> bool:
+    """Whether the pulses ``idx`` are another round of the gun that fired ``g``, not its echoes.
+
+    A gun firing again from the same place is heard by every sensor with the same delay after
+    emission, so ``t_i - delay_s`` (``s`` the sensor of pulse ``i``) is one constant over the
+    candidate's pulses: its emission time. Echoes of ``g`` do not repeat the pattern: each sensor
+    hears its own reflection path, with its own extra delay (an image source ``D`` metres behind
+    the shooter delays the sensors by 0 to ``2 D / c`` depending on their direction). The delays
+    are the burst's template (as in :func:`_template_match`): per sensor, the median over ``g`` and
+    the ``accepted`` bangs within ``dup_radius_m`` of ``g`` and ``burst_gap_s`` of its emission of
+    ``t - t0``, so that a path blocked in one earlier round does not count against the pattern.
+
+    Returns True when at least ``min_sensors`` of the candidate's sensors are in the template, at
+    least ``fast_fire_keep`` of them (and ``min_sensors``) give an emission time within
+    ``burst_spread_s`` of their median ``t0``, and ``t0`` is at least ``fast_fire_min_interval_s``
+    from the emission of every bang of the template (a real interval between rounds).
+
+    Parameters
+    ----------
+    g : Group
+        An accepted bang the candidate collides with (same place, emission within ``dup_window_s``).
+    idx : ndarray of int
+        Pulses of the candidate group (at most one per sensor).
+    t, sensor : ndarray
+        Arrival times (s) and sensor of every pulse, as for :func:`associate`.
+    prm : AssociationParams
+        Tuning.
+    accepted : sequence of Group
+        The bangs accepted so far (``g`` among them or not).
+    """
+    burst = [g] + [
+        m
+        for m in accepted
+        if m is not g
+        and float(np.hypot(*(m.sol.p[:2] - g.sol.p[:2]))) <= prm.dup_radius_m
+        and abs(m.sol.t0 - g.sol.t0) <= prm.burst_gap_s
+    ]
+    delays: dict[int, list[float]] = {}
+    for m in burst:
+        for i in m.idx:
+            delays.setdefault(int(sensor[i]), []).append(float(t[i]) - m.sol.t0)
+    template = {s_: float(np.median(v)) for s_, v in delays.items()}
+    t0s = np.array([float(t[i]) - template[int(sensor[i])] for i in idx if int(sensor[i]) in template])
+    if len(t0s) < prm.min_sensors:
+        return False
+    t0 = float(np.median(t0s))
+    if any(abs(t0 - m.sol.t0) < prm.fast_fire_min_interval_s for m in burst):
+        return False
+    agree = int(np.sum(np.abs(t0s - t0) <= prm.burst_spread_s))
+    return agree >= max(prm.min_sensors, math.ceil(prm.fast_fire_keep * len(t0s)))
+
+
 def _verdict(
     fit: tuple[IntArray, Solution] | None,
     accepted: list[Group],
     prm: AssociationParams,
     beyond_chance: Callable[[Group], bool],
+    repeats: Callable[[Group, IntArray, Sequence[Group]], bool] | None = None,
 ) -> str:
     """``"round"`` (a new bang), ``"echo"`` (of an accepted bang: drop its pulses) or ``"bad"``.
 
-    With ``burst_completion`` a fit must also hold more sensors than chance would line up
-    (``beyond_chance``) to be a round: a chance alignment accepted here would take pulses from the
-    real rounds (it was dropped later, at the report, in any case).
+    A fit within ``dup_radius_m`` and ``dup_window_s`` of an accepted bang is an echo of it,
+    unless ``repeats(bang, pulses, accepted)`` (with ``fast_fire``, :func:`repeats_round`) says
+    that it is the same gun firing again. With ``burst_completion`` a fit must also hold more sensors than
+    chance would line up (``beyond_chance``) to be a round: a chance alignment accepted here would
+    take pulses from the real rounds (it was dropped later, at the report, in any case).
     """
     if fit is None:
         return "bad"
@@ -420,6 +498,7 @@ def _verdict(
         if (
             float(np.hypot(*(g.sol.p[:2] - sol.p[:2]))) <= prm.dup_radius_m
             and abs(g.sol.t0 - sol.t0) <= prm.dup_window_s
+            and not (repeats is not None and repeats(g, idx, accepted))
         ):
             return "echo"
     if prm.burst_completion and not beyond_chance(Group(idx=idx, sol=sol)):
@@ -440,6 +519,7 @@ def _try_best(
     travel: float,
     accepted: list[Group],
     beyond_chance: Callable[[Group], bool],
+    repeats: Callable[[Group, IntArray, Sequence[Group]], bool] | None = None,
 ) -> tuple[int, tuple[IntArray, Solution] | None, str] | None:
     """Score the hypotheses on the live pulses and refine the best: its index, its fit and
     :func:`_verdict`; None when even the best is supported by too few sensors."""
@@ -448,7 +528,7 @@ def _try_best(
     if score[best] < prm.min_sensors * 0.5:
         return None
     fit = _fit(pos, t, sensor, live, hp[best], float(ht0[best]), c, prm)
-    return best, fit, _verdict(fit, accepted, prm, beyond_chance)
+    return best, fit, _verdict(fit, accepted, prm, beyond_chance, repeats)
 
 
 def _burst_hypotheses(
@@ -501,6 +581,7 @@ def _complete_bursts(
     rng: np.random.Generator,
     travel: float,
     beyond_chance: Callable[[Group], bool],
+    repeats: Callable[[Group, IntArray, Sequence[Group]], bool] | None = None,
 ) -> IntArray:
     """Once the random search of a cluster has given up, look for more bangs with
     :func:`_burst_hypotheses` (appended to ``accepted``); returns the pulses still unexplained.
@@ -517,7 +598,9 @@ def _complete_bursts(
         hp, ht0 = _burst_hypotheses(pos, t, sensor, live, accepted, c, prm, rng)
         if len(hp) == 0:
             break
-        tried = _try_best(pos, t, sensor, live, hp, ht0, n_sensors, c, prm, travel, accepted, beyond_chance)
+        tried = _try_best(
+            pos, t, sensor, live, hp, ht0, n_sensors, c, prm, travel, accepted, beyond_chance, repeats
+        )
         if tried is None:
             break
         _, fit, verdict = tried
@@ -567,6 +650,11 @@ def associate(
     rng = np.random.default_rng(prm.seed)
     travel = float(np.max(np.linalg.norm(pos[:, :2] - pos[:, :2].mean(axis=0), axis=1))) * 2.0 / c
     groups: list[Group] = []
+
+    def repeats_here(g: Group, idx: IntArray, accepted: Sequence[Group]) -> bool:
+        return repeats_round(g, idx, t, sensor, prm, accepted)
+
+    repeats = repeats_here if prm.fast_fire and prm.burst_completion else None
     for cl in time_clusters(t, span):
         if len(np.unique(sensor[cl])) < prm.min_sensors:
             continue
@@ -593,7 +681,7 @@ def associate(
             if len(hp) == 0:
                 break
             tried = _try_best(
-                pos, t, sensor, live, hp, ht0, n_sensors, c, prm, travel, accepted, beyond_chance
+                pos, t, sensor, live, hp, ht0, n_sensors, c, prm, travel, accepted, beyond_chance, repeats
             )
             if tried is None:
                 break
@@ -616,7 +704,7 @@ def associate(
                 break
         if prm.burst_completion:
             live = _complete_bursts(
-                pos, t, sensor, live, accepted, n_sensors, c, prm, rng, travel, beyond_chance
+                pos, t, sensor, live, accepted, n_sensors, c, prm, rng, travel, beyond_chance, repeats
             )
         for g in accepted:
             tight = _tight_cap(g, sensor[cl], t[cl], n_tests, prm)

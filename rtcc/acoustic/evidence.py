@@ -35,8 +35,12 @@ one round                                                 1       says nothing
                                                                   rare for a door or a knock
 ≥ 3 rounds, every interval 0.05–2 s, regular (CV ≤ 0.45),  3       semi-/automatic fire is a regular
 one place                                                         train; most impulsive noise is not
-any interval < 0.05 s (crackle)                           0.5     faster than the cyclic rate of
+any interval < 0.05 s (crackle), unless a fast train      0.5     faster than the cyclic rate of
                                                                   nearly every firearm (1,200 rpm)
+≥ 3 rounds 25–50 ms apart, very regular (CV ≤ 0.2), one   3       a pistol with a conversion device
+place: a fast train (then as a regular train above)               (1,100–1,400 rpm) fires like a
+                                                                  metronome; firecracker strings
+                                                                  crackle irregularly
 ≥ 3 bangs spread over metres (beyond the ellipses and      0.5     firecracker strings and shells burst
 ``spread_m``, closer than the multiple-shooter distance)          over an area; a shooter stands still
 irregular (CV > 0.45, or a gap > 2 s), or two shooters    1       no evidence either way
@@ -81,6 +85,8 @@ LR_QUIET = 0.15
 LR_LOUD = 2.0
 
 MIN_GUN_INTERVAL_S = 0.05
+FAST_GUN_INTERVAL_S = 0.025
+FAST_TRAIN_MAX_CV = 0.2
 MAX_GUN_INTERVAL_S = 2.0
 MAX_REGULAR_CV = 0.45
 LOUD_MARGIN_DB = 4.0
@@ -178,7 +184,7 @@ def pattern_llr(
     if len(rs) < 2:
         return 0.0, "single"
     intervals = [b.t - a.t for a, b in itertools.pairwise(rs)]
-    if any(i < MIN_GUN_INTERVAL_S for i in intervals):
+    if any(i < MIN_GUN_INTERVAL_S for i in intervals) and not _fast_train(intervals):
         return math.log(LR_CRACKLE), "crackle"
     dists = [
         (math.dist((a.x, a.y), (b.x, b.y)), a.major_m + b.major_m) for a, b in itertools.combinations(rs, 2)
@@ -196,6 +202,14 @@ def pattern_llr(
     if cv <= MAX_REGULAR_CV:
         return math.log(LR_GUN_TRAIN), "gun_train"
     return 0.0, "irregular"
+
+
+def _fast_train(intervals: Sequence[float]) -> bool:
+    """Intervals of very fast automatic fire: ≥ 3 rounds, none under 25 ms, coefficient of variation ≤ 0.2."""
+    if len(intervals) < 2 or min(intervals) < FAST_GUN_INTERVAL_S:
+        return False
+    mean = statistics.fmean(intervals)
+    return statistics.pstdev(intervals) / mean <= FAST_TRAIN_MAX_CV
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,10 @@ def test_one_faint_sensor_does_not_drown_two_clear_ones() -> None:
         ((0.0, 0.3, 0.62, 0.9), 0.0, "gun_train", 3.0),
         ((0.0, 0.1, 0.21, 0.3, 0.41), 0.0, "gun_train", 3.0),  # automatic fire
         ((0.0, 0.02, 0.05, 0.06), 0.0, "crackle", 0.5),  # firecracker string
+        ((0.0, 0.045, 0.091, 0.135, 0.18), 0.0, "gun_train", 3.0),  # a pistol with a conversion device
+        ((0.0, 0.03, 0.1, 0.13, 0.22), 0.0, "crackle", 0.5),  # fast but irregular: a firecracker string
+        ((0.0, 0.04), 0.0, "crackle", 0.5),  # two bangs 40 ms apart: no train
+        ((0.0, 0.045, 0.09, 0.135), 20.0, "spread", 0.5),  # a fast train spread over metres
         ((0.0, 0.4, 0.8, 1.2), 20.0, "spread", 0.5),  # bangs metres apart
         ((0.0, 0.15, 1.9, 2.1, 3.9), 0.0, "irregular", 1.0),
         ((0.0, 3.0, 6.0), 0.0, "irregular", 1.0),
