@@ -12,9 +12,10 @@ With ``--scorer``, the independent scorer ``../shared/eval/eval_plates.py`` is a
 part (a temporary folder of symlinks laid out like the data, one per region) through
 ``rtcc plates read``, and its summary lines are recorded with the figures.
 
-The default reader re-reads uncertain plates with the general recognizer (``PlateReader(second=...)``,
-``rtcc.plates.recognize.Fusion``); ``--no-second`` measures the plate recognizer alone;
-``--second-model`` re-reads with a plate recognizer instead (session 6: the fine-tuned PP-OCRv4 one;
+The default reader re-reads uncertain plates with the shipped second reader (``PlateReader(second=...)``,
+``rtcc.plates.recognize.Fusion``; since session 7 the fine-tuned PP-OCRv4 plate recognizer
+``plate_ppocr.onnx``, before it the general recognizer: ``--second-model general``); ``--no-second``
+measures the plate recognizer alone; ``--second-model ONNX`` re-reads with another plate recognizer (
 ``--model`` too takes either kind). It also
 looks again closer when nothing is read and checks the best plate for a character cut off at its
 edge (``PlateReader(rescue=..., edge=...)``, session 4 round 2); ``--no-rescue`` / ``--no-edge`` turn
@@ -44,7 +45,7 @@ from _common import ROOT, write_result
 
 from rtcc.plates import PlateReader
 from rtcc.plates.detect import DET_MODEL, DET_MODEL_INT8, TextDetector
-from rtcc.plates.ocr import PlateOCR
+from rtcc.plates.ocr import SECOND_MODEL, PlateOCR
 from rtcc.plates.recognize import EDGE
 from rtcc.plates.region import RegionReader, TextRecognizer
 
@@ -83,7 +84,8 @@ def main() -> None:
     )
     ap.add_argument("--no-second", action="store_true", help="no second recognizer (load(second=False))")
     ap.add_argument(
-        "--second-model", type=Path, help="a plate recognizer ONNX as the second reader (default: general)"
+        "--second-model",
+        help="a plate recognizer ONNX as the second reader, or 'general' (default: the shipped one)",
     )
     ap.add_argument(
         "--backend",
@@ -114,9 +116,13 @@ def main() -> None:
         if args.regions_text_only
         else RegionReader(general)
     )
-    second = (
-        None if args.no_second else PlateOCR(args.second_model, threads=1) if args.second_model else general
-    )
+    second: PlateOCR | TextRecognizer | None = None
+    if args.no_second:
+        second = None
+    elif args.second_model == "general":
+        second = general
+    else:
+        second = PlateOCR(Path(args.second_model) if args.second_model else SECOND_MODEL, threads=1)
     reader = PlateReader(
         det,
         PlateOCR(args.model, threads=1),
@@ -190,7 +196,7 @@ def main() -> None:
                 if args.fast
                 else "float (fused graph, training/plates/fuse_det.py)",
                 "regions": False if args.no_regions else "text only" if args.regions_text_only else True,
-                "second_reader": False if args.no_second else str(args.second_model or "general"),
+                "second_reader": False if args.no_second else str(args.second_model or SECOND_MODEL.name),
                 "rescue": not args.no_rescue,
                 "edge": not args.no_edge,
                 "backend": args.backend,

@@ -23,10 +23,17 @@ from rtcc.plates.backend import ort_session
 from rtcc.plates.detect import MODEL_DIR
 
 REC_MODEL = MODEL_DIR / "plate_crnn.onnx"
+SECOND_MODEL = MODEL_DIR / "plate_ppocr.onnx"
+"""The fine-tuned PP-OCRv4 plate recognizer (3-channel, ``training/plates/finetune_ppocr.py``, session 7):
+the default second reader of :meth:`rtcc.plates.recognize.PlateReader.load`."""
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 INPUT_H, INPUT_W = 32, 128
 REC_H, REC_MAX_W = 48, 320
 """Input height and largest width (pixels) of the PP-OCRv4-style recognizers (3-channel input)."""
+REC_PAD = 32
+"""Width multiple (pixels) that :class:`PlateOCR` right-pads a 3-channel model's input to (with 0, mid
+grey in -1..1), as ``training/plates/finetune_ppocr.py`` pads every training crop (session 7): the
+SVTR neck attends over the whole width, so training and reading must see the same padding."""
 
 
 def rectify(image: npt.NDArray[np.uint8], quad: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
@@ -57,6 +64,19 @@ def rec_input(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     w = min(REC_MAX_W, max(16, int(np.ceil(REC_H * bgr.shape[1] / bgr.shape[0]))))
     r = cv2.resize(bgr, (w, REC_H), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     return np.ascontiguousarray((r / 127.5 - 1.0).transpose(2, 0, 1))
+
+
+def rec_padded(crop: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """:func:`rec_input`, right-padded with 0 to the next multiple of :data:`REC_PAD` px (at most
+    :data:`REC_MAX_W`): the input of a fine-tuned 3-channel plate recognizer, in training and reading."""
+    x = rec_input(crop)
+    w = x.shape[2]
+    padded = min(REC_MAX_W, -(-w // REC_PAD) * REC_PAD)
+    if padded == w:
+        return x
+    out = np.zeros((3, REC_H, padded), np.float32)
+    out[:, :, :w] = x
+    return out
 
 
 @dataclass(frozen=True)
@@ -147,7 +167,7 @@ class PlateOCR:
 
     The model's input shape tells its kind: one channel, the plate CRNN (grey 32 x 128, one batch,
     32 steps); three channels, a PP-OCRv4-style recognizer (BGR, height 48, each crop at its own
-    width, :func:`rec_input`; ``width / 8`` steps).
+    width padded to a multiple of :data:`REC_PAD`, :func:`rec_padded`; ``padded width / 8`` steps).
     """
 
     def __init__(self, model: Path | None = None, threads: int = 1) -> None:
@@ -159,11 +179,11 @@ class PlateOCR:
 
     def probs(self, crops: Sequence[npt.NDArray[np.uint8]]) -> list[npt.NDArray[np.float32]]:
         """The CTC outputs of BGR crops: one (T, 1 + len(ALPHABET)) array per crop (T = 32 for the
-        CRNN, the crop's width / 8 for a 3-channel model)."""
+        CRNN, the crop's padded width / 8 for a 3-channel model)."""
         if not crops:
             return []
         if self.colour:
-            return [self.sess.run(None, {self.input_name: rec_input(c)[None]})[0][0] for c in crops]
+            return [self.sess.run(None, {self.input_name: rec_padded(c)[None]})[0][0] for c in crops]
         x = np.stack([prepare(c) for c in crops])
         return list(self.sess.run(None, {self.input_name: x})[0])
 

@@ -38,7 +38,7 @@ from rtcc.errors import ValidationFailed
 from rtcc.plates.backend import Backend, resolve
 from rtcc.plates.detect import DET_MODEL, DET_MODEL_INT8, TextDetector, TextRegion
 from rtcc.plates.normalize import normalize_plate
-from rtcc.plates.ocr import PlateOCR, Reading, decode, rectify, text_confidence
+from rtcc.plates.ocr import SECOND_MODEL, PlateOCR, Reading, decode, rectify, text_confidence
 from rtcc.plates.region import RegionReader, TextRecognizer, is_state_name
 
 
@@ -302,11 +302,12 @@ class PlateReader:
 
         ``fast`` uses the int8 detector: more images per second, fewer plates read (see
         ``rtcc/plates/models/MODEL_CARD.md``). ``regions`` uses the general recognizer to tell the
-        state (:mod:`rtcc.plates.region`), ``second`` to re-read uncertain plates (:class:`Fusion`);
-        one instance serves both. ``rescue`` looks again closer when nothing is read (4 more detector
+        state (:mod:`rtcc.plates.region`); ``second`` re-reads uncertain plates (:class:`Fusion`) with
+        ``second_model``. ``rescue`` looks again closer when nothing is read (4 more detector
         passes on such images: turn it off where most images hold no plate, e.g. sampled video).
-        ``second_model``: a plate recognizer (:class:`~rtcc.plates.ocr.PlateOCR` format) re-reads
-        uncertain plates instead of the general recognizer (which then only tells the state).
+        ``second_model``: the plate recognizer (:class:`~rtcc.plates.ocr.PlateOCR` format) that re-reads
+        uncertain plates; default the shipped fine-tuned one (``SECOND_MODEL``, session 7; before it, the
+        general recognizer re-read them); the general recognizer only tells the state.
         ``backend="openvino"`` runs the detector in bfloat16 (:mod:`rtcc.plates.backend`) and keeps
         the float one for the uncertain images (``precise``); ``"auto"``: OpenVINO where the CPU
         computes bfloat16 natively, else ONNX Runtime.
@@ -315,11 +316,10 @@ class PlateReader:
         chosen = resolve(backend)
         det = TextDetector(threads=threads, model=model, backend=chosen)
         precise = TextDetector(threads=threads, model=model) if chosen != "onnxruntime" else None
-        general = TextRecognizer(threads=threads) if regions or second else None
+        general = TextRecognizer(threads=threads) if regions else None
         region_reader = RegionReader(general) if regions and general is not None else None
-        reread: SecondReader | None = general
-        if second_model is not None:
-            reread = PlateOCR(second_model, threads=threads)
+        # session 7: the fine-tuned plate recognizer re-reads (MODEL_CARD.md); the general one tells the state
+        reread = PlateOCR(second_model or SECOND_MODEL, threads=threads) if second else None
         return cls(
             det,
             PlateOCR(threads=threads),

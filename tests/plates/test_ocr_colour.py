@@ -15,7 +15,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from rtcc.plates.ocr import ALPHABET, REC_H, REC_MAX_W, PlateOCR, decode, rec_input
+from rtcc.plates.ocr import ALPHABET, REC_H, REC_MAX_W, REC_PAD, PlateOCR, decode, rec_input, rec_padded
 from rtcc.plates.recognize import PlateReader
 from tests.plates.test_recognize import PLATE, car_with_plate
 
@@ -73,6 +73,26 @@ def test_a_three_channel_model_reads_colour_crops_at_their_own_width(tmp_path: P
     assert decode(probs[0]).text == "B7B"
     assert decode(probs[1]).text == "7"
     np.testing.assert_allclose(ocr.plate_probs(stripes), probs[0], rtol=1e-6)
+
+
+def test_rec_padded_pads_the_width_to_a_multiple_with_mid_grey() -> None:
+    crop = np.random.default_rng(0).integers(0, 256, (24, 50, 3), dtype=np.uint8)  # 100 px at height 48
+    x, padded = rec_input(crop), rec_padded(crop)
+    assert x.shape == (3, REC_H, 100) and padded.shape == (3, REC_H, 4 * REC_PAD)
+    np.testing.assert_array_equal(padded[:, :, :100], x)
+    assert not padded[:, :, 100:].any()
+    assert rec_padded(np.zeros((48, 160, 3), np.uint8)).shape == (3, REC_H, 160)  # already a multiple
+    assert rec_padded(np.zeros((10, 1000, 3), np.uint8)).shape == (3, REC_H, REC_MAX_W)
+
+
+def test_a_three_channel_model_reads_the_padded_width_as_training_does(tmp_path: Path) -> None:
+    ocr = PlateOCR(_model(tmp_path / "tiny.onnx", bright="7", dark="B"))
+    dark_then_bright = np.zeros((48, 100, 3), np.uint8)
+    dark_then_bright[:, 48:] = 255  # 100 px: dark steps 0-5, bright 6-11, the 28 px of padding after
+    p = ocr.plate_probs(dark_then_bright)
+    assert p.shape == (128 // 8, K)  # padded to 128 px, not read at 100 px (12 steps)
+    assert decode(p).text == "B7"
+    assert (p[13:].argmax(axis=1) == 0).all()  # the padding reads as blank
 
 
 def test_the_plate_crnn_is_still_read_as_one_channel() -> None:

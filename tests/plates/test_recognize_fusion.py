@@ -13,7 +13,7 @@ import numpy.typing as npt
 import pytest
 
 from rtcc.plates import PlateReader
-from rtcc.plates.ocr import ALPHABET, ctc_log_likelihood, decode, text_confidence
+from rtcc.plates.ocr import ALPHABET, PlateOCR, ctc_log_likelihood, decode, text_confidence
 from rtcc.plates.recognize import Fusion
 from rtcc.plates.region import TextRecognizer
 from tests.plates.test_recognize import car_with_plate
@@ -122,10 +122,10 @@ def test_uncertain_reads_are_decided_by_both_recognizers() -> None:
     assert plates and plates[0].text == "4XYZ019"
 
 
-def test_shipped_reader_re_reads_with_the_general_recognizer(general: TextRecognizer) -> None:
-    reader = PlateReader.load()
-    assert reader.second is not None
-    assert reader.region_reader is not None and reader.region_reader.recognizer is reader.second
+def test_shipped_reader_re_reads_with_the_fine_tuned_plate_recognizer(general: TextRecognizer) -> None:
+    reader = PlateReader.load()  # session 7: plate_ppocr.onnx re-reads, the general one tells the state
+    assert isinstance(reader.second, PlateOCR) and reader.second.colour
+    assert reader.region_reader is not None and isinstance(reader.region_reader.recognizer, TextRecognizer)
     assert PlateReader.load(second=False).second is None
 
 

@@ -10,9 +10,12 @@ averages the two models' outputs (an ensemble). A model with a 3-channel input (
 recognizer, ``finetune_ppocr.py``) reads the colour crops (``bgr``); ``general`` is the untouched
 general recognizer seen through the plate alphabet (``TextRecognizer.plate_probs``, colour crops).
 Session 6: ``HOLDOUT.txt`` from ``crop_split.py`` (the crop-level val: val images + 20 % of the
-``seg_and_ocr`` plate texts).
+``seg_and_ocr`` plate texts). Session 7: 3-channel models are read as :class:`PlateOCR` reads them,
+padded to a multiple of 32 px (:func:`rtcc.plates.ocr.rec_padded`); ``general32`` is ``general`` read
+the same padded way (``general`` itself reads each crop at its own width, as the shipped second reader).
 
-Usage: python training/plates/eval_crops.py CROPS.npz HOLDOUT.txt MODEL.onnx|general [MODEL.onnx ...]
+Usage: python training/plates/eval_crops.py CROPS.npz HOLDOUT.txt MODEL.onnx|general|general32
+[MODEL.onnx ...]
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from __future__ import annotations
 import sys
 from collections import Counter
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
-from rtcc.plates.ocr import PlateOCR, ctc_log_likelihood, decode
+from rtcc.plates.ocr import PlateOCR, ctc_log_likelihood, decode, rec_padded
 from rtcc.plates.region import TextRecognizer
 
 
@@ -49,6 +53,10 @@ def main() -> None:
         if model == "general":
             general = TextRecognizer()
             return [general.plate_probs(c) for c in bgr]
+        if model == "general32":
+            general = TextRecognizer()
+            with mock.patch("rtcc.plates.region.rec_input", rec_padded):
+                return [general.plate_probs(c) for c in bgr]
         ocr = PlateOCR(Path(model))
         return ocr.probs(bgr if ocr.colour else crops)
 

@@ -21,19 +21,24 @@ characters, pretrained on millions of text lines) is turned into a plate reader:
    the head, cosine schedule over a wall-time budget, batch 32, gradient clipping 5,
    batch norms frozen (eval mode: their running statistics stay the pretrained ones). Input: the
    crop resized to height 48 (width ``ceil(48 * w / h)``, 16-320 px, the general reader's
-   preparation, :func:`rtcc.plates.region.rec_input`), BGR scaled to -1..1, right-padded with 0 to the
-   batch's widest.
+   preparation, :func:`rtcc.plates.ocr.rec_input`), BGR scaled to -1..1, right-padded with 0 to the
+   next multiple of 32 px (:func:`rtcc.plates.ocr.rec_padded`, exactly as :class:`PlateOCR` reads).
+   Session 7: each batch is split into width buckets (crops of one padded width) run one by one, the
+   CTC losses (per character, as ``CTCLoss(reduction="mean")``) summed over the batch, so every crop
+   is trained at the very width it is read at; the learning rates warm up linearly over
+   ``--warmup`` steps (50) before the cosine.
 5. **Export.** The trained weights are written back into the original graph (:func:`export`; opset
    12 as exported by Paddle), with the 37-column head and a softmax: input ``x`` (n, 3, 48, width),
    output ``probs`` (n, width / 8, 37), dynamic batch and width. Checked against the PyTorch model.
 
-**Known problem (session 6, see the model card):** batches are padded to their widest crop, but
-:class:`rtcc.plates.ocr.PlateOCR` reads each crop at its own width; the SVTR neck's global attention
-is sensitive to that: candidate 1 read 179 / 258 crop-val plate crops unpadded, 236 padded to 320 px.
-Make the two agree (bucket batches by width, or read padded) before the next run.
+**Session 6's problem, fixed in session 7:** batches were padded to their widest crop while
+:class:`rtcc.plates.ocr.PlateOCR` read each crop at its own width; the SVTR neck's global attention is
+sensitive to that (candidate 1: 179 / 258 crop-val plate crops unpadded, 236 padded to 320 px). Now
+training and reading share :func:`rtcc.plates.ocr.rec_padded`.
 
 Usage: python training/plates/finetune_ppocr.py CROPS.npz --out OUT.onnx [--minutes M] [--seed S]
-[--lr-backbone LR] [--lr-head LR] [--freeze N] [--synth F] [--neg F] [--hold-out NAMES.txt] [--threads N]
+[--lr-backbone LR] [--lr-head LR] [--warmup STEPS] [--freeze N] [--synth F] [--neg F] [--hold-out NAMES.txt]
+[--threads N]
 python training/plates/finetune_ppocr.py --check-head CROPS.npz (the untrained 37-class head against
 the restricted general reader on real crops)
 """
@@ -59,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synth import _fonts, render
 from train_crnn import degrade
 
-from rtcc.plates.ocr import ALPHABET, REC_H, decode, rec_input
+from rtcc.plates.ocr import ALPHABET, REC_H, decode, rec_padded
 from rtcc.plates.region import GENERAL_REC_MODEL, TextRecognizer
 
 
@@ -164,13 +169,23 @@ def head_parameters(m: nn.Module) -> list[nn.Parameter]:
 
 
 def batch(crops: list[np.ndarray]) -> torch.Tensor:
-    """BGR crops as one input batch (:func:`rec_input` each, right-padded with 0 to the widest)."""
-    xs = [rec_input(c) for c in crops]
-    width = max(x.shape[2] for x in xs)
-    out = np.zeros((len(xs), 3, REC_H, width), np.float32)
-    for i, x in enumerate(xs):
-        out[i, :, :, : x.shape[2]] = x
-    return torch.from_numpy(out)
+    """BGR crops of one padded width as one input batch (:func:`rec_padded` each)."""
+    xs = [rec_padded(c) for c in crops]
+    assert len({x.shape[2] for x in xs}) == 1, "one padded width per batch"
+    return torch.from_numpy(np.stack(xs))
+
+
+def buckets(crops: list[np.ndarray]) -> dict[int, list[int]]:
+    """Indices of ``crops`` grouped by their padded input width (:func:`rec_padded`)."""
+    out: dict[int, list[int]] = {}
+    for i, c in enumerate(crops):
+        out.setdefault(rec_padded(c).shape[2], []).append(i)
+    return out
+
+
+def lr_factor(step: int, frac: float, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, times a cosine over the wall-time fraction ``frac``."""
+    return min(1.0, (step + 1) / max(warmup, 1)) * 0.5 * (1 + float(np.cos(np.pi * min(frac, 1.0))))
 
 
 def as_bgr(g: np.ndarray) -> np.ndarray:
@@ -278,6 +293,30 @@ def export(m: nn.Module, names: dict[str, str], out: Path, src: Path = GENERAL_R
         assert diff < 1e-3
 
 
+def check_reading(m: nn.Module, out: Path, crops: list[np.ndarray], labels: list[str], n: int = 8) -> None:
+    """On ``n`` training plate crops: :class:`PlateOCR` on the export (padded, as read) against the
+    PyTorch model on the training input (:func:`batch`), and the export's greedy text at the crop's
+    own width (:func:`rec_input`, unpadded) against its padded text."""
+    import onnxruntime as ort
+
+    from rtcc.plates.ocr import PlateOCR, rec_input
+
+    ocr = PlateOCR(out)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    idx = [i for i, s in enumerate(labels) if s][:: max(1, sum(map(bool, labels)) // n)][:n]
+    for i in idx:
+        read = ocr.probs([crops[i]])[0]
+        with torch.no_grad():
+            ref = torch.softmax(m(batch([crops[i]])), -1)[0].numpy()
+        own = sess.run(None, {"x": rec_input(crops[i])[None]})[0][0]
+        print(
+            f"reading check {labels[i]}: width {rec_input(crops[i]).shape[2]} -> {2 * read.shape[0] * 4}, "
+            f"max |PlateOCR - training input| {float(np.abs(read - ref).max()):.1e}, "
+            f"padded {decode(read).text or '-'}, own width {decode(own).text or '-'}"
+        )
+        assert read.shape == ref.shape and float(np.abs(read - ref).max()) < 1e-3
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("crops", type=Path, help="npz from build_crops.py (with its colour 'bgr' crops)")
@@ -286,6 +325,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr-backbone", type=float, default=3e-4, help="last backbone stage and neck")
     ap.add_argument("--lr-head", type=float, default=1.5e-3)
+    ap.add_argument("--warmup", type=int, default=50, help="steps of linear learning-rate warm-up")
     ap.add_argument("--synth", type=float, default=0.35, help="share of synthetic plates per batch")
     ap.add_argument("--neg", type=float, default=0.15, help="share of non-plate crops per batch")
     ap.add_argument("--batch", type=int, default=32)
@@ -313,14 +353,14 @@ def main() -> None:
     backbone = [p for p in m.parameters() if id(p) not in head_ids and p.requires_grad]
     groups = [{"params": backbone, "lr0": args.lr_backbone}, {"params": head, "lr0": args.lr_head}]
     opt = torch.optim.AdamW([{"params": g["params"]} for g in groups], weight_decay=1e-4)
-    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True, reduction="none")
     t0 = time.time()
     t_end = t0 + args.minutes * 60
     step, losses = 0, []
     while time.time() < t_end:
         frac = (time.time() - t0) / (args.minutes * 60)
         for g, spec in zip(opt.param_groups, groups, strict=True):
-            g["lr"] = float(spec["lr0"]) * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0))) + 1e-6
+            g["lr"] = float(spec["lr0"]) * lr_factor(step, frac, args.warmup) + 1e-6
         xs, ys = [], []
         for _ in range(args.batch):
             r = rng.random()
@@ -335,22 +375,27 @@ def main() -> None:
                 img = as_bgr(degrade(c, rng, True))
             xs.append(img)
             ys.append(s)
-        x = batch(xs)
-        logp = m(x).log_softmax(-1).permute(1, 0, 2)  # T, B, K
-        targets = torch.tensor([ALPHABET.index(c) + 1 for s in ys for c in s], dtype=torch.long)
-        tl = torch.tensor([len(s) for s in ys], dtype=torch.long)
-        il = torch.full((len(ys),), logp.shape[0], dtype=torch.long)
-        loss = ctc(logp, targets, il, tl)
         opt.zero_grad()
-        loss.backward()
+        loss = 0.0
+        for idx in buckets(xs).values():
+            bx, by = [xs[i] for i in idx], [ys[i] for i in idx]
+            logp = m(batch(bx)).log_softmax(-1).permute(1, 0, 2)  # T, B, K
+            targets = torch.tensor([ALPHABET.index(c) + 1 for s in by for c in s], dtype=torch.long)
+            tl = torch.tensor([len(s) for s in by], dtype=torch.long)
+            il = torch.full((len(by),), logp.shape[0], dtype=torch.long)
+            # as CTCLoss "mean": each crop's loss over its target length (at least 1), mean over the batch
+            part = (ctc(logp, targets, il, tl) / tl.clamp(min=1)).sum() / len(ys)
+            part.backward()
+            loss += float(part.item())
         nn.utils.clip_grad_norm_(m.parameters(), 5.0)
         opt.step()
         step += 1
-        losses.append(float(loss.item()))
+        losses.append(loss)
         if step % 25 == 0:
             print(f"step {step} loss {np.mean(losses[-25:]):.3f} {time.time() - t0:.0f}s", flush=True)
     torch.save(m.state_dict(), args.out.with_suffix(".pt"))
     export(m, names, args.out)
+    check_reading(m, args.out, crops, labels)
     print("wrote", args.out, args.out.stat().st_size, "bytes;", step, "steps")
 
 

@@ -1,7 +1,7 @@
 """CPU time per image of the shipped reader against one with another second reader, interleaved.
 
 One process, one ONNX Runtime thread per model; the images of a split part resized to 1280x720 are
-read by reader A (the shipped default: the general recognizer re-reads uncertain plates) and reader B
+read by reader A (the general recognizer re-reads uncertain plates, the default before session 7) and reader B
 (``--second-model``: a plate recognizer re-reads them), image by image in turn (A then B, B then A on
 the next image), after one warm-up read each; the models the two share (detector, plate CRNN, general
 recognizer for the state) are the same objects. Prints each reader's mean CPU ms per image and how
@@ -42,7 +42,7 @@ def main() -> None:
     det, ocr, general = TextDetector(threads=1), PlateOCR(threads=1), TextRecognizer(threads=1)
     regions = RegionReader(general)
     readers = {
-        "A shipped": PlateReader(det, ocr, region_reader=regions, second=general),
+        "A general second": PlateReader(det, ocr, region_reader=regions, second=general),
         "B second-model": PlateReader(det, ocr, region_reader=regions, second=PlateOCR(args.second_model)),
     }
     for r in readers.values():
