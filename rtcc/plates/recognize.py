@@ -10,8 +10,9 @@ Pipeline (all ONNX Runtime on the CPU, models in ``rtcc/plates/models``):
    the highest summed confidence wins (mean character confidence, penalised when too short for a
    plate).
 4. When no region is read confidently (best below :attr:`Fusion.below`), the best few regions are
-   read again by a second, independent recognizer (the general PP-OCRv4 one, its output restricted
-   to ``0-9 A-Z``), and each region's text is chosen among both recognizers' readings by how well
+   read again by a second, independent recognizer (since session 7 the PP-OCRv4 recognizer
+   fine-tuned on plates, ``plate_ppocr.onnx``; before it the general PP-OCRv4 one, its output
+   restricted to ``0-9 A-Z``), and each region's text is chosen among both recognizers' readings by how well
    both models' CTC outputs agree with it (:class:`Fusion`).
 5. When nothing is read, the image is looked at again closer (contrast-equalised, in four
    overlapping tiles at about twice the size). The best region is checked for a character cut off
