@@ -117,11 +117,9 @@ def main() -> None:
         else RegionReader(general)
     )
     second: PlateOCR | TextRecognizer | None = None
-    if args.no_second:
-        second = None
-    elif args.second_model == "general":
+    if args.second_model == "general" and not args.no_second:
         second = general
-    else:
+    elif not args.no_second:
         second = PlateOCR(Path(args.second_model) if args.second_model else SECOND_MODEL, threads=1)
     reader = PlateReader(
         det,

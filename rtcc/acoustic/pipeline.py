@@ -689,11 +689,15 @@ class AcousticPipeline:
         while new and self._held:
             lo, hi = min(p.t for p in new) - span, max(p.t for p in new) + span
             got = [q for q in self._held.values() if lo <= q.t <= hi and any(self._pair(q, p) for p in new)]
-            for q in got:
-                del self._held[id(q)]
-                q.unused = ""
-                cl.add(q)
+            self._take(cl, got)
             new = got
+
+    def _take(self, cl: _Cluster, pulses: list[_P]) -> None:
+        """Move held-over ``pulses`` into ``cl``."""
+        for q in pulses:
+            del self._held[id(q)]
+            q.unused = ""
+            cl.add(q)
 
     def _hold(self, pulses: list[_P], reason: str) -> None:
         """Keep pulses no fix used for later pulses of their bang (8. of the module docstring)."""
@@ -706,10 +710,7 @@ class AcousticPipeline:
         # an open cluster they link to (pulses that arrived while this window was processed)
         for cl in self._clusters:
             got = [q for q in pulses if id(q) in self._held and self._links(cl, q)]
-            for q in got:
-                del self._held[id(q)]
-                q.unused = ""
-                cl.add(q)
+            self._take(cl, got)
             self._pull_held(cl, got)
 
     def _give_up(self, p: _P) -> None:
