@@ -46,7 +46,7 @@ from _common import ROOT, write_result
 from rtcc.plates import PlateReader
 from rtcc.plates.detect import DET_MODEL, DET_MODEL_INT8, TextDetector
 from rtcc.plates.ocr import SECOND_MODEL, PlateOCR
-from rtcc.plates.recognize import EDGE
+from rtcc.plates.recognize import EDGE, STATIC_AFTER
 from rtcc.plates.region import RegionReader, TextRecognizer
 
 sys.path.insert(0, str(ROOT / "training/plates"))
@@ -106,9 +106,16 @@ def main() -> None:
     if args.part == "val":
         split = {region: {"val": names} for region, names in holdout(args.data).items()}
     det_model = args.detector or (DET_MODEL_INT8 if args.fast else DET_MODEL)
-    det = TextDetector(threads=1, model=det_model, backend=args.backend)
-    precise = TextDetector(threads=1, model=det_model) if args.backend != "onnxruntime" else None
-    general = TextRecognizer(threads=1)
+    # as PlateReader.load: with OpenVINO, frame sizes compiled alone after STATIC_AFTER uses, the float
+    # detector and the PP-OCR recognizers in float32 (session 8)
+    static = STATIC_AFTER if args.backend == "openvino" else None
+    det = TextDetector(threads=1, model=det_model, backend=args.backend, static_after=static)
+    precise = (
+        TextDetector(threads=1, model=det_model, backend=args.backend, precision="f32", static_after=static)
+        if args.backend != "onnxruntime"
+        else None
+    )
+    general = TextRecognizer(threads=1, backend=args.backend)
     region_reader = (
         None
         if args.no_regions
@@ -120,7 +127,9 @@ def main() -> None:
     if args.second_model == "general" and not args.no_second:
         second = general
     elif not args.no_second:
-        second = PlateOCR(Path(args.second_model) if args.second_model else SECOND_MODEL, threads=1)
+        second = PlateOCR(
+            Path(args.second_model) if args.second_model else SECOND_MODEL, threads=1, backend=args.backend
+        )
     reader = PlateReader(
         det,
         PlateOCR(args.model, threads=1),
@@ -160,7 +169,8 @@ def main() -> None:
             f"{100 * folded / n:.1f}%",
             flush=True,
         )
-    reader.read(all_frames[0])
+    for _ in range(STATIC_AFTER):  # a camera's steady state: its frame size compiled (OpenVINO)
+        reader.read(all_frames[0])
     if args.speed_images:
         all_frames = all_frames[: args.speed_images]
     t0, c0 = time.perf_counter(), time.process_time()

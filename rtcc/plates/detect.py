@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -103,7 +104,12 @@ class TextDetector:
     model : Path
         ONNX file: :data:`DET_MODEL` (float, default) or :data:`DET_MODEL_INT8`.
     backend : {"onnxruntime", "openvino"}
-        Where the network runs (:mod:`rtcc.plates.backend`; OpenVINO computes in bfloat16).
+        Where the network runs (:mod:`rtcc.plates.backend`).
+    precision : {"bf16", "f32"}
+        OpenVINO's arithmetic: bfloat16 (fast, a little less exact) or float32.
+    static_after : int or None
+        OpenVINO: compile an input shape on its own once it has been seen this many times
+        (:class:`rtcc.plates.backend.OpenVinoSession`; a camera's frames all have one shape).
     """
 
     def __init__(
@@ -115,13 +121,15 @@ class TextDetector:
         threads: int = 1,
         model: Path = DET_MODEL,
         backend: Backend = "onnxruntime",
+        precision: Literal["bf16", "f32"] = "bf16",
+        static_after: int | None = None,
     ) -> None:
         self.long_side = long_side
         self.thresh = thresh
         self.box_thresh = box_thresh
         self.unclip_ratio = unclip_ratio
         self.backend = backend
-        self.sess: ModelSession = backend_session(model, threads, backend)
+        self.sess: ModelSession = backend_session(model, threads, backend, precision, static_after)
         self.input_name = self.sess.get_inputs()[0].name
 
     def __call__(self, image: Image) -> list[TextRegion]:

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from rtcc.plates.backend import ort_session
+from rtcc.plates.backend import Backend, ModelSession, ort_session, session
 from rtcc.plates.detect import MODEL_DIR, TextRegion
 from rtcc.plates.ocr import ALPHABET, REC_H, REC_MAX_W, rec_input, rectify
 
@@ -104,10 +104,20 @@ def _batch(crops: list[npt.NDArray[np.uint8]]) -> tuple[npt.NDArray[np.float32],
 
 
 class TextRecognizer:
-    """PP-OCRv4 general text recognizer (CTC over the PaddleOCR character list), ONNX Runtime CPU."""
+    """PP-OCRv4 general text recognizer (CTC over the PaddleOCR character list) on the CPU.
 
-    def __init__(self, model: Path = GENERAL_REC_MODEL, threads: int = 1) -> None:
-        self.sess = ort_session(model, threads)
+    ``backend="openvino"``: OpenVINO in float32 (the same outputs to ~1e-5, about half the CPU time
+    of ONNX Runtime for this network; ``rtcc/plates/models/MODEL_CARD.md``, session 8).
+    """
+
+    def __init__(
+        self, model: Path = GENERAL_REC_MODEL, threads: int = 1, backend: Backend = "onnxruntime"
+    ) -> None:
+        self.sess: ModelSession = (
+            ort_session(model, threads)
+            if backend == "onnxruntime"
+            else session(model, threads, backend, precision="f32")
+        )
         self.input_name = self.sess.get_inputs()[0].name
         chars = self.sess.get_modelmeta().custom_metadata_map["character"].splitlines()
         self.chars = ["", *chars, " "]

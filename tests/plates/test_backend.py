@@ -92,3 +92,46 @@ def test_the_precise_detector_reads_what_the_fast_one_left_uncertain() -> None:
     assert [p.text for p in cascade.read(image)] == [p.text for p in want]
     alone = PlateReader(blind, plain.ocr, second=plain.second, rescue=False)
     assert alone.read(image) == []
+
+
+def test_a_frequent_shape_is_compiled_alone_and_computes_the_same() -> None:
+    """``static_after``: the third input of one shape runs on a model compiled for that shape, with
+    the dynamic model's result (float32: to rounding); ``static_max`` drops the least recent."""
+    image, _ = _photo()
+    small = to_input(np.asarray(cv2.resize(image, (320, 192)), dtype=np.uint8))
+    other = to_input(np.asarray(cv2.resize(image, (256, 160)), dtype=np.uint8))
+    sess = backend.OpenVinoSession(DET_MODEL, precision="f32", static_after=3, static_max=1)
+    name = sess.get_inputs()[0].name
+    first = sess.run(None, {name: small})[0]
+    sess.run(None, {name: small})
+    assert sess.static_shapes == []
+    third = sess.run(None, {name: small})[0]
+    assert sess.static_shapes == [(small.shape,)]
+    assert float(np.abs(third - first).max()) < 1e-4
+    for _ in range(3):
+        sess.run(None, {name: other})
+    assert sess.static_shapes == [(other.shape,)]  # static_max=1: the older shape was dropped
+    again = sess.run(None, {name: small})[0]  # the dynamic model again, and still the same answer
+    assert float(np.abs(again - first).max()) < 1e-4
+    assert sess.run(None, {name: small})[0].shape == first.shape
+
+
+def test_recognizers_under_openvino_read_what_onnxruntime_reads() -> None:
+    """The PP-OCR recognizers in OpenVINO float32 (``PlateReader.load`` with OpenVINO): the same
+    text and per-character confidences as ONNX Runtime on a rendered plate; the general recognizer's
+    character list comes from the ONNX metadata through OpenVINO too."""
+    from rtcc.plates.ocr import SECOND_MODEL, PlateOCR
+    from rtcc.plates.region import TextRecognizer
+
+    image, (bx, by, bw, bh) = _photo()
+    crop = np.ascontiguousarray(image[by : by + bh, bx : bx + bw])
+    ort_ocr, ov_ocr = PlateOCR(SECOND_MODEL), PlateOCR(SECOND_MODEL, backend="openvino")
+    assert isinstance(ov_ocr.sess, backend.OpenVinoSession) and ov_ocr.colour
+    [a], [b] = ort_ocr([crop]), ov_ocr([crop])
+    assert a.text == b.text and a.text
+    assert np.allclose(a.char_confidences, b.char_confidences, atol=1e-3)
+    crnn = PlateOCR(backend="openvino")  # the grey CRNN stays on ONNX Runtime (faster there)
+    assert not isinstance(crnn.sess, backend.OpenVinoSession)
+    ort_gen, ov_gen = TextRecognizer(), TextRecognizer(backend="openvino")
+    assert ov_gen.chars == ort_gen.chars and len(ov_gen.chars) > 6000
+    assert [r.text for r in ov_gen([crop])] == [r.text for r in ort_gen([crop])]
