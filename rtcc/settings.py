@@ -286,9 +286,10 @@ class PlatesSettings(Section):
     detector_backend: Literal["auto", "onnxruntime", "openvino"] = Field(
         "auto",
         description=(
-            "Where the plate detector runs: openvino computes it in bfloat16 (CPUs with AMX / AVX-512 "
-            "BF16; the float detector looks again at uncertain images), onnxruntime in float32; auto: "
-            "openvino where the CPU has bfloat16."
+            "Where the plate reader's networks run: openvino computes the detector in bfloat16 (CPUs "
+            "with AMX / AVX-512 BF16; the float detector looks again at uncertain images), the PP-OCR "
+            "recognizers in float32, and compiles a camera's frame size on its own after 3 frames; "
+            "onnxruntime runs everything in float32; auto: openvino where the CPU has bfloat16."
         ),
     )
     recognition_queue: int = Field(
