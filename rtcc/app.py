@@ -316,6 +316,7 @@ class Center:
                     position_tolerance_m=a.position_tolerance_m,
                     max_pulse_rate_hz=a.max_pulse_rate_hz,
                     max_pulse_burst=a.max_pulse_burst,
+                    flood_hold_s=a.flood_hold_s,
                     holdover_s=a.pulse_holdover_s,
                 )
             else:

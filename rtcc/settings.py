@@ -225,6 +225,17 @@ class AcousticSettings(Section):
             "echoes) before the flood rule applies."
         ),
     )
+    flood_hold_s: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description=(
+            "After a sensor's pulse is counted as a flood, all its pulses are counted so (stored, not "
+            "located) until it has sent none over the rate for this many seconds of its clock: its "
+            "admitted trickle would otherwise keep one window open that nearby shots join, and delay their "
+            "alerts."
+        ),
+    )
     pulse_holdover_s: float = Field(
         30.0,
         ge=0,

@@ -24,6 +24,8 @@ What it does with the pulses
    * *timer*: the newest pulse is ``settle_s`` old (by its own time stamp)
      and nothing arrived for ``quiet_s`` (the fallback when the sensor
      registry does not say who should have heard it).
+   * *cap*: it has been open ``max_window_s`` (a sensor clicking faster than
+     ``quiet_s``, within its flood rate, would otherwise hold it open for good).
 3. **Locate.** Positions go to local metres (:class:`~rtcc.acoustic.projection.Projection`
    centred on ``origin`` — the simulated city's centre — or the first
    sensor heard), then ``locate_all`` (:mod:`rtcc.acoustic.locate`)
@@ -66,7 +68,9 @@ What it does with the pulses
 8. **Held over.** A window's pulses that no fix used (a window of too few
    sensors, no fix, or pulses left beside its fixes) stay available for
    ``holdover_s`` after they were received: a later pulse they link to (1.)
-   takes them into its cluster, so a bang whose sensors deliver far apart
+   of *another* sensor takes them into its cluster (a sensor's own new
+   pulses never take its held ones back, so a sensor that keeps clicking
+   does not drag its past along), so a bang whose sensors deliver far apart
    (a backlog after an outage, one slow link: each sensor's pulses then
    make a window of their own, closed by its ``quiet_s``) is still located
    once enough sensors are in. A pulse given up at the end is counted once,
@@ -101,6 +105,17 @@ counted (``acoustic_pulse_rejected{reason=flood}``) and logged once a minute per
 sensor. The defaults (20 per second, bursts of 100) pass automatic fire (10-15
 rounds a second) with its echoes; a backlog a sensor delivers late is spread in
 its own time, so it passes too. The recorder still stores every pulse.
+
+Once a pulse of a sensor has been counted as a flood, the sensor is **quarantined**:
+every pulse of it up to ``flood_hold_s`` later (its clock) is counted the same way,
+also those its refilling bucket would let through. That trickle (20 a second)
+would link into one window that never goes quiet, which every nearby shot's window
+then joins and is located with: measured (``bench/acoustic_latency.py
+--flood-sensors 2``), a window of 3,000 pulses over 76 s, 0.6-1.6 s of CPU per
+attempt, and alerts 1.5-3.5 s late. The sensor returns ``flood_hold_s`` after its
+last flooded pulse. In a long barrage the loudest sensors (the rounds with their
+echoes) may be quarantined after their bucket has run dry; the farther sensors,
+which hear the rounds without most echoes, keep locating.
 
 Delivery and idempotency
 ------------------------
@@ -203,6 +218,7 @@ class _Cluster:
     pulses: list[_P] = field(default_factory=list)
     last_t: float = 0.0
     last_received: float = 0.0
+    first_received: float = math.inf
     version: int = 0
     prelim_version: int = -1
     prelim: list[Any] = field(default_factory=list)
@@ -211,6 +227,7 @@ class _Cluster:
         self.pulses.append(p)
         self.last_t = max(self.last_t, p.t)
         self.last_received = max(self.last_received, p.received)
+        self.first_received = min(self.first_received, p.received)
         self.version += 1
 
     @property
@@ -273,6 +290,9 @@ class AcousticPipeline:
     absorb_early_s, absorb_late_s : float
         A pulse this much before/after the arrival a located round predicts
         at its sensor belongs to that round, seconds.
+    max_window_s : float
+        A window open this long (s since its first pulse arrived) is processed even if pulses keep
+        arriving: a sensor clicking faster than ``quiet_s`` would otherwise hold it open for good.
     holdover_s, max_held : float, int
         A pulse no fix used stays available to later pulses of its bang for
         this long after it was received, seconds; at most this many are held.
@@ -288,6 +308,8 @@ class AcousticPipeline:
     max_pulse_rate_hz, max_pulse_burst : float, int
         A sensor's flood rule: its token bucket's refill rate (pulses per second
         of the sensor's clock) and size (see the module docstring).
+    flood_hold_s : float
+        A flooding sensor's quarantine after its last pulse over the rate (its clock, s).
     no_audio_confidence : float
         Confidence when there is no classifier or no audio.
     levels_spl : bool
@@ -332,6 +354,7 @@ class AcousticPipeline:
         position_tolerance_m: float = 50.0,
         max_pulse_rate_hz: float = 20.0,
         max_pulse_burst: int = 100,
+        flood_hold_s: float = 10.0,
         no_audio_confidence: float = 0.5,
         levels_spl: bool = False,
         gun_source_db: float = 137.6,
@@ -343,6 +366,7 @@ class AcousticPipeline:
         absorb_late_s: float = 0.04,
         holdover_s: float = 30.0,
         max_held: int = 5000,
+        max_window_s: float = 20.0,
         locate: Locate | None = None,
         arrival: Callable[..., Any] | None = None,
         classifier: Classifier | None = None,
@@ -371,7 +395,9 @@ class AcousticPipeline:
         self.position_tolerance_m = position_tolerance_m
         self.max_pulse_rate_hz = max_pulse_rate_hz
         self.max_pulse_burst = max_pulse_burst
+        self.flood_hold_s = flood_hold_s
         self._buckets: dict[str, tuple[float, float]] = {}  # sensor -> (tokens, its clock, s)
+        self._flooded: dict[str, float] = {}  # sensor -> its clock at its last pulse over the rate
         self._flood_warned: dict[str, float] = {}  # sensor -> loop time of the last flood warning
         self.no_audio_confidence = no_audio_confidence
         self.levels_spl = levels_spl
@@ -384,6 +410,7 @@ class AcousticPipeline:
         self.absorb_late_s = absorb_late_s
         self.holdover_s = holdover_s
         self.max_held = max_held
+        self.max_window_s = max_window_s
         self._held: dict[int, _P] = {}  # id -> pulse no fix used yet, oldest hold first
         self._held_checked = -math.inf  # loop time of the last expiry pass
         self.locate = locate
@@ -499,7 +526,9 @@ class AcousticPipeline:
             self.metrics.inc("acoustic_duplicate_pulses")
             return
         loop = asyncio.get_running_loop()
-        if not self._admit(ev.device, ev.occurred_at.timestamp()):
+        if not self._admit(ev.device, ev.occurred_at.timestamp()) or self._quarantined(
+            ev.device, ev.occurred_at.timestamp()
+        ):
             self.metrics.inc("acoustic_pulse_rejected", reason="flood")
             if loop.time() - self._flood_warned.get(ev.device, -math.inf) >= 60.0:
                 self._flood_warned[ev.device] = loop.time()
@@ -542,9 +571,20 @@ class AcousticPipeline:
             clock = t
         if tokens < 1.0:
             self._buckets[sid] = (tokens, clock)
+            self._flooded[sid] = max(t, self._flooded.get(sid, t))
             return False
         self._buckets[sid] = (tokens - 1.0, clock)
         return True
+
+    def _quarantined(self, sid: str, t: float) -> bool:
+        """Whether ``sid`` flooded less than ``flood_hold_s`` before ``t`` (its clock)."""
+        last = self._flooded.get(sid)
+        if last is None:
+            return False
+        if t - last >= self.flood_hold_s:
+            del self._flooded[sid]
+            return False
+        return t - last > -self.flood_hold_s  # a much older pulse (a backlog) is judged by the bucket
 
     async def _position(self, ev: Pulse) -> tuple[float, float, float] | None:
         """The sensor's position in the local frame, checked against its registered one.
@@ -669,6 +709,12 @@ class AcousticPipeline:
     def _links(self, cl: _Cluster, p: _P) -> bool:
         return any(self._pair(q, p) for q in cl.pulses)
 
+    def _other(self, q: _P, p: _P) -> bool:
+        """:meth:`_pair` through a pulse of another sensor: how a held-over pulse is taken back. A
+        sensor's own new pulses never take its held ones back, so a sensor that keeps clicking (a
+        fan, a jackhammer) does not carry its old pulses along window after window."""
+        return q.event.device != p.event.device and self._pair(q, p)
+
     def _add(self, p: _P) -> None:
         linked = [cl for cl in self._clusters if self._links(cl, p)]
         if not linked:
@@ -684,11 +730,17 @@ class AcousticPipeline:
         self._pull_held(cl, [p])
 
     def _pull_held(self, cl: _Cluster, new: list[_P]) -> None:
-        """Take the held-over pulses that link to ``new`` (and, in turn, to those) into ``cl``."""
+        """Take the held-over pulses that link to ``new`` (and, in turn, to those) into ``cl``.
+
+        Only pulses within one link span of ``new`` are taken, however they chain: held pulses of
+        earlier bangs (echoes, far sensors) would otherwise chain window after window back to the
+        holdover's end and be located again with every new shot."""
+        if not new:
+            return
         span = 2 * self.hearing_range_m / self.c + self.burst_gap_s  # no link beyond this in time
+        lo, hi = min(p.t for p in new) - span, max(p.t for p in new) + span
         while new and self._held:
-            lo, hi = min(p.t for p in new) - span, max(p.t for p in new) + span
-            got = [q for q in self._held.values() if lo <= q.t <= hi and any(self._pair(q, p) for p in new)]
+            got = [q for q in self._held.values() if lo <= q.t <= hi and any(self._other(q, p) for p in new)]
             self._take(cl, got)
             new = got
 
@@ -700,16 +752,20 @@ class AcousticPipeline:
             cl.add(q)
 
     def _hold(self, pulses: list[_P], reason: str) -> None:
-        """Keep pulses no fix used for later pulses of their bang (8. of the module docstring)."""
+        """Keep pulses no fix used for later pulses of their bang (8. of the module docstring); those
+        received more than ``holdover_s`` ago are given up instead."""
+        now = asyncio.get_running_loop().time()
         for p in pulses:
             p.unused = reason
             self._held.pop(id(p), None)
             self._held[id(p)] = p
+            if now - p.received > self.holdover_s:
+                self._give_up(p)
         while len(self._held) > self.max_held:
             self._give_up(next(iter(self._held.values())))
         # an open cluster they link to (pulses that arrived while this window was processed)
         for cl in self._clusters:
-            got = [q for q in pulses if id(q) in self._held and self._links(cl, q)]
+            got = [q for q in pulses if id(q) in self._held and any(self._other(q, r) for r in cl.pulses)]
             self._take(cl, got)
             self._pull_held(cl, got)
 
@@ -767,6 +823,8 @@ class AcousticPipeline:
         quiet = mono - cl.last_received >= self.quiet_s
         if wall - cl.last_t >= self.settle_s and quiet:
             return True
+        if mono - cl.first_received >= self.max_window_s:
+            return True  # never quiet (a sensor that keeps clicking): locate what is there
         if len(cl.sensors) < max(self.min_sensors, 3) or not self._registry:
             return False
         if mono - cl.last_received < self.early_quiet_s:

@@ -10,6 +10,7 @@ flood.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -167,3 +168,79 @@ async def test_a_long_burst_reported_sensor_by_sensor_is_one_incident_with_every
 
     [inc] = await eventually(all_rounds, timeout=90.0, what="one incident with every round")
     assert inc["rounds"] == len(rounds) and inc["automatic"] is True
+
+
+@BOTH
+async def test_a_flooding_sensor_is_quarantined_then_heard_again(
+    center: Running, clients: dict[Role, httpx.AsyncClient]
+) -> None:
+    """Once over its rate, every pulse of the sensor is a flood until it has sent none over the rate
+    for ``flood_hold_s``: the trickle its refilling bucket lets through is not located either (it
+    would keep one window open that every nearby shot joins). A shot after that hears it again."""
+    arr = await provision_array(center)
+    use_classifier(pipeline_of(center), 0.95)
+    bad = "ac-t01"
+    start = datetime.now(UTC) - timedelta(seconds=FLOOD_S + 40.0)
+    flood = sorted(_flood(arr, bad, start), key=lambda p: p.occurred_at)  # reported in time order
+    for k in range(0, len(flood), 1000):
+        await post_pulses(center, arr, flood[k : k + 1000])
+    metrics = center.center.metrics
+    # only the first burst (and the refill while it drained) got through, not the refill over the
+    # 20 s (another 400 pulses)
+    want = len(flood) - SETTINGS.max_pulse_burst - 20
+    await eventually(
+        lambda: _at_least(_value(metrics.get("acoustic_pulse_rejected", reason="flood")), want),
+        timeout=60.0,
+        what="the whole flood but its first burst counted",
+    )
+    later = start + timedelta(seconds=FLOOD_S + SETTINGS.flood_hold_s + 5.0)
+    src = (-150.0, 200.0)
+    await post_pulses(center, arr, shot_pulses(arr, src, t_emit=later))
+    officer = clients[Role.officer]
+
+    async def heard_by_all() -> dict[str, Any] | None:
+        for inc in await _incidents(officer):
+            detail = (await officer.get(f"/api/v1/gunshots/{inc['id']}")).json()
+            if bad in detail.get("sensors", []):
+                return dict(detail)
+        return None
+
+    inc = await eventually(heard_by_all, timeout=60.0, what="the shot heard by the sensor again")
+    x, y, _ = arr.proj.to_xyz(inc["lat"], inc["lon"])
+    assert math.dist((x, y), src) <= 3.0
+
+
+async def test_a_sensor_clicking_within_its_rate_does_not_hold_a_window_open(
+    center: Running,
+) -> None:
+    """A sensor that keeps clicking faster than the window's quiet time (a fan, a jackhammer: 10 a
+    second, under the flood rate) never lets its window go quiet. The window is processed after
+    ``max_window_s`` all the same, and its pulses, held over, are not taken back by the sensor's
+    own next clicks, so no window grows with the clicking."""
+    arr = await provision_array(center)
+    pipe = pipeline_of(center)
+    pipe.max_window_s = 1.5
+    sid = "ac-t05"
+    lat, lon = arr.proj.to_latlon(*arr.xy[sid])
+    sizes: list[int] = []
+    for k in range(60):  # 6 s of clicks, posted as they happen
+        click = Pulse(
+            source=sid,
+            device=sid,
+            occurred_at=datetime.now(UTC),
+            pos=Position(lat=lat, lon=lon, alt_m=SENSOR_ALT_M),
+            peak_db=90.0,
+            snr_db=20.0,
+            duration_ms=3.0,
+        )
+        await post_pulses(center, arr, [click])
+        await asyncio.sleep(0.1)
+        if k >= 30:
+            sizes.append(max((len(cl.pulses) for cl in pipe._clusters), default=0))
+    assert center.center.metrics.get("acoustic_pulse_rejected", reason="flood") == 0
+    # at 10 clicks a second a window holds at most ~1.5 s of them (plus a tick), never the 3-6 s sent
+    assert sizes and max(sizes) <= 20, sizes
+
+
+async def _value(n: float) -> float:
+    return n
