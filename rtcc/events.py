@@ -211,6 +211,9 @@ class GunshotIncident(Event):
     intervals_s: list[float] = Field(default_factory=list, description="Seconds between rounds.")
     automatic: bool = Field(False, description="Probable automatic fire.")
     multiple_shooters: bool = False
+    location_quality: Literal["good", "poor"] = Field(
+        "good", description="poor: every round's fix had poor sensor geometry (location less sure)."
+    )
     label: str
     confidence: float = Field(ge=0, le=1)
     status: Literal["alerted", "pending_review", "confirmed", "dismissed", "below_threshold"] = "alerted"

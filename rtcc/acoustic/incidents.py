@@ -56,6 +56,8 @@ class IncidentRecord:
     intervals_s: list[float] = field(default_factory=list)
     automatic: bool = False
     multiple_shooters: bool = False
+    location_quality: Literal["good", "poor"] = "good"
+    """``poor``: every round's fix was flagged for poor sensor geometry (the ellipse may understate it)."""
 
 
 def record_incident(session: Session, rec: IncidentRecord) -> bool:
@@ -76,6 +78,7 @@ def record_incident(session: Session, rec: IncidentRecord) -> bool:
                 intervals_s=list(rec.intervals_s),
                 automatic=rec.automatic,
                 multiple_shooters=rec.multiple_shooters,
+                location_quality=rec.location_quality,
                 label=rec.label,
                 confidence=rec.confidence,
                 sensors=list(rec.sensors),
@@ -96,6 +99,7 @@ def update_rounds(session: Session, rec: IncidentRecord) -> None:
             intervals_s=list(rec.intervals_s),
             automatic=rec.automatic,
             multiple_shooters=rec.multiple_shooters,
+            location_quality=rec.location_quality,
             sensors=list(rec.sensors),
             pulses=dict(rec.pulses),
         )
@@ -202,6 +206,7 @@ def incident_dict(row: GunshotIncidentRow) -> dict[str, Any]:
         "intervals_s": list(row.intervals_s or []),
         "automatic": row.automatic,
         "multiple_shooters": row.multiple_shooters,
+        "location_quality": row.location_quality,
         "label": row.label,
         "confidence": row.confidence,
         "sensors": list(row.sensors or []),

@@ -1081,10 +1081,11 @@ class AcousticPipeline:
             intervals_s=sm["intervals_s"],
             automatic=sm["automatic"],
             multiple_shooters=sm["multiple_shooters"],
+            location_quality="poor" if all(shot.quality == "poor" for _, shot, _ in group) else "good",
         )
         new = await self.store.write(lambda s: record_incident(s, rec))
         self._recent.append(_Recent(rec, rounds, audio, levels))
-        incident = _incident_event(rec, incident_id)
+        incident = incident_event(rec, incident_id)
         review = status == "pending_review"
         alert = None if status == "below_threshold" else incident_alert(rec, review=review)
         self.metrics.inc("acoustic_incidents", status=status)
@@ -1132,6 +1133,8 @@ class AcousticPipeline:
         rec.intervals_s = sm["intervals_s"]
         rec.automatic = sm["automatic"]
         rec.multiple_shooters = sm["multiple_shooters"]
+        if any(shot.quality == "good" for shot in shots):
+            rec.location_quality = "good"  # a later round from better geometry
         for sid, p in pulses.items():
             rec.pulses.setdefault(sid, str(p.event.event_id))
         rec.sensors = sorted(rec.pulses)
@@ -1142,7 +1145,7 @@ class AcousticPipeline:
         await self.store.write(lambda s: update_rounds(s, rec))
         alert = await self._upgrade(rec, ev.confidence)
         ids = ",".join(sorted(str(p.event.event_id) for p in pulses.values()))
-        incident = _incident_event(rec, uuid.uuid5(NAMESPACE, f"update:{rec.id}:{ids}"))
+        incident = incident_event(rec, uuid.uuid5(NAMESPACE, f"update:{rec.id}:{ids}"))
         self.metrics.inc("acoustic_incident_updates")
         if rec.status != "below_threshold":
             await self.bus.publish(incident.subject, incident.to_json(), msg_id=str(incident.event_id))
@@ -1208,7 +1211,11 @@ def _label(confidence: float) -> str:
 def incident_alert(rec: IncidentRecord, *, review: bool) -> Alert:
     """The alert for an incident: ``gunshot`` (critical) or ``gunshot_review`` (warning)."""
     what = f"{rec.rounds} round{'s' if rec.rounds != 1 else ''}"
-    flags = (("probable automatic fire", rec.automatic), ("multiple shooters", rec.multiple_shooters))
+    flags = (
+        ("probable automatic fire", rec.automatic),
+        ("multiple shooters", rec.multiple_shooters),
+        ("poor sensor geometry: location less sure", rec.location_quality == "poor"),
+    )
     extra = [x for x, on in flags if on]
     detail = f"{what}{' — ' + ', '.join(extra) if extra else ''}, ±{rec.ellipse_major_m:.0f} m"
     return Alert(
@@ -1226,7 +1233,8 @@ def incident_alert(rec: IncidentRecord, *, review: bool) -> Alert:
     )
 
 
-def _incident_event(rec: IncidentRecord, event_id: uuid.UUID) -> GunshotIncident:
+def incident_event(rec: IncidentRecord, event_id: uuid.UUID) -> GunshotIncident:
+    """The ``gunshot_incident`` event of an incident as it stands (a new one per change)."""
     return GunshotIncident(
         event_id=event_id,
         incident_id=rec.id,
@@ -1240,6 +1248,7 @@ def _incident_event(rec: IncidentRecord, event_id: uuid.UUID) -> GunshotIncident
         intervals_s=list(rec.intervals_s),
         automatic=rec.automatic,
         multiple_shooters=rec.multiple_shooters,
+        location_quality=rec.location_quality,
         label=rec.label,
         confidence=rec.confidence,
         status=rec.status,

@@ -208,6 +208,7 @@ class GunshotIncidentRow(Base):
     intervals_s: Mapped[list[float]] = mapped_column(JSONType, default=list)
     automatic: Mapped[bool] = mapped_column(Boolean, default=False)
     multiple_shooters: Mapped[bool] = mapped_column(Boolean, default=False)
+    location_quality: Mapped[str] = mapped_column(String(8), default="good", server_default="good")
     label: Mapped[str] = mapped_column(String(32))
     confidence: Mapped[float] = mapped_column(Float)
     sensors: Mapped[list[str]] = mapped_column(JSONType, default=list)

@@ -139,3 +139,54 @@ async def test_audio_of_a_contributing_sensor_is_served_and_audited(
     assert (
         len(entries) == 1 and entries[0]["actor"] == "officer1" and entries[0]["details"]["sensor"] == sensor
     )
+
+
+async def test_a_review_decision_reaches_the_map(
+    center: Running, clients: dict[Role, httpx.AsyncClient]
+) -> None:
+    """Dismissing (or confirming) an incident re-publishes it with its new status, so the map and open
+    dashboards update without reloading."""
+    supervisor = clients[Role.supervisor]
+    url = center.url.replace("http", "ws") + "api/v1/ws?types=gunshot_incident"
+    async with websockets.connect(
+        url, additional_headers={"authorization": supervisor.headers["authorization"]}
+    ) as ws:
+        assert json.loads(await ws.recv())["kind"] == "hello"
+        iid = await _pending_incident(center, supervisor, (-60.0, 90.0))
+        first = json.loads(await asyncio.wait_for(ws.recv(), 20))["event"]
+        assert first["incident_id"] == iid and first["status"] == "pending_review"
+        r = await supervisor.post(
+            f"/api/v1/gunshots/{iid}/review", json={"decision": "dismiss", "reason": "construction site"}
+        )
+        assert r.status_code == 200, r.text
+        update = json.loads(await asyncio.wait_for(ws.recv(), 20))["event"]
+        assert update["incident_id"] == iid and update["status"] == "dismissed"
+
+
+async def test_poor_geometry_is_shown_on_the_incident_and_its_alert(
+    center: Running, clients: dict[Role, httpx.AsyncClient]
+) -> None:
+    """A shot well outside the array (every sensor on one side) is located with poor geometry: the
+    incident says so (``location_quality``) and so does its alert, instead of looking as sure as any."""
+    officer = clients[Role.officer]
+    url = center.url.replace("http", "ws") + "api/v1/ws?types=alert"
+    async with websockets.connect(
+        url, additional_headers={"authorization": officer.headers["authorization"]}
+    ) as ws:
+        assert json.loads(await ws.recv())["kind"] == "hello"
+        arr = await provision_array(center)
+        use_classifier(pipeline_of(center), 0.95)
+        await post_pulses(center, arr, shot_pulses(arr, (1100.0, 0.0)))
+        alert = json.loads(await asyncio.wait_for(ws.recv(), 30))["event"]
+        assert alert["kind"] == "gunshot" and "poor sensor geometry" in alert["title"]
+    [inc] = (await officer.get("/api/v1/gunshots")).json()["items"]
+    assert inc["location_quality"] == "poor"
+    # inside the array the same code says good
+    await post_pulses(center, arr, shot_pulses(arr, (30.0, -40.0)))
+
+    async def second() -> list[dict[str, Any]] | None:
+        items: list[dict[str, Any]] = (await officer.get("/api/v1/gunshots")).json()["items"]
+        return items if len(items) == 2 else None
+
+    newest = (await eventually(second, what="the second incident"))[0]
+    assert newest["location_quality"] == "good"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -41,6 +41,9 @@ class GunshotOut(BaseModel):
     intervals_s: list[float]
     automatic: bool = Field(description="Probable automatic fire.")
     multiple_shooters: bool
+    location_quality: Literal["good", "poor"] = Field(
+        description="poor: every round's fix had poor sensor geometry (outside the array): less sure."
+    )
     label: str
     confidence: float
     sensors: list[str]
@@ -99,7 +102,7 @@ async def get_gunshot(incident_id: UUID, ctx: CtxDep, who: Operations) -> Gunsho
 @router.post("/{incident_id}/review", summary="Confirm or dismiss an incident, with a reason (audited)")
 async def review_gunshot(incident_id: UUID, body: ReviewIn, ctx: CtxDep, who: Reviewers) -> GunshotOut:
     from rtcc.acoustic.incidents import IncidentRecord, review_incident
-    from rtcc.acoustic.pipeline import incident_alert
+    from rtcc.acoustic.pipeline import NAMESPACE, incident_alert, incident_event
 
     now = datetime.now(UTC)
     row, before = await ctx.store.write(
@@ -115,23 +118,28 @@ async def review_gunshot(incident_id: UUID, body: ReviewIn, ctx: CtxDep, who: Re
         purpose=body.reason,
         details={"decision": body.decision, "reason": body.reason, "status_before": before},
     )
+    rec = IncidentRecord(
+        id=row.id,
+        occurred_at=row.occurred_at,
+        lat=row.lat,
+        lon=row.lon,
+        ellipse_major_m=row.ellipse_major_m,
+        ellipse_minor_m=row.ellipse_minor_m,
+        ellipse_angle_deg=row.ellipse_angle_deg,
+        rounds=row.rounds,
+        label=row.label,
+        confidence=row.confidence,
+        status="confirmed" if body.decision == "confirm" else "dismissed",
+        sensors=list(row.sensors or []),
+        intervals_s=list(row.intervals_s or []),
+        automatic=row.automatic,
+        multiple_shooters=row.multiple_shooters,
+        location_quality="poor" if row.location_quality == "poor" else "good",
+    )
+    # the map and open dashboards learn the decision at once (the incident with its new status)
+    update = incident_event(rec, uuid5(NAMESPACE, f"review:{row.id}:{row.status}"))
+    await ctx.bus.publish(update.subject, update.to_json(), msg_id=str(update.event_id))
     if body.decision == "confirm" and before != "alerted":
-        rec = IncidentRecord(
-            id=row.id,
-            occurred_at=row.occurred_at,
-            lat=row.lat,
-            lon=row.lon,
-            ellipse_major_m=row.ellipse_major_m,
-            ellipse_minor_m=row.ellipse_minor_m,
-            ellipse_angle_deg=row.ellipse_angle_deg,
-            rounds=row.rounds,
-            label=row.label,
-            confidence=row.confidence,
-            status="confirmed",
-            intervals_s=list(row.intervals_s or []),
-            automatic=row.automatic,
-            multiple_shooters=row.multiple_shooters,
-        )
         alert = incident_alert(rec, review=False)
         await ctx.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
     return _out(row)
