@@ -62,7 +62,7 @@ import functools
 import importlib
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import cast
 
@@ -325,6 +325,7 @@ class OnsetDetector:
         self._frame_fill = 0
         self._floor = math.inf  # current floor (mean square)
         self._last_onset = -(10**12)
+        self._last_emitted = -math.inf  # sample of the last onset reported
         self._pending: list[_Pending] = []
         self._prev_cond = False
         self._echo = 10 ** (-echo_db / 10)
@@ -538,11 +539,19 @@ class OnsetDetector:
                 ready_at = max(p.end, p.trigger + self._post + self._look_ahead)
             if final or self._n >= ready_at:
                 onset = self._finish(p)
-                if onset is not None:
+                if onset is None:
+                    continue
+                # two triggers of one event (the second past the refractory time, in its ringing)
+                # can refine back to the same onset: one pulse, with the larger level and duration
+                if out and onset.sample <= out[-1].sample + 0.5:
+                    out[-1] = _merge(out[-1], onset)
+                elif onset.sample > self._last_emitted + 0.5:
                     out.append(onset)
             else:
                 keep.append(p)
         self._pending = keep
+        if out:
+            self._last_emitted = out[-1].sample
         return out
 
     def _finish(self, p: _Pending) -> Onset | None:
@@ -761,3 +770,13 @@ def detect_file(path: str | Path, **options: float) -> list[Onset]:
     for blk in iter_blocks(x, 1 << 16):
         out += det.process(blk)
     return out + det.flush()
+
+
+def _merge(first: Onset, again: Onset) -> Onset:
+    """One onset reported twice (the same refined sample): the first, with the larger measures."""
+    return replace(
+        first,
+        peak_db=max(first.peak_db, again.peak_db),
+        snr_db=max(first.snr_db, again.snr_db),
+        duration_ms=max(first.duration_ms, again.duration_ms),
+    )

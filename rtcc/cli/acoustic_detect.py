@@ -12,8 +12,10 @@ prints one line per detected pulse::
 plus ``x_m``, ``y_m``, ``z_m`` when the sensor position is known (so the lines feed
 ``rtcc acoustic locate`` directly). A sibling JSON file (``clip.json`` beside ``clip.flac``, as in
 ShotSpotter's data) supplies ``serial_number`` (or ``sensor_id``), ``timestamp`` (UTC of the
-first sample) and ``location`` {x, y, z} in metres; command-line options override it. Without a
-start time the arrival counts from 1970-01-01T00:00:00Z (a warning says so).
+first sample) and ``location`` {x, y, z} in metres; without one, a ShotSpotter WAV's own ``smj0``
+metadata chunk supplies the serial number, start time and position (UTM metres,
+:mod:`rtcc.acoustic.wav_metadata`); command-line options override both. Without a start time the
+arrival counts from 1970-01-01T00:00:00Z (a warning says so).
 
 Exit codes: 0 all files read; 2 a file (or option) was bad — the other files are still processed
 and the message names the file that failed.
@@ -32,6 +34,7 @@ import typer
 from rich.console import Console
 
 from rtcc.acoustic.detect import AudioError, detect_file
+from rtcc.acoustic.wav_metadata import read_smj0
 
 _err = Console(stderr=True, soft_wrap=True)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -117,13 +120,13 @@ def pulse_lines(
     ValueError
         The sibling JSON is bad.
     """
-    meta = sidecar(path)
+    meta = {**read_smj0(path), **sidecar(path)}  # a sibling JSON wins over the WAV's own chunk
     sid = sensor_id or meta.get("sensor_id") or path.stem
     onsets = detect_file(path, **options)
     t0: datetime | None = start or meta.get("start")
     if t0 is None:
         _err.print(
-            f"warning: {path}: no start time (no --start-utc, no sibling JSON timestamp); "
+            f"warning: {path}: no start time (no --start-utc, no sibling JSON or smj0 timestamp); "
             "arrival_utc counts from 1970-01-01T00:00:00Z",
             highlight=False,
         )

@@ -199,3 +199,59 @@ def test_cli_detect_reads_sibling_json_and_reports_bad_files(tmp_path: Path) -> 
     assert lines[0]["sensor_id"] == "S9"
     t = parse_utc(lines[0]["arrival_utc"]) - datetime(2026, 1, 1, tzinfo=UTC)
     assert abs(t.total_seconds() - 1.0) * 1000 < TIMING_TOL_MS
+
+
+def _with_smj0(wav: Path, meta: dict[str, object] | bytes) -> None:
+    """Append a ShotSpotter ``smj0`` chunk (zlib JSON) to a WAV file and fix the RIFF size."""
+    import struct
+    import zlib
+
+    payload = meta if isinstance(meta, bytes) else zlib.compress(json.dumps(meta).encode())
+    data = bytearray(wav.read_bytes())
+    data += b"smj0" + struct.pack("<I", len(payload)) + payload + (b"\0" if len(payload) % 2 else b"")
+    data[4:8] = struct.pack("<I", len(data) - 8)
+    wav.write_bytes(bytes(data))
+
+
+def test_cli_detect_reads_a_shotspotter_wav_s_own_metadata(tmp_path: Path) -> None:
+    """ShotSpotter's sensor WAVs (Chicago 2022 examples) carry their serial number, start time and
+    position in an ``smj0`` chunk: used when no sibling JSON says otherwise; the position in UTM
+    metres, so two sensors' pulses feed ``locate`` directly."""
+    from rtcc.acoustic.wav_metadata import utm_xy
+
+    rate = 12000
+    x = in_noise(rate, friedlander(rate, [0.5], 1.5), 25.0, np.random.default_rng(8))
+    clip = tmp_path / "113adf3a.wav"
+    sf.write(clip, x, rate, subtype="PCM_16")
+    _with_smj0(
+        clip,
+        {
+            "serialNumber": "SCP-00-BNG-4089",
+            "startTimeUTC": "2022-09-18T05:20:54.178Z",
+            "geolocation": {"latitude": 41.697987, "longitude": -87.633597, "elevation": 195.6},
+            "weather": {"temperature": 25.0},
+        },
+    )
+    r = CliRunner().invoke(app, ["acoustic", "detect", str(clip)])
+    assert r.exit_code == 0, r.stderr
+    [line] = [json.loads(s) for s in r.stdout.splitlines()]
+    assert line["sensor_id"] == "SCP-00-BNG-4089"
+    dt = (
+        parse_utc(line["arrival_utc"]) - datetime(2022, 9, 18, 5, 20, 54, 178000, tzinfo=UTC)
+    ).total_seconds()
+    assert abs(dt - 0.5) * 1000 < TIMING_TOL_MS
+    ex, ny = utm_xy(41.697987, -87.633597)
+    assert (line["x_m"], line["y_m"], line["z_m"]) == (ex, ny, 195.6)
+    assert 440_000 < ex < 450_000 and 4_610_000 < ny < 4_620_000  # UTM zone 16N, Chicago
+    # a sibling JSON wins over the chunk; the command line over both
+    clip.with_suffix(".json").write_text(json.dumps({"serial_number": "FROM-JSON"}))
+    r = CliRunner().invoke(app, ["acoustic", "detect", str(clip)])
+    assert json.loads(r.stdout.splitlines()[0])["sensor_id"] == "FROM-JSON"
+    r = CliRunner().invoke(app, ["acoustic", "detect", str(clip), "--sensor-id", "S1"])
+    assert json.loads(r.stdout.splitlines()[0])["sensor_id"] == "S1"
+    # a broken chunk is a clear error for that file
+    broken = tmp_path / "broken.wav"
+    sf.write(broken, x, rate, subtype="PCM_16")
+    _with_smj0(broken, b"not zlib at all")
+    r = CliRunner().invoke(app, ["acoustic", "detect", str(broken)])
+    assert r.exit_code == 2 and "smj0" in r.stderr and "Traceback" not in r.stderr
