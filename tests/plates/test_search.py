@@ -132,8 +132,24 @@ async def test_search_needs_purpose_and_case_and_is_audited(start_center: StartC
             assert "purpose" in err["message"] and "case number" in err["message"]
         r = await analyst.get("/api/v1/plates/track", params={"plate": "TGT100", "case_number": "2026-1"})
         assert r.status_code == 422 and r.json()["error"]["details"]["missing"] == ["purpose"]
+        # a case number that names no case, a purpose that states none (the auditor's tries)
+        for case, purpose in (
+            ("x", WHY["purpose"]),
+            ("n/a", WHY["purpose"]),
+            ("-", WHY["purpose"]),
+            ("none", WHY["purpose"]),
+            (WHY["case_number"], "aaaaa"),
+            (WHY["case_number"], "n/a n/a"),
+        ):
+            r = await analyst.get(
+                "/api/v1/plates/search", params={"plate": "TGT100", "purpose": purpose, "case_number": case}
+            )
+            assert r.status_code == 422, (case, purpose)
+            assert ("names no case" if purpose == WHY["purpose"] else "states no purpose") in r.json()[
+                "error"
+            ]["message"]
         refused = await _audit(admin, "plate_search_refused")
-        assert len(refused) == 3 and {e["outcome"] for e in refused} == {"refused"}
+        assert len(refused) == 9 and {e["outcome"] for e in refused} == {"refused"}
         r = await cl[Role.officer].get("/api/v1/plates/search", params={"plate": "TGT100", **WHY})
         assert r.status_code == 403  # officers decide hits; they don't search
 

@@ -98,6 +98,40 @@ def aware(dt: datetime | None, name: str) -> datetime | None:
     return dt
 
 
+PLACEHOLDERS = frozenset({"na", "none", "null", "nil", "unknown", "tbd", "test", "xxx", "pending", "various"})
+"""Case numbers and purposes that say nothing (compared without case, spaces and punctuation)."""
+
+
+def case_number_problem(case_number: str) -> str | None:
+    """Why ``case_number`` is no case number, or None.
+
+    A case number names one case: it holds at least one digit (``2026-001234``, ``BPD-26-77``,
+    ``C-1``) and is not a placeholder such as ``n/a`` or ``-``. The center does not hold the
+    agency's case register, so the number itself is not looked up; it is audited with the search.
+    """
+    text = case_number.strip()
+    folded = "".join(c for c in text.lower() if c.isalnum())
+    if not any(c.isdigit() for c in text) or folded in PLACEHOLDERS:
+        return (
+            f"case_number {text!r} names no case: give the case's number (it holds a digit, e.g. "
+            "2026-001234); searches without a case are refused and audited"
+        )
+    return None
+
+
+def purpose_problem(purpose: str) -> str | None:
+    """Why ``purpose`` states no purpose, or None: it needs a word of three letters or more that is
+    not a placeholder, and not one character repeated (``aaaaa``)."""
+    words = ["".join(c for c in w.lower() if c.isalpha()) for w in purpose.split()]
+    real = [w for w in words if len(w) >= 3 and len(set(w)) > 1 and w not in PLACEHOLDERS]
+    if not real:
+        return (
+            f"purpose {purpose.strip()!r} states no purpose: say why you search (e.g. 'stolen vehicle "
+            "report 2026-001234'); it is kept in the audit log and counted on the transparency page"
+        )
+    return None
+
+
 class Accountability(BaseModel):
     """Why a search is made; required for every search of the reads."""
 
@@ -142,6 +176,18 @@ async def accountability(
             details={"missing": missing},
         )
     assert purpose is not None and case_number is not None
+    problem = case_number_problem(case_number) or purpose_problem(purpose)
+    if problem:
+        who = getattr(request.state, "principal", None)
+        if who is not None:
+            await ctx.audit(
+                who,
+                "plate_search_refused",
+                "plate_reads",
+                outcome="refused",
+                details={"path": request.url.path, "problem": problem},
+            )
+        raise ValidationFailed(problem, details={"case_number": case_number, "purpose": purpose})
     return Accountability(
         purpose=purpose.strip(), purpose_category=purpose_category, case_number=case_number.strip()
     )
