@@ -32,6 +32,7 @@ import soundfile as sf
 from numpy.typing import NDArray
 
 from rtcc.acoustic import features as F
+from rtcc.acoustic.detect import MIN_SAMPLE_RATE_HZ
 from rtcc.errors import ValidationFailed
 
 MODEL_FILE = "gunshot_classifier.onnx"
@@ -224,8 +225,11 @@ class GunshotClassifier:
             Too short, empty, or non-finite samples, or a bad rate.
         """
         a = np.asarray(audio)
-        if sample_rate_hz <= 0:
-            raise AudioError(f"sample rate must be positive, got {sample_rate_hz}")
+        if sample_rate_hz < MIN_SAMPLE_RATE_HZ:
+            raise AudioError(
+                f"sample rate {sample_rate_hz} Hz is below {MIN_SAMPLE_RATE_HZ} Hz: too narrow a band "
+                "to tell gunfire (as for detect)"
+            )
         if a.shape[0] < MIN_DURATION_S * sample_rate_hz:
             ms = a.shape[0] / sample_rate_hz * 1000
             raise AudioError(f"clip is {ms:.0f} ms long; at least {MIN_DURATION_S * 1000:.0f} ms needed")

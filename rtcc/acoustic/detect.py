@@ -740,6 +740,9 @@ def read_audio(path: str | Path) -> tuple[FloatArray, int]:
         raise AudioError(f"{p}: cannot decode audio ({exc}); is it a complete WAV/FLAC/OGG file?") from exc
     if data.size == 0:
         raise AudioError(f"{p}: the file holds no audio samples")
+    if not np.isfinite(data).all():
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise AudioError(f"{p}: {bad} sample(s) are not finite (NaN or infinity); the file is corrupt")
     return to_mono_float(data), int(rate)
 
 

@@ -255,3 +255,25 @@ def test_cli_detect_reads_a_shotspotter_wav_s_own_metadata(tmp_path: Path) -> No
     _with_smj0(broken, b"not zlib at all")
     r = CliRunner().invoke(app, ["acoustic", "detect", str(broken)])
     assert r.exit_code == 2 and "smj0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_detect_and_classify_refuse_the_same_bad_audio(tmp_path: Path) -> None:
+    """Non-finite samples and rates below 8 kHz: both commands give a clear error (they disagreed)."""
+    from rtcc.acoustic.classify import classify_file
+    from rtcc.errors import ValidationFailed
+
+    rate = 12000
+    x = friedlander(rate, [0.5], 1.0) * 0.3
+    x[100] = np.nan
+    nan_clip = tmp_path / "nan.wav"
+    sf.write(nan_clip, x.astype(np.float32), rate, subtype="FLOAT")
+    with pytest.raises(AudioError, match="not finite"):
+        detect_file(nan_clip)
+    with pytest.raises(ValidationFailed, match="NaN"):
+        classify_file(nan_clip)
+    low = tmp_path / "low.wav"
+    sf.write(low, friedlander(3000, [0.5], 1.0) * 0.3, 3000, subtype="PCM_16")
+    with pytest.raises(AudioError, match="8000"):
+        detect_file(low)
+    with pytest.raises(ValidationFailed, match="8000"):
+        classify_file(low)
