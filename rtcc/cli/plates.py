@@ -7,8 +7,8 @@ One JSON object per line per image, in argument order::
 
 best plate first. Two extra fields: ``region`` is the US state or EU country when told, else
 ``null``; ``char_confidences`` is the probability of each character of ``text``. A file that
-cannot be read as an image is named on stderr and skipped; the command goes on with the others and
-exits 2 at the end.
+cannot be read as an image, or whose header declares more than ``--max-pixels`` pixels, is named on
+stderr and skipped; the command goes on with the others and exits 2 at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import sqlite3
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -24,15 +25,17 @@ import typer
 from rich.markup import escape
 
 from rtcc.cli.output import err, fail
+from rtcc.settings import PlatesSettings
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from rtcc.plates.recognize import PlateReader
     from rtcc.plates.watch import CameraConfig
 
 MAX_FILE_BYTES = 64 * 2**20
 """Larger files are refused unread (a camera frame is a few MB)."""
+
+MAX_PIXELS: int = PlatesSettings.model_fields["max_image_pixels"].default
+"""Default ``--max-pixels``: the center's own default limit (``plates.max_image_pixels``)."""
 
 
 def _skip(path: Path, why: str) -> None:
@@ -46,11 +49,22 @@ def read(
         str,
         typer.Option(help="Detector runtime: auto (openvino if the CPU has bf16), onnxruntime, openvino."),
     ] = "auto",
+    max_pixels: Annotated[
+        int,
+        typer.Option(
+            "--max-pixels",
+            min=10_000,
+            max=400_000_000,
+            help="Larger images (width x height, read from the header) are skipped undecoded.",
+        ),
+    ] = MAX_PIXELS,
 ) -> None:
     """Detect and read the licence plates in each image; one JSON line per image."""
     import cv2
     import numpy as np
 
+    from rtcc.errors import PayloadTooLarge, ValidationFailed
+    from rtcc.plates.ingest import image_header
     from rtcc.plates.recognize import PlateReader
 
     if backend not in ("auto", "onnxruntime", "openvino"):
@@ -66,12 +80,22 @@ def read(
                 _skip(path, f"larger than {MAX_FILE_BYTES >> 20} MiB, skipped")
                 bad += 1
                 continue
-            data = np.fromfile(path, dtype=np.uint8)
-            image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+            raw = path.read_bytes()
         except OSError as exc:
             _skip(path, f"cannot read: {exc.strerror or exc}")
             bad += 1
             continue
+        try:  # the pixel count from the header, before any pixel buffer is allocated
+            image_header(raw, max_pixels=max_pixels, limit_name="option --max-pixels")
+        except PayloadTooLarge as exc:
+            _skip(path, f"{escape(exc.message)}; skipped")
+            bad += 1
+            continue
+        except ValidationFailed:
+            _skip(path, "not a readable image (corrupt, empty or unknown format)")
+            bad += 1
+            continue
+        image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             _skip(path, "not a readable image (corrupt, empty or unknown format)")
             bad += 1
@@ -184,7 +208,9 @@ def video(
     lon: LonOpt = None,
     start: Annotated[
         str | None,
-        typer.Option(help="Wall-clock time of the first frame of a file, ISO 8601 (default: now)."),
+        typer.Option(
+            help="Wall-clock time of the first frame, ISO 8601 (default: when the first frame is decoded)."
+        ),
     ] = None,
     threads: Annotated[int, typer.Option(min=1, max=64, help="ONNX Runtime threads per model.")] = 1,
 ) -> None:
@@ -196,8 +222,6 @@ def video(
     (exit 3). A pass the center refuses as bad is reported and dropped (exit 2 at the end); a refused
     key stops the command (exit 2), keeping the buffer.
     """
-    from datetime import UTC, datetime, timedelta
-
     from rtcc.errors import ValidationFailed
     from rtcc.plates.recognize import PlateReader
     from rtcc.plates.video import is_stream, passes
@@ -208,7 +232,7 @@ def video(
         fail("--buffer goes with --center (only passes sent to a center are buffered)", 2)
     if (lat is None) != (lon is None):
         fail("give both --lat and --lon, or neither", 2)
-    t0 = datetime.now(UTC)
+    t0: datetime | None = None
     if start is not None:
         try:
             t0 = datetime.fromisoformat(start)
@@ -221,10 +245,17 @@ def video(
     # most sampled frames hold no plate: the tiled rescue pass (~0.5 s on such a frame) is for stills
     reader = PlateReader.load(threads=threads, rescue=False)
     if center is None or key is None:
+        origin = _Origin(t0)
         try:
-            for p in passes(source, reader, every_n=every_n, camera_heading=heading, moving=moving):
-                at = t0 + timedelta(seconds=p.best.t)
-                _print_line({"camera": camera, "time": at.isoformat(), **p.to_json()})
+            for p in passes(
+                source,
+                reader,
+                every_n=every_n,
+                camera_heading=heading,
+                moving=moving,
+                on_first_frame=origin.first_frame,
+            ):
+                _print_line({"camera": camera, "time": origin.time(p.best.t).isoformat(), **p.to_json()})
         except ValidationFailed as exc:
             fail(escape(exc.message), 2)
         except KeyboardInterrupt:
@@ -239,6 +270,25 @@ def video(
     _video_to_center(
         source, reader, cfg, buffer, drain_s, t0, every_n=every_n, moving=moving, heading=heading
     )
+
+
+class _Origin:
+    """The wall-clock time of a video's first frame: ``--start``, else when that frame was decoded.
+
+    Pass times are seconds since the first frame (:func:`rtcc.plates.video.frames`), whatever the
+    stream's own timestamps start at.
+    """
+
+    def __init__(self, start: datetime | None) -> None:
+        self.start = start
+        self.at = start if start is not None else datetime.now(UTC)
+
+    def first_frame(self) -> None:
+        if self.start is None:
+            self.at = datetime.now(UTC)
+
+    def time(self, t: float) -> datetime:
+        return self.at + timedelta(seconds=t)
 
 
 _print_lock = threading.Lock()
@@ -256,15 +306,13 @@ def _video_to_center(
     cfg: CameraConfig,
     buffer: Path | None,
     drain_s: float,
-    t0: datetime,
+    t0: datetime | None,
     *,
     every_n: int,
     moving: bool,
     heading: float | None,
 ) -> None:
     """Read the passes into the on-disk buffer while a sender thread delivers them (exit codes: video)."""
-    from datetime import timedelta
-
     import cv2
     import httpx
 
@@ -309,13 +357,21 @@ def _video_to_center(
         )
         outbox.start()
         interrupted = False
+        origin = _Origin(t0)
         try:
-            for p in passes(source, reader, every_n=every_n, camera_heading=heading, moving=moving):
+            for p in passes(
+                source,
+                reader,
+                every_n=every_n,
+                camera_heading=heading,
+                moving=moving,
+                on_first_frame=origin.first_frame,
+            ):
                 ok, jpeg = cv2.imencode(".jpg", p.best.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
                 if not ok:
                     _skip(Path(source), f"could not encode the frame of pass {p.plate} as JPEG; skipped")
                     continue
-                outbox.put(*pass_item(cfg.camera, t0 + timedelta(seconds=p.best.t), p, bytes(jpeg)))
+                outbox.put(*pass_item(cfg.camera, origin.time(p.best.t), p, bytes(jpeg)))
                 if outbox.key_refused is not None:
                     break
         except ValidationFailed as exc:

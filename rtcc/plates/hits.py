@@ -4,6 +4,12 @@ A hit starts as ``verify`` — "verify before action": a read can be a misread,
 and the entry is shown beside the read's photo so an officer or analyst can
 check before anyone acts. :func:`decide` moves it to ``confirmed`` or
 ``rejected`` once, with the decider and the reason.
+
+A hit carries the entry's state and the read's region (the state the camera
+read on the plate): the same number in another state is the classic
+wrong-car stop, so when both are known and differ the hit says so
+(``state_mismatch``). Matching itself ignores the region (a read's region is
+often unknown).
 """
 
 from __future__ import annotations
@@ -154,8 +160,36 @@ def decide(
     return row
 
 
-def hit_dict(row: HitRow) -> dict[str, Any]:
-    """A JSON-ready view of a hit row."""
+def _region_code(value: str | None) -> str | None:
+    code = (value or "").strip().upper()
+    if code.startswith("US-"):  # ISO 3166-2 form of a US state: US-TX is TX
+        code = code[3:]
+    return code or None
+
+
+def state_mismatch(entry_state: str | None, read_region: str | None) -> bool:
+    """True when the entry's state and the read's region are both known and differ."""
+    a, b = _region_code(entry_state), _region_code(read_region)
+    return a is not None and b is not None and a != b
+
+
+def hit_view(session: Session, row: HitRow) -> dict[str, Any]:
+    """:func:`hit_dict` with the entry's state and the read's region looked up (None when gone)."""
+    from rtcc.plates.reads import get_read
+
+    entry = session.get(HotlistEntryRow, row.entry_id)
+    read = get_read(session, row.read_id)
+    return hit_dict(
+        row,
+        entry_state=entry.state if entry is not None else None,
+        read_region=read.region if read is not None else None,
+    )
+
+
+def hit_dict(
+    row: HitRow, *, entry_state: str | None = None, read_region: str | None = None
+) -> dict[str, Any]:
+    """A JSON-ready view of a hit row, with the entry's state and the read's region when known."""
     return {
         "id": row.id,
         "read_id": row.read_id,
@@ -178,6 +212,9 @@ def hit_dict(row: HitRow) -> dict[str, Any]:
         "decided_by": row.decided_by,
         "decided_at": row.decided_at,
         "decision_reason": row.decision_reason,
+        "entry_state": entry_state,
+        "read_region": read_region,
+        "state_mismatch": state_mismatch(entry_state, read_region),
     }
 
 

@@ -118,19 +118,33 @@ def _plate_ok(plate: str, *, wildcards: bool) -> str | None:
 
 
 def parse_ncic(lines: Iterable[str], layout: tuple[tuple[str, int, int], ...] = NCIC_LAYOUT) -> ParseReport:
-    """Parse an NCIC fixed-width extract; blank lines are skipped."""
+    """Parse an NCIC fixed-width extract; blank lines are skipped.
+
+    A line shorter than the layout is read as if padded with blanks (trimmed trailing blanks); a line
+    longer than the layout (blanks aside), or too short to hold the plate field, is an error.
+    """
     names = {f for f, _, _ in layout}
     if not {"plate", "mke"} <= names:
         raise ValueError("an NCIC layout needs at least the 'plate' and 'mke' fields")
-    min_len = max(end for f, _, end in layout if f in ("plate", "mke"))
+    width = max(end for _, _, end in layout)
+    plate_end = next(end for f, _, end in layout if f == "plate")
     report = ParseReport()
     for n, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n")
         if not line.strip():
             continue
-        if len(line) < min_len:
-            report.errors.append(LineError(n, f"line is {len(line)} characters; the layout needs {min_len}"))
+        if len(line) < plate_end:
+            report.errors.append(
+                LineError(n, f"line is {len(line)} characters; the plate field ends at column {plate_end}")
+            )
             continue
+        if len(line.rstrip()) > width:
+            report.errors.append(
+                LineError(n, f"line is {len(line.rstrip())} characters; the layout is {width} wide")
+            )
+            continue
+        # trailing blanks are often trimmed by editors and transfer tools: they are the empty last fields
+        line = line.ljust(width)
         rec = {f: line[s - 1 : e].strip() for f, s, e in layout}
         plate = _plate_ok(rec["plate"], wildcards=False)
         if plate is None:

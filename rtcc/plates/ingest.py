@@ -85,6 +85,42 @@ class DecodedImage:
     ext: str
 
 
+def image_header(
+    data: bytes, *, max_pixels: int, limit_name: str = "setting plates.max_image_pixels"
+) -> tuple[int, int, str]:
+    """Width, height and format (PIL's name) of an encoded image, read from its header only.
+
+    The check every image passes before a pixel buffer is allocated (uploads and ``rtcc plates
+    read``): a small file can declare a huge image (a 1 MB PNG of 20000x20000 pixels decodes to 1.2 GB).
+    ``limit_name`` names where the limit is set, for the message.
+
+    Raises
+    ------
+    ValidationFailed
+        Not an image (no known format in the header).
+    PayloadTooLarge
+        More than ``max_pixels`` pixels.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            width, height = probe.size
+            fmt = probe.format or ""
+    except Image.DecompressionBombError:  # beyond PIL's own limit (~179 Mpx): too large anyway
+        bomb = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise PayloadTooLarge(
+            f"the image is too large: over {bomb} pixels; the limit is {max_pixels} ({limit_name})"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ValidationFailed(f"not a readable image (JPEG, PNG or WebP): {exc}") from None
+    if width * height > max_pixels:
+        raise PayloadTooLarge(
+            f"the image is {width}x{height} pixels; the limit is {max_pixels} ({limit_name})"
+        )
+    return width, height, fmt
+
+
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
     """Check and decode an uploaded image.
 
@@ -94,10 +130,9 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
         Empty, unreadable, or not a JPEG/PNG/WebP image.
     PayloadTooLarge
         More than ``max_bytes`` bytes or more than ``max_pixels`` pixels (the
-        size is read from the header, before decoding).
+        size is read from the header, before decoding: :func:`image_header`).
     """
     import cv2
-    from PIL import Image, UnidentifiedImageError
 
     if not data:
         raise ValidationFailed("the image is empty (0 bytes)")
@@ -105,19 +140,9 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
         raise PayloadTooLarge(
             f"the image is {len(data)} bytes; the limit is {max_bytes} (setting plates.max_image_bytes)"
         )
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            width, height = probe.size
-            fmt = probe.format or ""
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ValidationFailed(f"not a readable image (JPEG, PNG or WebP): {exc}") from None
+    _, _, fmt = image_header(data, max_pixels=max_pixels)
     if fmt not in _FORMATS:
         raise ValidationFailed(f"image format {fmt or 'unknown'} is not accepted; send JPEG, PNG or WebP")
-    if width * height > max_pixels:
-        raise PayloadTooLarge(
-            f"the image is {width}x{height} pixels; the limit is {max_pixels} "
-            "(setting plates.max_image_pixels)"
-        )
     pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if pixels is None or pixels.size == 0:
         raise ValidationFailed("the image is corrupt (it could not be decoded)")

@@ -9,7 +9,7 @@ them with a :class:`~rtcc.plates.track.PlateTracker`, yielding one
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Frame:
-    """One sampled frame: its index in the stream, its time in seconds, its BGR pixels."""
+    """One sampled frame: its index in the stream, its seconds since the first frame, its BGR pixels."""
 
     index: int
     t: float
@@ -38,6 +38,10 @@ def is_stream(source: str) -> bool:
 
 def frames(source: str, every_n: int = 3, *, timeout_s: float = 10.0) -> Iterator[Frame]:
     """Every ``every_n``-th frame of a video file or RTSP stream, as BGR arrays.
+
+    Times count from the first decoded frame: a stream's own timestamps need not start at 0
+    (MPEG-TS, DVR exports and RTSP streams start anywhere), so a frame's wall-clock time is the
+    first frame's time plus :attr:`Frame.t`.
 
     Raises
     ------
@@ -59,11 +63,15 @@ def frames(source: str, every_n: int = 3, *, timeout_s: float = 10.0) -> Iterato
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or stream.guessed_rate or 25)
+        origin: float | None = None  # the stream time of frame 0
         try:
             for i, frame in enumerate(container.decode(stream)):
+                if origin is None and frame.time is not None:
+                    origin = float(frame.time) - i / rate
                 if i % every_n:
                     continue
-                t = float(frame.time) if frame.time is not None else i / rate
+                t = float(frame.time) - origin if frame.time is not None and origin is not None else i / rate
+                t = max(0.0, t)
                 yield Frame(i, t, np.ascontiguousarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8))
         except av.error.FFmpegError as exc:
             raise ValidationFailed(f"video {source!r} is corrupt or ended badly: {exc}") from None
@@ -80,11 +88,18 @@ def passes(
     moving: bool = False,
     max_gap: int = 3,
     keep_frames: bool = True,
+    on_first_frame: Callable[[], None] | None = None,
 ) -> Iterator[Pass]:
-    """One :class:`Pass` per vehicle pass in ``source``, in the order the passes end."""
+    """One :class:`Pass` per vehicle pass in ``source``, in the order the passes end.
+
+    Pass times are seconds since the first frame; ``on_first_frame`` is called when that frame has
+    been decoded (a live stream's clock starts there).
+    """
     tracker: PlateTracker | None = None
     for f in frames(source, every_n):
         if tracker is None:
+            if on_first_frame is not None:
+                on_first_frame()
             tracker = PlateTracker(
                 frame_width=f.image.shape[1], camera_heading=camera_heading, moving=moving, max_gap=max_gap
             )

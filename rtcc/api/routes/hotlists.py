@@ -121,6 +121,15 @@ class HitOut(BaseModel):
     decided_by: str | None
     decided_at: datetime | None
     decision_reason: str | None
+    entry_state: str | None = Field(
+        description="The hotlist entry's state (None: not given, or entry removed)."
+    )
+    read_region: str | None = Field(
+        description="The state/region the camera read on the plate (None: unknown)."
+    )
+    state_mismatch: bool = Field(
+        description="Both states known and different: the same number from another state, likely another car."
+    )
 
 
 class HitList(BaseModel):
@@ -313,13 +322,13 @@ async def list_hits(
     until: datetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
 ) -> HitList:
-    from rtcc.plates.hits import hit_dict
+    from rtcc.plates.hits import hit_view
     from rtcc.plates.hits import list_hits as _list
 
     since, until = aware(since, "since"), aware(until, "until")
     rows = await ctx.store.read(
         lambda s: [
-            hit_dict(r) for r in _list(s, status=list(status or []), since=since, until=until, limit=limit)
+            hit_view(s, r) for r in _list(s, status=list(status or []), since=since, until=until, limit=limit)
         ]
     )
     await ctx.audit(
@@ -347,7 +356,11 @@ async def get_hit(hit_id: UUID, ctx: CtxDep, who: Operations) -> HitDetail:
             if read.image_ref:
                 photos["vehicle"] = base + "vehicle"
         return HitDetail(
-            **hit_dict(row),
+            **hit_dict(
+                row,
+                entry_state=entry.state if entry is not None else None,
+                read_region=read.region if read is not None else None,
+            ),
             entry=_entry_out(entry) if entry is not None else None,
             read=read_out(read).model_dump(mode="json") if read is not None else None,
             photos=photos,
@@ -360,10 +373,10 @@ async def get_hit(hit_id: UUID, ctx: CtxDep, who: Operations) -> HitDetail:
 
 @router.post("/hits/{hit_id}/decision", summary="Confirm a hit or reject it (e.g. misread), with a reason")
 async def decide_hit(hit_id: UUID, body: DecisionIn, ctx: CtxDep, who: Operations) -> HitOut:
-    from rtcc.plates.hits import decide, hit_dict
+    from rtcc.plates.hits import decide, hit_view
 
     d = await ctx.store.write(
-        lambda s: hit_dict(decide(s, hit_id, decision=body.decision, by=who.username, reason=body.reason))
+        lambda s: hit_view(s, decide(s, hit_id, decision=body.decision, by=who.username, reason=body.reason))
     )
     await ctx.audit(
         who,

@@ -343,6 +343,16 @@ export class PacketView {
       return el("figure", { class: "hit-photo", dataset: { photo: kind } }, el("img", { src, alt: `${caption.toLowerCase()} photo of the read` }), el("figcaption", {}, caption));
     };
     const decided = status !== "verify" && status !== "pending";
+    // the same number from another state is the classic wrong-car stop: say so plainly
+    const entryState = h.entry_state || pick(entry, "state") || "";
+    const readRegion = h.read_region || pick(read, "region") || "";
+    const stateWarning = h.state_mismatch
+      ? el(
+          "p",
+          { class: "msg state-mismatch", role: "alert", dataset: { kind: "error" } },
+          `State differs: the hotlist entry is ${entryState}, the camera read ${readRegion}. Same number, another state — likely a different vehicle; check the state before any stop.`,
+        )
+      : null;
     const msg = el("p", { class: "msg", role: "status", hidden: true });
     const decision = el("div", { class: "hit-decision" });
     const decide = (d) =>
@@ -375,6 +385,7 @@ export class PacketView {
         "div",
         { class: "hit-view", dataset: { status } },
         el("p", { class: "verify-banner", role: "alert" }, decided ? `Decision: ${words(status)}${h.decision_reason ? ` — ${h.decision_reason}` : ""}` : "Verify before action: compare the photo with the hotlist entry and confirm by radio/NCIC before stopping anyone."),
+        stateWarning,
         el(
           "div",
           { class: "hit-compare" },
@@ -384,6 +395,8 @@ export class PacketView {
             { class: "kv hit-entry" },
             el("tr", {}, el("th", {}, "Read"), el("td", { class: "plate" }, pick(h, "plate") || read.plate || "?")),
             el("tr", {}, el("th", {}, "Hotlist"), el("td", { class: "plate" }, pick(entry, "plate", "pattern") || h.entry_plate || "?")),
+            el("tr", { dataset: { field: "read-state" } }, el("th", {}, "Read state"), el("td", {}, readRegion || "not read")),
+            el("tr", { dataset: { field: "entry-state" } }, el("th", {}, "Hotlist state"), el("td", {}, entryState || "not given")),
             el("tr", {}, el("th", {}, "Match"), el("td", {}, words(h.match))),
             el("tr", {}, el("th", {}, "Category"), el("td", {}, words(pick(entry, "category") || h.category))),
             el("tr", {}, el("th", {}, "Source"), el("td", {}, pick(entry, "source") || h.entry_source || "")),
