@@ -281,7 +281,7 @@ class Center:
         self.bus = make_bus(s.bus.engine, **kwargs)
         await self.bus.start()
         self._components.append(self.bus)
-        self.ingest = IngestService(self.store, self.bus, self.metrics)
+        self.ingest = IngestService(self.store, self.bus, self.metrics, max_age_s=s.server.max_event_age_s)
         # 4. processors
         for kind in self.processor_kinds:
             comp: Component

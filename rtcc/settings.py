@@ -65,6 +65,15 @@ class ServerSettings(Section):
         ),
     )
     max_ingest_batch: int = Field(1000, ge=1, le=100_000, description="Most events in one ingest request.")
+    max_event_age_s: float = Field(
+        7 * 86400.0,
+        ge=60,
+        le=366 * 86400.0,
+        description=(
+            "Oldest device event (pulse, heartbeat, plate-camera image) ingest accepts, in seconds before "
+            "now; older ones are refused and the device keeps them in its refused/ folder."
+        ),
+    )
 
 
 class DatabaseSettings(Section):

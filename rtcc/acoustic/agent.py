@@ -13,15 +13,35 @@
   when the first block arrives, minus that block's length. For a live source the anchor is then
   disciplined against the clock every 5 s (sound-card drift, clock steps; see
   :meth:`SensorAgent._discipline`). The clock quality travels in the heartbeat.
-* **Delivery.** Every pulse is written to the spool before it is sent, and removed only after the
-  center took it: an MQTT PUBACK (QoS 1, topic ``rtcc/sensors/<id>/pulse``, payload a
-  :class:`~rtcc.events.DeviceEnvelope`), or an HTTPS ``202`` / ``409`` (all duplicates counts as
-  delivered) from ``POST /api/v1/ingest/events``. Events the center refuses as invalid (422) can
-  never succeed and are dropped with a log line; anything else (unreachable, 5xx, 401) keeps them
-  spooled and retries with back-off, oldest first. Health is logged edge-triggered: once when the
-  center becomes unreachable, once when it is back.
+* **Delivery.** Every pulse is written to the spool before it is sent, and leaves it only when
+  the center is known to have it, or moved to ``refused/`` when the center refused it for good:
+
+  - over HTTPS (``POST /api/v1/ingest/events``) the answer says so per event: ``202`` / ``409``
+    (all duplicates) is delivered; an event listed as rejected, or a ``422`` for a single event
+    (too old, in the future, invalid), is refused for good and moved to ``spool/refused/<id>.json``
+    with the center's reason — never deleted;
+  - over MQTT (QoS 1, topic ``rtcc/sensors/<id>/pulse``, payload a
+    :class:`~rtcc.events.DeviceEnvelope`) a PUBACK only says the NATS server stored the message:
+    the bridge checks the key later and cannot answer. So a pulse published over MQTT stays in the
+    spool (*pending*) until a **key check over HTTPS** that started after the publish succeeds.
+    The heartbeat is that check: it goes over HTTPS when the center's URL is reachable (its answer
+    proves the key valid and the sensor clock within the center's window), and one is sent about a
+    second after pulses were published. MQTT is used only for fresh pulses (younger than
+    ``MQTT_FRESH_S``: a backlog goes over HTTPS, where a refusal is visible) and not while the last
+    heartbeat was refused (a clock the center refuses: pulses go over HTTPS, pending ones are sent
+    again there). Without a reachable HTTPS URL, MQTT pulses stay pending (delivered, but kept and
+    sent again on the next start; the center drops the duplicates).
+  - ``401`` / ``403`` (a wrong or revoked key, over HTTPS, the heartbeat included): the sender
+    stops, every pulse stays spooled (:attr:`Uplink.key_refused`; ``rtcc sensor`` exits 2).
+
+  Anything else (unreachable, 5xx) keeps them spooled and retries with back-off, oldest first.
+  Health is logged edge-triggered: once when the center becomes unreachable, once when it is back.
 * **Heartbeats** (:class:`~rtcc.events.DeviceHeartbeat`: GPS lock, noise floor, clock quality,
-  position) every ``heartbeat_s``; they are not spooled (a stale heartbeat says nothing).
+  position, and ``recording`` = audio is flowing) every ``heartbeat_s``; they are not spooled (a
+  stale heartbeat says nothing). A sound card that stops delivering audio makes the heartbeat say
+  ``recording: false`` and, after ``stall_s``, the source raises :class:`AudioError`: the agent
+  sends a last heartbeat, delivers what it has and stops with that error (``rtcc sensor`` exits 2,
+  so a service manager restarts it).
 """
 
 from __future__ import annotations
@@ -31,6 +51,7 @@ import contextlib
 import io
 import json
 import logging
+import queue
 import sys
 import threading
 import time
@@ -67,6 +88,9 @@ class AudioSource:
 
     def __iter__(self) -> Iterator[FloatArray]:
         raise NotImplementedError
+
+    def stop(self) -> None:
+        """Ask a blocked iteration to end (a source that never blocks for long ignores it)."""
 
 
 class FileSource(AudioSource):
@@ -141,13 +165,27 @@ class PcmSource(AudioSource):
 class SoundDeviceSource(AudioSource):
     """A sound card through the optional ``sounddevice`` module.
 
+    The card's callback hands blocks over through a queue of ``queue_blocks`` blocks; when the
+    reader falls that far behind, the oldest block is dropped and counted (:attr:`dropped`)
+    instead of failing inside the audio thread. Iteration ends after :meth:`stop`.
+
     Raises
     ------
     AudioError
-        ``sounddevice`` is not installed or the device cannot be opened.
+        ``sounddevice`` is not installed or the device cannot be opened (at construction), or no
+        audio arrived for ``stall_s`` seconds (while iterating: unplugged, muted or stopped).
     """
 
-    def __init__(self, *, rate_hz: int, device: str | None = None, channels: int = 1, block_s: float = 0.1):
+    def __init__(
+        self,
+        *,
+        rate_hz: int,
+        device: str | None = None,
+        channels: int = 1,
+        block_s: float = 0.1,
+        stall_s: float = 10.0,
+        queue_blocks: int = 600,
+    ):
         try:
             import sounddevice  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:
@@ -157,16 +195,30 @@ class SoundDeviceSource(AudioSource):
         self.device = device
         self.channels = channels
         self.block = max(1, round(block_s * rate_hz))
+        self.stall_s = stall_s
+        self.queue_blocks = max(1, queue_blocks)
+        self.dropped = 0
+        """Blocks dropped because the reader fell ``queue_blocks`` behind."""
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
 
     def __iter__(self) -> Iterator[FloatArray]:
-        import queue
-
-        q: queue.Queue[FloatArray] = queue.Queue(maxsize=600)
+        q: queue.Queue[FloatArray] = queue.Queue(maxsize=self.queue_blocks)
 
         def _cb(indata: Any, frames: int, t: Any, status: Any) -> None:
             if status:
                 log.warning("sound card: %s", status)
-            q.put_nowait(to_mono_float(np.array(indata, copy=True)))
+            block = to_mono_float(np.array(indata, copy=True))
+            while True:
+                try:
+                    q.put_nowait(block)
+                    return
+                except queue.Full:
+                    with contextlib.suppress(queue.Empty):
+                        q.get_nowait()
+                        self.dropped += 1
 
         try:
             stream = self._sd.InputStream(
@@ -179,19 +231,59 @@ class SoundDeviceSource(AudioSource):
             )
         except Exception as exc:
             raise AudioError(f"cannot open sound device {self.device!r}: {exc}") from exc
+        told = 0
         with stream:
-            while True:
-                yield q.get()
+            last = time.monotonic()
+            while not self._stop.is_set():
+                try:
+                    block = q.get(timeout=0.2)
+                except queue.Empty:
+                    if time.monotonic() - last > self.stall_s:
+                        raise AudioError(
+                            f"sound device {self.device or 'default'!r} delivered no audio for "
+                            f"{self.stall_s:g} s (unplugged, muted or stopped?)"
+                        ) from None
+                    continue
+                last = time.monotonic()
+                if self.dropped != told:
+                    log.warning(
+                        "sound card: %d block(s) dropped so far (the reader fell behind)", self.dropped
+                    )
+                    told = self.dropped
+                yield block
 
 
 # --- uplink --------------------------------------------------------------------
 
 
+MQTT_FRESH_S = 3600.0
+"""Only pulses younger than this go over MQTT; a backlog goes over HTTPS, where refusals are visible."""
+
+
+@dataclass
+class Sent:
+    """What became of a batch handed to :meth:`Uplink.send`."""
+
+    delivered: list[str] = field(default_factory=list)
+    """The center has them (HTTPS 202 or 409): forget them."""
+    refused: dict[str, str] = field(default_factory=dict)
+    """Refused for good (id → the center's reason): keep them aside, never send them again."""
+    pending: list[str] = field(default_factory=list)
+    """Published over MQTT: kept until a later key check over HTTPS succeeds."""
+
+
+def _reason(r: httpx.Response) -> str:
+    try:
+        return str(r.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {r.status_code}: {r.text[:200]}"
+
+
 class Uplink:
     """Delivers batches of events to the center: MQTT QoS 1 when configured and connected, else HTTPS.
 
-    ``send`` returns the ids that are done with (delivered, duplicates or refused for good);
-    the rest stay in the spool.
+    See the module docstring for what each answer means. :meth:`check_in` sends a heartbeat and,
+    over HTTPS, checks the key and the clock; :meth:`send` delivers a batch.
     """
 
     def __init__(
@@ -210,7 +302,12 @@ class Uplink:
         self._mqtt: Any = None
         self._mqtt_addr = mqtt
         self.online: bool | None = None
-        self.refused = 0
+        self.key_refused: str | None = None
+        """Why the center refused the device key (401/403); nothing is sent after that."""
+        self.trusted: bool | None = None
+        """Whether the last heartbeat over HTTPS was accepted (key and clock); None before the first."""
+        self.checked_at: float | None = None
+        """``time.monotonic()`` when the last accepted key check over HTTPS was sent."""
         if mqtt:
             self._start_mqtt(mqtt)
 
@@ -235,7 +332,7 @@ class Uplink:
 
     @property
     def mqtt_connected(self) -> bool:
-        """Whether the MQTT session is up (deliveries then go over MQTT)."""
+        """Whether the MQTT session is up (fresh pulses then go over MQTT)."""
         return self._mqtt is not None and bool(self._mqtt.is_connected())
 
     def close(self) -> None:
@@ -252,46 +349,122 @@ class Uplink:
             log.warning("center unreachable (%s); pulses are kept in the spool", why)
         self.online = ok
 
-    def send(self, kind: str, events: list[dict[str, Any]]) -> list[str] | None:
-        """Deliver ``events``; the ids done with, or None when nothing could be delivered now."""
+    def _refuse_key(self, r: httpx.Response) -> None:
+        if self.key_refused is None:
+            self.key_refused = _reason(r)
+            log.error("the center refused the device key: %s; pulses are kept in the spool", self.key_refused)
+
+    def _publish(self, kind: str, events: list[dict[str, Any]]) -> bool:
+        payload = json.dumps({"device_id": self.device_id, "key": self.key, "events": events})
+        info = self._mqtt.publish(f"rtcc/sensors/{self.device_id}/{kind}", payload, qos=1)
+        with contextlib.suppress(RuntimeError, ValueError):
+            info.wait_for_publish(timeout=5.0)
+        return bool(info.is_published())
+
+    def _post(self, events: list[dict[str, Any]]) -> httpx.Response:
+        assert self._http is not None and self.center_url is not None
+        return self._http.post(
+            self.center_url + "api/v1/ingest/events",
+            json={"events": events},
+            headers={"authorization": f"Device {self.key}", "x-device-id": self.device_id},
+        )
+
+    def check_in(self, heartbeat: dict[str, Any]) -> bool:
+        """Send a heartbeat; True when the center (or the MQTT server) took it.
+
+        Over HTTPS when a center URL is configured and reachable: the answer is a key check
+        (``401``/``403`` sets :attr:`key_refused`) and a clock check (a refused heartbeat sets
+        :attr:`trusted` False; an accepted one sets it True and :attr:`checked_at`). Otherwise over
+        MQTT, which checks nothing.
+        """
+        if self.key_refused is not None:
+            return False
+        t0 = time.monotonic()
+        if self._http is not None:
+            try:
+                r = self._post([heartbeat])
+            except httpx.HTTPError as exc:
+                self._health(False, f"{type(exc).__name__}: {exc}")
+            else:
+                if r.status_code in (401, 403):
+                    self._refuse_key(r)
+                    return False
+                if r.status_code in (202, 409, 422):
+                    try:
+                        rejected = r.json().get("rejected", []) if r.status_code == 202 else []
+                    except ValueError:  # not the center (a proxy's or portal's page)
+                        self._health(False, f"{r.status_code} answer is not the center's: {r.text[:100]}")
+                    else:
+                        self._health(True)
+                        if r.status_code == 422 or rejected:
+                            why = rejected[0]["reason"] if rejected else _reason(r)
+                            if self.trusted is not False:
+                                log.error(
+                                    "the center refused this sensor's heartbeat (%s): pulses go over "
+                                    "HTTPS, where each refusal is answered",
+                                    why,
+                                )
+                            self.trusted = False
+                            return False
+                        if self.trusted is False:
+                            log.info("the center accepts this sensor's heartbeat again")
+                        self.trusted, self.checked_at = True, t0
+                        return True
+                else:
+                    self._health(False, f"HTTP {r.status_code}: {r.text[:200]}")
+        return self.mqtt_connected and self._publish("heartbeat", [heartbeat])
+
+    def send(self, kind: str, events: list[dict[str, Any]], *, fresh: bool = True) -> Sent | None:
+        """Deliver ``events``; what became of them, or None when nothing could be delivered now.
+
+        ``fresh``: the events are recent enough for MQTT (see :data:`MQTT_FRESH_S`).
+        """
+        if self.key_refused is not None:
+            return None
         ids = [str(e["event_id"]) for e in events]
-        if self.mqtt_connected:
-            payload = json.dumps({"device_id": self.device_id, "key": self.key, "events": events})
-            info = self._mqtt.publish(f"rtcc/sensors/{self.device_id}/{kind}", payload, qos=1)
-            with contextlib.suppress(RuntimeError, ValueError):
-                info.wait_for_publish(timeout=5.0)
-            if info.is_published():
-                self._health(True)
-                return ids
-        if self._http is None or self.center_url is None:
+        if fresh and self.trusted is not False and self.mqtt_connected and self._publish(kind, events):
+            return Sent(pending=ids)
+        if self._http is None:
             self._health(False, "no HTTPS fallback configured")
             return None
         try:
-            r = self._http.post(
-                self.center_url + "api/v1/ingest/events",
-                json={"events": events},
-                headers={"authorization": f"Device {self.key}", "x-device-id": self.device_id},
-            )
+            r = self._post(events)
         except httpx.HTTPError as exc:
             self._health(False, f"{type(exc).__name__}: {exc}")
             return None
+        if r.status_code in (401, 403):
+            self._refuse_key(r)
+            return None
         if r.status_code in (202, 409):
+            try:
+                rejected = r.json().get("rejected", []) if r.status_code == 202 else []
+            except ValueError:
+                self._health(False, f"{r.status_code} answer is not the center's: {r.text[:100]}")
+                return None
             self._health(True)
-            if r.status_code == 202:
-                for rej in r.json().get("rejected", []):
-                    self.refused += 1
-                    log.error("center refused event %s: %s", ids[rej["index"]], rej["reason"])
-            return ids
-        if r.status_code == 422 and len(events) == 1:
+            refused = {ids[rej["index"]]: str(rej["reason"]) for rej in rejected}
+            return Sent(delivered=[i for i in ids if i not in refused], refused=refused)
+        if r.status_code == 422:
             self._health(True)
-            self.refused += 1
-            log.error("center refused event %s for good: %s", ids[0], r.text[:300])
-            return ids
+            if len(events) == 1:
+                return Sent(refused={ids[0]: _reason(r)})
+            try:  # every event refused: the answer lists each one with its reason
+                listed = r.json()["error"]["details"]["rejected"]
+                refused = {ids[int(rej["index"])]: str(rej["reason"]) for rej in listed}
+            except (ValueError, KeyError, TypeError, IndexError):
+                refused = {}
+            if len(refused) == len(ids):
+                return Sent(refused=refused)
         if r.status_code in (413, 422) and len(events) > 1:  # split: find the bad one(s)
             half = len(events) // 2
-            a = self.send(kind, events[:half])
-            b = self.send(kind, events[half:]) if a is not None else None
-            return (a or []) + (b or []) if a is not None else None
+            a = self.send(kind, events[:half], fresh=False)
+            b = self.send(kind, events[half:], fresh=False) if a is not None else None
+            if a is None:
+                return None
+            if b is not None:
+                a.delivered += b.delivered
+                a.refused.update(b.refused)
+            return a
         self._health(False, f"HTTP {r.status_code}: {r.text[:200]}")
         return None
 
@@ -309,6 +482,11 @@ class AgentStats:
     heartbeats: int = 0
     spooled_left: int = 0
     refused: int = 0
+    """Pulses the center refused for good (moved to the spool's ``refused/`` folder)."""
+    pending: int = 0
+    """Of ``spooled_left``: published over MQTT but not confirmed by a key check over HTTPS."""
+    key_refused: str | None = None
+    """Why the center refused the device key (nothing more was sent), else None."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -343,6 +521,10 @@ class SensorAgent:
     """
 
     DISCIPLINE_WINDOW_S = 5.0
+    CONFIRM_AFTER_S = 1.0
+    """A key check (heartbeat over HTTPS) follows pulses published over MQTT after this long."""
+    AUDIO_STALE_S = 2.0
+    """A live source that delivered nothing for this long is reported as not recording."""
 
     def __init__(
         self,
@@ -368,11 +550,21 @@ class SensorAgent:
         self.detector: OnsetDetector | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._hb_sent = threading.Event()
+        self._force_hb = threading.Event()
         self._last_hb = -1e18
+        self._confirm_gap = self.CONFIRM_AFTER_S
+        self._cursor = 0
+        """Spool position of the last pulse published over MQTT and not yet confirmed."""
+        self._pending: list[tuple[float, list[str]]] = []
+        """(``time.monotonic()`` after the PUBACK, ids) of pulses awaiting a key check."""
+        self._source: AudioSource | None = None
+        self._last_block_t: float | None = None
+        self._audio_error: str | None = None
         self.anchor_utc: float | None = None
+        """UTC of the stream's first sample, s since the epoch (set when the first block arrives)."""
         self._resid: list[float] = []
         self._window_start = 0.0
-        """UTC of the stream's first sample, s since the epoch (set when the first block arrives)."""
 
     # -- events ---------------------------------------------------------------
 
@@ -391,17 +583,29 @@ class SensorAgent:
             audio_flac_b64=flac_b64(onset.audio, onset.sample_rate_hz),
         )
 
+    @property
+    def audio_flowing(self) -> bool:
+        """False once the source failed, or when a live source delivered nothing for a while."""
+        if self._audio_error is not None:
+            return False
+        src, last = self._source, self._last_block_t
+        if src is None or not src.live or last is None:
+            return True
+        return time.monotonic() - last < self.AUDIO_STALE_S
+
     def heartbeat(self) -> DeviceHeartbeat:
         floor = self.detector.noise_floor_db if self.detector is not None else None
         return DeviceHeartbeat(
             source=self.device_id,
             device=self.device_id,
+            # stamped by the sensor clock, as its pulses are: the center's answer checks that clock
+            occurred_at=datetime.fromtimestamp(self.clock.now(), UTC),
             device_type=DeviceType.acoustic_sensor,
             pos=self.position,
             gps_lock=self.clock.gps_lock,
             clock_quality=self.clock.quality,
             noise_floor_db=None if floor is None else float(np.clip(floor, -200, 200)),
-            recording=True,
+            recording=self.audio_flowing,
         )
 
     def _queue(self, event: Event) -> None:
@@ -410,28 +614,86 @@ class SensorAgent:
 
     # -- delivery thread ---------------------------------------------------------
 
+    def _fresh(self, event: dict[str, Any]) -> bool:
+        try:
+            t = datetime.fromisoformat(str(event["occurred_at"])).timestamp()
+        except (KeyError, ValueError):
+            return False
+        return self.clock.now() - t < MQTT_FRESH_S
+
+    def _check_in(self) -> None:
+        """Send a heartbeat (a key check over HTTPS) and settle the pulses it confirms."""
+        self._last_hb = time.monotonic()
+        forced = self._force_hb.is_set()
+        self._force_hb.clear()
+        if self.uplink.check_in(self.heartbeat().model_dump(mode="json")):
+            self.stats.heartbeats += 1
+        if forced:
+            self._hb_sent.set()
+        checked = self.uplink.checked_at
+        if checked is not None and self._pending and self.uplink.trusted:
+            confirmed = [ids for t, ids in self._pending if t <= checked]
+            self._pending = [(t, ids) for t, ids in self._pending if t > checked]
+            for ids in confirmed:
+                self.spool.remove(ids)
+                self.stats.delivered += len(ids)
+            if not self._pending:
+                self._cursor = 0
+        if self.uplink.trusted is False and self._pending:
+            # the center refuses this sensor's heartbeat (its clock?): the bridge may have refused
+            # what went over MQTT too, so send it again over HTTPS, where each answer is known
+            self._pending.clear()
+            self._cursor = 0
+        if checked is not None and checked >= self._last_hb:
+            self._confirm_gap = self.CONFIRM_AFTER_S
+        else:
+            self._confirm_gap = min(self._confirm_gap * 2, max(self.heartbeat_s, self.CONFIRM_AFTER_S))
+
+    def _heartbeat_due(self) -> bool:
+        since = time.monotonic() - self._last_hb
+        if since >= self.heartbeat_s or self._force_hb.is_set():
+            return True
+        checked = self.uplink.checked_at
+        unconfirmed = bool(self._pending) and (checked is None or self._pending[-1][0] > checked)
+        return unconfirmed and since >= self._confirm_gap
+
+    def _refuse(self, event_id: str, why: str) -> bool:
+        try:
+            where = self.spool.refuse(event_id, why)
+        except OSError as exc:
+            log.error("center refused pulse %s for good (%s), and it cannot be filed: %s", event_id, why, exc)
+            return False
+        self.stats.refused += 1
+        log.error("center refused pulse %s for good: %s; kept in %s", event_id, why, where)
+        return True
+
     def _deliver_loop(self) -> None:
         backoff = 0.5
-        while not self._stop.is_set():
-            if time.monotonic() - self._last_hb >= self.heartbeat_s:
-                self._last_hb = time.monotonic()
-                hb = self.heartbeat().model_dump(mode="json")
-                if self.uplink.send("heartbeat", [hb]) is not None:
-                    self.stats.heartbeats += 1
-            rows = self.spool.peek(self.batch)
+        while not self._stop.is_set() and self.uplink.key_refused is None:
+            if self._heartbeat_due():
+                self._check_in()
+                continue
+            rows = self.spool.peek_after(self._cursor, self.batch)
             if not rows:
                 self._wake.wait(0.2)
                 self._wake.clear()
                 continue
-            done = self.uplink.send("pulse", [json.loads(body) for _, body in rows])
-            if done is None:
+            events = [json.loads(body) for _, _, body in rows]
+            sent = self.uplink.send("pulse", events, fresh=all(self._fresh(e) for e in events))
+            if sent is None:
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            self.spool.remove(sent.delivered)
+            self.stats.delivered += len(sent.delivered)
+            if not all([self._refuse(eid, why) for eid, why in sent.refused.items()]):
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             backoff = 0.5
-            self.spool.remove(done)
-            self.stats.delivered += len(done)
-        self.stats.refused = self.uplink.refused
+            if sent.pending:
+                self._pending.append((time.monotonic(), sent.pending))
+                self._cursor = rows[-1][0]
 
     # -- main loop --------------------------------------------------------------
 
@@ -439,38 +701,57 @@ class SensorAgent:
         """Read ``source`` to its end (or until :meth:`stop`), then wait up to ``drain_timeout_s``
         for the spool to empty.
 
+        A live source stops early when the center refuses the device key (a file is read to its
+        end: every pulse stays spooled).
+
         Raises
         ------
         AudioError
-            The source's audio cannot be used.
+            The source's audio cannot be used (raised after a last heartbeat saying so and after
+            delivering the pulses found before).
         """
         self.clock.start()
         self.detector = OnsetDetector(source.rate_hz, **self.detector_options)  # type: ignore[arg-type]
+        self._source = source
+        self._last_block_t = time.monotonic()
         sender = threading.Thread(target=self._deliver_loop, name="uplink", daemon=True)
         sender.start()
         anchor: float | None = None
         n_end = 0
+        failure: AudioError | None = None
         try:
-            for block in source:
-                n_end += block.size
-                if anchor is None:
-                    lag = block.size / source.rate_hz if source.live else 0.0
-                    anchor = self.clock.now() - lag
-                elif source.live:
-                    anchor = self._discipline(anchor, n_end / source.rate_hz)
-                self.anchor_utc = anchor
-                for onset in self.detector.process(block):
-                    self._queue(self.pulse(onset, anchor))
-                    self.stats.pulses += 1
-                self.stats.samples += block.size
-                if self._stop.is_set():
-                    break
+            try:
+                for block in source:
+                    self._last_block_t = time.monotonic()
+                    n_end += block.size
+                    if anchor is None:
+                        lag = block.size / source.rate_hz if source.live else 0.0
+                        anchor = self.clock.now() - lag
+                    elif source.live:
+                        anchor = self._discipline(anchor, n_end / source.rate_hz)
+                    self.anchor_utc = anchor
+                    for onset in self.detector.process(block):
+                        self._queue(self.pulse(onset, anchor))
+                        self.stats.pulses += 1
+                    self.stats.samples += block.size
+                    if self._stop.is_set() or (source.live and self.uplink.key_refused is not None):
+                        break
+            except AudioError as exc:
+                failure = exc
+                self._audio_error = exc.message
+                self._hb_sent.clear()
+                self._force_hb.set()  # tell the center at once that the audio is gone
+                self._wake.set()
             if anchor is not None:
                 for onset in self.detector.flush():
                     self._queue(self.pulse(onset, anchor))
                     self.stats.pulses += 1
             deadline = time.monotonic() + drain_timeout_s
-            while len(self.spool) and time.monotonic() < deadline and sender.is_alive():
+            while (
+                (len(self.spool) or (failure is not None and not self._hb_sent.is_set()))
+                and time.monotonic() < deadline
+                and sender.is_alive()
+            ):
                 time.sleep(0.05)
         finally:
             self._stop.set()
@@ -478,7 +759,10 @@ class SensorAgent:
             sender.join(timeout=15)
             self.clock.stop()
             self.stats.spooled_left = len(self.spool)
-            self.stats.refused = self.uplink.refused
+            self.stats.pending = sum(len(ids) for _, ids in self._pending)
+            self.stats.key_refused = self.uplink.key_refused
+        if failure is not None:
+            raise failure
         return self.stats
 
     def _discipline(self, anchor: float, stream_s: float) -> float:
@@ -503,9 +787,11 @@ class SensorAgent:
         return anchor + step
 
     def stop(self) -> None:
-        """Ask :meth:`run` to finish after the current block."""
+        """Ask :meth:`run` to finish soon (after the current block, or a blocked source's next poll)."""
         self._stop.set()
         self._wake.set()
+        if self._source is not None:
+            self._source.stop()
 
 
 def stdin_binary() -> BinaryIO:

@@ -219,7 +219,8 @@ def video(
     With --center each pass is written to the --buffer folder first and uploaded from there, oldest
     first, while the video goes on; a center that cannot be reached (or answers 5xx) is retried with
     back-off, and passes still buffered after --drain-s at the end are delivered on the next run
-    (exit 3). A pass the center refuses as bad is reported and dropped (exit 2 at the end); a refused
+    (exit 3). A pass the center refuses as bad is reported and kept with the reason in the buffer's
+    refused/ folder (exit 2 at the end); a refused
     key stops the command (exit 2), keeping the buffer.
     """
     from rtcc.errors import ValidationFailed
@@ -337,7 +338,8 @@ def _video_to_center(
     def refused(line: dict[str, Any], why: str) -> None:
         _skip(
             Path(source),
-            f"the center refused the pass {line['plate']} at {line['time']}: {escape(why)}; dropped",
+            f"the center refused the pass {line['plate']} at {line['time']}: {escape(why)}; "
+            f"kept in {escape(str(spool.refused_dir))}",
         )
 
     backlog = len(spool)
@@ -402,7 +404,11 @@ def _video_to_center(
             3,
         )
     if outbox.n_refused:
-        fail(f"the center refused {outbox.n_refused} pass(es) (see above); they were dropped", 2)
+        fail(
+            f"the center refused {outbox.n_refused} pass(es) (see above); they are kept with the reason "
+            f"in {escape(str(spool.refused_dir))}",
+            2,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -6,8 +6,11 @@
     arecord -f S16_LE -r 12000 -t raw | rtcc sensor --device-id ac-0001 --stdin --rate 12000 ...
 
 Exit codes: 0 input read and every pulse delivered; 2 bad input or options (the message names
-the option); 3 the input ended while pulses were still spooled because the center was
-unreachable (they are delivered on the next start with the same ``--spool-dir``).
+the option), a sound card that stopped delivering audio, a device key the center refused (every
+pulse stays spooled), or pulses the center refused for good (kept in ``<spool-dir>/refused/``
+with its reason); 3 the input ended while pulses were still spooled because the center was
+unreachable, or sent over MQTT without a key check over HTTPS confirming them (they are sent
+again on the next start with the same ``--spool-dir``; the center drops duplicates).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -95,6 +99,14 @@ def register(app: typer.Typer) -> None:
         drain_timeout_s: Annotated[
             float, typer.Option("--drain-timeout-s", help="After the input ends, wait this long to deliver.")
         ] = 30.0,
+        stall_s: Annotated[
+            float,
+            typer.Option(
+                "--audio-stall-s",
+                min=0.5,
+                help="--sound-device: stop with an error after this long without audio, s.",
+            ),
+        ] = 10.0,
     ) -> None:
         """Run the acoustic sensor agent: detect pulses, stamp them with GPS time, deliver them."""
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -117,33 +129,60 @@ def register(app: typer.Typer) -> None:
                 source = PcmSource(stdin_binary(), rate_hz=rate, fmt=fmt, channels=channels)
             else:
                 dev = None if sound_device in (None, "default") else sound_device
-                source = SoundDeviceSource(rate_hz=rate, device=dev, channels=channels)
+                source = SoundDeviceSource(rate_hz=rate, device=dev, channels=channels, stall_s=stall_s)
         except AudioError as exc:
             raise _fail(exc.message) from None
+        try:
+            spool = Spool(spool_dir)
+        except (OSError, sqlite3.Error) as exc:
+            raise _fail(f"--spool-dir: cannot open the spool {spool_dir}: {exc}") from None
         clock = SensorClock(clock_offset_s, None if gpsd.lower() == "none" else gpsd)
         uplink = Uplink(device_id, key, center, mqtt=mqtt)
-        spool = Spool(spool_dir)
         opts = {} if threshold_db is None else {"threshold_db": threshold_db}
         agent = SensorAgent(
             device_id, pos, uplink, spool, clock, heartbeat_s=heartbeat_s, detector_options=opts
         )
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+        failure: AudioError | None = None
         try:
             stats = agent.run(source, drain_timeout_s=drain_timeout_s)
         except AudioError as exc:
-            raise _fail(exc.message) from None
+            failure, stats = exc, agent.stats
         except KeyboardInterrupt:
             agent.stop()
             stats = agent.stats
         finally:
             uplink.close()
             left = len(spool)
+            refused_dir = spool.refused_dir
             spool.close()
         _err.print(
             f"{stats.samples / source.rate_hz:.1f} s of audio, {stats.pulses} pulse(s), "
             f"{stats.delivered} delivered, {stats.refused} refused, {left} kept in {spool_dir}",
             highlight=False,
         )
+        if failure is not None:
+            raise _fail(
+                f"{failure.message} ({left} pulse(s) kept in {spool_dir})" if left else failure.message
+            )
+        if stats.key_refused is not None:
+            raise _fail(
+                f"the center refused the device key ({stats.key_refused}); {left} pulse(s) kept in "
+                f"{spool_dir}, delivered on the next start with a valid --key"
+            )
+        if stats.refused:
+            _err.print(
+                f"[bold red]error:[/] the center refused {stats.refused} pulse(s) for good; they are kept "
+                f"with the reason in {refused_dir}",
+                highlight=False,
+            )
         if left:
-            raise _fail(f"{left} pulse(s) not delivered yet (center unreachable); they stay spooled", 3)
+            why = (
+                f"{stats.pending} sent over MQTT but not confirmed by a key check over HTTPS"
+                if stats.pending
+                else "center unreachable"
+            )
+            raise _fail(f"{left} pulse(s) not delivered yet ({why}); they stay spooled", 3)
+        if stats.refused:
+            raise typer.Exit(2)

@@ -3,13 +3,19 @@
 A SQLite file (WAL) in the buffer folder keeps items (acoustic pulses, plate-camera passes) in
 the order they were made. Writing before sending means a crash, a power cut or a center outage
 loses nothing; delivering by a stable id makes a resend harmless (the center reports it as a
-duplicate).
+duplicate). An item the center refuses for good (too old, in the future, malformed) is not
+deleted either: :meth:`Spool.refuse` moves it to ``refused/<id>.json`` beside the queue, with
+the center's reason, for a person to look at.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import sqlite3
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -19,13 +25,24 @@ class Spool:
     Parameters
     ----------
     folder : pathlib.Path
-        Created when missing; the queue is ``folder/outbox.sqlite``.
+        Created when missing; the queue is ``folder/outbox.sqlite``, refused items go to
+        ``folder/refused/``.
+
+    Raises
+    ------
+    OSError
+        The folder cannot be created or is not a folder (e.g. an existing file).
+    sqlite3.Error
+        The queue file cannot be opened.
     """
 
     def __init__(self, folder: Path) -> None:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"{folder} exists and is not a folder")
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.path = folder / "outbox.sqlite"
+        self.refused_dir = folder / "refused"
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -42,14 +59,61 @@ class Spool:
 
     def peek(self, limit: int) -> list[tuple[str, str]]:
         """The oldest ``limit`` items as (id, JSON body)."""
+        return [(i, b) for _, i, b in self.peek_after(0, limit)]
+
+    def peek_after(self, seq: int, limit: int) -> list[tuple[int, str, str]]:
+        """The oldest ``limit`` items queued after position ``seq``, as (position, id, JSON body)."""
         with self._lock:
-            rows = self._db.execute("SELECT event_id, body FROM outbox ORDER BY seq LIMIT ?", (limit,))
-            return [(str(a), str(b)) for a, b in rows.fetchall()]
+            rows = self._db.execute(
+                "SELECT seq, event_id, body FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            )
+            return [(int(s), str(a), str(b)) for s, a, b in rows.fetchall()]
 
     def remove(self, event_ids: list[str]) -> None:
-        """Forget delivered (or for good refused) items."""
+        """Forget delivered items."""
         with self._lock:
             self._db.executemany("DELETE FROM outbox WHERE event_id = ?", [(e,) for e in event_ids])
+
+    def refuse(self, event_id: str, reason: str) -> Path | None:
+        """Move an item the center refused for good to ``refused/<id>.json`` (with ``reason``).
+
+        The file (``{"id", "reason", "refused_at", "body"}``) is written and synced before the
+        item leaves the queue, so a crash in between leaves it queued, never lost. Returns the
+        file, or None when the id is not queued.
+
+        Raises
+        ------
+        OSError
+            The file cannot be written (the item stays queued).
+        """
+        with self._lock:
+            row = self._db.execute("SELECT body FROM outbox WHERE event_id = ?", (event_id,)).fetchone()
+            if row is None:
+                return None
+            try:
+                body = json.loads(row[0])
+            except ValueError:
+                body = row[0]
+            self.refused_dir.mkdir(exist_ok=True)
+            dest = self.refused_dir / (re.sub(r"[^A-Za-z0-9._-]", "_", event_id) + ".json")
+            record = {
+                "id": event_id,
+                "reason": reason,
+                "refused_at": datetime.now(UTC).isoformat(),
+                "body": body,
+            }
+            tmp = dest.with_suffix(".json.tmp")
+            with tmp.open("w", encoding="utf-8") as f:
+                json.dump(record, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            tmp.replace(dest)
+            self._db.execute("DELETE FROM outbox WHERE event_id = ?", (event_id,))
+            return dest
+
+    def refused_count(self) -> int:
+        """How many refused items are kept in ``refused/``."""
+        return len(list(self.refused_dir.glob("*.json"))) if self.refused_dir.is_dir() else 0
 
     def __len__(self) -> int:
         with self._lock:

@@ -9,7 +9,8 @@ and the MQTT bridge (:mod:`rtcc.ingest.mqtt`). An event is accepted only when
 * its type is in the device type's scope (:data:`rtcc.events.DEVICE_SCOPES`),
 * it names the authenticated device as its ``device`` and ``source``,
 * its time is plausible (not more than ``max_future_s`` ahead of the center's
-  clock nor older than ``max_age_s``) and its position is not (0, 0),
+  clock nor older than ``max_age_s``, the setting ``server.max_event_age_s``) and
+  its position is not (0, 0),
 * its id has not been accepted recently (duplicates are reported, not re-published).
 
 Accepted events are published on ``rtcc.events.<type>`` with the event id as
@@ -143,7 +144,10 @@ class IngestService:
         if event.occurred_at > now + self.max_future:
             return f"occurred_at {event.occurred_at.isoformat()} is in the future (check the device clock)"
         if event.occurred_at < now - self.max_age:
-            return f"occurred_at {event.occurred_at.isoformat()} is older than the ingest window"
+            return (
+                f"occurred_at {event.occurred_at.isoformat()} is older than the ingest window "
+                f"({self.max_age.total_seconds():g} s, setting server.max_event_age_s)"
+            )
         pos = event.position
         if pos is not None and pos.lat == 0.0 and pos.lon == 0.0:
             return "position (0, 0) is not a real position (no GPS fix?)"

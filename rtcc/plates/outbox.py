@@ -5,7 +5,9 @@
 ``POST /api/v1/plates/images`` while the video goes on. For each answer
 
 * 201, or 200 for an upload accepted before: delivered, forgotten;
-* 400, 409, 413, 415, 422 (the pass itself is bad): reported, dropped;
+* 400, 409, 413, 415, 422 (the pass itself is bad, e.g. older than the center's ingest window):
+  reported and moved to ``refused/<id>.json`` beside the buffer with the center's reason — never
+  deleted (:meth:`~rtcc.devices.buffer.Spool.refuse`);
 * 401, 403 (the camera's key is wrong or revoked): the sender stops, the passes stay buffered;
 * anything else (connection error, timeout, 5xx, 503 busy, a captive portal's page):
   kept, tried again after a back-off (0.5 s doubling to 30 s), oldest first.
@@ -37,8 +39,8 @@ from rtcc.plates.watch import CameraConfig, _reason, post_image
 
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 30.0
-DROP_STATUSES = frozenset({400, 409, 413, 415, 422})
-"""Answers that refuse the pass itself: sending it again cannot help."""
+REFUSE_STATUSES = frozenset({400, 409, 413, 415, 422})
+"""Answers that refuse the pass itself: sending it again cannot help (it is moved to ``refused/``)."""
 
 
 def default_buffer(camera: str) -> Path:
@@ -81,7 +83,8 @@ class PassOutbox:
     delivered : callable
         Called from the sender thread with (printed line, stored read or None) per delivered pass.
     refused : callable
-        Called with (printed line, reason) per pass the center refused for good.
+        Called with (printed line, reason) per pass the center refused for good (the pass is then
+        in ``spool.refused_dir``).
     health : callable
         Called with (reachable, detail) when the center becomes unreachable or reachable again.
     """
@@ -150,11 +153,17 @@ class PassOutbox:
         if resp.status_code in (401, 403):
             self.key_refused = _reason(resp)
             return "key"
-        if resp.status_code in DROP_STATUSES:
+        if resp.status_code in REFUSE_STATUSES:
             self._set_health(True, "")
-            self.spool.remove([ident])
+            why = _reason(resp)
+            try:
+                self.spool.refuse(ident, f"HTTP {resp.status_code}: {why}")
+            except OSError as exc:  # cannot file it away (disk full?): it stays buffered
+                self._set_health(True, "")
+                self._refused(line, f"{why} (could not move it to {self.spool.refused_dir}: {exc})")
+                return "retry"
             self.n_refused += 1
-            self._refused(line, _reason(resp))
+            self._refused(line, why)
             return "refused"
         self._set_health(False, _reason(resp))
         return "retry"

@@ -209,7 +209,7 @@ async def test_refused_key_stops_with_exit_2_and_keeps_the_passes(
 
 
 @EMBEDDED
-async def test_a_pass_the_center_refuses_is_reported_and_dropped(
+async def test_a_pass_the_center_refuses_is_reported_and_kept_aside(
     video_file: Path, center: Running, tmp_path: Path
 ) -> None:
     key = await provision(center)
@@ -220,7 +220,8 @@ async def test_a_pass_the_center_refuses_is_reported_and_dropped(
     finally:
         await link.stop()
     assert result.exit_code == 2, result.output
-    assert "refused the pass ABC1234" in result.stderr and "dropped" in result.stderr
+    assert "refused the pass ABC1234" in result.stderr and "refused" in result.stderr
+    assert "kept with the reason in" in result.stderr
     assert "refused 1 pass(es)" in result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [ln["read"]["plate"] for ln in lines] == ["XYZ987"]
