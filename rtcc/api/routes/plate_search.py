@@ -10,7 +10,7 @@ terms and result count, and is written to the search ledger
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -140,6 +140,26 @@ class Accountability(BaseModel):
     case_number: str
 
 
+async def _refuse(
+    request: Request,
+    ctx: Any,
+    message: str,
+    audited: dict[str, Any],
+    shown: dict[str, Any] | None = None,
+) -> NoReturn:
+    """Audit a refused search (``audited`` in its details) and answer 422 with ``message``."""
+    who = getattr(request.state, "principal", None)
+    if who is not None:
+        await ctx.audit(
+            who,
+            "plate_search_refused",
+            "plate_reads",
+            outcome="refused",
+            details={"path": request.url.path, **audited},
+        )
+    raise ValidationFailed(message, details=audited if shown is None else shown)
+
+
 async def accountability(
     request: Request,
     ctx: CtxDep,
@@ -161,33 +181,19 @@ async def accountability(
         if value is None or len(value.strip()) < least
     ]
     if missing:
-        who = getattr(request.state, "principal", None)
-        if who is not None:
-            await ctx.audit(
-                who,
-                "plate_search_refused",
-                "plate_reads",
-                outcome="refused",
-                details={"path": request.url.path, "missing": missing},
-            )
-        raise ValidationFailed(
+        await _refuse(
+            request,
+            ctx,
             "every plate search needs a purpose (at least 5 characters) and a case number: "
             f"missing {', '.join(missing)}. Add ?purpose=...&case_number=... (searches are audited)",
-            details={"missing": missing},
+            {"missing": missing},
         )
     assert purpose is not None and case_number is not None
     problem = case_number_problem(case_number) or purpose_problem(purpose)
     if problem:
-        who = getattr(request.state, "principal", None)
-        if who is not None:
-            await ctx.audit(
-                who,
-                "plate_search_refused",
-                "plate_reads",
-                outcome="refused",
-                details={"path": request.url.path, "problem": problem},
-            )
-        raise ValidationFailed(problem, details={"case_number": case_number, "purpose": purpose})
+        await _refuse(
+            request, ctx, problem, {"problem": problem}, {"case_number": case_number, "purpose": purpose}
+        )
     return Accountability(
         purpose=purpose.strip(), purpose_category=purpose_category, case_number=case_number.strip()
     )
