@@ -81,12 +81,16 @@ def hit_event(row: Any) -> HotlistHit:
     )
 
 
-def hit_alert(row: Any) -> Alert:
-    """The operator alert of a stored hit: says "verify before action"."""
+def hit_alert(row: Any, *, entry_state: str | None = None, read_region: str | None = None) -> Alert:
+    """The operator alert of a stored hit: says "verify before action", and says first when the
+    entry's state and the state read on the plate differ (the same number in another state)."""
     from rtcc.events import Position
+    from rtcc.plates.hits import state_mismatch
 
     aid = uuid.uuid5(_ALERT_NS, str(row.id))
     how = "" if row.match == "exact" else f", {row.match} match of {row.entry_plate}"
+    if state_mismatch(entry_state, read_region):
+        how += f"; STATE DIFFERS: list {entry_state}, plate read {read_region}"
     category = str(row.category).replace("_", " ")
     return Alert(
         event_id=aid,
@@ -266,12 +270,13 @@ class PlatesProcessor:
 
         results: list[list[NewHit]] = await store.write(_write)
         metrics.inc("plate_reads_processed", len(reads))
-        for hits in results:
+        for read, matches, hits in zip(reads, found, results, strict=True):
+            states = {uuid.UUID(m.entry.entry_id): m.entry.state for m in matches}
             for h in hits:
                 if h.created:
                     metrics.inc("hotlist_hits", category=h.row.category, match=h.row.match)
                 ev = hit_event(h.row)
-                alert = hit_alert(h.row)
+                alert = hit_alert(h.row, entry_state=states.get(h.row.entry_id), read_region=read.region)
                 await self.center.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
                 await self.center.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
         return results

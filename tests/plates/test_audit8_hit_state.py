@@ -16,6 +16,7 @@ from playwright.async_api import Browser, expect
 from rtcc.plates.hits import state_mismatch
 from rtcc.roles import DeviceType, Role
 from tests.conftest import StartCenter
+from tests.helpers import eventually
 from tests.plates.test_hits import HERE, hits_of, plate_read, post_reads
 from tests.web.conftest import browser  # noqa: F401  (the Chromium fixture)
 from tests.web.test_dashboard import WAIT_MS, js_errors, new_page, open_dashboard
@@ -41,7 +42,7 @@ async def _bolo(admin: httpx.AsyncClient, **extra: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("backend", ["embedded"])
 async def test_hits_carry_both_states_and_flag_a_difference(start_center: StartCenter) -> None:
-    c = await start_center(processors=("recorder", "plates"))
+    c = await start_center(processors=("recorder", "plates", "operations"))
     c.add_user("officer1", Role.officer)
     admin, officer = await c.login("admin"), await c.login("officer1")
     try:
@@ -59,6 +60,18 @@ async def test_hits_carry_both_states_and_flag_a_difference(start_center: StartC
             str(al.event_id): ("AL", "AL", False),
             str(unknown.event_id): ("AL", None, False),
         }
+
+        # the alert in the queue says it first, before anyone opens the hit
+        async def titles() -> dict[str, str] | None:
+            items = (await officer.get("/api/v1/alerts")).json()["items"]
+            got = {str(a["ref_id"]): str(a["title"]) for a in items if a["kind"] == "hotlist_hit"}
+            return got if len(got) == 3 else None
+
+        by_hit = await eventually(titles, what="three hit alerts queued")
+        hit_of = {rid: h["id"] for rid, h in hits.items()}
+        assert "STATE DIFFERS: list AL, plate read WA" in by_hit[str(hit_of[str(wa.event_id)])]
+        assert "STATE DIFFERS" not in by_hit[str(hit_of[str(al.event_id)])]
+        assert "STATE DIFFERS" not in by_hit[str(hit_of[str(unknown.event_id)])]
         hit_id = hits[str(wa.event_id)]["id"]
         r = await officer.get(f"/api/v1/hits/{hit_id}")
         assert r.status_code == 200, r.text
