@@ -67,6 +67,7 @@ import soundfile as sf
 
 from rtcc.acoustic.clock import SensorClock
 from rtcc.acoustic.detect import AudioError, FloatArray, Onset, OnsetDetector, to_mono_float
+from rtcc.devices import http as device_http
 from rtcc.devices.buffer import Spool
 from rtcc.events import DeviceHeartbeat, Event, Position, Pulse
 from rtcc.roles import DeviceType
@@ -363,7 +364,8 @@ class Uplink:
 
     def _post(self, events: list[dict[str, Any]]) -> httpx.Response:
         assert self._http is not None and self.center_url is not None
-        return self._http.post(
+        return device_http.post(
+            self._http,
             self.center_url + "api/v1/ingest/events",
             json={"events": events},
             headers={"authorization": f"Device {self.key}", "x-device-id": self.device_id},
