@@ -297,6 +297,16 @@ class Center:
                 from rtcc.acoustic.pipeline import AcousticPipeline
 
                 a = s.acoustic
+                weather = None
+                if a.weather_url:
+                    from rtcc.acoustic.weather import WeatherFeed
+
+                    weather = WeatherFeed(
+                        a.weather_url,
+                        fallback_c=a.temperature_c,
+                        poll_s=a.weather_poll_s,
+                        max_age_s=a.weather_max_age_s,
+                    )
                 comp = AcousticPipeline(
                     self.store,
                     self.bus,
@@ -318,6 +328,7 @@ class Center:
                     max_pulse_burst=a.max_pulse_burst,
                     flood_hold_s=a.flood_hold_s,
                     holdover_s=a.pulse_holdover_s,
+                    weather=weather,
                 )
             else:
                 if s.bus.engine != "nats":

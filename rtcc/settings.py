@@ -161,7 +161,24 @@ class SimSettings(Section):
 
 class AcousticSettings(Section):
     temperature_c: float = Field(
-        20.0, ge=-50, le=60, description="Air temperature for the speed of sound, °C (until a weather feed)."
+        20.0,
+        ge=-50,
+        le=60,
+        description="Air temperature for the speed of sound, °C (while weather_url gives no fresh value).",
+    )
+    weather_url: str = Field(
+        "",
+        description=(
+            "Weather feed for the speed of sound: aviationweather.gov METAR JSON, api.weather.gov latest "
+            "observation, raw METAR text, or a file path (docs/acoustic-weather.md). Empty: temperature_c."
+        ),
+    )
+    weather_poll_s: float = Field(600.0, ge=10, le=86400, description="Seconds between weather feed polls.")
+    weather_max_age_s: float = Field(
+        10800.0,
+        ge=60,
+        le=7 * 86400,
+        description="An observation older than this many seconds is not used (temperature_c instead).",
     )
     alert_above: float = Field(
         0.85, ge=0, le=1, description="Gunshot confidence at or above which the alert goes out at once."
@@ -353,6 +370,15 @@ class RetentionSettings(Section):
         description=(
             "Days after its decision a confirmed hit's read and photos are kept when no case links them "
             "(rejected misreads and reads of closed cases follow plate_reads_days)."
+        ),
+    )
+    pulse_audio_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description=(
+            "Days the audio of acoustic pulses is kept; then it is stripped (timing and level stay), "
+            "except the audio of pulses of a gunshot incident (its evidence)."
         ),
     )
     interval_s: float = Field(

@@ -127,8 +127,8 @@ class AssociationParams:
     bang's burst one emission-time step later (:func:`repeats_round`). False: every such fix is an echo (the
     session-6 association exactly). Only with ``burst_completion``."""
     fast_fire_min_interval_s: float = 0.025
-    """Shortest interval between rounds that :func:`repeats_round` accepts, s (the fastest automatic
-    weapons fire ~1,800 rounds a minute, 33 ms)."""
+    """Shortest interval between rounds that :func:`repeats_round` accepts and that a burst may hold
+    (:func:`refine_bursts`), s (the fastest automatic weapons fire ~1,800 rounds a minute, 33 ms)."""
     fast_fire_keep: float = 0.7
     """Share of the candidate's sensors (and never fewer than ``min_sensors``) whose arrivals must
     repeat the burst's delays within ``burst_spread_s`` in :func:`repeats_round` (a path blocked in
@@ -801,14 +801,18 @@ def refine_bursts(
             free_now[g.idx] = True
             trial = None
             if _same_place(b.current, g, t, sensor, prm):
-                trial = _joint([*b.current, g], free_now, pos, t, sensor, by_t, travel, c, prm)
+                trial = _too_fast(
+                    _joint([*b.current, g], free_now, pos, t, sensor, by_t, travel, c, prm), prm
+                )
             if trial is None:
                 gm = _template_match(b.current, g, free, pos, t, sensor, by_t, c, prm)
                 if gm is not None and _rival_round(gm.idx, owner, k):
                     gm = None  # those pulses are mostly another round's, still to be placed
                 if gm is not None:
                     free_now[gm.idx] = True
-                    trial = _joint([*b.current, gm], free_now, pos, t, sensor, by_t, travel, c, prm)
+                    trial = _too_fast(
+                        _joint([*b.current, gm], free_now, pos, t, sensor, by_t, travel, c, prm), prm
+                    )
             if trial is not None:
                 for m in b.current:
                     claimed[m.idx] = False
@@ -825,6 +829,16 @@ def refine_bursts(
         done.extend(b.current)
     done.sort(key=lambda g: g.sol.t0)
     return done
+
+
+def _too_fast(trial: list[Group] | None, prm: AssociationParams) -> list[Group] | None:
+    """``trial`` (a burst's rounds, joint fit), or None when two of its rounds are closer in emission
+    time than ``fast_fire_min_interval_s``: no gun fires that fast, so one of them is the other bang
+    heard again (a reflection, or a detector's pulse split in two), not a round."""
+    if trial is None:
+        return None
+    t0 = np.sort([g.sol.t0 for g in trial])
+    return None if np.any(np.diff(t0) < prm.fast_fire_min_interval_s) else trial
 
 
 def _rival_round(idx: IntArray, owner: IntArray, k: int) -> bool:

@@ -58,6 +58,10 @@ class IncidentRecord:
     multiple_shooters: bool = False
     location_quality: Literal["good", "poor"] = "good"
     """``poor``: every round's fix was flagged for poor sensor geometry (the ellipse may understate it)."""
+    temperature_c: float | None = None
+    """Air temperature behind the speed of sound of the location, °C."""
+    temperature_source: str | None = None
+    """Where it came from: ``feed`` (:mod:`rtcc.acoustic.weather`) or ``settings``."""
 
 
 def record_incident(session: Session, rec: IncidentRecord) -> bool:
@@ -79,6 +83,8 @@ def record_incident(session: Session, rec: IncidentRecord) -> bool:
                 automatic=rec.automatic,
                 multiple_shooters=rec.multiple_shooters,
                 location_quality=rec.location_quality,
+                temperature_c=rec.temperature_c,
+                temperature_source=rec.temperature_source,
                 label=rec.label,
                 confidence=rec.confidence,
                 sensors=list(rec.sensors),
@@ -180,10 +186,13 @@ def review_incident(
             details={"status": before, "reviewed_by": row.reviewed_by},
         )
     new = "confirmed" if decision == "confirm" else "dismissed"
+    # a reviewer who confirms has heard gunfire: the label says so (a dismissal keeps the
+    # classifier's label, since "dismissed" may mean a known range or a duplicate as well)
+    label = "gunshot" if decision == "confirm" else row.label
     done = session.execute(
         update(GunshotIncidentRow)
         .where(GunshotIncidentRow.id == incident_id, GunshotIncidentRow.status == before)
-        .values(status=new, reviewed_by=reviewer, review_reason=reason, reviewed_at=at)
+        .values(status=new, label=label, reviewed_by=reviewer, review_reason=reason, reviewed_at=at)
         .returning(GunshotIncidentRow.id)
     ).first()
     if done is None:
@@ -207,6 +216,8 @@ def incident_dict(row: GunshotIncidentRow) -> dict[str, Any]:
         "automatic": row.automatic,
         "multiple_shooters": row.multiple_shooters,
         "location_quality": row.location_quality,
+        "temperature_c": row.temperature_c,
+        "temperature_source": row.temperature_source,
         "label": row.label,
         "confidence": row.confidence,
         "sensors": list(row.sensors or []),

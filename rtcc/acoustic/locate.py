@@ -133,6 +133,7 @@ def locate_all(
     loud_snr_db: float = 15.0,
     min_loud: int = 3,
     loud_max_rms_s: float = 0.010,
+    echo_tail_s: float = 1.0,
     good_sensors: int = 6,
     max_hdop: float = 5.0,
     min_planarity: float = 0.1,
@@ -165,7 +166,12 @@ def locate_all(
         reported when at least ``min_loud`` of its pulses have an SNR of ``loud_snr_db`` dB or more
         (a gunshot is loud near the shooter; the chance coincidences of echoes and street noise
         that make ghosts are weak everywhere), and its weighted residual RMS is at most
-        ``loud_max_rms_s`` seconds. Pulses without an SNR never count as loud. Independently of
+        ``loud_max_rms_s`` seconds. Pulses without an SNR never count as loud, and neither does a
+        pulse that may be an echo: one that follows, within ``echo_tail_s`` seconds, an at least as
+        strong pulse of the same sensor (:func:`_echo_shadowed`; a reflection travels further and
+        loses energy at the wall, so it arrives later and weaker than the sound it reflects — the
+        echoes of a loud gunshot at a near sensor are themselves loud, and chance alignments of them
+        with other sensors' pulses are the ghosts this rule stops). Independently of
         these counts, a bang is only reported when more sensors agree than unrelated pulses would
         line up by chance in its cluster (:func:`rtcc.acoustic.associate.chance_sensors`), which
         guards against floods of pulses.
@@ -220,11 +226,13 @@ def locate_all(
     strength = np.array([a.snr_db if a.snr_db is not None and math.isfinite(a.snr_db) else 0.0 for a in arr])
     reported: list[Group] = []
     weak: list[Group] = []
+    snr = np.array([_snr(a) for a in arr])
+    shadowed = _echo_shadowed(t, sensor, snr, echo_tail_s)
     for g in associate(pos, t, sensor, strength, c, prm):
         n = len(g.idx)
         if n <= g.chance_sensors:  # no more sensors than unrelated pulses would line up by chance
             continue
-        loud = sum(1 for i in g.idx if _snr(arr[int(i)]) >= loud_snr_db)
+        loud = int(np.sum((snr[g.idx] >= loud_snr_db) & ~shadowed[g.idx]))
         tight = _weighted_rms(g) <= loud_max_rms_s
         if n < min_sensors and not (n >= min_sensors_loud and loud >= min_loud and tight):
             weak.append(g)  # reported only if it is one more round of a reported burst
@@ -255,6 +263,38 @@ def _dedupe(arrivals: Sequence[Arrival]) -> list[Arrival]:
             continue
         last[a.sensor_id] = len(out)
         out.append(a)
+    return out
+
+
+def _echo_shadowed(t: np.ndarray, sensor: np.ndarray, snr: np.ndarray, tail_s: float) -> np.ndarray:
+    """Which pulses may be echoes: True where an earlier pulse of the same sensor, at most ``tail_s``
+    seconds before, is at least as strong (SNR).
+
+    Parameters
+    ----------
+    t : ndarray, shape (N,)
+        Arrival times, s.
+    sensor : ndarray of int, shape (N,)
+        Sensor index of each pulse.
+    snr : ndarray, shape (N,)
+        SNR of each pulse, dB (``-inf`` when unknown: never shadows another pulse).
+    tail_s : float
+        How long after a pulse its echoes may arrive, s.
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+    """
+    out = np.zeros(len(t), dtype=bool)
+    order = np.lexsort((t, sensor))
+    for k in range(1, len(order)):
+        i = int(order[k])
+        j = k - 1
+        while j >= 0 and sensor[order[j]] == sensor[i] and t[i] - t[order[j]] <= tail_s:
+            if snr[order[j]] >= snr[i] and t[order[j]] < t[i]:
+                out[i] = True
+                break
+            j -= 1
     return out
 
 

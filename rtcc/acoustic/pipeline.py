@@ -178,6 +178,7 @@ from rtcc.store.tables import Device
 
 if TYPE_CHECKING:
     from rtcc.acoustic.calibration import Calibration
+    from rtcc.acoustic.weather import WeatherFeed
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +280,9 @@ class AcousticPipeline:
         centre); None: the first sensor heard.
     temperature_c : float
         Air temperature for the speed of sound, °C.
+    weather : WeatherFeed, optional
+        A weather feed (:mod:`rtcc.acoustic.weather`, started and stopped with the pipeline): while
+        it has a fresh observation, its temperature replaces ``temperature_c``.
     alert_above, review_above : float
         Confidence at or above which an alert goes out at once, and at or
         above which an incident waits for a reviewer.
@@ -371,6 +375,7 @@ class AcousticPipeline:
         arrival: Callable[..., Any] | None = None,
         classifier: Classifier | None = None,
         calibration_path: str = "",
+        weather: WeatherFeed | None = None,
     ) -> None:
         if not 0.0 <= review_above <= alert_above <= 1.0:
             raise ValueError("need 0 <= review_above <= alert_above <= 1")
@@ -380,6 +385,8 @@ class AcousticPipeline:
         self.origin = origin
         self.temperature_c = temperature_c
         self.c = speed_of_sound(temperature_c)
+        self.weather = weather
+        self.temperature_source = "settings"
         self.alert_above = alert_above
         self.review_above = review_above
         self.hearing_range_m = hearing_range_m
@@ -459,6 +466,8 @@ class AcousticPipeline:
                 self.arrival = self.arrival or locate_mod.Arrival
         if self.classifier is None:
             self.classifier = await asyncio.to_thread(_load_classifier)
+        if self.weather is not None:
+            await self.weather.start()
         self._task = asyncio.get_running_loop().create_task(self._ticker(), name="acoustic")
         for _ in range(self.members):
             self._subs.append(await self.bus.subscribe("rtcc.events.pulse", self._handle, group=self.group))
@@ -467,6 +476,8 @@ class AcousticPipeline:
         for sub in self._subs:
             await sub.stop()
         self._subs.clear()
+        if self.weather is not None:
+            await self.weather.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -794,6 +805,10 @@ class AcousticPipeline:
     async def poll(self, now: float | None = None) -> list[IncidentOutcome]:
         """Process every cluster whose window has closed; returns what came of them."""
         loop = asyncio.get_running_loop()
+        if self.weather is not None:
+            temp, self.temperature_source = self.weather.current()
+            if temp != self.temperature_c:
+                self.temperature_c, self.c = temp, speed_of_sound(temp)
         if loop.time() - self._registry_at > 30.0:
             self._registry_at = loop.time()
             with contextlib.suppress(Exception):
@@ -1082,6 +1097,8 @@ class AcousticPipeline:
             automatic=sm["automatic"],
             multiple_shooters=sm["multiple_shooters"],
             location_quality="poor" if all(shot.quality == "poor" for _, shot, _ in group) else "good",
+            temperature_c=self.temperature_c,
+            temperature_source=self.temperature_source,
         )
         new = await self.store.write(lambda s: record_incident(s, rec))
         self._recent.append(_Recent(rec, rounds, audio, levels))

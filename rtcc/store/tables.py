@@ -209,6 +209,8 @@ class GunshotIncidentRow(Base):
     automatic: Mapped[bool] = mapped_column(Boolean, default=False)
     multiple_shooters: Mapped[bool] = mapped_column(Boolean, default=False)
     location_quality: Mapped[str] = mapped_column(String(8), default="good", server_default="good")
+    temperature_c: Mapped[float | None] = mapped_column(Float, nullable=True)
+    temperature_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
     label: Mapped[str] = mapped_column(String(32))
     confidence: Mapped[float] = mapped_column(Float)
     sensors: Mapped[list[str]] = mapped_column(JSONType, default=list)

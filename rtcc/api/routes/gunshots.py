@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid5
@@ -21,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from rtcc.api.deps import Allow, CtxDep, Operations, Principal
+from rtcc.api.routes.alerts import settle_alerts
+from rtcc.api.text import Reason
 from rtcc.errors import NotFound, ValidationFailed
 from rtcc.roles import Role
 
@@ -44,6 +47,12 @@ class GunshotOut(BaseModel):
     location_quality: Literal["good", "poor"] = Field(
         description="poor: every round's fix had poor sensor geometry (outside the array): less sure."
     )
+    temperature_c: float | None = Field(
+        None, description="Air temperature behind the speed of sound of the location, °C (null: before 0013)."
+    )
+    temperature_source: Literal["feed", "settings"] | None = Field(
+        None, description="feed: acoustic.weather_url's observation; settings: acoustic.temperature_c."
+    )
     label: str
     confidence: float
     sensors: list[str]
@@ -62,7 +71,7 @@ class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["confirm", "dismiss"]
-    reason: str = Field(min_length=3, max_length=1000, description="Why (kept in the audit log).")
+    reason: Reason = Field(description="Why (kept in the audit log).")
 
 
 def _out(row: Any) -> GunshotOut:
@@ -142,6 +151,13 @@ async def review_gunshot(incident_id: UUID, body: ReviewIn, ctx: CtxDep, who: Re
     if body.decision == "confirm" and before != "alerted":
         alert = incident_alert(rec, review=False)
         await ctx.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
+    # the decision settles the alerts that announced the incident (the review's, and a dismissed
+    # incident's gunfire alert); a confirmed incident's gunfire alert stays open for dispatch
+    if body.decision == "confirm":
+        await settle_alerts(ctx, who, row.id, ("gunshot_review",), "close", f"confirmed: {body.reason}")
+    else:
+        reason = f"incident dismissed in review: {body.reason}"
+        await settle_alerts(ctx, who, row.id, ("gunshot", "gunshot_review"), "dismiss", reason)
     return _out(row)
 
 
@@ -177,6 +193,14 @@ async def gunshot_audio(
     audio = (payload or {}).get("audio_flac_b64")
     if not audio:
         raise NotFound(f"no audio stored for sensor {sensor!r} of gunshot incident {incident_id}")
+    try:
+        flac = base64.b64decode(audio, validate=True)
+    except (binascii.Error, TypeError):
+        flac = b""
+    if not flac.startswith(b"fLaC"):  # stored before ingest checked it
+        raise NotFound(
+            f"the audio stored for sensor {sensor!r} of gunshot incident {incident_id} is not playable"
+        )
     await ctx.audit(
         who,
         "read_gunshot_audio",
@@ -185,7 +209,7 @@ async def gunshot_audio(
         details={"sensor": sensor},
     )
     return Response(
-        base64.b64decode(audio),
+        flac,
         media_type="audio/flac",
         headers={"content-disposition": f'inline; filename="{incident_id}-{sensor}.flac"'},
     )
