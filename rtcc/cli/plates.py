@@ -13,11 +13,15 @@ stderr and skipped; the command goes on with the others and exits 2 at the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sqlite3
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
@@ -28,7 +32,11 @@ from rtcc.cli.output import err, fail
 from rtcc.settings import PlatesSettings
 
 if TYPE_CHECKING:
+    from rtcc.plates.gps_live import GpsdTrack
+    from rtcc.plates.gps_track import GpsTrack
     from rtcc.plates.recognize import PlateReader
+    from rtcc.plates.track import Pass
+    from rtcc.plates.video import StreamState
     from rtcc.plates.watch import CameraConfig
 
 MAX_FILE_BYTES = 64 * 2**20
@@ -127,6 +135,37 @@ CenterOpt = Annotated[
 KeyOpt = Annotated[str, typer.Option("--key", help="The camera's device key.", show_default=False)]
 LatOpt = Annotated[float | None, typer.Option(min=-90, max=90, help="Latitude (moving camera).")]
 LonOpt = Annotated[float | None, typer.Option(min=-180, max=180, help="Longitude (moving camera).")]
+HeartbeatOpt = Annotated[
+    float,
+    typer.Option(
+        "--heartbeat-s",
+        min=0.5,
+        max=3600,
+        help="Seconds between the camera's heartbeats to the center (it shows the camera offline "
+        "after 60 s without one).",
+    ),
+]
+
+
+def _say(line: str) -> None:
+    err.print(escape(line), highlight=False)
+
+
+@contextlib.contextmanager
+def _on_sigterm(handler: Callable[[], None]) -> Iterator[None]:
+    """Run ``handler`` on SIGTERM (a service manager's stop) while in the block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, lambda signum, frame: handler())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt
 
 
 def watch(
@@ -141,13 +180,19 @@ def watch(
     ] = None,
     poll: Annotated[float, typer.Option(min=0.05, max=3600, help="Seconds between folder scans.")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Upload what is there, then exit.")] = False,
+    heartbeat_s: HeartbeatOpt = 20.0,
 ) -> None:
     """Upload the images dropped in FOLDER to the center (then moved to done/ or failed/).
 
     A sidecar <stem>.json (time, lat, lon, heading_deg), written first, wins over file time and options.
+    The camera sends a heartbeat at start and every --heartbeat-s (recording: the folder is
+    readable; its last position), so the center shows it online while this runs. A folder that goes
+    away is waited for (said once). A refused key (to an upload or a heartbeat) stops it: exit 2,
+    files left in place. SIGTERM stops it cleanly after the file in hand.
     """
     import httpx
 
+    from rtcc.plates.agent_health import BeatState, CameraHeartbeat
     from rtcc.plates.watch import CameraConfig, FolderWatcher, KeyRefused
 
     if not folder.is_dir():
@@ -160,15 +205,53 @@ def watch(
         sys.stdout.write(json.dumps(line) + "\n")
         sys.stdout.flush()
 
+    def on_folder(readable: bool, why: str) -> None:
+        if readable:
+            _say(f"{folder} is readable again: watching it")
+        else:
+            _say(f"cannot read {folder} ({why}); waiting for it (heartbeat: recording false)")
+
     cfg = CameraConfig(center=center, camera=camera, key=key, lat=lat, lon=lon, heading_deg=heading)
     with httpx.Client(timeout=60) as client:
-        watcher = FolderWatcher(folder, cfg, client, report)
+        watcher = FolderWatcher(folder, cfg, client, report, on_folder=on_folder)
+
+        def state() -> BeatState:
+            where = watcher.last_position
+            return BeatState(
+                recording=watcher.readable(),
+                lat=None if where is None else where[0],
+                lon=None if where is None else where[1],
+                heading_deg=None if where is None else where[2],
+            )
+
+        beat = CameraHeartbeat(
+            center, camera, key, state, interval_s=heartbeat_s, say=_say, on_key_refused=watcher.refuse_key
+        )
+        stopped = False
+
+        def stop() -> None:
+            nonlocal stopped
+            stopped = True
+            watcher.stop()
+
         try:
-            totals = watcher.run(poll_s=poll, once=once)
+            with _on_sigterm(stop):
+                beat.start()
+                totals = watcher.run(poll_s=poll, once=once)
         except KeyRefused as exc:
             fail(f"the center refused the camera key: {escape(str(exc))}", 2)
+        except OSError as exc:  # --once and the folder cannot be listed
+            fail(f"cannot read {escape(str(folder))}: {escape(exc.strerror or str(exc))}", 2)
         except KeyboardInterrupt:
             return
+        finally:
+            beat.stop()
+    if stopped:
+        err.print(
+            f"stopped; done: {totals['done']}, failed: {totals['failed']}, "
+            f"left in the folder: {totals['retry']}"
+        )
+        return
     err.print(f"done: {totals['done']}, failed: {totals['failed']}, left to retry: {totals['retry']}")
     if totals["retry"]:
         raise typer.Exit(3)
@@ -206,12 +289,55 @@ def video(
     moving: Annotated[bool, typer.Option("--moving", help="The camera is on a moving vehicle.")] = False,
     lat: LatOpt = None,
     lon: LonOpt = None,
+    gps_track: Annotated[
+        Path | None,
+        typer.Option(
+            "--gps-track",
+            help="A moving camera's GPS log: GPX (trkpt with time), NMEA 0183 ($GPRMC/$GNRMC) or CSV "
+            "time,lat,lon[,heading_deg]. Each pass gets the position at its best frame's time "
+            "(implies --moving; a video file needs --start).",
+            show_default=False,
+        ),
+    ] = None,
+    gpsd: Annotated[
+        str | None,
+        typer.Option(
+            "--gpsd",
+            help="A live stream in a moving car: its position from gpsd at HOST:PORT (TPV reports), as "
+            "with --gps-track (implies --moving).",
+            show_default=False,
+        ),
+    ] = None,
+    gps_max_gap_s: Annotated[
+        float,
+        typer.Option(
+            "--gps-max-gap-s",
+            min=0,
+            max=86400,
+            help="A pass further than this from any GPS fix gets no track position (--lat/--lon if given).",
+        ),
+    ] = 10.0,
     start: Annotated[
         str | None,
         typer.Option(
             help="Wall-clock time of the first frame, ISO 8601 (default: when the first frame is decoded)."
         ),
     ] = None,
+    reconnect: Annotated[
+        bool,
+        typer.Option(
+            "--reconnect/--no-reconnect",
+            help="rtsp:// streams: when the stream errors, ends or stalls, reconnect with back-off "
+            "(1 s doubling to 30 s) until stopped. Files always end at their end.",
+        ),
+    ] = True,
+    stall_s: Annotated[
+        float,
+        typer.Option(
+            "--stall-s", min=1, max=600, help="Seconds without data before a stream counts as stalled."
+        ),
+    ] = 10.0,
+    heartbeat_s: HeartbeatOpt = 20.0,
     threads: Annotated[int, typer.Option(min=1, max=64, help="ONNX Runtime threads per model.")] = 1,
 ) -> None:
     """Read the plates in a video or RTSP stream: one read per vehicle pass (JSON line per pass).
@@ -221,11 +347,16 @@ def video(
     back-off, and passes still buffered after --drain-s at the end are delivered on the next run
     (exit 3). A pass the center refuses as bad is reported and kept with the reason in the buffer's
     refused/ folder (exit 2 at the end); a refused
-    key stops the command (exit 2), keeping the buffer.
+    key stops the command (exit 2), keeping the buffer. With --center the camera also sends a
+    heartbeat at start and every --heartbeat-s (recording: frames are decoding; a moving camera's
+    last position), so the center shows it online while this runs. An rtsp:// stream that drops
+    is reconnected (the pass in progress is sent first). Ctrl-C or SIGTERM stop cleanly: the pass
+    in progress is kept, buffered passes stay buffered.
     """
-    from rtcc.errors import ValidationFailed
+    from rtcc.plates.gps_live import GpsdTrack
+    from rtcc.plates.gps_track import TrackError, load_track
     from rtcc.plates.recognize import PlateReader
-    from rtcc.plates.video import is_stream, passes
+    from rtcc.plates.video import is_stream
 
     if (center is None) != (key is None):
         fail("give both --center and --key to send reads, or neither to print them", 2)
@@ -241,26 +372,101 @@ def video(
             fail(f"--start {escape(start)!r} is not an ISO 8601 time", 2)
         if t0.tzinfo is None:
             fail("--start needs a time zone (e.g. 2026-11-21T12:00:00Z)", 2)
-    if not is_stream(source) and not Path(source).is_file():
+    stream = is_stream(source)
+    if not stream and not Path(source).is_file():
         fail(f"{escape(source)} is not a file nor an rtsp:// URL", 2)
+    track: GpsTrack | GpsdTrack | None = None
+    if gps_track is not None and gpsd is not None:
+        fail("give --gps-track (a recorded log) or --gpsd (live), not both", 2)
+    if gpsd is not None:
+        if not stream:
+            fail("--gpsd is for a live rtsp:// stream; a recorded video takes --gps-track", 2)
+        host, _, port = gpsd.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            fail(f"--gpsd {escape(gpsd)!r} is not HOST:PORT (gpsd listens on 2947)", 2)
+        track = GpsdTrack(gpsd)
+        moving = True
+    if gps_track is not None:
+        try:
+            track = load_track(gps_track)
+        except TrackError as exc:
+            fail(f"--gps-track {escape(str(gps_track))} is not a readable GPS track: {escape(str(exc))}", 2)
+        if not stream and t0 is None:
+            fail(
+                "--gps-track with a video file needs --start (the wall-clock time of its first frame) "
+                f"to find each pass on the track ({track.start.isoformat()} to {track.end.isoformat()})",
+                2,
+            )
+        moving = True
+        if track.skipped:
+            _say(f"--gps-track: {track.skipped} bad line(s) or point(s) without a time skipped")
+    if isinstance(track, GpsdTrack):
+        track.start()
     # most sampled frames hold no plate: the tiled rescue pass (~0.5 s on such a frame) is for stills
     reader = PlateReader.load(threads=threads, rescue=False)
+    placer = _Placer(track, gps_max_gap_s, lat, lon, heading if moving else None)
+    try:
+        _read_video(
+            source, camera, center, key, reader, placer, buffer, drain_s, t0,
+            every_n=every_n, moving=moving, heading=heading, lat=lat, lon=lon,
+            live=stream and reconnect, stall_s=stall_s, heartbeat_s=heartbeat_s,
+        )  # fmt: skip
+    finally:
+        if isinstance(track, GpsdTrack):
+            track.stop()
+
+
+def _read_video(
+    source: str,
+    camera: str,
+    center: str | None,
+    key: str | None,
+    reader: PlateReader,
+    placer: _Placer,
+    buffer: Path | None,
+    drain_s: float,
+    t0: datetime | None,
+    *,
+    every_n: int,
+    moving: bool,
+    heading: float | None,
+    lat: float | None,
+    lon: float | None,
+    live: bool,
+    stall_s: float,
+    heartbeat_s: float,
+) -> None:
+    """Print the passes (no center) or send them (exit codes: ``video``)."""
+    from rtcc.errors import ValidationFailed
+    from rtcc.plates.video import StreamState, passes
+
+    state = StreamState()
+    read_passes = partial(
+        passes,
+        source,
+        reader,
+        every_n=every_n,
+        camera_heading=heading,
+        moving=moving,
+        reconnect=live,
+        state=state,
+        say=_say,
+        timeout_s=stall_s,
+    )
     if center is None or key is None:
-        origin = _Origin(t0)
+        origin = _Origin(t0, state)
         try:
-            for p in passes(
-                source,
-                reader,
-                every_n=every_n,
-                camera_heading=heading,
-                moving=moving,
-                on_first_frame=origin.first_frame,
-            ):
-                _print_line({"camera": camera, "time": origin.time(p.best.t).isoformat(), **p.to_json()})
+            with _on_sigterm(_interrupt):
+                for p in read_passes(on_first_frame=origin.first_frame):
+                    at = origin.time(p.best.t)
+                    place = placer.place(at, p)
+                    _print_line({"camera": camera, "time": at.isoformat(), **p.to_json(), **place})
         except ValidationFailed as exc:
+            placer.summary()
             fail(escape(exc.message), 2)
         except KeyboardInterrupt:
-            return
+            pass
+        placer.summary()
         return
     from rtcc.plates.watch import CameraConfig
 
@@ -269,24 +475,98 @@ def video(
         center=center, camera=camera, key=key, lat=lat, lon=lon, heading_deg=heading if moving else None
     )
     _video_to_center(
-        source, reader, cfg, buffer, drain_s, t0, every_n=every_n, moving=moving, heading=heading
+        source,
+        read_passes,
+        cfg,
+        buffer,
+        drain_s,
+        t0,
+        moving=moving,
+        placer=placer,
+        state=state,
+        stall_s=stall_s,
+        heartbeat_s=heartbeat_s,
     )
+
+
+class _Placer:
+    """Where a moving camera was for each pass: its GPS track, else ``--lat/--lon``; counts the misses."""
+
+    def __init__(
+        self,
+        track: GpsTrack | GpsdTrack | None,
+        max_gap_s: float,
+        lat: float | None,
+        lon: float | None,
+        heading: float | None,
+    ) -> None:
+        self.track = track
+        self.max_gap_s = max_gap_s
+        self.lat, self.lon, self.heading = lat, lon, heading
+        self.n_passes = 0
+        self.n_no_fix = 0
+
+    def now(self, at: datetime | None) -> tuple[float | None, float | None, float | None, bool | None]:
+        """(lat, lon, heading, gps_lock) at ``at`` (None: now) for the heartbeat."""
+        if self.track is not None:
+            tp = self.track.at(at or datetime.now(UTC), self.max_gap_s)
+            if tp is not None:
+                return tp.lat, tp.lon, tp.heading_deg if tp.heading_deg is not None else self.heading, True
+            return self.lat, self.lon, self.heading, False
+        return self.lat, self.lon, self.heading, None
+
+    def place(self, at: datetime, p: Pass) -> dict[str, Any]:
+        """The pass's position fields (none without a track).
+
+        A track heading also sets the pass's direction (a moving camera's passes go its way).
+        """
+        if self.track is None:
+            return {}
+        from rtcc.plates.ingest import compass
+
+        self.n_passes += 1
+        tp = self.track.at(at, self.max_gap_s)
+        if tp is None:
+            self.n_no_fix += 1
+            return {"lat": self.lat, "lon": self.lon, "heading_deg": self.heading, "gps_fix": False}
+        heading = tp.heading_deg if tp.heading_deg is not None else self.heading
+        if heading is not None:
+            p.direction = compass(heading)  # as travel() does with --heading for a moving camera
+        return {
+            "lat": round(tp.lat, 7),
+            "lon": round(tp.lon, 7),
+            "heading_deg": None if heading is None else round(heading, 2),
+            "gps_fix": True,
+        }
+
+    def summary(self) -> None:
+        if self.track is not None and self.n_no_fix:
+            fallback = "--lat/--lon used" if self.lat is not None else "no position sent"
+            _say(
+                f"{self.n_no_fix} of {self.n_passes} pass(es) more than {self.max_gap_s:g} s from any GPS "
+                f"fix of the track: no track position ({fallback})"
+            )
 
 
 class _Origin:
     """The wall-clock time of a video's first frame: ``--start``, else when that frame was decoded.
 
     Pass times are seconds since the first frame (:func:`rtcc.plates.video.frames`), whatever the
-    stream's own timestamps start at.
+    stream's own timestamps start at. A reconnecting stream tells its own anchor (``state.epoch``,
+    :func:`rtcc.plates.video.live_frames`: when the first frame arrived, not when the decoder
+    handed it over after probing) and its times go on counting wall-clock seconds across
+    reconnects.
     """
 
-    def __init__(self, start: datetime | None) -> None:
+    def __init__(self, start: datetime | None, state: StreamState | None = None) -> None:
         self.start = start
+        self.state = state
         self.at = start if start is not None else datetime.now(UTC)
 
     def first_frame(self) -> None:
         if self.start is None:
-            self.at = datetime.now(UTC)
+            epoch = None if self.state is None else self.state.epoch
+            self.at = datetime.now(UTC) if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
     def time(self, t: float) -> datetime:
         return self.at + timedelta(seconds=t)
@@ -303,24 +583,28 @@ def _print_line(line: dict[str, Any]) -> None:
 
 def _video_to_center(
     source: str,
-    reader: PlateReader,
+    read_passes: Callable[..., Iterator[Pass]],
     cfg: CameraConfig,
     buffer: Path | None,
     drain_s: float,
     t0: datetime | None,
     *,
-    every_n: int,
     moving: bool,
-    heading: float | None,
+    placer: _Placer,
+    state: StreamState,
+    stall_s: float,
+    heartbeat_s: float,
 ) -> None:
-    """Read the passes into the on-disk buffer while a sender thread delivers them (exit codes: video)."""
+    """Read the passes (``read_passes``: :func:`rtcc.plates.video.passes` with the source and its
+    options bound) into the on-disk buffer while a sender thread delivers them (exit codes: video)."""
     import cv2
     import httpx
 
     from rtcc.devices.buffer import Spool
     from rtcc.errors import ValidationFailed
+    from rtcc.plates.agent_health import BeatState, CameraHeartbeat
     from rtcc.plates.outbox import PassOutbox, default_buffer, pass_item
-    from rtcc.plates.video import passes
+    from rtcc.plates.video import StopReading
 
     folder = buffer if buffer is not None else default_buffer(cfg.camera)
     try:
@@ -347,6 +631,29 @@ def _video_to_center(
         err.print(
             f"{backlog} pass(es) buffered by an earlier run in {where}: delivered first", highlight=False
         )
+    origin = _Origin(t0, state)
+    stop = StopReading()
+
+    def beat_state() -> BeatState:
+        last_t = state.last_t
+        b_lat, b_lon, b_heading, lock = placer.now(None if last_t is None else origin.time(last_t))
+        return BeatState(
+            recording=state.decoding(stall_s),
+            lat=b_lat,
+            lon=b_lon,
+            heading_deg=b_heading if moving else None,
+            gps_lock=lock,
+        )
+
+    beat = CameraHeartbeat(
+        cfg.center,
+        cfg.camera,
+        cfg.key,
+        beat_state,
+        interval_s=heartbeat_s,
+        say=_say,
+        on_key_refused=lambda why: stop.at_pass_end(),  # the passes in progress are kept whole
+    )
     bad_video: str | None = None
     with httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0)) as client:
         outbox = PassOutbox(
@@ -357,39 +664,41 @@ def _video_to_center(
             refused=refused,
             health=health,
         )
-        outbox.start()
         interrupted = False
-        origin = _Origin(t0)
         try:
-            for p in passes(
-                source,
-                reader,
-                every_n=every_n,
-                camera_heading=heading,
-                moving=moving,
-                on_first_frame=origin.first_frame,
-            ):
-                ok, jpeg = cv2.imencode(".jpg", p.best.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-                if not ok:
-                    _skip(Path(source), f"could not encode the frame of pass {p.plate} as JPEG; skipped")
-                    continue
-                outbox.put(*pass_item(cfg.camera, origin.time(p.best.t), p, bytes(jpeg)))
-                if outbox.key_refused is not None:
-                    break
+            with _on_sigterm(_interrupt):
+                # the first beat goes with the reading: a refused key stops it once the passes in
+                # progress have ended, and they stay buffered (as with a refused upload)
+                beat.start(wait_first=False)
+                outbox.start()
+                for p in read_passes(on_first_frame=origin.first_frame, stop=stop):
+                    at = origin.time(p.best.t)
+                    place = placer.place(at, p)
+                    ok, jpeg = cv2.imencode(".jpg", p.best.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+                    if not ok:
+                        _skip(Path(source), f"could not encode the frame of pass {p.plate} as JPEG; skipped")
+                        continue
+                    outbox.put(*pass_item(cfg.camera, at, p, bytes(jpeg), place))
+                    if outbox.key_refused is not None:
+                        break
         except ValidationFailed as exc:
             bad_video = exc.message  # the passes read before it are still delivered
         except KeyboardInterrupt:
             interrupted = True
-        try:
-            left = outbox.finish(0.0 if interrupted or outbox.key_refused else drain_s)
+        key_refused = outbox.key_refused or beat.key_refused
+        try:  # the heartbeat goes on while the buffer drains (recording: false)
+            left = outbox.finish(0.0 if interrupted or key_refused else drain_s)
         except KeyboardInterrupt:  # no more waiting: what is left stays buffered
             left = outbox.finish(0.0)
+        finally:
+            beat.stop()
+        key_refused = outbox.key_refused or beat.key_refused
         if not outbox.sending:
             spool.close()
-    if outbox.key_refused is not None:
+    placer.summary()
+    if key_refused is not None:
         fail(
-            f"the center refused the camera key: {escape(outbox.key_refused)}; "
-            f"{left} pass(es) kept in {where}",
+            f"the center refused the camera key: {escape(key_refused)}; {left} pass(es) kept in {where}",
             2,
         )
     if bad_video is not None:

@@ -49,18 +49,26 @@ def default_buffer(camera: str) -> Path:
     return Path(state) / "rtcc" / "plates-buffer" / (re.sub(r"[^A-Za-z0-9._-]", "_", camera) or "_")
 
 
-def pass_item(camera: str, at: datetime, p: Pass, jpeg: bytes) -> tuple[str, dict[str, Any]]:
+def pass_item(
+    camera: str, at: datetime, p: Pass, jpeg: bytes, place: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
     """A pass as a buffer item: (stable id, body with the printed line, form fields and image).
 
-    The id hashes the camera, the camera time and the JPEG bytes: the same pass queued twice is
-    kept once.
+    ``place`` is a moving camera's position for this pass (``lat``, ``lon``, ``heading_deg``, from
+    its GPS track): printed in the line and sent in the form, where it wins over the camera's
+    configured position. The id hashes the camera, the camera time and the JPEG bytes: the same
+    pass queued twice is kept once.
     """
-    line: dict[str, Any] = {"camera": camera, "time": at.isoformat(), **p.to_json()}
+    line: dict[str, Any] = {"camera": camera, "time": at.isoformat(), **p.to_json(), **(place or {})}
     form = {
         "plate": p.plate,
         "box": ",".join(str(int(v)) for v in p.best.box),
         "confidence": repr(round(float(p.confidence), 4)),
     }
+    for name in ("lat", "lon", "heading_deg"):
+        value = (place or {}).get(name)
+        if value is not None:
+            form[name] = repr(float(value) % 360.0 if name == "heading_deg" else float(value))
     if p.direction is not None:
         form["direction"] = p.direction
     if p.region is not None:

@@ -246,6 +246,11 @@ class PlateTracker:
         self._open = [t for t in self._open if self._step - t.last_seen < self.max_gap]
         return [p for p in (self._close(t) for t in ended) if p is not None]
 
+    @property
+    def in_progress(self) -> int:
+        """How many tracks are open (vehicle passes not ended yet)."""
+        return len(self._open)
+
     def flush(self) -> list[Pass]:
         """Close every open track (end of the video)."""
         ended, self._open = self._open, []

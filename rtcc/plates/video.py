@@ -5,12 +5,20 @@
 sampled frame with a :class:`~rtcc.plates.recognize.PlateReader` and tracks
 them with a :class:`~rtcc.plates.track.PlateTracker`, yielding one
 :class:`~rtcc.plates.track.Pass` per vehicle pass as soon as it ends.
+
+A live stream (``rtsp://``, ``rtsps://``) reconnects (:func:`live_frames`): when it errors, ends,
+or stalls past its timeout, the tracker is flushed (a vehicle pass in progress is emitted, not
+lost), the stream is closed and opened again with back-off (1, 2, 4 … 30 s) until stopped. Frame
+times stay wall-clock right across a reconnect: the reconnected stream's own clock restarts, so
+its first frame is re-anchored to the wall-clock time it was decoded at.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,6 +42,76 @@ class Frame:
 
 def is_stream(source: str) -> bool:
     return source.lower().startswith(("rtsp://", "rtsps://"))
+
+
+RECONNECT_START_S = 1.0
+RECONNECT_MAX_S = 30.0
+PASS_END_GRACE_S = 10.0
+"""A stop asked "at the end of the passes in progress" stops anyway after this many stream seconds."""
+
+
+class StopReading(threading.Event):
+    """Set to stop :func:`passes`: at once (the passes in progress are flushed), or with
+    :meth:`at_pass_end` once no pass is in progress, so every pass kept is a whole one."""
+
+    at_pass_end_only = False
+
+    def at_pass_end(self) -> None:
+        self.at_pass_end_only = True
+        self.set()
+
+
+@dataclass
+class StreamState:
+    """What a video source is doing now (read by the heartbeat thread).
+
+    ``recording`` is None before the first frame or failure, True while frames decode, False
+    while a stream is down; ``last_t`` is the time (seconds since the first frame, wall-clock across
+    reconnects) of the last sampled frame.
+    """
+
+    recording: bool | None = None
+    epoch: float | None = None
+    """UNIX time of t = 0 (the very first frame), set by :func:`live_frames`."""
+    last_t: float | None = None
+    last_frame_mono: float | None = None
+    connections: int = 0
+    drops: int = 0
+    last_index: int | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def frame(self, t: float) -> None:
+        with self.lock:
+            self.recording, self.last_t, self.last_frame_mono = True, t, time.monotonic()
+
+    def down(self) -> None:
+        with self.lock:
+            self.recording = False
+
+    def anchor(self, wall: float) -> float:
+        """A connection's stream time 0 is UNIX time ``wall``: its offset from the epoch (the first's)."""
+        with self.lock:
+            if self.epoch is None:
+                self.epoch = wall
+            return wall - self.epoch
+
+    def emit(self, f: Frame, base: int, offset: float) -> Frame:
+        """A connection's frame with the index counted on from ``base`` and its time re-anchored."""
+        out = Frame(base + f.index, max(0.0, offset + f.t), f.image)
+        self.last_index = out.index
+        self.frame(out.t)
+        return out
+
+    def next_index(self, every_n: int) -> int:
+        """Where the next connection's indexes start."""
+        return 0 if self.last_index is None else self.last_index + every_n
+
+    def decoding(self, stale_s: float) -> bool | None:
+        """``recording``, false too when no frame came for ``stale_s`` seconds (a stalled stream)."""
+        with self.lock:
+            if self.recording and self.last_frame_mono is not None:
+                return time.monotonic() - self.last_frame_mono < stale_s
+            return self.recording
 
 
 def frames(source: str, every_n: int = 3, *, timeout_s: float = 10.0) -> Iterator[Frame]:
@@ -79,6 +157,121 @@ def frames(source: str, every_n: int = 3, *, timeout_s: float = 10.0) -> Iterato
         container.close()
 
 
+def _anchor(burst: list[tuple[Frame, float]]) -> float:
+    """The wall-clock time of a connection's stream time 0, from frames and when each was decoded.
+
+    Parameters
+    ----------
+    burst : list of (Frame, float)
+        The first frames of a connection with the UNIX time each was decoded, until decoding
+        caught up with the live stream.
+
+    Returns
+    -------
+    float
+        ``min_k (w_k - t_k)``. A frame is never decoded before it was sent, so each ``w_k - t_k``
+        is the true anchor plus that frame's delay (network, and the seconds FFmpeg buffers while
+        it probes a new stream, decoded at once afterwards); the least delayed frame gives the
+        tightest value (the network latency of a caught-up frame).
+    """
+    return min(w - f.t for f, w in burst)
+
+
+CATCH_UP_MAX_FRAMES = 64
+"""At most this many frames of a new connection are held while it catches up with the live stream."""
+
+
+def live_frames(
+    source: str,
+    every_n: int = 3,
+    *,
+    timeout_s: float = 10.0,
+    stop: threading.Event | None = None,
+    state: StreamState | None = None,
+    say: Callable[[str], None] = lambda line: None,
+    open_frames: Callable[[str, int, float], Iterator[Frame]] | None = None,
+) -> Iterator[Frame | None]:
+    """The frames of a live stream across reconnects; ``None`` where the stream dropped.
+
+    Each connection's frames come from :func:`frames` (``open_frames`` in tests). When a
+    connection errors (cannot open, corrupt, or no data for ``timeout_s`` — PyAV's read timeout), or
+    ends, ``None`` is yielded if it gave frames (the caller flushes its tracker), the drop is said
+    once through ``say``, and the stream is opened again after 1, 2, 4 … :data:`RECONNECT_MAX_S`
+    seconds (back to 1 s after a connection that gave frames) until ``stop`` is set. The first
+    reconnected frame is said once too.
+
+    Times: ``t`` counts wall-clock seconds from the very first frame (``state.epoch``, UNIX time).
+    A connection's own times restart at 0, so each connection is re-anchored to the wall clock:
+    its first frames are decoded as fast as they come (up to :data:`CATCH_UP_MAX_FRAMES`), until a
+    frame had to be waited for (decoding has caught up with the live stream), and the connection's
+    anchor is :func:`_anchor` of them; its frames get ``t = anchor - epoch + own t``. Indexes go
+    on counting across connections.
+    """
+    opener = open_frames if open_frames is not None else (lambda src, n, tmo: frames(src, n, timeout_s=tmo))
+    stop = stop if stop is not None else threading.Event()
+    state = state if state is not None else StreamState()
+    next_index = 0
+    backoff = RECONNECT_START_S
+    down_since: float | None = None
+    while not stop.is_set():
+        got = 0
+        why = "the stream ended"
+        offset: float | None = None
+        burst: list[tuple[Frame, float]] = []
+        base = next_index
+        it = opener(source, every_n, timeout_s)
+        try:
+            last = time.time()
+            for f in it:
+                now = time.time()
+                if got == 0:
+                    with state.lock:
+                        state.connections += 1
+                    if down_since is not None:
+                        say(f"stream back after {time.monotonic() - down_since:.0f} s: reading again")
+                        down_since = None
+                got += 1
+                if offset is None:  # still catching up with the live stream
+                    waited = bool(burst) and now - last >= 0.5 * max(f.t - burst[-1][0].t, 1e-3)
+                    burst.append((f, now))
+                    last = now
+                    if not waited and len(burst) < CATCH_UP_MAX_FRAMES:
+                        continue
+                    offset = state.anchor(_anchor(burst))
+                    for held, _ in burst:
+                        yield state.emit(held, base, offset)
+                    burst.clear()
+                    continue
+                yield state.emit(f, base, offset)
+        except ValidationFailed as exc:
+            why = exc.message
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+        if burst:  # ended while catching up: what came is still read
+            offset = state.anchor(_anchor(burst))
+            for held, _ in burst:
+                yield state.emit(held, base, offset)
+        next_index = state.next_index(every_n)
+        state.down()
+        if stop.is_set():  # stopped: not a drop
+            return
+        if got:
+            backoff = RECONNECT_START_S
+            with state.lock:
+                state.drops += 1
+            yield None
+        if down_since is None:
+            down_since = time.monotonic()
+            say(
+                f"stream down ({why}); reconnecting (back-off {RECONNECT_START_S:g} to {RECONNECT_MAX_S:g} s)"
+            )
+        if stop.wait(backoff):
+            return
+        backoff = min(backoff * 2, RECONNECT_MAX_S)
+
+
 def passes(
     source: str,
     reader: PlateReader,
@@ -89,33 +282,80 @@ def passes(
     max_gap: int = 3,
     keep_frames: bool = True,
     on_first_frame: Callable[[], None] | None = None,
+    reconnect: bool = False,
+    stop: threading.Event | None = None,
+    state: StreamState | None = None,
+    say: Callable[[str], None] = lambda line: None,
+    timeout_s: float = 10.0,
 ) -> Iterator[Pass]:
     """One :class:`Pass` per vehicle pass in ``source``, in the order the passes end.
 
     Pass times are seconds since the first frame; ``on_first_frame`` is called when that frame has
-    been decoded (a live stream's clock starts there).
+    been decoded (a live stream's clock starts there). With ``reconnect`` (live streams) the source
+    is read with :func:`live_frames`: a drop flushes the tracker. ``stop`` ends the reading at the
+    next frame, the passes in progress flushed; a :class:`StopReading` set with
+    :meth:`~StopReading.at_pass_end` ends it at the first frame with no pass in progress (at most
+    :data:`PASS_END_GRACE_S` later). The passes in progress are flushed too when the reading ends
+    with an error or a ``KeyboardInterrupt`` (which is raised again after them).
     """
+    state = state if state is not None else StreamState()
+    source_frames: Iterator[Frame | None]
+    if reconnect:
+        source_frames = live_frames(source, every_n, timeout_s=timeout_s, stop=stop, state=state, say=say)
+    else:
+        source_frames = frames(source, every_n, timeout_s=timeout_s)
     tracker: PlateTracker | None = None
-    for f in frames(source, every_n):
-        if tracker is None:
-            if on_first_frame is not None:
-                on_first_frame()
-            tracker = PlateTracker(
-                frame_width=f.image.shape[1], camera_heading=camera_heading, moving=moving, max_gap=max_gap
-            )
-        seen = [
-            Sighting(
-                f.index,
-                f.t,
-                p.text,
-                p.confidence,
-                p.char_confidences,
-                p.box,
-                f.image if keep_frames else None,
-                p.region,
-            )
-            for p in reader.read(f.image)
-        ]
-        yield from tracker.update(seen)
+    started = False
+    stop_t: float | None = None
+    failure: BaseException | None = None
+    try:
+        for f in source_frames:
+            if f is None:  # the stream dropped: the passes in progress end here
+                if tracker is not None:
+                    yield from tracker.flush()
+                tracker = None
+                continue
+            if not reconnect:
+                state.frame(f.t)
+            if not started:
+                started = True
+                if on_first_frame is not None:
+                    on_first_frame()
+            if tracker is None:
+                tracker = PlateTracker(
+                    frame_width=f.image.shape[1],
+                    camera_heading=camera_heading,
+                    moving=moving,
+                    max_gap=max_gap,
+                )
+            seen = [
+                Sighting(
+                    f.index,
+                    f.t,
+                    p.text,
+                    p.confidence,
+                    p.char_confidences,
+                    p.box,
+                    f.image if keep_frames else None,
+                    p.region,
+                )
+                for p in reader.read(f.image)
+            ]
+            yield from tracker.update(seen)
+            if stop is not None and stop.is_set():
+                if stop_t is None:
+                    stop_t = f.t
+                idle = tracker.in_progress == 0 or f.t - stop_t >= PASS_END_GRACE_S
+                if idle or not getattr(stop, "at_pass_end_only", False):
+                    break
+    except (ValidationFailed, KeyboardInterrupt) as exc:
+        failure = exc
+    finally:
+        close = getattr(source_frames, "close", None)
+        if close is not None:
+            close()
+        state.down()
     if tracker is not None:
         yield from tracker.flush()
+    if failure is not None:
+        raise failure

@@ -20,13 +20,21 @@ written *before* the image: ``{"time": ISO 8601 with zone, "lat", "lon",
 the command line's position; it moves with its image to ``done/`` or
 ``failed/``. A sidecar that is not such an object sends the image to
 ``failed/`` with the reason (nothing is uploaded).
+
+A folder that disappears or cannot be read (an unmounted share, a changed permission) is not
+fatal: the watcher says so once through ``on_folder``, keeps trying at every scan and says once
+when it is back (the heartbeat of :mod:`rtcc.plates.agent_health` says ``recording: false``
+meanwhile). :meth:`FolderWatcher.stop` ends :meth:`FolderWatcher.run` after the file in hand;
+:meth:`FolderWatcher.refuse_key` (the heartbeat was answered 401/403) makes it raise
+:class:`KeyRefused`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from rtcc.devices import http as device_http
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 _MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
@@ -122,7 +132,8 @@ def post_image(
             form[name] = repr(float(value))
     form.update(extra or {})
     media = _MEDIA.get(Path(filename).suffix.lower(), "application/octet-stream")
-    return client.post(
+    return device_http.post(
+        client,
         cfg.center.rstrip("/") + "/api/v1/plates/images",
         headers={"authorization": f"Device {cfg.key}", "x-device-id": cfg.camera},
         files={"image": (filename, data, media)},
@@ -150,7 +161,41 @@ class FolderWatcher:
     cfg: CameraConfig
     client: httpx.Client
     report: Callable[[str, str, str], None] = lambda name, outcome, detail: None
+    on_folder: Callable[[bool, str], None] = lambda readable, why: None
+    """Called with (readable, detail) when the folder becomes unreadable or readable again."""
     _sizes: dict[Path, int] = field(default_factory=dict)
+    last_position: tuple[float, float, float | None] | None = None
+    """(lat, lon, heading or None) of the last upload that told a position (sidecar or options)."""
+    folder_ok: bool | None = None
+    """Whether the last scan could list the folder (None before the first)."""
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _key_refused: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.cfg.lat is not None and self.cfg.lon is not None:
+            self.last_position = (self.cfg.lat, self.cfg.lon, self.cfg.heading_deg)
+
+    def readable(self) -> bool:
+        """Whether the folder is there and can be listed (what the heartbeat's ``recording`` says)."""
+        return self.folder.is_dir() and os.access(self.folder, os.R_OK | os.X_OK)
+
+    def stop(self) -> None:
+        """Make :meth:`run` return after the file in hand (a clean stop: files not handled stay)."""
+        self._stop.set()
+
+    def refuse_key(self, why: str) -> None:
+        """The center refused the key (e.g. to a heartbeat): :meth:`run` raises :class:`KeyRefused`."""
+        self._key_refused = why
+        self._stop.set()
+
+    def _check_key(self) -> None:
+        if self._key_refused is not None:
+            raise KeyRefused(self._key_refused)
+
+    def _folder_state(self, ok: bool, why: str = "") -> None:
+        if ok != self.folder_ok and not (ok and self.folder_ok is None):
+            self.on_folder(ok, why)
+        self.folder_ok = ok
 
     @property
     def done_dir(self) -> Path:
@@ -209,6 +254,9 @@ class FolderWatcher:
             return "retry"
         if resp.status_code in (200, 201):
             plates = [r["plate"] for r in resp.json().get("reads", [])]
+            if "lat" in told and "lon" in told:
+                heading = float(told["heading_deg"]) if "heading_deg" in told else self.cfg.heading_deg
+                self.last_position = (float(told["lat"]), float(told["lon"]), heading)
             self._move(path, self.done_dir)
             self.report(path.name, "done", json.dumps(plates))
             return "done"
@@ -222,7 +270,16 @@ class FolderWatcher:
     def scan(self) -> dict[str, int]:
         """One pass over the folder; counts of each outcome."""
         counts = {"done": 0, "failed": 0, "retry": 0}
-        for path in self._ready():
+        try:
+            ready = self._ready()
+        except OSError as exc:  # gone, unmounted, no permission: try again at the next scan
+            self._folder_state(False, exc.strerror or str(exc))
+            return counts
+        self._folder_state(True)
+        for path in ready:
+            self._check_key()
+            if self._stop.is_set():
+                break
             counts[self.handle(path)] += 1
             self._sizes.pop(path, None)
         return counts
@@ -230,27 +287,48 @@ class FolderWatcher:
     def run(self, *, poll_s: float = 1.0, once: bool = False) -> dict[str, int]:
         """Scan every ``poll_s`` seconds: forever, or with ``once`` until every file was tried once.
 
-        With ``once``, files left for a retry stay in the folder and are counted as ``retry``.
+        With ``once``, files left for a retry stay in the folder and are counted as ``retry``; a
+        folder that cannot be listed raises :class:`OSError`. Without it, :meth:`stop` ends the
+        loop.
+
+        Raises
+        ------
+        KeyRefused
+            The center refused the camera's key (to an upload or, via :meth:`refuse_key`, a
+            heartbeat).
         """
         totals = {"done": 0, "failed": 0, "retry": 0}
         tried: set[str] = set()
         while True:
-            before = {p.name for p in self._images()}
+            self._check_key()
+            if once and not self.readable():
+                self._images()  # raises the OSError that says why
+            before = {p.name for p in self._images(missing_ok=True)}
             counts = self.scan()
-            tried |= before - {p.name for p in self._images()}
+            self._check_key()
+            tried |= before - {p.name for p in self._images(missing_ok=True)}
             for k, v in counts.items():
                 totals[k] += v
             if counts["retry"]:
                 tried |= before
+            if self._stop.is_set():
+                totals["retry"] = len(self._images(missing_ok=True))
+                return totals
             if once and not ({p.name for p in self._images()} - tried):
                 totals["retry"] = len(self._images())
                 return totals
-            time.sleep(poll_s)
+            self._stop.wait(poll_s)
 
-    def _images(self) -> list[Path]:
+    def _images(self, missing_ok: bool = False) -> list[Path]:
+        try:
+            entries = list(self.folder.iterdir())
+        except OSError:
+            if missing_ok:
+                return []
+            raise
         return [
             p
-            for p in self.folder.iterdir()
+            for p in entries
             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
         ]
 
