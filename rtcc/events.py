@@ -19,6 +19,8 @@ WebSocket; personal data (plate reads, officer positions) is narrower.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -183,6 +185,24 @@ class Pulse(Event):
     duration_ms: float = Field(ge=0, le=60_000)
     sample_rate_hz: int | None = Field(None, ge=1000, le=384_000)
     audio_flac_b64: str | None = Field(None, max_length=2_000_000)
+
+    @field_validator("audio_flac_b64")
+    @classmethod
+    def _flac(cls, v: str | None) -> str | None:
+        """Stored audio must play: standard base64 of a FLAC stream (it starts ``fLaC``)."""
+        if v is None:
+            return None
+        try:
+            head = base64.b64decode(v[:64], validate=True) if len(v) % 4 == 0 else b""
+        except binascii.Error:
+            head = b""
+        if not head.startswith(b"fLaC"):
+            raise ValueError("audio_flac_b64 must be base64 (standard alphabet, padded) of a FLAC stream")
+        try:
+            base64.b64decode(v, validate=True)
+        except binascii.Error:
+            raise ValueError("audio_flac_b64 is not valid base64") from None
+        return v
 
 
 class ShotLocated(Event):

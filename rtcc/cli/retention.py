@@ -68,6 +68,10 @@ def run_cmd(
             if rep.hit_reads_released
             else ""
         )
+        + f"; {verb} {rep.plate_read_events_deleted + rep.hotlist_hit_events_deleted} event-log copies of "
+        f"reads and hits; {'would strip' if dry_run else 'stripped'} the audio of {rep.pulse_audio_stripped} "
+        f"pulses older than {rep.pulse_audio_days} days ({rep.pulse_audio_kept_for_incidents} kept as "
+        "incident evidence)"
     )
 
 

@@ -141,6 +141,12 @@ class IngestService:
                 f"event names device {event.device_id!r} / source {event.source!r}, "
                 f"but the key belongs to {ident.id!r}"
             )
+        claimed_type = getattr(event, "device_type", None)
+        if claimed_type is not None and claimed_type != ident.type:
+            return (
+                f"event says device_type {str(claimed_type)!r}, but {ident.id!r} is registered as "
+                f"{ident.type.value!r}"
+            )
         if event.occurred_at > now + self.max_future:
             return f"occurred_at {event.occurred_at.isoformat()} is in the future (check the device clock)"
         if event.occurred_at < now - self.max_age:

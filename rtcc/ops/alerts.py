@@ -138,6 +138,60 @@ def transition(
             f"(allowed from: {', '.join(_FROM[action])})",
             details={"status": before},
         )
+    _apply(row, action, by=by, at=at, unit=unit, reason=reason)
+    session.flush()
+    return row, before
+
+
+OPEN = ("new", "acknowledged", "assigned")
+"""States in which an alert still asks for work."""
+
+
+def settle_linked(
+    session: Session,
+    ref_id: UUID,
+    kinds: Iterable[str],
+    action: Literal["acknowledge", "close", "dismiss"],
+    *,
+    by: str,
+    at: datetime,
+    reason: str | None = None,
+    title: str | None = None,
+) -> list[AlertRow]:
+    """Move the alerts of ``kinds`` that announce ``ref_id`` (a hit or an incident) after a decision.
+
+    A decision on what an alert announces settles the alert: a hit rejected as a misread, an
+    incident dismissed in review, a review done (close or dismiss), or a hit confirmed (acknowledged,
+    and ``title`` replaces the "verify before action" one). Without this the queue kept showing
+    them as new work. Returns the alerts moved (those whose state does not allow ``action`` are
+    left as they are).
+    """
+    rows = session.scalars(
+        select(AlertRow)
+        .where(
+            AlertRow.ref_id == str(ref_id),
+            AlertRow.kind.in_(list(kinds)),
+            AlertRow.status.in_(_FROM[action]),
+        )
+        .with_for_update()
+    ).all()
+    for row in rows:
+        _apply(row, action, by=by, at=at, reason=reason)
+        if title is not None:
+            row.title = title[:300]
+    session.flush()
+    return list(rows)
+
+
+def _apply(
+    row: AlertRow,
+    action: Action,
+    *,
+    by: str,
+    at: datetime,
+    unit: str | None = None,
+    reason: str | None = None,
+) -> None:
     new = _TO[action]
     step: dict[str, Any] = {"status": new, "at": at.isoformat(), "by": by}
     if action == "acknowledge":
@@ -150,11 +204,11 @@ def transition(
     else:
         row.dismissed_by, row.dismissed_at, row.dismiss_reason = by, at, reason
         step["reason"] = reason
+    if action in ("acknowledge", "close") and reason:
+        step["reason"] = reason
     row.status = new
     row.updated_at = at
     row.history = [*(row.history or []), step]
-    session.flush()
-    return row, before
 
 
 def alert_dict(row: AlertRow) -> dict[str, Any]:

@@ -257,7 +257,24 @@ def record_outcomes(
             session.add(row)
             session.flush()
         rows.append(row)
+        incident = _incident_of(session, o.ref_type, o.ref_id)
+        if incident is not None:  # the incident (and so its API view and packet) carries its outcome
+            incident.outcome = o.category
     return rows
+
+
+def _incident_of(session: Session, ref_type: str, ref_id: str) -> GunshotIncidentRow | None:
+    """The gunshot incident an outcome is about: named directly, or through its alert."""
+    if ref_type == "gunshot":
+        return session.get(GunshotIncidentRow, UUID(ref_id))
+    if ref_type == "alert":
+        alert = session.get(AlertRow, UUID(ref_id))
+        if alert is not None and alert.kind in ("gunshot", "gunshot_review") and alert.ref_id:
+            try:
+                return session.get(GunshotIncidentRow, UUID(alert.ref_id))
+            except ValueError:
+                return None
+    return None
 
 
 def parse_outcome_csv(text: str, *, max_rows: int) -> tuple[list[OutcomeInput], list[int]]:

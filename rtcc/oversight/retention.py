@@ -16,6 +16,17 @@ vehicle images) no remaining read uses. It keeps
   keeps its decision record (plate, entry, who decided and why) but loses
   its photos with the read.
 
+The same run deletes the event log's copies of plate reads and hotlist hits
+(``events`` rows of type ``plate_read`` and ``hotlist_hit``) older than
+``retention.plate_reads_days``, whatever became of the read: ``plate_reads``
+and ``hotlist_hits`` are the records (reads kept for a hit or an open case are
+kept *there*), and the event copies would otherwise keep every plate, place
+and time for ever. It also strips the audio (``audio_flac_b64``) from stored
+acoustic pulses older than ``retention.pulse_audio_days``, keeping their
+timing and level, except the pulses of a gunshot incident
+(``gunshot_incidents.pulses``): that audio is the incident's evidence
+(``GET /gunshots/{id}/audio``).
+
 Every run is written to ``retention_runs`` (the transparency page counts
 them) and every real purge is audited with its counts by the actor
 ``system:retention``. A dry run counts the same in a rolled-back savepoint
@@ -27,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +49,8 @@ from sqlalchemy.orm import Session
 
 from rtcc.plates.reads import purge_reads
 from rtcc.plates.transparency import record_retention_run
+from rtcc.store.events_repo import delete_events_before, pulse_audio_ids, strip_pulse_audio
+from rtcc.store.tables import GunshotIncidentRow
 from rtcc.store.tables_hotlists import HitRow
 from rtcc.store.tables_plates import PlateReadRow
 
@@ -46,6 +60,9 @@ ACTOR = "system:retention"
 """Who the audit log names for every purge."""
 
 _IN_CHUNK = 1000
+
+EVENT_COPIES: tuple[str, ...] = ("plate_read", "hotlist_hit")
+"""Event types whose ``events`` rows go after ``retention.plate_reads_days`` (their record is elsewhere)."""
 
 
 @dataclass
@@ -61,14 +78,20 @@ class RetentionReport:
     kept_for_hits: int = 0
     kept_for_cases: int = 0
     hit_reads_released: int = 0
+    plate_read_events_deleted: int = 0
+    hotlist_hit_events_deleted: int = 0
+    pulse_audio_days: int | None = None
+    pulse_audio_cutoff: datetime | None = None
+    pulse_audio_stripped: int = 0
+    pulse_audio_kept_for_incidents: int = 0
     media_refs: list[str] = field(default_factory=list, repr=False)
 
     def counts(self) -> dict[str, Any]:
         """The run as JSON-ready counts (no media refs)."""
         d = asdict(self)
         d.pop("media_refs")
-        for k in ("started_at", "cutoff"):
-            d[k] = d[k].isoformat()
+        for k in ("started_at", "cutoff", "pulse_audio_cutoff"):
+            d[k] = d[k].isoformat() if d[k] is not None else None
         return d
 
 
@@ -100,8 +123,6 @@ def release_hit_reads(session: Session, cutoff: datetime, now: datetime, confirm
     Only reads older than ``cutoff`` are looked at; their hits lose their
     media refs (the photos go with the read). Returns how many reads were released.
     """
-    import uuid
-
     from rtcc.store.tables_ops import Case, CaseLink
 
     by_read: dict[uuid.UUID, list[tuple[str, str, datetime | None]]] = {}
@@ -157,8 +178,6 @@ def release_hit_reads(session: Session, cutoff: datetime, now: datetime, confirm
 
 def _count_kept(session: Session, cutoff: datetime, case_ids: set[str]) -> tuple[int, int]:
     """(reads kept for a hit, reads kept for an open case only) among those older than ``cutoff``."""
-    import uuid
-
     old = PlateReadRow.read_at < cutoff
     hits = int(
         session.scalar(select(func.count()).select_from(PlateReadRow).where(old, PlateReadRow.hit)) or 0
@@ -180,6 +199,36 @@ def _count_kept(session: Session, cutoff: datetime, case_ids: set[str]) -> tuple
     return hits, cases
 
 
+def incident_pulse_ids(session: Session) -> set[uuid.UUID]:
+    """Event ids of the pulses a gunshot incident was located from (their audio is its evidence)."""
+    ids: set[uuid.UUID] = set()
+    for pulses in session.scalars(select(GunshotIncidentRow.pulses)):
+        for v in (pulses or {}).values():
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                ids.add(uuid.UUID(str(v)))
+    return ids
+
+
+def purge_event_copies(session: Session, rep: RetentionReport) -> None:
+    """Delete (dry: count) the ``plate_read`` and ``hotlist_hit`` events older than the report's cutoff."""
+    counts = delete_events_before(session, EVENT_COPIES, rep.cutoff, dry_run=rep.dry_run)
+    rep.plate_read_events_deleted = counts["plate_read"]
+    rep.hotlist_hit_events_deleted = counts["hotlist_hit"]
+
+
+def purge_pulse_audio(session: Session, rep: RetentionReport, days: int) -> None:
+    """Strip (dry: count) the audio of pulses older than ``days`` days that no incident uses."""
+    cutoff = rep.started_at - timedelta(days=days)
+    rep.pulse_audio_days, rep.pulse_audio_cutoff = days, cutoff
+    keys = pulse_audio_ids(session, cutoff)
+    if not keys:
+        return
+    evidence = incident_pulse_ids(session)
+    strip = [k for k in keys if k[0] not in evidence]
+    rep.pulse_audio_kept_for_incidents = len(keys) - len(strip)
+    rep.pulse_audio_stripped = len(strip) if rep.dry_run else strip_pulse_audio(session, strip)
+
+
 def purge_plate_reads(
     session: Session,
     *,
@@ -187,8 +236,13 @@ def purge_plate_reads(
     dry_run: bool = False,
     now: datetime | None = None,
     confirmed_hit_days: int = 365,
+    pulse_audio_days: int | None = None,
 ) -> RetentionReport:
     """Delete (or, dry, count) the expired reads in the caller's transaction and record the run.
+
+    Also deletes the expired ``plate_read`` / ``hotlist_hit`` event copies
+    and, when ``pulse_audio_days`` is given, strips the expired pulse audio
+    (see the module docstring).
 
     The media files are not touched here: the caller deletes
     ``report.media_refs`` after the transaction commits (see :func:`delete_media`).
@@ -211,6 +265,9 @@ def purge_plate_reads(
         rep.kept_for_hits, rep.kept_for_cases = _count_kept(session, cutoff, keep)
         rep.reads_deleted, rep.media_refs = purge_reads(session, cutoff, keep)
         rep.media_deleted = len(rep.media_refs)
+    purge_event_copies(session, rep)
+    if pulse_audio_days is not None:
+        purge_pulse_audio(session, rep, pulse_audio_days)
     record_retention_run(
         session,
         started_at=started,
@@ -246,8 +303,16 @@ def run_once(
     """One run in this thread: purge and record in one transaction, then delete the media files."""
     days = int(settings.retention.plate_reads_days)
     hit_days = int(settings.retention.confirmed_hit_days)
+    audio_days = int(settings.retention.pulse_audio_days)
     rep: RetentionReport = store.run(
-        lambda s: purge_plate_reads(s, days=days, dry_run=dry_run, now=now, confirmed_hit_days=hit_days)
+        lambda s: purge_plate_reads(
+            s,
+            days=days,
+            dry_run=dry_run,
+            now=now,
+            confirmed_hit_days=hit_days,
+            pulse_audio_days=audio_days,
+        )
     )
     if not dry_run and rep.media_refs:
         delete_media(media_root(settings), rep.media_refs)
@@ -298,10 +363,16 @@ class RetentionProcessor:
         c = self.center
         days = int(c.settings.retention.plate_reads_days)
         hit_days = int(c.settings.retention.confirmed_hit_days)
+        audio_days = int(c.settings.retention.pulse_audio_days)
         async with self._lock:
             rep: RetentionReport = await c.store.write(
                 lambda s: purge_plate_reads(
-                    s, days=days, dry_run=dry_run, now=now, confirmed_hit_days=hit_days
+                    s,
+                    days=days,
+                    dry_run=dry_run,
+                    now=now,
+                    confirmed_hit_days=hit_days,
+                    pulse_audio_days=audio_days,
                 )
             )
             if not dry_run and rep.media_refs:
@@ -314,6 +385,10 @@ class RetentionProcessor:
                 details=audit_details(rep),
             )
             c.metrics.inc("retention_reads_deleted", rep.reads_deleted)
+            c.metrics.inc(
+                "retention_events_deleted", rep.plate_read_events_deleted + rep.hotlist_hit_events_deleted
+            )
+            c.metrics.inc("retention_pulse_audio_stripped", rep.pulse_audio_stripped)
         self.last = rep
         return rep
 

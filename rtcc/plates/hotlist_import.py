@@ -108,11 +108,26 @@ class ParseReport:
     errors: list[LineError] = field(default_factory=list)
 
 
+MIN_KNOWN_CHARS = 3
+"""Fewest known characters (not ``?`` / ``*``) in a partial plate: ``A*`` would make every plate
+that starts with A a hit alert, held from retention until someone decides it."""
+
+
+def partial_problem(p: str) -> str | None:
+    """Why the normalized partial plate ``p`` is too vague to list, or None."""
+    if ("?" in p or "*" in p) and len(p.replace("?", "").replace("*", "")) < MIN_KNOWN_CHARS:
+        return (
+            f"partial plate {p!r} has fewer than {MIN_KNOWN_CHARS} known characters: it would match "
+            "far too many vehicles"
+        )
+    return None
+
+
 def _plate_ok(plate: str, *, wildcards: bool) -> str | None:
     p = normalize_plate(plate, wildcards=wildcards)
     if not p:
         return None
-    if not 1 <= len(p.replace("*", "")) <= 10:
+    if not 1 <= len(p.replace("*", "")) <= 10 or partial_problem(p) is not None:
         return None
     return p
 
@@ -216,7 +231,8 @@ def parse_csv(text: str, *, default_category: Category = Category.stolen_vehicle
 
         plate = _plate_ok(cell("plate"), wildcards=True)
         if plate is None:
-            report.errors.append(LineError(n, f"no usable plate: {cell('plate')!r}"))
+            vague = partial_problem(normalize_plate(cell("plate"), wildcards=True))
+            report.errors.append(LineError(n, vague or f"no usable plate: {cell('plate')!r}"))
             continue
         cat_text = cell("category").lower().replace(" ", "_").replace("/", "_")
         try:

@@ -31,7 +31,7 @@ from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from rtcc.errors import NotFound, ValidationFailed
-from rtcc.plates.hotlist_import import Category, ParsedEntry
+from rtcc.plates.hotlist_import import MIN_KNOWN_CHARS, Category, ParsedEntry, partial_problem
 from rtcc.plates.matching import HotEntry, normalize_plate
 from rtcc.store.tables_hotlists import HotlistEntryRow, HotlistSourceRow, HotlistState
 
@@ -252,6 +252,9 @@ def add_entry(
             f"plate {plate!r} is not usable: give 1-10 letters/digits "
             "('?' one unknown character, '*' any run)"
         )
+    vague = partial_problem(p)
+    if vague is not None:
+        raise ValidationFailed(vague, details={"min_known_characters": MIN_KNOWN_CHARS})
     if expires_at is not None and expires_at <= when:
         raise ValidationFailed("expires_at is in the past; give a future time or none")
     cat = Category(category)

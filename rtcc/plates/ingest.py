@@ -9,7 +9,8 @@ the watched folder). For one uploaded image it
    threads, at most ``recognition_queue`` uploads waiting; beyond that the
    camera is told to retry with 503);
 3. stores the vehicle image (the uploaded bytes) and one crop per plate in
-   the media store;
+   the media store — only when a plate was read: an image nothing was read
+   in is not kept (it is personal data with no read to account for it);
 4. stores one ``plate_reads`` row per plate and publishes one
    :class:`~rtcc.events.PlateRead` per plate through the device ingest
    (:class:`rtcc.ingest.service.IngestService`), so the recorder and the
@@ -357,6 +358,8 @@ class CameraIngest:
             published = await self._publish(ident, events)
             return UploadResult(before, duplicate=True, published=published)
         plates = await self.recognize(image.pixels) if upload.plate is None else [edge_read(upload, image)]
+        if not plates:  # nothing read: the image is not kept (a retry is recognized again, same answer)
+            return UploadResult([], duplicate=False, published=0)
         image_ref = self.media.put(upload.data, image.ext)
         events = []
         for i, p in enumerate(plates[:MAX_PLATES]):

@@ -372,3 +372,76 @@ def _near_pg(
 def to_event(record: EventRecord) -> Event:
     """The typed event a stored row holds."""
     return parse_event(record.payload)
+
+
+def delete_events_before(
+    session: Session, types: Collection[str], before: datetime, *, dry_run: bool = False
+) -> dict[str, int]:
+    """Delete (or, dry, count) the stored events of ``types`` that occurred before ``before``.
+
+    Retention's purge of event-log copies whose record lives elsewhere (a
+    plate read's is ``plate_reads``, a hit's is ``hotlist_hits``). Returns
+    the count per type (every type of ``types``, zero included).
+    """
+    if before.tzinfo is None:
+        raise ValueError("before must be timezone-aware")
+    counts: dict[str, int] = {}
+    for t in types:
+        where = (EventRecord.type == t, EventRecord.occurred_at < before)
+        if dry_run:
+            n = session.execute(select(func.count()).select_from(_TABLE).where(*where)).scalar_one()
+        else:
+            res: Any = session.execute(_TABLE.delete().where(*where))
+            n = res.rowcount
+        counts[t] = int(n or 0)
+    return counts
+
+
+_AUDIO_CHUNK = 500
+
+
+def pulse_audio_ids(session: Session, before: datetime) -> list[tuple[UUID, datetime]]:
+    """Keys ``(event_id, occurred_at)`` of the pulses before ``before`` that still hold audio."""
+    has_audio = EventRecord.payload["audio_flac_b64"].as_string().is_not(None)
+    q = (
+        select(EventRecord.event_id, EventRecord.occurred_at)
+        .where(EventRecord.type == "pulse", EventRecord.occurred_at < before, has_audio)
+        .order_by(EventRecord.occurred_at, EventRecord.event_id)
+    )
+    return [(r.event_id, r.occurred_at) for r in session.execute(q)]
+
+
+def strip_pulse_audio(session: Session, keys: Collection[tuple[UUID, datetime]]) -> int:
+    """Set ``audio_flac_b64`` to null in the stored payload of these pulses; returns how many changed.
+
+    The rest of each pulse (arrival time, level, SNR, duration, sensor,
+    position) stays, so located shots and statistics are unaffected. The
+    update runs in the database (``jsonb_set`` on PostgreSQL, ``json_set``
+    on SQLite): the audio is never loaded into Python.
+    """
+    if not keys:
+        return 0
+    dialect = _dialect(session)
+    if dialect == "postgresql":
+        new_payload: Any = func.jsonb_set(
+            EventRecord.payload, literal_column("'{audio_flac_b64}'"), literal_column("'null'::jsonb")
+        )
+    else:
+        new_payload = func.json_set(EventRecord.payload, "$.audio_flac_b64", func.json("null"))
+    ordered = sorted(keys, key=lambda k: (k[1], k[0]))
+    changed = 0
+    for i in range(0, len(ordered), _AUDIO_CHUNK):
+        chunk = ordered[i : i + _AUDIO_CHUNK]
+        stmt = (
+            _TABLE.update()
+            .where(
+                EventRecord.type == "pulse",
+                # the time span lets PostgreSQL prune partitions
+                EventRecord.occurred_at.between(min(t for _, t in chunk), max(t for _, t in chunk)),
+                EventRecord.event_id.in_([e for e, _ in chunk]),
+            )
+            .values(payload=new_payload)
+        )
+        done: Any = session.execute(stmt)
+        changed += int(done.rowcount or 0)
+    return changed

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import nats
@@ -22,6 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import typer
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from rtcc.acoustic.agent import AudioSource, FileSource, PcmSource, SensorAgent, Uplink
@@ -30,6 +32,7 @@ from rtcc.cli.sensor import register
 from rtcc.devices.buffer import Spool
 from rtcc.events import Position
 from rtcc.roles import DeviceType, Role
+from rtcc.store.tables import EventRecord
 from tests.acoustic.test_detect import friedlander, in_noise
 from tests.conftest import Running
 from tests.helpers import eventually
@@ -100,7 +103,14 @@ async def test_agent_delivers_pulses_with_audio_to_the_center(
         assert abs(t - a.anchor_utc - shot) * 1000 < 0.1  # the sample clock survives the trip, in ms
     p = items[0]
     assert p["sample_rate_hz"] == RATE and p["snr_db"] > 15 and p["pos"]["lat"] == HERE.lat
-    audio, rate = sf.read(io.BytesIO(base64.b64decode(p["audio_flac_b64"])))
+    # the history serves pulses without their audio (played per incident, audited): read the store
+    assert p["audio_flac_b64"] is None
+    stored = await center.center.store.read(
+        lambda s: s.scalars(
+            select(EventRecord.payload).where(EventRecord.event_id == UUID(p["event_id"]))
+        ).one()
+    )
+    audio, rate = sf.read(io.BytesIO(base64.b64decode(stored["audio_flac_b64"])))
     assert rate == RATE and abs(len(audio) - 0.1 * RATE) <= 1
 
     async def online() -> dict[str, Any] | None:

@@ -11,14 +11,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from rtcc.api.deps import Context, CtxDep, Operations, Principal
-from rtcc.errors import ValidationFailed
+from rtcc.api.text import Reason
+from rtcc.errors import Conflict, ValidationFailed
 from rtcc.events import AlertUpdated
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -65,7 +66,7 @@ class AssignIn(BaseModel):
 class DismissIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=1000, description="Why (kept in the audit log).")
+    reason: Reason = Field(description="Why (kept in the audit log).")
 
 
 def _check_tz(*times: datetime | None) -> None:
@@ -165,7 +166,59 @@ async def assign(alert_id: UUID, body: AssignIn, ctx: CtxDep, who: Operations) -
 
 @router.post("/{alert_id}/dismiss", summary="Dismiss an alert, with a reason")
 async def dismiss(alert_id: UUID, body: DismissIn, ctx: CtxDep, who: Operations) -> AlertOut:
+    from rtcc.ops.alerts import get_alert
+    from rtcc.store.tables import GunshotIncidentRow
+
+    def pending_incident(s: Any) -> str | None:
+        """The incident a review alert announces, when it still waits for a reviewer."""
+        row = get_alert(s, alert_id, role=who.role)
+        if row.kind != "gunshot_review" or not row.ref_id:
+            return None
+        try:
+            inc = s.get(GunshotIncidentRow, UUID(row.ref_id))
+        except ValueError:
+            return None
+        return row.ref_id if inc is not None and inc.status == "pending_review" else None
+
+    pending = await ctx.store.read(pending_incident)
+    if pending is not None:
+        # dismissing the reviewer's alert would leave the incident pending for ever: decide it instead
+        raise Conflict(
+            "a review alert is settled by reviewing its incident: POST /api/v1/gunshots/"
+            f"{pending}/review with decision 'dismiss' and the reason",
+            details={"incident_id": pending},
+        )
     return await _move(ctx, who, alert_id, "dismiss", reason=body.reason)
+
+
+async def settle_alerts(
+    ctx: Context,
+    who: Principal,
+    ref_id: UUID,
+    kinds: tuple[str, ...],
+    action: Literal["acknowledge", "close", "dismiss"],
+    reason: str,
+    title: str | None = None,
+) -> int:
+    """Close or dismiss the open alerts announcing ``ref_id`` after a decision on it
+    (:func:`rtcc.ops.alerts.settle_linked`), and tell open dashboards; returns how many moved."""
+    from rtcc.ops.alerts import settle_linked
+
+    now = datetime.now(UTC)
+    moved = await ctx.store.write(
+        lambda s: [
+            (r.id, r.kind, r.status)
+            for r in settle_linked(
+                s, ref_id, kinds, action, by=who.username, at=now, reason=reason, title=title
+            )
+        ]
+    )
+    for alert_id, kind, status in moved:
+        ev = AlertUpdated(
+            source="operations", alert_id=alert_id, kind=kind, status=status, by=who.username, reason=reason
+        )
+        await ctx.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
+    return len(moved)
 
 
 @router.post("/{alert_id}/close", summary="Close an alert that was handled")

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from rtcc.api.deps import Admin, Allow, CtxDep, Operations, Principal, Public
+from rtcc.api.text import Reason500
 from rtcc.errors import Forbidden
 from rtcc.roles import DeviceType, Role
 
@@ -55,7 +56,7 @@ class CommandIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     command: Literal["start_recording", "stop_recording"]
-    reason: str = Field(min_length=3, max_length=500, description="Why (kept in the audit log).")
+    reason: Reason500 = Field(description="Why (kept in the audit log).")
 
 
 class CommandOut(BaseModel):

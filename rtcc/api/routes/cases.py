@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from rtcc.api.deps import Allow, AnyStaff, CtxDep, Operations, Principal
+from rtcc.api.text import Reason
 from rtcc.errors import NotFound, ValidationFailed
 from rtcc.ops.ledger import LINK_TYPES, OUTCOME_CATEGORIES, OUTCOME_REF_TYPES
 from rtcc.roles import Role
@@ -70,7 +71,7 @@ class LinkIn(BaseModel):
 class CloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=1000, description="Why the case is closed (audited).")
+    reason: Reason = Field(description="Why the case is closed (audited).")
 
 
 class LinkOut(BaseModel):

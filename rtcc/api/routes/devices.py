@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from rtcc.api.deps import Admin, CtxDep, Operations
+from rtcc.api.text import Reason500
 from rtcc.errors import NotFound
 from rtcc.events import DevicePosition, Position
 from rtcc.roles import DeviceType
@@ -58,7 +59,7 @@ class PositionIn(BaseModel):
     lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
     lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
     alt_m: float | None = Field(None, ge=-500, le=10_000, allow_inf_nan=False)
-    reason: str = Field(min_length=3, max_length=500, description="Why the position changes (audited).")
+    reason: Reason500 = Field(description="Why the position changes (audited).")
 
 
 class DeviceIn(BaseModel):

@@ -1,11 +1,25 @@
-"""Recent events from the store, filtered by what the caller's role may see."""
+"""Recent events from the store, filtered by what the caller's role may see.
+
+Plate reads are not served here: reading stored reads is a search, and every
+search of reads needs a purpose and a case number (``GET /api/v1/plates/search``,
+``GET /api/v1/plates/reads/{id}``). An explicit ``types=plate_read`` is
+refused (403) and audited as a refused plate search; the default list leaves
+plate reads out. The live WebSocket feed still shows reads as they come (live
+viewing is not a search). Hotlist hits stay: they are alerts operators act on
+(the dashboard's history loads them); their copies here are deleted with the
+plate reads after ``retention.plate_reads_days`` (:mod:`rtcc.oversight.retention`).
+
+Pulses are served without their audio (``audio_flac_b64`` is null): street audio can hold
+voices, and it is played, role-checked and audited per listen, through the incident it belongs to
+(``GET /api/v1/gunshots/{id}/audio``).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from rtcc.api.deps import CtxDep, Operations
 from rtcc.errors import Forbidden, ValidationFailed
@@ -13,12 +27,22 @@ from rtcc.events import EVENT_TYPES, LIVE_ROLES
 
 router = APIRouter(prefix="/events", tags=["events"])
 
+NOT_IN_HISTORY: frozenset[str] = frozenset({"plate_read"})
+"""Event types this route never serves (searching them needs a purpose and a case number)."""
 
-@router.get("", summary="Recent events, newest first")
+PLATE_READS_HINT = (
+    "plate reads are not served by the event history: searching reads needs a purpose and a case "
+    "number. Use GET /api/v1/plates/search?purpose=...&case_number=... (or GET /api/v1/plates/reads/{id} "
+    "with case_number); the live feed (WebSocket) still shows new reads"
+)
+
+
+@router.get("", summary="Recent events, newest first (no plate reads: search those with a purpose)")
 async def list_events(
+    request: Request,
     ctx: CtxDep,
     who: Operations,
-    types: list[str] | None = Query(None, description="Event types to include."),
+    types: list[str] | None = Query(None, description="Event types to include (not plate_read)."),
     since: datetime | None = None,
     until: datetime | None = None,
     device_id: str | None = Query(None, max_length=128),
@@ -29,7 +53,19 @@ async def list_events(
     for t in types or []:
         if t not in EVENT_TYPES:
             raise ValidationFailed(f"unknown event type {t!r}", details={"known": sorted(EVENT_TYPES)})
-    visible = [t for t in EVENT_TYPES if who.role in LIVE_ROLES.get(t, frozenset())]
+    refused = sorted(NOT_IN_HISTORY.intersection(types or []))
+    if refused:
+        await ctx.audit(
+            who,
+            "plate_search_refused",
+            "plate_reads",
+            outcome="refused",
+            details={"path": request.url.path, "reason": "event_history", "types": refused},
+        )
+        raise Forbidden(PLATE_READS_HINT, details={"refused_types": refused, "use": "/api/v1/plates/search"})
+    visible = [
+        t for t in EVENT_TYPES if t not in NOT_IN_HISTORY and who.role in LIVE_ROLES.get(t, frozenset())
+    ]
     wanted = [t for t in (types or visible) if t in visible]
     if types and not wanted:
         raise Forbidden(f"role {who.role.value!r} may not read events of type(s) {types}")
@@ -47,4 +83,8 @@ async def list_events(
             "events",
             details={"types": personal, "count": len(rows), "device_id": device_id},
         )
-    return {"items": [r.payload for r in rows]}
+    return {"items": [_without_audio(r.payload) if r.type == "pulse" else r.payload for r in rows]}
+
+
+def _without_audio(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "audio_flac_b64": None} if payload.get("audio_flac_b64") else payload

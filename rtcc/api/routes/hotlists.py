@@ -26,7 +26,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from rtcc.api.deps import Allow, CtxDep, Operations, Principal
 from rtcc.api.routes import plate_search
+from rtcc.api.routes.alerts import settle_alerts
 from rtcc.api.routes.plate_search import aware, read_out
+from rtcc.api.text import Reason, Reason2000
 from rtcc.errors import ValidationFailed
 from rtcc.events import HitDecision
 from rtcc.plates.hotlist_import import Category
@@ -92,7 +94,7 @@ class EntryIn(BaseModel):
 
     plate: str = Field(min_length=1, max_length=24, description="Plate; wildcards '?' and '*' allowed.")
     category: Category
-    reason: str = Field(min_length=3, max_length=2000, description="Why the vehicle is wanted.")
+    reason: Reason2000 = Field(description="Why the vehicle is wanted.")
     expires_at: AwareDatetime | None = Field(None, description="When the entry stops matching.")
     state: str | None = Field(None, min_length=2, max_length=4, pattern=r"^[A-Za-z]{2,4}$")
 
@@ -149,9 +151,7 @@ class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["confirmed", "rejected"]
-    reason: str = Field(
-        min_length=3, max_length=1000, description="Why (e.g. 'misread: plate is 8BC1234'); audited."
-    )
+    reason: Reason = Field(description="Why (e.g. 'misread: plate is 8BC1234'); audited.")
 
 
 # --- helpers ----------------------------------------------------------------------
@@ -390,6 +390,17 @@ async def decide_hit(hit_id: UUID, body: DecisionIn, ctx: CtxDep, who: Operation
         source="api", hit_id=hit_id, decision=body.decision, reason=body.reason, decided_by=who.username
     )
     await ctx.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
+    # the decision settles the hit's alert: a misread is dismissed; a confirmed hit stays open for
+    # dispatch, acknowledged, and no longer says "verify before action"
+    if body.decision == "rejected":
+        await settle_alerts(ctx, who, hit_id, ("hotlist_hit",), "dismiss", f"hit rejected: {body.reason}")
+    else:
+        title = (
+            f"CONFIRMED hotlist hit {d['plate']} ({str(d['category']).replace('_', ' ')}) at {d['device']}"
+        )
+        await settle_alerts(
+            ctx, who, hit_id, ("hotlist_hit",), "acknowledge", f"hit confirmed: {body.reason}", title
+        )
     return HitOut(**d)
 
 

@@ -532,18 +532,22 @@ export class OpsMap {
     const id = String(ev.incident_id || ev.event_id);
     this._dropIncident(id);
     const { lat, lon } = ev.pos;
+    // a review decision re-publishes the incident with its status: dismissed ones stay drawn, greyed
+    const status = String(ev.status || "alerted");
+    const dismissed = status === "dismissed";
     const icon = L.divIcon({
-      className: "incident-marker",
+      className: `incident-marker incident-${status}`,
       html: el("span", { class: "incident-dot" }, el("span", { class: "incident-ring" })),
       iconSize: [22, 22],
       iconAnchor: [11, 11],
     });
-    const marker = L.marker([lat, lon], { icon, zIndexOffset: 1000, title: ev.label || "gunshot incident" });
+    const marker = L.marker([lat, lon], { icon, zIndexOffset: 1000, title: `${ev.label || "gunshot incident"} — ${status.replace(/_/g, " ")}` });
     marker.on("add", () => {
       const node = marker.getElement();
       if (node) {
         node.dataset.eventType = "gunshot_incident";
         node.dataset.incidentId = id;
+        node.dataset.status = status;
       }
     });
     marker.bindPopup(
@@ -555,6 +559,7 @@ export class OpsMap {
           el(
             "table",
             { class: "kv" },
+            row("Status", status.replace(/_/g, " ")),
             row("Time", clock(ev.occurred_at)),
             row("Rounds", ev.rounds),
             row("Confidence", Number.isFinite(ev.confidence) ? `${Math.round(ev.confidence * 100)} %` : null),
@@ -575,11 +580,11 @@ export class OpsMap {
       shape = L.polygon(ellipseLatLngs(lat, lon, Math.max(major, 1), Math.max(minor, 1), ev.ellipse_angle_deg), {
         pane: "incidentPane",
         interactive: false,
-        color: "#f87171",
+        color: dismissed ? "#9ca3af" : "#f87171",
         weight: 1.5,
         dashArray: "4 4",
-        fillColor: "#ef4444",
-        fillOpacity: 0.15,
+        fillColor: dismissed ? "#6b7280" : "#ef4444",
+        fillOpacity: dismissed ? 0.05 : 0.15,
         className: "incident-ellipse",
       }).addTo(this.groups.incidents);
     }
