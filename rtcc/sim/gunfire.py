@@ -21,7 +21,7 @@ played at a random street position and propagated to each sensor with
 A sensor reports a pulse when the arrival's SNR is at least
 ``detection_snr_db`` and it is within ``range_m``; with ``echo_pulse_probability``
 it also reports the echo as a second pulse (the center must leave it out).
-Each pulse carries 0.3 s of the audio it heard, FLAC-encoded, as a real
+Each pulse carries 0.5 s of the audio it heard, FLAC-encoded, as a real
 sensor's would. Ground truth goes to ``truth.record("gunfire", …)``.
 
 :class:`Gunfire` plugs into :class:`rtcc.sim.runner.SimRunner` as a source
@@ -46,6 +46,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import butter, lfilter
 
+from rtcc.acoustic import features
 from rtcc.events import Event, Position, Pulse
 from rtcc.sim.city import City, SimDevice
 from rtcc.sim.geometry import point_along, polyline_length
@@ -72,8 +73,11 @@ SOURCE_LEVEL_DB: dict[Kind, tuple[float, float]] = {
 FULL_SCALE_DB = 135.0
 """dB SPL of a digital full-scale peak at the simulated sensors' microphones."""
 
-PRE_S = 0.04
-"""Audio before the onset in each clip and each pulse's snippet, s."""
+PRE_S = features.PRE_S
+"""Audio before the onset in each clip and each pulse's snippet, s (as a real sensor sends it)."""
+
+SNIPPET_S = features.WINDOW_S
+"""Audio each pulse carries, s: the classifier's window, as :data:`rtcc.acoustic.agent.PULSE_AUDIO`."""
 
 
 def speed_of_sound(temperature_c: float) -> float:
@@ -172,7 +176,7 @@ def propagate(
     """Every reception of one bang at ``src`` (local metres) by the sensors that detect it."""
     c = speed_of_sound(prm.temperature_c)
     out = []
-    n = int(0.3 * wf.rate)
+    n = int(SNIPPET_S * wf.rate)
     for s in sites:
         dx, dy, dz = s.x - src[0], s.y - src[1], s.z - src[2]
         r = max(1.0, math.sqrt(dx * dx + dy * dy + dz * dz))

@@ -26,6 +26,7 @@ import typer
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from rtcc.acoustic import features
 from rtcc.acoustic.agent import AudioSource, FileSource, PcmSource, SensorAgent, Uplink
 from rtcc.acoustic.clock import SensorClock
 from rtcc.cli.sensor import register
@@ -111,7 +112,9 @@ async def test_agent_delivers_pulses_with_audio_to_the_center(
         ).one()
     )
     audio, rate = sf.read(io.BytesIO(base64.b64decode(stored["audio_flac_b64"])))
-    assert rate == RATE and abs(len(audio) - 0.1 * RATE) <= 1
+    # the classifier's window: PRE_S before the onset, WINDOW_S in all (a shorter snippet starves it)
+    assert rate == RATE and abs(len(audio) - features.WINDOW_S * RATE) <= 1
+    assert abs(int(np.argmax(np.abs(audio))) - features.PRE_S * RATE) < 0.01 * RATE
 
     async def online() -> dict[str, Any] | None:
         dev = (await admin.get("/api/v1/devices/ac-0101")).json()

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from rtcc.acoustic import features
 from rtcc.settings import SimSettings
 from rtcc.sim import build_city
 from rtcc.sim.gunfire import (
@@ -44,7 +45,7 @@ def test_waveforms_are_shipped_small_and_attributed() -> None:
     text = (folder / "ATTRIBUTION.md").read_text()
     for name in WAVEFORMS:
         wf = load_waveform(name)
-        assert name in text and wf.audio.size == int(0.3 * wf.rate)
+        assert name in text and wf.audio.size == round(features.WINDOW_S * wf.rate)  # as a sensor sends it
     assert "CC BY 4.0" in text and "CC0" in text
 
 
@@ -132,7 +133,7 @@ def test_gunfire_source_sends_pulses_with_audio_and_records_truth(tmp_path: Path
         # first or second round; 5 σ of the 50 µs jitter, plus 1 µs for datetime rounding
         assert min(abs(dt - d / c), abs(dt - 0.5 - d / c)) < 251e-6
         audio, rate = sf.read(io.BytesIO(base64.b64decode(p.audio_flac_b64 or "")))
-        assert rate == p.sample_rate_hz == 12_000 and len(audio) == 3600
+        assert rate == p.sample_rate_hz == 12_000 and len(audio) == round(features.WINDOW_S * 12_000)
 
 
 def test_mix_of_events_every_interval() -> None:
