@@ -507,6 +507,16 @@ PULSE_AUDIO: dict[str, float] = {
 """The audio a pulse carries around its onset: the classifier's window (see the module docstring)."""
 
 
+def _within_bytes(rows: list[tuple[int, str, str]], limit: int) -> list[tuple[int, str, str]]:
+    """The leading ``rows`` whose bodies add up to at most ``limit`` bytes (always the first)."""
+    total = 0
+    for i, (_, _, body) in enumerate(rows):
+        total += len(body)
+        if total > limit and i > 0:
+            return rows[:i]
+    return rows
+
+
 def flac_b64(audio: FloatArray, rate_hz: int) -> str:
     """Audio as a 16-bit FLAC file, base64 (ASCII)."""
     buf = io.BytesIO()
@@ -535,6 +545,9 @@ class SensorAgent:
         Keyword options of :class:`~rtcc.acoustic.detect.OnsetDetector`, over :data:`PULSE_AUDIO`.
     batch : int
         Most events per delivery.
+    batch_bytes : int
+        Most bytes of events per delivery (a pulse's audio is ~10-60 kB; the center takes requests
+        up to ``server.max_request_bytes``, 1 MiB by default). A bigger request is split on a 413.
     """
 
     DISCIPLINE_WINDOW_S = 5.0
@@ -554,6 +567,7 @@ class SensorAgent:
         heartbeat_s: float = 30.0,
         detector_options: dict[str, float] | None = None,
         batch: int = 50,
+        batch_bytes: int = 512 * 1024,
     ) -> None:
         self.device_id = device_id
         self.position = position
@@ -563,6 +577,7 @@ class SensorAgent:
         self.heartbeat_s = heartbeat_s
         self.detector_options = {**PULSE_AUDIO, **(detector_options or {})}
         self.batch = batch
+        self.batch_bytes = batch_bytes
         self.stats = AgentStats()
         self.detector: OnsetDetector | None = None
         self._stop = threading.Event()
@@ -695,6 +710,7 @@ class SensorAgent:
                 self._wake.wait(0.2)
                 self._wake.clear()
                 continue
+            rows = _within_bytes(rows, self.batch_bytes)
             events = [json.loads(body) for _, _, body in rows]
             sent = self.uplink.send("pulse", events, fresh=all(self._fresh(e) for e in events))
             if sent is None:

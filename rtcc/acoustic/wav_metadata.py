@@ -75,7 +75,10 @@ def read_smj0(path: Path) -> dict[str, Any]:
     """
     if path.suffix.lower() not in (".wav", ".wave"):
         return {}
-    raw = _chunk(path, b"smj0")
+    try:
+        raw = _chunk(path, b"smj0")
+    except OSError:  # missing or unreadable: reading the audio says so, with the file's name
+        return {}
     if raw is None:
         return {}
     try:

@@ -182,7 +182,7 @@ def register(app: typer.Typer) -> None:
         for path in audio:
             try:
                 lines = pulse_lines(path, sensor_id=sensor_id, start=start, xyz=(x, y, z), options=options)
-            except (AudioError, ValueError) as exc:
+            except (AudioError, ValueError, OSError) as exc:
                 msg = exc.message if isinstance(exc, AudioError) else str(exc)
                 _err.print(f"[bold red]error:[/] {msg}", highlight=False)
                 failed.append(str(path))

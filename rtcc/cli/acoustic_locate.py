@@ -2,7 +2,7 @@
 
 Contract (independent evaluations use it)::
 
-    rtcc acoustic locate PULSES.csv [--temperature-c T] [--calibration FILE]
+    rtcc acoustic locate PULSES.csv [--temperature-c T] [--calibration FILE] [--min-sensors N]
 
 ``PULSES.csv`` has a header with the columns ``sensor_id,x_m,y_m,z_m,arrival_utc[,snr_db]``
 (metres in one local frame; ``arrival_utc`` ISO 8601, e.g. ``2018-12-19T00:49:29.384123Z``) and
@@ -13,7 +13,9 @@ order. Each located shot prints one line::
      "ellipse_major_m": ..., "ellipse_minor_m": ..., "ellipse_angle_deg": ..., "sensors": [...]}
 
 (``ellipse_*``: 95 % ellipse semi-axes in metres, major-axis bearing in degrees clockwise from
-north.) Exit codes: 0 done (bad rows, if any, were reported on stderr by line number and the others
+north.) A shot is reported when at least ``--min-sensors`` (10) sensors agree, or 8 with 3 loud
+pulses (:func:`rtcc.acoustic.locate.locate_all`); when nothing is located, stderr says so and why.
+Exit codes: 0 done (bad rows, if any, were reported on stderr by line number and the others
 used); 2 bad input — missing or unreadable file, missing columns, or no usable row, or a bad
 calibration file.
 
@@ -28,6 +30,7 @@ import csv
 import json
 import math
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -35,6 +38,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from rtcc.acoustic.associate import AssociationParams
 from rtcc.acoustic.calibration import Calibration, CalibrationError
 from rtcc.acoustic.locate import Arrival, Fix, locate_all
 
@@ -192,6 +196,18 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        min_sensors: Annotated[
+            int,
+            typer.Option(
+                "--min-sensors",
+                min=4,
+                max=100,
+                help=(
+                    "Fewest agreeing sensors for a shot to be reported (8 suffice with 3 loud pulses). "
+                    "The default suits a dense city array; lower it for a sparse one (more ghosts)."
+                ),
+            ),
+        ] = 10,
     ) -> None:
         """Associate pulses into shots and locate each one; prints one JSON object per shot."""
         cal: Calibration | None = None
@@ -217,5 +233,23 @@ def register(app: typer.Typer) -> None:
             )
         if cal is not None:
             arrivals = cal.apply(arrivals)
-        for f in locate_all(arrivals, temperature_c=temperature_c):
+        params = AssociationParams()
+        if min_sensors < params.min_sensors:
+            params = replace(params, min_sensors=min_sensors)
+        fixes = locate_all(
+            arrivals,
+            temperature_c=temperature_c,
+            params=params,
+            min_sensors=min_sensors,
+            min_sensors_loud=min(8, min_sensors),
+        )
+        for f in fixes:
             sys.stdout.write(fix_json(f) + "\n")
+        if not fixes:
+            heard = len({a.sensor_id for a in arrivals})
+            _err.print(
+                f"{pulses}: no shot located from {len(arrivals)} pulse(s) of {heard} sensor(s). A shot is "
+                f"reported when at least {min_sensors} sensors agree ({min(8, min_sensors)} with 3 loud "
+                "pulses); for a sparse array lower --min-sensors.",
+                highlight=False,
+            )

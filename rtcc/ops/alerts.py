@@ -35,6 +35,8 @@ _FROM: dict[str, tuple[str, ...]] = {
     "close": ("new", "acknowledged", "assigned"),
     "dismiss": ("new", "acknowledged", "assigned"),
 }
+_OPEN = ("new", "acknowledged", "assigned")
+"""States of an alert that is still work."""
 _TO = {"acknowledge": "acknowledged", "assign": "assigned", "close": "closed", "dismiss": "dismissed"}
 
 
@@ -163,20 +165,23 @@ def settle_linked(
     A decision on what an alert announces settles the alert: a hit rejected as a misread, an
     incident dismissed in review, a review done (close or dismiss), or a hit confirmed (acknowledged,
     and ``title`` replaces the "verify before action" one). Without this the queue kept showing
-    them as new work. Returns the alerts moved (those whose state does not allow ``action`` are
-    left as they are).
+    them as new work. ``title`` replaces the title of every open alert of ``ref_id``, also one
+    already past ``action`` (a hit alert a unit was assigned to before the hit was confirmed).
+    Returns the alerts moved or retitled (others are left as they are).
     """
+    states = set(_FROM[action]) | (set(_OPEN) if title is not None else set())
     rows = session.scalars(
         select(AlertRow)
         .where(
             AlertRow.ref_id == str(ref_id),
             AlertRow.kind.in_(list(kinds)),
-            AlertRow.status.in_(_FROM[action]),
+            AlertRow.status.in_(sorted(states)),
         )
         .with_for_update()
     ).all()
     for row in rows:
-        _apply(row, action, by=by, at=at, reason=reason)
+        if row.status in _FROM[action]:
+            _apply(row, action, by=by, at=at, reason=reason)
         if title is not None:
             row.title = title[:300]
     session.flush()

@@ -103,3 +103,13 @@ def test_pulses_on_a_connection_reset_by_the_center_are_delivered(server: Resett
         assert server.resets >= 1
     finally:
         up.close()
+
+
+def test_a_delivery_stays_under_the_byte_budget_and_always_moves_on() -> None:
+    from rtcc.acoustic.agent import _within_bytes
+
+    rows = [(i, f"p-{i}", "x" * 60_000) for i in range(50)]  # 0.5 s of 48 kHz audio is ~60 kB of JSON
+    batch = _within_bytes(rows, 512 * 1024)
+    assert len(batch) == 8 and sum(len(b) for _, _, b in batch) <= 512 * 1024
+    assert _within_bytes([(0, "big", "x" * 2_000_000)], 512 * 1024) == [(0, "big", "x" * 2_000_000)]
+    assert _within_bytes(rows[:3], 512 * 1024) == rows[:3]

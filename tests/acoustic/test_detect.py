@@ -174,8 +174,11 @@ def test_cli_detect_reads_sibling_json_and_reports_bad_files(tmp_path: Path) -> 
     )
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF....WAVEjunk")
-    r = CliRunner().invoke(app, ["acoustic", "detect", str(bad), str(clip)])
-    assert r.exit_code == 2
+    # a missing .wav (and a folder named .wav) used to stop the batch with a traceback
+    (tmp_path / "folder.wav").mkdir()
+    names = [str(tmp_path / "missing.wav"), str(tmp_path / "folder.wav"), str(bad), str(clip)]
+    r = CliRunner().invoke(app, ["acoustic", "detect", *names])
+    assert r.exit_code == 2 and not isinstance(r.exception, OSError) and "3 of 4 file(s) failed" in r.stderr
     lines = [json.loads(s) for s in r.stdout.splitlines() if s.startswith("{")]
     start = datetime(2018, 12, 19, 0, 49, 26, tzinfo=UTC)
     got = [(parse_utc(ln["arrival_utc"]) - start).total_seconds() for ln in lines]

@@ -5,7 +5,9 @@
   ``gunshot_review``) are shown only to their roles.
 * ``POST /alerts/{alert_id}/acknowledge|assign|dismiss|close`` — move the
   alert (``assign`` names a unit, ``dismiss`` needs a reason); every step is
-  audited and published as an ``alert_updated`` event.
+  audited and published as an ``alert_updated`` event. A review alert whose
+  incident waits for review, or a hit alert whose hit still says "verify", is
+  not dismissed or closed (409): the decision on the incident or hit settles it.
 """
 
 from __future__ import annotations
@@ -164,30 +166,54 @@ async def assign(alert_id: UUID, body: AssignIn, ctx: CtxDep, who: Operations) -
     return await _move(ctx, who, alert_id, "assign", unit=body.unit.strip())
 
 
-@router.post("/{alert_id}/dismiss", summary="Dismiss an alert, with a reason")
-async def dismiss(alert_id: UUID, body: DismissIn, ctx: CtxDep, who: Operations) -> AlertOut:
+def _undecided(s: Any, alert_id: UUID, role: Any) -> Conflict | None:
+    """Why the alert may not be dismissed or closed yet: what it announces still waits for a decision.
+
+    A review alert (``gunshot_review``) whose incident is still ``pending_review`` is settled by
+    reviewing the incident; a hit alert (``hotlist_hit``) whose hit still says ``verify`` by
+    confirming the hit or rejecting it as a misread. Dismissing or closing the alert instead would
+    take it off the queue with nobody having decided (and, for a hit, leave a later confirmation
+    with no open alert for dispatch).
+    """
     from rtcc.ops.alerts import get_alert
     from rtcc.store.tables import GunshotIncidentRow
+    from rtcc.store.tables_hotlists import HitRow
 
-    def pending_incident(s: Any) -> str | None:
-        """The incident a review alert announces, when it still waits for a reviewer."""
-        row = get_alert(s, alert_id, role=who.role)
-        if row.kind != "gunshot_review" or not row.ref_id:
+    row = get_alert(s, alert_id, role=role)
+    if not row.ref_id or row.kind not in ("gunshot_review", "hotlist_hit"):
+        return None
+    try:
+        ref = UUID(row.ref_id)
+    except ValueError:
+        return None
+    if row.kind == "gunshot_review":
+        inc = s.get(GunshotIncidentRow, ref)
+        if inc is None or inc.status != "pending_review":
             return None
-        try:
-            inc = s.get(GunshotIncidentRow, UUID(row.ref_id))
-        except ValueError:
-            return None
-        return row.ref_id if inc is not None and inc.status == "pending_review" else None
-
-    pending = await ctx.store.read(pending_incident)
-    if pending is not None:
-        # dismissing the reviewer's alert would leave the incident pending for ever: decide it instead
-        raise Conflict(
+        return Conflict(
             "a review alert is settled by reviewing its incident: POST /api/v1/gunshots/"
-            f"{pending}/review with decision 'dismiss' and the reason",
-            details={"incident_id": pending},
+            f"{ref}/review with decision 'confirm' or 'dismiss' and the reason",
+            details={"incident_id": str(ref)},
         )
+    hit = s.get(HitRow, ref)
+    if hit is None or hit.status != "verify":
+        return None
+    return Conflict(
+        "a hit alert is settled by deciding the hit: POST /api/v1/hits/"
+        f"{ref}/decision with decision 'confirmed' or 'rejected' (a misread) and the reason",
+        details={"hit_id": str(ref)},
+    )
+
+
+async def _check_decided(ctx: Context, who: Principal, alert_id: UUID) -> None:
+    refusal = await ctx.store.read(lambda s: _undecided(s, alert_id, who.role))
+    if refusal is not None:
+        raise refusal
+
+
+@router.post("/{alert_id}/dismiss", summary="Dismiss an alert, with a reason")
+async def dismiss(alert_id: UUID, body: DismissIn, ctx: CtxDep, who: Operations) -> AlertOut:
+    await _check_decided(ctx, who, alert_id)
     return await _move(ctx, who, alert_id, "dismiss", reason=body.reason)
 
 
@@ -223,4 +249,5 @@ async def settle_alerts(
 
 @router.post("/{alert_id}/close", summary="Close an alert that was handled")
 async def close(alert_id: UUID, ctx: CtxDep, who: Operations) -> AlertOut:
+    await _check_decided(ctx, who, alert_id)
     return await _move(ctx, who, alert_id, "close")
