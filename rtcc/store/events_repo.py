@@ -226,7 +226,11 @@ def list_events(
     before_id: UUID | None = None,
     offset: int = 0,
 ) -> list[EventRecord]:
-    """Events newest first (by ``occurred_at``, then ``event_id``).
+    """Events newest first (by ``occurred_at``, then the latest stored, then ``event_id``).
+
+    An update published with the time of what it updates (a reviewed gunshot incident keeps the
+    shot's time) ties on ``occurred_at`` with the original; ``received_at`` puts it after it, so a
+    client that replays the history oldest first ends on the update.
 
     ``since`` is inclusive, ``until`` exclusive. Page with ``before_id`` (the
     ``event_id`` of the last event of the previous page: keyset paging,
@@ -241,24 +245,31 @@ def list_events(
         raise ValueError("limit and offset must be >= 0")
     where = _filters(types=types, since=since, until=until, device_id=device_id)
     if before_id is not None:
-        t = session.execute(
-            select(EventRecord.occurred_at)
+        last = session.execute(
+            select(EventRecord.occurred_at, EventRecord.received_at)
             .where(EventRecord.event_id == before_id)
             .order_by(EventRecord.occurred_at.desc())
             .limit(1)
-        ).scalar_one_or_none()
-        if t is None:
+        ).first()
+        if last is None:
             raise NotFound(f"no event {before_id} to page from")
+        t, r = last
         where.append(
             or_(
                 EventRecord.occurred_at < t,
-                and_(EventRecord.occurred_at == t, EventRecord.event_id < before_id),
+                and_(
+                    EventRecord.occurred_at == t,
+                    or_(
+                        EventRecord.received_at < r,
+                        and_(EventRecord.received_at == r, EventRecord.event_id < before_id),
+                    ),
+                ),
             )
         )
     stmt = (
         select(EventRecord)
         .where(*where)
-        .order_by(EventRecord.occurred_at.desc(), EventRecord.event_id.desc())
+        .order_by(EventRecord.occurred_at.desc(), EventRecord.received_at.desc(), EventRecord.event_id.desc())
         .limit(limit)
         .offset(offset)
     )

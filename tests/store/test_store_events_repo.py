@@ -173,6 +173,21 @@ def test_list_pages_ties_by_event_id(store: Store) -> None:
     assert set(ids) == {e.event_id for e in same_time}
 
 
+def test_an_update_at_the_same_time_lists_after_its_original(store: Store) -> None:
+    """A reviewed incident is re-published with the shot's time; replayed oldest first, the history
+    must end on the review (ties used to fall by random event id, so a map drew it unreviewed)."""
+    rx = datetime.now(UTC).replace(microsecond=0)
+    first = [incident(*CENTRE, at=T0, label="gunshot") for _ in range(4)]
+    later = [incident(*CENTRE, at=T0, label="non_gunshot") for _ in range(4)]
+    store.run(lambda s: record_events(s, first, received_at=rx))
+    store.run(lambda s: record_events(s, later, received_at=rx + timedelta(seconds=30)))
+    listed = store.run(lambda s: list_events(s, types=["gunshot_incident"]))
+    assert [r.payload["label"] for r in listed] == ["non_gunshot"] * 4 + ["gunshot"] * 4
+    page = store.run(lambda s: list_events(s, limit=3))
+    rest = store.run(lambda s: list_events(s, limit=10, before_id=page[-1].event_id))
+    assert [r.event_id for r in page + rest] == [r.event_id for r in listed]
+
+
 def test_list_unknown_cursor(store: Store) -> None:
     with pytest.raises(NotFound):
         store.run(lambda s: list_events(s, before_id=uuid4()))

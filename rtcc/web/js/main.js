@@ -24,8 +24,11 @@ import { Tabs } from "./tabs.js";
 import { errorText, missingApi } from "./forms.js";
 
 /** Event types loaded from history when the page opens (not the routine ones). */
-const HISTORY_TYPES = ["gunshot_incident", "alert", "hotlist_hit", "shot_located", "device_status"];
+const HISTORY_TYPES = ["alert", "hotlist_hit", "shot_located", "device_status"];
 const HISTORY_LIMIT = 50;
+/** Gunshot incidents get their own, longer history: routine alerts and device changes must not push
+ * the last hours' incidents off the map on a reload. */
+const INCIDENT_HISTORY_LIMIT = 300;
 const SEEN_MAX = 5000;
 
 class Dashboard {
@@ -77,10 +80,11 @@ class Dashboard {
     });
     this.live.start();
 
-    const [mapInfo, devices, history, caps] = await Promise.allSettled([
+    const [mapInfo, devices, history, incidents, caps] = await Promise.allSettled([
       api.get("map"),
       api.get("devices"),
       api.get("events", { types: HISTORY_TYPES, limit: HISTORY_LIMIT }),
+      api.get("events", { types: ["gunshot_incident"], limit: INCIDENT_HISTORY_LIMIT }),
       api.capabilities(),
     ]);
     if (this.stopped) return;
@@ -91,10 +95,13 @@ class Dashboard {
     else this.notice(`Map layers unavailable: ${mapInfo.reason.message}`);
     if (devices.status === "fulfilled") this.map.setDevices(devices.value.items || []);
     else this.notice(`Devices unavailable: ${devices.reason.message}`);
-    if (history.status === "fulfilled") {
-      const past = (history.value.items || []).slice().reverse(); // oldest first
-      for (const ev of past) this.onEvent(ev, "history");
-    }
+    // each list comes newest first, an update after what it updates; reversed and merged by time with
+    // a stable sort, a reviewed incident is replayed after its first report and ends in its last state
+    const past = [history, incidents]
+      .filter((r) => r.status === "fulfilled")
+      .flatMap((r) => (r.value.items || []).slice().reverse())
+      .sort((a, b) => Date.parse(a.occurred_at) - Date.parse(b.occurred_at));
+    for (const ev of past) this.onEvent(ev, "history");
     this.loadOverlays();
   }
 
