@@ -67,6 +67,12 @@ def import_cmd(
         err.print(f"{escape(str(file))}:{e.line}: {escape(e.reason)}", highlight=False)
     if len(report.errors) > MAX_ERRORS_PRINTED:
         err.print(f"… and {len(report.errors) - MAX_ERRORS_PRINTED} more bad lines", highlight=False)
+    for d in report.duplicates[:MAX_ERRORS_PRINTED]:
+        err.print(
+            f"{escape(str(file))}:{d.line}: duplicate of line {d.first_line} ({escape(d.plate)}"
+            f"{' ' + escape(d.state) if d.state else ''}): not imported",
+            highlight=False,
+        )
     if not report.entries:
         fail(f"no usable entry in {file}; source {source!r} left as it was")
     settings = settings_or_exit(config)
@@ -80,13 +86,20 @@ def import_cmd(
             store,
             settings,
             "hotlist_import",
-            {"source": source, "format": fmt, "entries": summary.entries, "bad_lines": len(report.errors)},
+            {
+                "source": source,
+                "format": fmt,
+                "entries": summary.entries,
+                "bad_lines": len(report.errors),
+                "duplicate_lines": len(report.duplicates),
+            },
         )
     finally:
         store.close()
     out.print(
         f"source [bold]{escape(source)}[/]: {summary.entries} entries imported "
-        f"({summary.active} active), {len(report.errors)} bad lines"
+        f"({summary.active} active), {len(report.errors)} bad lines, "
+        f"{len(report.duplicates)} duplicate lines left out"
     )
     if report.errors:
         raise typer.Exit(2)

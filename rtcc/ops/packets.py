@@ -3,8 +3,12 @@
 A packet gathers, for a place ``(lat, lon)`` and a time ``at``:
 
 * ``cameras`` — cameras that can see the place (``rtcc.cameras.visibility.cameras_seeing``);
-* ``plate_reads`` — plate reads within ``R`` metres and ``±T`` minutes
-  (``rtcc.plates.reads.reads_near``): vehicles arriving and leaving;
+* ``plate_reads`` — the plate reads within ``R`` metres and ``±T`` minutes that
+  hit a hotlist (``rtcc.plates.reads.hit_reads_near``: they are alerts already),
+  and only the **count** of the other reads there (``others``) with a ``hint``:
+  a packet is opened by every operations role without a purpose, so it is no
+  way around the accountable search (an analyst searches those reads with a
+  purpose and a case number, ``GET /plates/search``);
 * ``bodycams`` — body-cam units within ``R`` metres and whether they record
   (``rtcc.bodycam.registry.units_near``);
 * ``earlier_incidents`` — gunshot incidents within ``R`` metres in the last
@@ -39,7 +43,8 @@ PACKET_KINDS = ("gunshot", "hit")
 
 SOURCES: dict[str, str] = {
     "cameras": "rtcc.cameras.visibility:cameras_seeing",
-    "plate_reads": "rtcc.plates.reads:reads_near",
+    "plate_reads": "rtcc.plates.reads:hit_reads_near",
+    "plate_reads_count": "rtcc.plates.reads:count_reads_near",
     "bodycams": "rtcc.bodycam.registry:units_near",
 }
 """Where each section's data comes from (another room's function, imported when used)."""
@@ -108,6 +113,50 @@ def _section(session: Session, name: str, call: Callable[[Callable[..., Any]], A
     return {"items": jsonable(list(items or [])), "note": None}
 
 
+OTHER_READS_HINT = (
+    "Other plate reads nearby are counted, not listed: reading them is a search. An analyst can "
+    "search them in Plate search with a purpose and a case number."
+)
+"""Shown beside the count of the reads that hit no hotlist."""
+
+
+def _plate_reads(
+    session: Session, lat: float, lon: float, radius_m: float, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """The ``plate_reads`` section: the hotlist-hit reads, and how many other reads there are."""
+    sec = _section(session, "plate_reads", lambda f: f(session, lat, lon, radius_m, start, end, limit=200))
+    count = _source("plate_reads_count")
+    others: int | None = None
+    if count is not None:
+        try:
+            with session.begin_nested():
+                others = int(count(session, lat, lon, radius_m, start, end, hit=False))
+        except Exception:  # the count is a hint; the section stands without it
+            log.exception("packet section plate_reads: counting the other reads failed")
+    return {**sec, "others": others, "hint": OTHER_READS_HINT if others else None}
+
+
+def served_plate_reads(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with its ``plate_reads`` section as served: reads that hit a hotlist only.
+
+    Packets built before the section was restricted listed every read nearby; those are left
+    out here (and counted in ``others``), so a stored body never serves them.
+    """
+    sec = body.get("plate_reads") or {}
+    items = [x for x in sec.get("items") or [] if isinstance(x, dict)]
+    hits = [x for x in items if x.get("hit") is True]
+    others = sec.get("others")
+    if others is None and len(hits) < len(items):
+        others = len(items) - len(hits)
+    section = {
+        "items": hits,
+        "note": sec.get("note"),
+        "others": others,
+        "hint": OTHER_READS_HINT if others else None,
+    }
+    return {**body, "plate_reads": section}
+
+
 def earlier_incidents(
     session: Session,
     lat: float,
@@ -164,9 +213,7 @@ def build_body(
         "pos": {"lat": lat, "lon": lon},
         "params": dataclasses.asdict(params),
         "cameras": _section(session, "cameras", lambda f: f(session, lat, lon, at, limit=50)),
-        "plate_reads": _section(
-            session, "plate_reads", lambda f: f(session, lat, lon, r, at - window, at + window, limit=200)
-        ),
+        "plate_reads": _plate_reads(session, lat, lon, r, at - window, at + window),
         "bodycams": _section(session, "bodycams", lambda f: f(session, lat, lon, r)),
         "earlier_incidents": {
             "items": earlier_incidents(

@@ -1,8 +1,13 @@
 """Hotlist files: the NCIC vehicle extract (fixed width) and state CSV lists.
 
-Parsing never stops at a bad line: every line is either an entry or a
-:class:`LineError` with its line number and reason, so an import can keep the
-good lines and report the rest. Replacing a source atomically is the store's
+Parsing never stops at a bad line: every line is either an entry, a
+:class:`LineError` with its line number and reason, or a :class:`Duplicate` of
+an earlier line, so an import can keep the good lines and report the rest.
+Entries with the same normalized plate and the same state within one file
+collapse into the first (one read must make one hit, not one per copy); the
+later lines are reported as duplicates, which do not fail the import. A plate
+is never silently altered: an NCIC plate field holding anything but letters
+and digits (blanks and dashes aside) is a bad line. Replacing a source atomically is the store's
 job (one transaction deletes the old entries and inserts the new).
 
 Fixed-width layout
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -102,10 +108,41 @@ class LineError:
     reason: str
 
 
+@dataclass(frozen=True)
+class Duplicate:
+    """A line listing the same plate (and state) as an earlier line of the file: not imported."""
+
+    line: int
+    first_line: int
+    plate: str
+    state: str | None
+
+
 @dataclass
 class ParseReport:
     entries: list[ParsedEntry] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    _first: dict[tuple[str, str | None], int] = field(default_factory=dict, repr=False)
+
+    def add(self, entry: ParsedEntry) -> None:
+        """Keep ``entry``, or report it as a duplicate of the first entry with its plate and state."""
+        key = entry_key(entry.plate, entry.state)
+        first = self._first.get(key)
+        if first is not None:
+            self.duplicates.append(Duplicate(entry.line, first, entry.plate, entry.state))
+            return
+        self._first[key] = entry.line
+        self.entries.append(entry)
+
+
+def entry_key(plate: str, state: str | None) -> tuple[str, str | None]:
+    """What makes two hotlist entries of one source the same: the normalized plate and the state.
+
+    An entry without a state and one with a state are different entries (the first matches a
+    read of any state).
+    """
+    return plate, (state or None)
 
 
 MIN_KNOWN_CHARS = 3
@@ -130,6 +167,27 @@ def _plate_ok(plate: str, *, wildcards: bool) -> str | None:
     if not 1 <= len(p.replace("*", "")) <= 10 or partial_problem(p) is not None:
         return None
     return p
+
+
+_NCIC_PLATE_OK = re.compile(r"[A-Z0-9]+")
+_NCIC_PLATE_SEPARATORS = re.compile(r"[\s-]+")
+
+
+def ncic_plate_problem(field_text: str) -> str | None:
+    """Why an NCIC plate field is no plate, or None.
+
+    Blanks and dashes are separators and removed; anything else but A-Z and 0-9 (a wildcard, a
+    dot, an accented letter) makes the line bad rather than being dropped: ``A*B`` must not
+    become the entry ``AB``.
+    """
+    bare = _NCIC_PLATE_SEPARATORS.sub("", field_text).upper()
+    if bare and not _NCIC_PLATE_OK.fullmatch(bare):
+        odd = sorted({c for c in bare if not ("A" <= c <= "Z" or "0" <= c <= "9")})
+        return (
+            f"plate {field_text!r} holds {', '.join(repr(c) for c in odd)}: an NCIC plate has only "
+            "letters and digits (wildcards are for BOLO entries and state lists)"
+        )
+    return None
 
 
 def parse_ncic(lines: Iterable[str], layout: tuple[tuple[str, int, int], ...] = NCIC_LAYOUT) -> ParseReport:
@@ -161,6 +219,10 @@ def parse_ncic(lines: Iterable[str], layout: tuple[tuple[str, int, int], ...] = 
         # trailing blanks are often trimmed by editors and transfer tools: they are the empty last fields
         line = line.ljust(width)
         rec = {f: line[s - 1 : e].strip() for f, s, e in layout}
+        odd = ncic_plate_problem(rec["plate"])
+        if odd is not None:
+            report.errors.append(LineError(n, odd))
+            continue
         plate = _plate_ok(rec["plate"], wildcards=False)
         if plate is None:
             report.errors.append(LineError(n, f"no usable plate in columns of 'plate': {rec['plate']!r}"))
@@ -176,7 +238,7 @@ def parse_ncic(lines: Iterable[str], layout: tuple[tuple[str, int, int], ...] = 
         category = MKE_CATEGORY.get(mke, MKE_CATEGORY.get(mke[:2], Category.custom))
         extra = {k: v for k, v in rec.items() if k not in ("plate", "state", "mke") and v}
         extra["mke"] = mke
-        report.entries.append(
+        report.add(
             ParsedEntry(
                 n,
                 plate,
@@ -255,9 +317,7 @@ def parse_csv(text: str, *, default_category: Category = Category.stolen_vehicle
         if state is not None and state not in US_STATES:
             report.errors.append(LineError(n, f"unknown state code {state!r}"))
             continue
-        report.entries.append(
-            ParsedEntry(n, plate, category, state, reason=cell("reason"), expires_at=expires)
-        )
+        report.add(ParsedEntry(n, plate, category, state, reason=cell("reason"), expires_at=expires))
     return report
 
 

@@ -30,8 +30,8 @@ from typing import Any, Literal, cast
 from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from rtcc.errors import NotFound, ValidationFailed
-from rtcc.plates.hotlist_import import MIN_KNOWN_CHARS, Category, ParsedEntry, partial_problem
+from rtcc.errors import Conflict, NotFound, ValidationFailed
+from rtcc.plates.hotlist_import import MIN_KNOWN_CHARS, Category, ParsedEntry, entry_key, partial_problem
 from rtcc.plates.matching import HotEntry, normalize_plate
 from rtcc.store.tables_hotlists import HotlistEntryRow, HotlistSourceRow, HotlistState
 
@@ -94,6 +94,9 @@ def replace_source(
 ) -> SourceSummary:
     """Replace every entry of source ``name`` with ``entries``, in the caller's transaction.
 
+    Entries with the same plate and state as an earlier one are left out (the parsers report them
+    as duplicates by line): one read makes one hit per source.
+
     Raises
     ------
     ValidationFailed
@@ -105,6 +108,7 @@ def replace_source(
         )
     when = now or _now()
     session.execute(delete(HotlistEntryRow).where(HotlistEntryRow.source == name))
+    unique = _first_of_each(entries)
     rows: list[dict[str, Any]] = [
         {
             "id": uuid.uuid4(),
@@ -119,7 +123,7 @@ def replace_source(
             "line": e.line,
             "extra": dict(e.extra),
         }
-        for e in entries
+        for e in unique
     ]
     _insert_entries(session, rows)
     src = session.get(HotlistSourceRow, name)
@@ -134,6 +138,18 @@ def replace_source(
     bump_version(session, when)
     active = sum(1 for r in rows if r["expires_at"] is None or r["expires_at"] > when)
     return SourceSummary(name, kind, when, by, len(rows), active, errors)
+
+
+def _first_of_each(entries: Sequence[ParsedEntry]) -> list[ParsedEntry]:
+    """``entries`` without those that repeat an earlier one's plate and state, in order."""
+    seen: set[tuple[str, str | None]] = set()
+    out: list[ParsedEntry] = []
+    for e in entries:
+        key = entry_key(e.plate, e.state)
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
 
 
 _COLUMNS = (
@@ -258,6 +274,7 @@ def add_entry(
     if expires_at is not None and expires_at <= when:
         raise ValidationFailed("expires_at is in the past; give a future time or none")
     cat = Category(category)
+    _refuse_duplicate_bolo(session, p, state, when)
     src = session.get(HotlistSourceRow, BOLO_SOURCE)
     if src is None:
         src = HotlistSourceRow(name=BOLO_SOURCE, kind="custom", imported_at=when, imported_by=created_by)
@@ -281,6 +298,41 @@ def add_entry(
     session.add(row)
     bump_version(session, when)
     return row
+
+
+def _refuse_duplicate_bolo(session: Session, plate: str, state: str | None, when: datetime) -> None:
+    """Refuse a second active BOLO entry for the same plate and state (409, naming the first).
+
+    Two entries for one vehicle make two hits and two "verify before action" alerts per read; the
+    operator adding the second wants to know that the vehicle is already wanted, by whom and why.
+    """
+    q = select(HotlistEntryRow).where(
+        HotlistEntryRow.source == BOLO_SOURCE,
+        HotlistEntryRow.plate == plate,
+        HotlistEntryRow.state.is_(None) if state is None else HotlistEntryRow.state == state,
+        or_(HotlistEntryRow.expires_at.is_(None), HotlistEntryRow.expires_at > when),
+    )
+    old = session.scalars(q.order_by(HotlistEntryRow.created_at).limit(1)).first()
+    if old is None:
+        return
+    where = f" ({state})" if state else ""
+    raise Conflict(
+        f"an active BOLO entry for {plate}{where} exists already: {old.id}, by {old.created_by} "
+        f"({old.category}: {old.reason}). A second one would raise a second alert for every read; "
+        "remove that entry first to replace it",
+        details={
+            "existing_entry": {
+                "id": str(old.id),
+                "plate": old.plate,
+                "state": old.state,
+                "category": old.category,
+                "reason": old.reason,
+                "created_by": old.created_by,
+                "created_at": old.created_at.isoformat(),
+                "expires_at": old.expires_at.isoformat() if old.expires_at else None,
+            }
+        },
+    )
 
 
 def delete_entry(session: Session, entry_id: uuid.UUID) -> HotlistEntryRow:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import logging
 import threading
 import uuid
 from collections.abc import Sequence
@@ -63,6 +64,11 @@ MAX_PLATES = 64
 COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 
 _FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+
+NOT_AN_IMAGE = "not a readable image (JPEG, PNG or WebP expected)"
+"""The message for bytes no image format recognizes (what PIL says names its internals)."""
+
+log = logging.getLogger("rtcc.plates.ingest")
 
 
 def compass(heading_deg: float | None) -> str | None:
@@ -114,7 +120,9 @@ def image_header(
             f"the image is too large: over {bomb} pixels; the limit is {max_pixels} ({limit_name})"
         ) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValidationFailed(f"not a readable image (JPEG, PNG or WebP): {exc}") from None
+        # PIL's text names its own objects ("<_io.BytesIO object at 0x…>"): kept for the log only
+        log.debug("image header unreadable: %s", exc)
+        raise ValidationFailed(NOT_AN_IMAGE) from None
     if width * height > max_pixels:
         raise PayloadTooLarge(
             f"the image is {width}x{height} pixels; the limit is {max_pixels} ({limit_name})"

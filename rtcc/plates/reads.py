@@ -1095,6 +1095,56 @@ def reads_near(
     )
 
 
+def _near_in(
+    session: Session, lat: float, lon: float, radius_m: float, start: datetime | None, end: datetime | None
+) -> list[ColumnElement[bool]]:
+    conds = [_near_filter(session, lat, lon, radius_m)]
+    if start is not None:
+        conds.append(PlateReadRow.read_at >= start)
+    if end is not None:
+        conds.append(PlateReadRow.read_at < end)
+    return conds
+
+
+def hit_reads_near(
+    session: Session,
+    lat: float,
+    lon: float,
+    radius_m: float,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int = 200,
+) -> list[PlateReadRow]:
+    """Reads that hit a hotlist within ``radius_m`` metres of (``lat``, ``lon``) in ``[start, end)``.
+
+    Newest first. Those reads are alerts already (see :mod:`rtcc.plates.hits`); every other read
+    is only found by a search with a purpose and a case number.
+    """
+    conds = [*_near_in(session, lat, lon, radius_m, start, end), PlateReadRow.hit.is_(True)]
+    return list(session.scalars(select(PlateReadRow).where(*conds).order_by(*_NEWEST_FIRST).limit(limit)))
+
+
+def count_reads_near(
+    session: Session,
+    lat: float,
+    lon: float,
+    radius_m: float,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    hit: bool | None = None,
+) -> int:
+    """How many reads lie within ``radius_m`` metres of a point in ``[start, end)``.
+
+    ``hit`` counts only the reads that hit a hotlist (True) or that hit none (False); None counts
+    all. A count names no vehicle: the incident packet shows it instead of the reads.
+    """
+    conds = _near_in(session, lat, lon, radius_m, start, end)
+    if hit is not None:
+        conds.append(PlateReadRow.hit.is_(hit))
+    return int(session.scalar(select(func.count()).select_from(PlateReadRow).where(*conds)) or 0)
+
+
 def purge_reads(
     session: Session, older_than: datetime, keep_ids: Collection[str] | None = None
 ) -> tuple[int, list[str]]:

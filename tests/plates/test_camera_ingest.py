@@ -76,28 +76,30 @@ async def test_upload_reads_stores_publishes_and_is_audited(
     ev = await eventually(recorded, what="the plate_read event recorded")
     assert ev["event_id"] == read["id"] and ev["plate"] == PLATE and ev["crop_ref"]
 
-    # viewing it: officers and analysts may, auditors may not; each view is audited
-    officer, auditor = clients[Role.officer], clients[Role.auditor]
-    got = await officer.get(
-        f"/api/v1/plates/reads/{read['id']}", params={"purpose": "hit check", "case_number": "C-1"}
-    )
+    # looking at a stored read is a search: analysts may, with a purpose and a case number; officers
+    # and auditors may not; each view is audited with its purpose and case number
+    analyst, officer, auditor = clients[Role.analyst], clients[Role.officer], clients[Role.auditor]
+    why = {"purpose": "hit check on a stolen car", "case_number": "C-1"}
+    got = await analyst.get(f"/api/v1/plates/reads/{read['id']}", params=why)
     assert got.status_code == 200 and got.json()["plate"] == PLATE
-    assert (await auditor.get(f"/api/v1/plates/reads/{read['id']}")).status_code == 403
+    assert (await officer.get(f"/api/v1/plates/reads/{read['id']}", params=why)).status_code == 403
+    assert (await auditor.get(f"/api/v1/plates/reads/{read['id']}", params=why)).status_code == 403
     # ``case`` is the deprecated alias of ``case_number`` (older clients); two different ones are refused
-    vehicle = await officer.get(
-        f"/api/v1/plates/reads/{read['id']}/image", params={"kind": "vehicle", "case": "C-2"}
+    vehicle = await analyst.get(
+        f"/api/v1/plates/reads/{read['id']}/image",
+        params={"kind": "vehicle", "case": "C-2", "purpose": why["purpose"]},
     )
     assert vehicle.status_code == 200 and vehicle.content == img
     assert vehicle.headers["content-type"] == "image/jpeg"
-    crop = await officer.get(f"/api/v1/plates/reads/{read['id']}/image")
+    crop = await analyst.get(f"/api/v1/plates/reads/{read['id']}/image", params=why)
     assert crop.status_code == 200
     pixels = cv2.imdecode(np.frombuffer(crop.content, np.uint8), cv2.IMREAD_COLOR)
     assert pixels is not None and 120 <= pixels.shape[1] <= 260 and pixels.shape[0] < 120  # the plate only
-    both = await officer.get(
-        f"/api/v1/plates/reads/{read['id']}", params={"case_number": "C-1", "case": "C-9"}
+    both = await analyst.get(
+        f"/api/v1/plates/reads/{read['id']}", params={**why, "case_number": "C-1", "case": "C-9"}
     )
     assert both.status_code == 422 and both.json()["error"]["code"] == "validation_failed"
-    missing = await officer.get("/api/v1/plates/reads/00000000-0000-4000-8000-000000000000")
+    missing = await analyst.get("/api/v1/plates/reads/00000000-0000-4000-8000-000000000000", params=why)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
     def audits(s: Any) -> list[tuple[str, str | None, str | None, str | None]]:
@@ -106,10 +108,11 @@ async def test_upload_reads_stores_publishes_and_is_audited(
         )
         return [(a.action, a.actor, a.purpose, (a.details or {}).get("case_number")) for a in rows]
 
+    purpose = "criminal_investigation: hit check on a stolen car"
     assert await store.read(audits) == [
-        ("read_plate_read", "officer1", "hit check", "C-1"),
-        ("read_plate_image", "officer1", None, "C-2"),
-        ("read_plate_image", "officer1", None, None),
+        ("read_plate_read", "analyst1", purpose, "C-1"),
+        ("read_plate_image", "analyst1", purpose, "C-2"),
+        ("read_plate_image", "analyst1", purpose, "C-1"),
     ]
 
     # the same upload again (a camera retrying): the same read, not recognized or stored twice

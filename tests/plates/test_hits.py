@@ -111,9 +111,9 @@ async def test_read_hits_alerts_and_is_decided(start_center: StartCenter) -> Non
         assert detail["crop_ref"] == CROP and detail["image_ref"] == IMAGE
         assert detail["entry"]["plate"] == "ABC1234" and detail["entry"]["reason"] == "stolen 2026-11-02"
         assert detail["read"]["hit"] is True and detail["read"]["crop_ref"] == CROP
-        assert detail["photos"] == {
-            "crop": f"/api/v1/plates/reads/{lookalike.event_id}/image?kind=crop",
-            "vehicle": f"/api/v1/plates/reads/{lookalike.event_id}/image?kind=vehicle",
+        assert detail["photos"] == {  # served for hit review through the hit, audited with it
+            "crop": f"/api/v1/hits/{lk['id']}/image?kind=crop",
+            "vehicle": f"/api/v1/hits/{lk['id']}/image?kind=vehicle",
         }
 
         # decisions need a reason; one decision per hit

@@ -168,9 +168,10 @@ async def test_cli_video_sends_passes_to_the_center(
     passes = [json.loads(line) for line in result.stdout.splitlines()]
     assert [p["read"]["plate"] for p in passes] == ["ABC1234", "XYZ987"]
     assert [p["read"]["direction"] for p in passes] == ["E", "S"]
-    officer = clients[Role.officer]
+    analyst = clients[Role.analyst]
+    why = {"purpose": "check the video passes", "case_number": "2026-0042"}
     for p in passes:
-        crop = await officer.get(f"/api/v1/plates/reads/{p['read']['id']}/image")  # type: ignore[attr-defined]
+        crop = await analyst.get(f"/api/v1/plates/reads/{p['read']['id']}/image", params=why)  # type: ignore[attr-defined]
         assert crop.status_code == 200 and crop.content[:2] == b"\xff\xd8"
 
 

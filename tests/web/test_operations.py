@@ -126,11 +126,15 @@ async def test_alert_queue_and_incident_packet(browser: Browser, start_center: S
         )
         assert 0.1 < duration < 2.0  # the FLAC the sensor sent (0.3 s around the onset)
 
-        # updated live: a plate read near the place rebuilds the packet, and the view follows
+        # updated live: a plate read near the place rebuilds the packet, and the view follows; a read
+        # that hit no hotlist is counted, not listed (reading it is a search with a purpose and a case)
         lat, lon = alert["lat"], alert["lon"]
         key = await plate_camera(running, "lpr-t1", lat + 0.0003, lon)
         await post_read(running, key, "lpr-t1", "7TST123", lat + 0.0003, lon)
-        await expect(view.locator('[data-section="reads"] li')).to_contain_text("7TST123", timeout=WAIT_MS)
+        others = view.locator('[data-section="reads"] .other-reads')
+        await expect(others).to_have_attribute("data-others", "1", timeout=WAIT_MS)
+        await expect(others).to_contain_text("purpose and a case number")
+        await expect(view.locator('[data-section="reads"]')).not_to_contain_text("7TST123")
 
         # act on the alert from the packet: acknowledge, then assign to a unit
         actions = view.locator(".packet-actions")

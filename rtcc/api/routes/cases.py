@@ -7,8 +7,10 @@
   ``text/csv``) — all rows or none; errors name the item or CSV line.
 * ``GET /stats/outcomes?since=`` — the seed's table: success in N cases,
   count per category, share of alerts with no outcome / no evidence found.
-* ``GET /packets/{kind}/{ref_id}`` — an incident packet (plates, officer
-  positions): operations roles, every read audited.
+* ``GET /packets/{kind}/{ref_id}`` — an incident packet (hotlist hits nearby,
+  officer positions): operations roles, every read audited. It lists only the
+  plate reads that hit a hotlist and counts the others: those are found by a
+  search with a purpose and a case number (``GET /plates/search``), not here.
 """
 
 from __future__ import annotations
@@ -149,6 +151,16 @@ class PacketSection(BaseModel):
     note: str | None
 
 
+class PlateReadsSection(PacketSection):
+    items: list[dict[str, Any]] = Field(description="Reads nearby that hit a hotlist (alerts already).")
+    others: int | None = Field(
+        None, description="How many other reads are nearby in the window (not listed; None: unknown)."
+    )
+    hint: str | None = Field(
+        None, description="How to see the other reads: a search with a purpose and a case number."
+    )
+
+
 class PacketOut(BaseModel):
     kind: Literal["gunshot", "hit"]
     ref_id: str
@@ -158,7 +170,7 @@ class PacketOut(BaseModel):
     pos: dict[str, float]
     params: dict[str, float]
     cameras: PacketSection
-    plate_reads: PacketSection
+    plate_reads: PlateReadsSection
     bodycams: PacketSection
     earlier_incidents: PacketSection
 
@@ -324,14 +336,23 @@ async def outcome_stats(
 
 @router.get("/packets/{kind}/{ref_id}", summary="An incident packet (audited: plates and officer positions)")
 async def get_packet(kind: str, ref_id: str, ctx: CtxDep, who: Operations) -> PacketOut:
-    from rtcc.ops.packets import PACKET_KINDS, get_packet
+    from rtcc.ops.packets import PACKET_KINDS, get_packet, served_plate_reads
 
     if kind not in PACKET_KINDS:
         raise NotFound(f"no packet kind {kind!r}; kinds: {', '.join(PACKET_KINDS)}")
     row = await ctx.store.read(lambda s: get_packet(s, kind, ref_id))
     if row is None:
         raise NotFound(f"no packet for {kind} {ref_id} (packets are built when the incident or hit arrives)")
+    body = served_plate_reads(dict(row.body))
     await ctx.audit(
-        who, "read_packet", "packet", record_id=f"{kind}:{ref_id}", details={"version": row.version}
+        who,
+        "read_packet",
+        "packet",
+        record_id=f"{kind}:{ref_id}",
+        details={
+            "version": row.version,
+            "hit_reads": len(body["plate_reads"]["items"]),
+            "other_reads_counted": body["plate_reads"]["others"],
+        },
     )
-    return PacketOut.model_validate(row.body)
+    return PacketOut.model_validate(body)

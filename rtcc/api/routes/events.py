@@ -2,12 +2,13 @@
 
 Plate reads are not served here: reading stored reads is a search, and every
 search of reads needs a purpose and a case number (``GET /api/v1/plates/search``,
-``GET /api/v1/plates/reads/{id}``). An explicit ``types=plate_read`` is
-refused (403) and audited as a refused plate search; the default list leaves
-plate reads out. The live WebSocket feed still shows reads as they come (live
-viewing is not a search). Hotlist hits stay: they are alerts operators act on
-(the dashboard's history loads them); their copies here are deleted with the
-plate reads after ``retention.plate_reads_days`` (:mod:`rtcc.oversight.retention`).
+and ``GET /api/v1/plates/reads/{id}`` for one read: both refuse a request without
+them). An explicit ``types=plate_read`` is refused (403) and audited as a refused
+plate search; the default list leaves plate reads out. The live WebSocket feed
+still shows reads as they come (live viewing is not a search). Hotlist hits stay:
+they are alerts operators act on (the dashboard's history loads them); their
+copies here are deleted with the plate reads after ``retention.plate_reads_days``
+(:mod:`rtcc.oversight.retention`).
 
 Pulses are served without their audio (``audio_flac_b64`` is null): street audio can hold
 voices, and it is played, role-checked and audited per listen, through the incident it belongs to
@@ -33,7 +34,7 @@ NOT_IN_HISTORY: frozenset[str] = frozenset({"plate_read"})
 PLATE_READS_HINT = (
     "plate reads are not served by the event history: searching reads needs a purpose and a case "
     "number. Use GET /api/v1/plates/search?purpose=...&case_number=... (or GET /api/v1/plates/reads/{id} "
-    "with case_number); the live feed (WebSocket) still shows new reads"
+    "with the same purpose and case_number); the live feed (WebSocket) still shows new reads"
 )
 
 

@@ -7,8 +7,10 @@ Hotlists
     /hotlists/entries/{entry_id}`` — BOLO entries (audited).
 Hits
     ``GET /hits?status=``, ``GET /hits/{hit_id}`` (the read's photo refs beside
-    the entry; audited) and ``POST /hits/{hit_id}/decision`` — confirm, or
-    reject (e.g. as a misread), always with a reason (audited).
+    the entry; audited), ``GET /hits/{hit_id}/image?kind=crop|vehicle`` (the
+    read's photos for hit review: no case number needed, audited with the hit
+    id) and ``POST /hits/{hit_id}/decision`` — confirm, or reject (e.g. as a
+    misread), always with a reason (audited). Operations roles, the officer too.
 Search
     ``GET /plates/search``, ``GET /plates/track``, ``GET /plates/cotravel`` —
     see :mod:`rtcc.api.routes.plate_search`, whose routes this router carries.
@@ -22,6 +24,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
+from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from rtcc.api.deps import Allow, CtxDep, Operations, Principal
@@ -29,7 +32,7 @@ from rtcc.api.routes import plate_search
 from rtcc.api.routes.alerts import settle_alerts
 from rtcc.api.routes.plate_search import aware, read_out
 from rtcc.api.text import Reason, Reason2000
-from rtcc.errors import ValidationFailed
+from rtcc.errors import NotFound, ValidationFailed
 from rtcc.events import HitDecision
 from rtcc.plates.hotlist_import import Category
 from rtcc.plates.hotlists import SOURCE_NAME_PATTERN
@@ -64,6 +67,13 @@ class LineErrorOut(BaseModel):
     reason: str
 
 
+class DuplicateOut(BaseModel):
+    line: int
+    first_line: int = Field(description="The earlier line with the same plate and state (kept).")
+    plate: str
+    state: str | None
+
+
 class ImportOut(BaseModel):
     source: str
     kind: str
@@ -71,6 +81,12 @@ class ImportOut(BaseModel):
     active: int
     error_count: int
     errors: list[LineErrorOut] = Field(description=f"Bad lines (at most {MAX_ERRORS_SHOWN} shown).")
+    duplicate_count: int = Field(0, description="Lines that repeat an earlier line's plate and state.")
+    duplicates: list[DuplicateOut] = Field(
+        default_factory=list,
+        description=f"Those lines, not imported (at most {MAX_ERRORS_SHOWN} shown); "
+        "they do not fail the import.",
+    )
 
 
 class EntryOut(BaseModel):
@@ -143,7 +159,8 @@ class HitDetail(HitOut):
     read: dict[str, Any] | None = Field(description="The stored read (None when no longer stored).")
     photos: dict[str, str] = Field(
         default_factory=dict,
-        description="API paths of the read's plate crop and vehicle image (each fetch is audited).",
+        description="API paths of the read's plate crop and vehicle image for hit review "
+        "(GET /hits/{hit_id}/image; each fetch is audited with the hit).",
     )
 
 
@@ -213,6 +230,10 @@ async def import_hotlist(
         lambda: parse_ncic(text.splitlines()) if fmt == "ncic" else parse_csv(text)
     )
     errors = [LineErrorOut(line=e.line, reason=e.reason) for e in report.errors[:MAX_ERRORS_SHOWN]]
+    duplicates = [
+        DuplicateOut(line=d.line, first_line=d.first_line, plate=d.plate, state=d.state)
+        for d in report.duplicates[:MAX_ERRORS_SHOWN]
+    ]
     if not report.entries:
         await ctx.audit(
             who,
@@ -235,7 +256,12 @@ async def import_hotlist(
         "hotlist_import",
         "hotlist",
         record_id=source,
-        details={"format": fmt, "entries": summary.entries, "bad_lines": len(report.errors)},
+        details={
+            "format": fmt,
+            "entries": summary.entries,
+            "bad_lines": len(report.errors),
+            "duplicate_lines": len(report.duplicates),
+        },
     )
     await _refresh_matcher(ctx)
     return ImportOut(
@@ -245,6 +271,8 @@ async def import_hotlist(
         active=summary.active,
         error_count=len(report.errors),
         errors=errors,
+        duplicate_count=len(report.duplicates),
+        duplicates=duplicates,
     )
 
 
@@ -268,7 +296,12 @@ async def list_hotlist_entries(
     return EntryList(items=[_entry_out(r) for r in rows])
 
 
-@router.post("/hotlists/entries", status_code=201, summary="Add a BOLO entry (audited)")
+@router.post(
+    "/hotlists/entries",
+    status_code=201,
+    summary="Add a BOLO entry (audited)",
+    responses={409: {"description": "an active BOLO entry for the same plate and state exists (named)"}},
+)
 async def create_hotlist_entry(body: EntryIn, ctx: CtxDep, who: ListKeepers) -> EntryOut:
     from rtcc.plates.hotlists import add_entry
 
@@ -348,13 +381,8 @@ async def get_hit(hit_id: UUID, ctx: CtxDep, who: Operations) -> HitDetail:
         row = _get(s, hit_id)
         entry = get_entry(s, row.entry_id)
         read = get_read(s, row.read_id)
-        photos: dict[str, str] = {}
-        if read is not None:
-            base = f"/api/v1/plates/reads/{read.id}/image?kind="
-            if read.crop_ref:
-                photos["crop"] = base + "crop"
-            if read.image_ref:
-                photos["vehicle"] = base + "vehicle"
+        base = f"/api/v1/hits/{hit_id}/image?kind="
+        photos = {kind: base + kind for kind in ("crop", "vehicle") if _hit_photo_ref(row, read, kind)}
         return HitDetail(
             **hit_dict(
                 row,
@@ -369,6 +397,57 @@ async def get_hit(hit_id: UUID, ctx: CtxDep, who: Operations) -> HitDetail:
     out = await ctx.store.read(_load)
     await ctx.audit(who, "read_hit", "hotlist_hit", record_id=str(hit_id), details={"plate": out.plate})
     return out
+
+
+def _hit_photo_ref(hit: Any, read: Any, kind: str) -> str | None:
+    """The media ref of the ``kind`` photo (crop or vehicle) of a hit's read, or None."""
+    field = "crop_ref" if kind == "crop" else "image_ref"
+    ref = getattr(hit, field) or (getattr(read, field) if read is not None else None)
+    return str(ref) if ref else None
+
+
+@router.get(
+    "/hits/{hit_id}/image",
+    summary="The plate crop or vehicle image of a hit's read, for hit review (audited with the hit)",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "The image."}},
+)
+async def get_hit_image(
+    hit_id: UUID,
+    ctx: CtxDep,
+    who: Operations,
+    kind: Literal["crop", "vehicle"] = Query(
+        "crop", description="crop: the plate; vehicle: the whole image."
+    ),
+) -> Response:
+    """The photo an operator compares with the hotlist entry before acting on a hit.
+
+    A read that hit a hotlist is an alert the operations roles act on: its photos are served
+    for that review without a case number, and each fetch is audited on the read with the
+    hit as its reason. Any other read is only shown to a search with a purpose and a case
+    number (``GET /plates/reads/{read_id}/image``).
+    """
+    from rtcc.api.routes.plates import read_image
+    from rtcc.plates.hits import get_hit as _get
+    from rtcc.plates.reads import get_read
+
+    def _ref(s: Any) -> tuple[UUID, str | None]:
+        row = _get(s, hit_id)
+        return row.read_id, _hit_photo_ref(row, get_read(s, row.read_id), kind)
+
+    read_id, ref = await ctx.store.read(_ref)
+    data, media = read_image(ctx, ref)
+    if data is None:
+        raise NotFound(f"no {kind} image stored for the read of hit {hit_id}")
+    await ctx.audit(
+        who,
+        "read_plate_image",
+        "plate_read",
+        record_id=str(read_id),
+        purpose=f"hit review: hit {hit_id}",
+        details={"kind": kind, "hit_id": str(hit_id)},
+    )
+    return Response(data, media_type=media, headers={"cache-control": "no-store"})
 
 
 @router.post("/hits/{hit_id}/decision", summary="Confirm a hit or reject it (e.g. misread), with a reason")

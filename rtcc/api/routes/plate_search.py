@@ -175,6 +175,37 @@ async def accountability(
     ),
 ) -> Accountability:
     """The purpose and case number of a search; a clear 422 when either is missing."""
+    return await check_accountability(request, ctx, purpose, case_number, purpose_category)
+
+
+async def check_accountability(
+    request: Request,
+    ctx: Any,
+    purpose: str | None,
+    case_number: str | None,
+    purpose_category: PurposeCategory,
+) -> Accountability:
+    """Check the purpose and case number of a search of the reads (a search, a track, one read).
+
+    Parameters
+    ----------
+    request, ctx
+        The request (its principal, set by the route's role check, is named in the audited
+        refusal) and the center.
+    purpose, case_number, purpose_category
+        As the caller gave them.
+
+    Returns
+    -------
+    Accountability
+        The stripped purpose and case number.
+
+    Raises
+    ------
+    ValidationFailed
+        When either is missing or says nothing; the refusal is audited first
+        (``plate_search_refused``).
+    """
     missing = [
         name
         for name, value, least in (("purpose", purpose, 5), ("case_number", case_number, 1))

@@ -8,10 +8,13 @@
   the answer lists the reads (201; 200 with ``duplicate: true`` when the same
   upload was accepted before). See :mod:`rtcc.plates.ingest`.
 * ``GET /plates/reads/{read_id}`` and ``GET /plates/reads/{read_id}/image``
-  (``kind=crop|vehicle``) — admin, supervisor, analyst, officer. Reads are
-  personal data: every access is audited (with the optional ``purpose`` and
-  ``case_number``, named as in every plate search; ``case`` is still accepted as
-  a deprecated alias).
+  (``kind=crop|vehicle``) — admin, supervisor, analyst. Looking at a stored read
+  is a search of the reads: like ``GET /plates/search`` it is **refused without a
+  purpose and a case number** (the refusal is audited as ``plate_search_refused``)
+  and every access is audited with them (``case`` is still accepted as a
+  deprecated alias of ``case_number``). A read that hit a hotlist is shown for
+  hit review through its hit instead (``GET /hits/{hit_id}`` and
+  ``GET /hits/{hit_id}/image``, operations roles), audited with the hit.
 """
 
 from __future__ import annotations
@@ -20,17 +23,20 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from rtcc.api.deps import Allow, CtxDep, Principal, Public
+from rtcc.api.routes.plate_search import Accountability, check_accountability
 from rtcc.errors import Forbidden, NotFound, PayloadTooLarge, ValidationFailed
+from rtcc.plates.transparency import PurposeCategory
 from rtcc.roles import DeviceType, Role
 
 router = APIRouter(prefix="/plates", tags=["plates"])
 
-ReadViewers = Annotated[Principal, Depends(Allow(Role.admin, Role.supervisor, Role.analyst, Role.officer))]
+ReadViewers = Annotated[Principal, Depends(Allow(Role.admin, Role.supervisor, Role.analyst))]
+"""Who may look at a stored read: the roles that may search the reads (with a purpose and a case)."""
 
 
 class PlateReadOut(BaseModel):
@@ -187,11 +193,10 @@ async def _load(ctx: CtxDep, read_id: UUID) -> object:
     return await ctx.store.read(load)
 
 
-Purpose = Annotated[str | None, Query(max_length=500, description="Why the read is looked at (audited).")]
-
-
 def _case_number(
-    case_number: Annotated[str | None, Query(max_length=64, description="Case number (audited).")] = None,
+    case_number: Annotated[
+        str | None, Query(max_length=64, description="The case this look-up is for (required).")
+    ] = None,
     case: Annotated[
         str | None,
         Query(max_length=64, deprecated=True, description="Deprecated alias of case_number."),
@@ -203,32 +208,52 @@ def _case_number(
     return case_number if case_number is not None else case
 
 
-CaseNumber = Annotated[str | None, Depends(_case_number)]
+async def _why(
+    request: Request,
+    ctx: CtxDep,
+    case_number: Annotated[str | None, Depends(_case_number)],
+    purpose: Annotated[
+        str | None,
+        Query(max_length=1000, description="Why you look at the read (required; kept in the audit log)."),
+    ] = None,
+    purpose_category: Annotated[
+        PurposeCategory, Query(description="Kind of purpose, as in a plate search.")
+    ] = PurposeCategory.criminal_investigation,
+) -> Accountability:
+    """The purpose and case number of a look at a read, checked exactly as a plate search's."""
+    return await check_accountability(request, ctx, purpose, case_number, purpose_category)
+
+
+Why = Annotated[Accountability, Depends(_why)]
+
+
+async def _audit_read(
+    ctx: CtxDep, who: Principal, why: Accountability, action: str, read_id: UUID, **details: str
+) -> None:
+    await ctx.audit(
+        who,
+        action,
+        "plate_read",
+        record_id=str(read_id),
+        purpose=f"{why.purpose_category.value}: {why.purpose}",
+        details={"case_number": why.case_number, **details},
+    )
 
 
 @router.get(
     "/reads/{read_id}",
-    summary="One plate read (personal data: audited)",
+    summary="One plate read (purpose and case number required; audited)",
     response_model=PlateReadOut,
 )
-async def get_plate_read(
-    read_id: UUID, ctx: CtxDep, who: ReadViewers, case_number: CaseNumber, purpose: Purpose = None
-) -> PlateReadOut:
+async def get_plate_read(read_id: UUID, ctx: CtxDep, who: ReadViewers, why: Why) -> PlateReadOut:
     row = await _load(ctx, read_id)
-    await ctx.audit(
-        who,
-        "read_plate_read",
-        "plate_read",
-        record_id=str(read_id),
-        purpose=purpose,
-        details={"case_number": case_number},
-    )
+    await _audit_read(ctx, who, why, "read_plate_read", read_id)
     return _out(row)
 
 
 @router.get(
     "/reads/{read_id}/image",
-    summary="The plate crop or the vehicle image of a read (personal data: audited)",
+    summary="The plate crop or the vehicle image of a read (purpose and case number required; audited)",
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "The image."}},
 )
@@ -236,28 +261,28 @@ async def get_plate_read_image(
     read_id: UUID,
     ctx: CtxDep,
     who: ReadViewers,
-    case_number: CaseNumber,
+    why: Why,
     kind: Literal["crop", "vehicle"] = Query(
         "crop", description="crop: the plate; vehicle: the whole image."
     ),
-    purpose: Purpose = None,
 ) -> Response:
-    from rtcc.plates.ingest import service_of
-    from rtcc.plates.media import media_type
     from rtcc.store.tables_plates import PlateReadRow
 
     row = await _load(ctx, read_id)
     assert isinstance(row, PlateReadRow)
-    ref = row.crop_ref if kind == "crop" else row.image_ref
+    data, media = read_image(ctx, row.crop_ref if kind == "crop" else row.image_ref)
+    if data is None:
+        raise NotFound(f"no {kind} image stored for plate read {read_id}")
+    await _audit_read(ctx, who, why, "read_plate_image", read_id, kind=kind)
+    return Response(data, media_type=media, headers={"cache-control": "no-store"})
+
+
+def read_image(ctx: CtxDep, ref: str | None) -> tuple[bytes | None, str]:
+    """The stored image ``ref`` and its media type; (None, "") when there is none."""
+    from rtcc.plates.ingest import service_of
+    from rtcc.plates.media import media_type
+
     data = service_of(ctx).media.get(ref) if ref else None
     if ref is None or data is None:
-        raise NotFound(f"no {kind} image stored for plate read {read_id}")
-    await ctx.audit(
-        who,
-        "read_plate_image",
-        "plate_read",
-        record_id=str(read_id),
-        purpose=purpose,
-        details={"kind": kind, "case_number": case_number},
-    )
-    return Response(data, media_type=media_type(ref), headers={"cache-control": "no-store"})
+        return None, ""
+    return data, media_type(ref)
