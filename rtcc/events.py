@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -189,20 +190,37 @@ class Pulse(Event):
     @field_validator("audio_flac_b64")
     @classmethod
     def _flac(cls, v: str | None) -> str | None:
-        """Stored audio must play: standard base64 of a FLAC stream (it starts ``fLaC``)."""
+        """Stored audio must play: standard base64 of a FLAC stream with at least one sample."""
         if v is None:
             return None
         try:
-            head = base64.b64decode(v[:64], validate=True) if len(v) % 4 == 0 else b""
+            flac = base64.b64decode(v, validate=True)
         except binascii.Error:
-            head = b""
-        if not head.startswith(b"fLaC"):
+            flac = b""
+        if not flac.startswith(b"fLaC"):
             raise ValueError("audio_flac_b64 must be base64 (standard alphabet, padded) of a FLAC stream")
-        try:
-            base64.b64decode(v, validate=True)
-        except binascii.Error:
-            raise ValueError("audio_flac_b64 is not valid base64") from None
+        _check_flac_plays(flac)
         return v
+
+
+def _check_flac_plays(flac: bytes) -> None:
+    """Raise ValueError unless ``flac`` decodes to at least one sample (cheap: its first 4,096 frames).
+
+    A FLAC header without audio frames passes the ``fLaC`` check and then does not play.
+    """
+    import soundfile as sf  # here: most processes never parse a pulse
+
+    try:
+        with sf.SoundFile(io.BytesIO(flac)) as f:
+            samples = f.read(4096, dtype="float32", always_2d=True).shape[0]
+    except (RuntimeError, ValueError, TypeError) as exc:  # sf.LibsndfileError is a RuntimeError
+        why = getattr(exc, "error_string", None) or str(exc)
+        raise ValueError(f"{_NO_SAMPLES} (the decoder says: {why.strip()})") from None
+    if samples < 1:
+        raise ValueError(_NO_SAMPLES)
+
+
+_NO_SAMPLES = "audio_flac_b64 decodes to no audio sample (a FLAC header without audio frames?)"
 
 
 class ShotLocated(Event):

@@ -483,7 +483,11 @@ class OperationsSettings(Section):
         description="Incident packet: plate reads, units and earlier incidents within, m.",
     )
     packet_window_min: float = Field(
-        10.0, gt=0, le=240, description="Incident packet: plate reads within ± this many minutes."
+        10.0,
+        gt=0,
+        le=240,
+        description="Incident packet: hotlist-hit reads (listed) and other reads (counted) within ± this "
+        "many minutes.",
     )
     packet_history_days: int = Field(
         90, ge=1, le=3650, description="Incident packet: earlier incidents from the last N days."

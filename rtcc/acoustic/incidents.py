@@ -53,6 +53,11 @@ class IncidentRecord:
     status: Status
     sensors: list[str] = field(default_factory=list)
     pulses: dict[str, str] = field(default_factory=dict)
+    """Sensor → event id of its first pulse (kept for compatibility; see ``round_pulses``)."""
+    round_pulses: dict[str, list[str | None]] = field(default_factory=dict)
+    """Sensor → event id of its pulse of each round, in time order (None: it did not hear that round)."""
+    round_audio: dict[str, list[int]] = field(default_factory=dict)
+    """Sensor → the 1-based rounds whose pulse came with audio (what a reviewer can play)."""
     intervals_s: list[float] = field(default_factory=list)
     automatic: bool = False
     multiple_shooters: bool = False
@@ -89,6 +94,8 @@ def record_incident(session: Session, rec: IncidentRecord) -> bool:
                 confidence=rec.confidence,
                 sensors=list(rec.sensors),
                 pulses=dict(rec.pulses),
+                round_pulses={k: list(v) for k, v in rec.round_pulses.items()},
+                round_audio={k: list(v) for k, v in rec.round_audio.items()},
                 status=rec.status,
             )
         )
@@ -96,7 +103,7 @@ def record_incident(session: Session, rec: IncidentRecord) -> bool:
 
 
 def update_rounds(session: Session, rec: IncidentRecord) -> None:
-    """Store later rounds of an incident: rounds, intervals, flags, contributing sensors."""
+    """Store later rounds of an incident: rounds, intervals, flags, contributing sensors and pulses."""
     session.execute(
         update(GunshotIncidentRow)
         .where(GunshotIncidentRow.id == rec.id)
@@ -108,6 +115,8 @@ def update_rounds(session: Session, rec: IncidentRecord) -> None:
             location_quality=rec.location_quality,
             sensors=list(rec.sensors),
             pulses=dict(rec.pulses),
+            round_pulses={k: list(v) for k, v in rec.round_pulses.items()},
+            round_audio={k: list(v) for k, v in rec.round_audio.items()},
         )
     )
 
@@ -201,6 +210,23 @@ def review_incident(
     return row, before
 
 
+def sensor_round_pulses(row: GunshotIncidentRow) -> dict[str, list[str | None]]:
+    """Sensor → its pulse id of each round (None: not heard); before 0014, ``pulses`` as round 1."""
+    if row.round_pulses is not None:
+        return {k: list(v) for k, v in row.round_pulses.items()}
+    return {k: [v] for k, v in (row.pulses or {}).items()}
+
+
+def audio_rounds(row: GunshotIncidentRow) -> list[dict[str, Any]]:
+    """``[{"sensor", "rounds"}]``: the 1-based rounds of each sensor whose pulse came with audio.
+
+    Before revision 0014 it was not recorded: each sensor's first pulse is offered as round 1.
+    """
+    if row.round_audio is None:
+        return [{"sensor": k, "rounds": [1]} for k in sorted(row.pulses or {})]
+    return [{"sensor": k, "rounds": sorted(v)} for k, v in sorted(row.round_audio.items()) if v]
+
+
 def incident_dict(row: GunshotIncidentRow) -> dict[str, Any]:
     """A JSON-ready view of a row (the API's shape)."""
     return {
@@ -221,6 +247,7 @@ def incident_dict(row: GunshotIncidentRow) -> dict[str, Any]:
         "label": row.label,
         "confidence": row.confidence,
         "sensors": list(row.sensors or []),
+        "audio": audio_rounds(row),
         "status": row.status,
         "reviewed_by": row.reviewed_by,
         "review_reason": row.review_reason,

@@ -64,7 +64,10 @@ What it does with the pulses
    alert). A pulse arriving as a located round predicts (from
    ``absorb_early_s`` before to ``absorb_late_s`` after its fix's arrival
    time at that sensor: a far sensor, a slow delivery, a blocked path or an
-   echo) is counted with that round and not located again.
+   echo) is counted with that round and not located again. The incident
+   keeps each sensor's pulse of every round (``round_pulses``, in time order)
+   and which of them came with audio (``round_audio``), so a reviewer can
+   play any round (``GET /gunshots/{id}/audio?sensor=&round=``).
 8. **Held over.** A window's pulses that no fix used (a window of too few
    sensors, no fix, or pulses left beside its fixes) stay available for
    ``holdover_s`` after they were received: a later pulse they link to (1.)
@@ -141,6 +144,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import io
 import itertools
 import logging
@@ -238,13 +242,26 @@ class _Cluster:
 
 @dataclass
 class _Round:
-    """One located round: absolute time (epoch s), local position and ellipse (m, degrees)."""
+    """One located round: absolute time (epoch s), local position and ellipse (m, degrees), and the
+    pulse each sensor heard it with (event id) and the sensors whose pulse came with audio."""
 
     t: float
     xy: tuple[float, float]
     major: float
     minor: float
     angle: float
+    pulses: dict[str, str] = field(default_factory=dict)
+    audio: set[str] = field(default_factory=set)
+
+    def hear(self, p: _P) -> bool:
+        """Count ``p`` as its sensor's pulse of this round unless it has one; True when it was new."""
+        sid = p.event.device
+        if sid in self.pulses:
+            return False
+        self.pulses[sid] = str(p.event.event_id)
+        if p.event.audio_flac_b64:
+            self.audio.add(sid)
+        return True
 
 
 @dataclass
@@ -442,6 +459,7 @@ class AcousticPipeline:
         self._subs: list[Subscription] = []
         self._task: asyncio.Task[None] | None = None
         self._recent: list[_Recent] = []
+        self._absorbed: dict[int, _Recent] = {}  # id → incident a straggler joined, not stored yet
         self._done_arrivals: OrderedDict[tuple[str, int], None] = OrderedDict()
 
     # -- lifecycle ----------------------------------------------------------------
@@ -561,6 +579,7 @@ class AcousticPipeline:
         t = ev.occurred_at.timestamp()
         p = _P(ev, t, xyz, loop.time(), loop.create_future(), max(0.0, time.time() - t))
         if self._absorb(p):
+            await self._store_absorbed()
             return
         self._add(p)
         self.metrics.inc("acoustic_pulses")
@@ -706,11 +725,31 @@ class AcousticPipeline:
             for r in recent.rounds:
                 lag = p.t - (r.t + math.dist(p.xyz[:2], r.xy) / self.c)
                 if -self.absorb_early_s <= lag <= self.absorb_late_s:
-                    recent.rec.pulses.setdefault(p.event.device, str(p.event.event_id))
+                    if r.hear(p):  # the sensor's pulse of this round: its audio can be played
+                        rec = recent.rec
+                        rec.pulses.setdefault(p.event.device, str(p.event.event_id))
+                        rec.sensors = sorted(rec.pulses)
+                        rec.round_pulses, rec.round_audio = round_slots(recent.rounds)
+                        self._absorbed[id(recent)] = recent
                     self.metrics.inc("acoustic_late_pulses")
                     self._done_arrivals[(p.event.device, round(p.t * 1000.0))] = None
                     return True
         return False
+
+    async def _store_absorbed(self) -> None:
+        """Store the incidents whose rounds stragglers (:meth:`_absorb`) joined (their pulse per round).
+
+        Best effort: an incident whose write fails stays marked and is written with the next change.
+        """
+        while self._absorbed:
+            key, recent = self._absorbed.popitem()  # a straggler joining during the write marks it again
+            rec = recent.rec
+            try:
+                await self.store.write(functools.partial(update_rounds, rec=rec))
+            except Exception:
+                self._absorbed.setdefault(key, recent)
+                log.exception("acoustic pipeline: storing the late pulses of incident %s failed", rec.id)
+                return
 
     def _pair(self, q: _P, p: _P) -> bool:
         """Whether two pulses could be one bang (or rounds of one burst): 1. of the module docstring."""
@@ -945,6 +984,7 @@ class AcousticPipeline:
             for p in late:
                 if not p.done.done():
                     p.done.set_result(None)
+            await self._store_absorbed()
         if len(cl.sensors) < self.min_sensors:
             self._hold(cl.pulses, "too_few_sensors")
             return []
@@ -1050,16 +1090,7 @@ class AcousticPipeline:
 
     async def _incident(self, group: list[tuple[Any, ShotLocated, list[_P]]], base: float) -> IncidentOutcome:
         assert self._proj is not None
-        rounds = [
-            _Round(
-                base + float(f.t0_s),
-                (float(f.x_m), float(f.y_m)),
-                float(f.ellipse_major_m),
-                float(f.ellipse_minor_m),
-                float(f.ellipse_angle_deg),
-            )
-            for f, _, _ in group
-        ]
+        rounds = [_round_of(f, used, base) for f, _, used in group]
         pulses: dict[str, _P] = {}
         for _, _, used in group:
             for p in used:
@@ -1100,6 +1131,7 @@ class AcousticPipeline:
             temperature_c=self.temperature_c,
             temperature_source=self.temperature_source,
         )
+        rec.round_pulses, rec.round_audio = round_slots(rounds)
         new = await self.store.write(lambda s: record_incident(s, rec))
         self._recent.append(_Recent(rec, rounds, audio, levels))
         incident = incident_event(rec, incident_id)
@@ -1155,6 +1187,8 @@ class AcousticPipeline:
         for sid, p in pulses.items():
             rec.pulses.setdefault(sid, str(p.event.event_id))
         rec.sensors = sorted(rec.pulses)
+        rec.round_pulses, rec.round_audio = round_slots(merged)
+        self._absorbed.pop(id(earlier), None)  # this write stores its stragglers too
         xy = sm["xy"]
         for sid, lv in self._levels(pulses, xy).items():
             earlier.levels.setdefault(sid, lv)
@@ -1225,8 +1259,12 @@ def _label(confidence: float) -> str:
     return "gunshot" if confidence >= 0.5 else "non_gunshot"
 
 
-def incident_alert(rec: IncidentRecord, *, review: bool) -> Alert:
-    """The alert for an incident: ``gunshot`` (critical) or ``gunshot_review`` (warning)."""
+def incident_alert(rec: IncidentRecord, *, review: bool, confirmed_by: str | None = None) -> Alert:
+    """The alert for an incident: ``gunshot`` (critical) or ``gunshot_review`` (warning).
+
+    ``confirmed_by``: the reviewer who confirmed it as gunfire (the title says so instead of the
+    model's confidence, which was in the review band).
+    """
     what = f"{rec.rounds} round{'s' if rec.rounds != 1 else ''}"
     flags = (
         ("probable automatic fire", rec.automatic),
@@ -1243,11 +1281,16 @@ def incident_alert(rec: IncidentRecord, *, review: bool) -> Alert:
         title=(
             f"Possible gunfire — review needed (confidence {rec.confidence:.2f}): {detail}"
             if review
-            else f"Gunfire: {detail} (confidence {rec.confidence:.2f})"
+            else f"Gunfire: {detail} ({_why(rec, confirmed_by)})"
         ),
         pos=Position(lat=rec.lat, lon=rec.lon),
         ref_event_id=rec.id,
     )
+
+
+def _why(rec: IncidentRecord, confirmed_by: str | None) -> str:
+    """Why a gunfire alert went out: the reviewer's confirmation, else the model's confidence."""
+    return f"confirmed by {confirmed_by}" if confirmed_by else f"confidence {rec.confidence:.2f}"
 
 
 def incident_event(rec: IncidentRecord, event_id: uuid.UUID) -> GunshotIncident:
@@ -1279,6 +1322,31 @@ def decode_flac(b64: str) -> tuple[np.ndarray[Any, Any], int]:
 
     data, rate = sf.read(io.BytesIO(base64.b64decode(b64, validate=True)), dtype="float32", always_2d=True)
     return np.asarray(data.mean(axis=1), dtype=np.float32), int(rate)
+
+
+def _round_of(fix: Any, used: list[_P], base: float) -> _Round:
+    """A fix as a :class:`_Round`, with the pulse of each sensor it was located from."""
+    r = _Round(
+        base + float(fix.t0_s),
+        (float(fix.x_m), float(fix.y_m)),
+        float(fix.ellipse_major_m),
+        float(fix.ellipse_minor_m),
+        float(fix.ellipse_angle_deg),
+    )
+    for p in used:
+        r.hear(p)
+    return r
+
+
+def round_slots(rounds: Sequence[_Round]) -> tuple[dict[str, list[str | None]], dict[str, list[int]]]:
+    """Each sensor's pulse per round (None: not heard) and its 1-based rounds that came with audio.
+
+    ``rounds`` in time order: the incident's round numbers.
+    """
+    sensors = sorted({sid for r in rounds for sid in r.pulses})
+    slots = {sid: [r.pulses.get(sid) for r in rounds] for sid in sensors}
+    audio = {sid: [i for i, r in enumerate(rounds, start=1) if sid in r.audio] for sid in sensors}
+    return slots, {sid: n for sid, n in audio.items() if n}
 
 
 def _quality(q: Any) -> str:

@@ -24,7 +24,7 @@ kept *there*), and the event copies would otherwise keep every plate, place
 and time for ever. It also strips the audio (``audio_flac_b64``) from stored
 acoustic pulses older than ``retention.pulse_audio_days``, keeping their
 timing and level, except the pulses of a gunshot incident
-(``gunshot_incidents.pulses``): that audio is the incident's evidence
+(``gunshot_incidents.pulses`` and, for every round, ``round_pulses``): that audio is the incident's evidence
 (``GET /gunshots/{id}/audio``).
 
 Every run is written to ``retention_runs`` (the transparency page counts
@@ -200,10 +200,16 @@ def _count_kept(session: Session, cutoff: datetime, case_ids: set[str]) -> tuple
 
 
 def incident_pulse_ids(session: Session) -> set[uuid.UUID]:
-    """Event ids of the pulses a gunshot incident was located from (their audio is its evidence)."""
+    """Event ids of the pulses a gunshot incident was located from, every round's (their audio is its
+    evidence)."""
     ids: set[uuid.UUID] = set()
-    for pulses in session.scalars(select(GunshotIncidentRow.pulses)):
-        for v in (pulses or {}).values():
+    for pulses, per_round in session.execute(
+        select(GunshotIncidentRow.pulses, GunshotIncidentRow.round_pulses)
+    ):
+        values = list((pulses or {}).values())
+        for slots in (per_round or {}).values():
+            values.extend(v for v in slots or [] if v)
+        for v in values:
             with contextlib.suppress(ValueError, TypeError, AttributeError):
                 ids.add(uuid.UUID(str(v)))
     return ids

@@ -191,8 +191,11 @@ class GunshotIncidentRow(Base):
     waiting for a reviewer), ``confirmed`` / ``dismissed`` (a reviewer
     decided, with ``reviewed_by``, ``review_reason`` and ``reviewed_at``) and
     ``below_threshold`` (kept for statistics, no alert). ``pulses`` maps each
-    contributing sensor id to the event id of its pulse (its audio is in the
-    event log). On PostgreSQL the migration adds a generated PostGIS ``geom``.
+    contributing sensor id to the event id of its first pulse (its audio is in the
+    event log); ``round_pulses`` maps it to the pulse of each round, in order (null
+    for a round it did not hear), and ``round_audio`` to the 1-based rounds whose
+    pulse came with audio (both null before revision 0014). On PostgreSQL the
+    migration adds a generated PostGIS ``geom``.
     """
 
     __tablename__ = "gunshot_incidents"
@@ -215,6 +218,8 @@ class GunshotIncidentRow(Base):
     confidence: Mapped[float] = mapped_column(Float)
     sensors: Mapped[list[str]] = mapped_column(JSONType, default=list)
     pulses: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    round_pulses: Mapped[dict[str, list[str | None]] | None] = mapped_column(JSONType, nullable=True)
+    round_audio: Mapped[dict[str, list[int]] | None] = mapped_column(JSONType, nullable=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     review_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 from typing import Any
 
@@ -10,8 +12,10 @@ import httpx
 import pytest
 import websockets
 
+from rtcc.events import Pulse
 from rtcc.roles import Role
 from tests.acoustic.test_pipeline_helpers import (
+    bang_flac,
     pipeline_of,
     post_pulses,
     provision_array,
@@ -80,6 +84,8 @@ async def test_review_band_waits_and_confirm_alerts(
         second = json.loads(await asyncio.wait_for(ws.recv(), 20))["event"]
         assert second["kind"] == "gunshot" and second["severity"] == "critical"
         assert second["ref_event_id"] == iid
+        # a person decided, not the model: the title says who, not the review-band confidence
+        assert "confirmed by analyst1" in second["title"] and "confidence" not in second["title"]
 
     # reviewed once only
     r = await supervisor.post(
@@ -190,3 +196,100 @@ async def test_poor_geometry_is_shown_on_the_incident_and_its_alert(
 
     newest = (await eventually(second, what="the second incident"))[0]
     assert newest["location_quality"] == "good"
+
+
+def _round_audio(
+    pulses: list[Pulse], n_rounds: int, deaf: str
+) -> tuple[list[Pulse], dict[tuple[str, int], str]]:
+    """Give every pulse its own audio (``shot_pulses`` is sensor by sensor, round by round); ``deaf``
+    hears the first round only. Returns the pulses to send and the audio of each (sensor, round)."""
+    sent, audio = [], {}
+    for i, p in enumerate(pulses):
+        n = i % n_rounds + 1
+        if p.device == deaf and n > 1:
+            continue
+        audio[(p.device, n)] = bang_flac(seed=i + 1)
+        sent.append(p.model_copy(update={"audio_flac_b64": audio[(p.device, n)]}))
+    return sent, audio
+
+
+async def _incident_with(client: httpx.AsyncClient, rounds: int) -> dict[str, Any]:
+    async def one() -> dict[str, Any] | None:
+        items: list[dict[str, Any]] = (await client.get("/api/v1/gunshots")).json()["items"]
+        return items[0] if items and items[0]["rounds"] == rounds else None
+
+    return await eventually(one, what=f"an incident of {rounds} rounds")
+
+
+async def test_each_round_of_a_sensor_plays_its_own_audio(
+    center: Running, clients: dict[Role, httpx.AsyncClient]
+) -> None:
+    """Two rounds in one window: a sensor's round 1 and round 2 are different pulses with different
+    audio; a round the sensor did not hear is a 404 naming the rounds it has audio for."""
+    officer = clients[Role.officer]
+    arr = await provision_array(center)
+    use_classifier(pipeline_of(center), 0.6)
+    deaf, both = "ac-t01", "ac-t05"
+    sent, audio = _round_audio(shot_pulses(arr, (40.0, -60.0), rounds=(0.0, 0.5)), 2, deaf)
+    await post_pulses(center, arr, sent)
+    inc = await _incident_with(officer, 2)
+    iid = inc["id"]
+    listed = {a["sensor"]: a["rounds"] for a in inc["audio"]}
+    assert listed == {s: [1] if s == deaf else [1, 2] for s in arr.xy}
+
+    async def flac(sensor: str, n: int | None) -> bytes | None:
+        params: dict[str, Any] = {"sensor": sensor} | ({"round": n} if n else {})
+        r = await officer.get(f"/api/v1/gunshots/{iid}/audio", params=params)
+        return r.content if r.status_code == 200 else None  # the recorder writes the pulse shortly after
+
+    first = await eventually(lambda: flac(both, 1), what="round 1's audio")
+    second = await eventually(lambda: flac(both, 2), what="round 2's audio")
+    assert first == base64.b64decode(audio[(both, 1)]) and second == base64.b64decode(audio[(both, 2)])
+    assert first != second
+    assert await flac(both, None) == first  # round 1 by default
+    r = await officer.get(f"/api/v1/gunshots/{iid}/audio", params={"sensor": deaf, "round": 2})
+    assert r.status_code == 404
+    err = r.json()["error"]
+    assert err["code"] == "not_found" and err["details"]["rounds"] == [1]
+    assert "rounds with its audio: 1" in err["message"]
+    r = await officer.get(f"/api/v1/gunshots/{iid}/audio", params={"sensor": both, "round": 0})
+    assert r.status_code == 422
+    audit = (await clients[Role.admin].get("/api/v1/audit", params={"action": "read_gunshot_audio"})).json()
+    assert {(e["details"]["sensor"], e["details"]["round"]) for e in audit["items"]} == {(both, 1), (both, 2)}
+
+
+async def test_an_incident_without_audio_lists_none(
+    center: Running, clients: dict[Role, httpx.AsyncClient]
+) -> None:
+    """Pulses may come without audio: the incident says there is none (no player to draw)."""
+    officer = clients[Role.officer]
+    arr = await provision_array(center)
+    await post_pulses(center, arr, shot_pulses(arr, (-80.0, 30.0), audio=False))
+    inc = await _incident_with(officer, 1)
+    assert sorted(inc["sensors"]) == sorted(arr.xy) and inc["audio"] == []
+    r = await officer.get(f"/api/v1/gunshots/{inc['id']}/audio", params={"sensor": inc["sensors"][0]})
+    assert r.status_code == 404 and r.json()["error"]["details"]["rounds"] == []
+
+
+def _header_only_flac() -> str:
+    """A FLAC stream's header (``fLaC`` and its STREAMINFO, which announces samples) without audio frames."""
+    import numpy as np
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.full(3000, 0.1, dtype=np.float32), 12_000, format="FLAC", subtype="PCM_16")
+    whole = buf.getvalue()
+    return base64.b64encode(whole[: whole.index(b"\xff\xf8", 4)]).decode()  # the first frame's sync code
+
+
+async def test_a_pulse_whose_flac_has_no_audio_is_refused(center: Running) -> None:
+    arr = await provision_array(center)
+    pulse = shot_pulses(arr, (0.0, 0.0))[0]
+    body = pulse.model_dump(mode="json") | {"audio_flac_b64": _header_only_flac()}
+    r = await center.http.post(
+        "/api/v1/ingest/events",
+        json={"events": [body]},
+        headers={"authorization": f"Device {arr.keys[pulse.device]}"},
+    )
+    assert r.status_code == 422, r.text
+    assert "decodes to no audio sample" in r.text

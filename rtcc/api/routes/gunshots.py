@@ -4,8 +4,10 @@
 * ``POST /gunshots/{incident_id}/review`` — a supervisor, analyst or admin
   confirms or dismisses, with a reason (audited with it); a confirmation of an
   incident that had not alerted publishes the gunfire alert.
-* ``GET /gunshots/{incident_id}/audio?sensor=ID`` — the FLAC a contributing
-  sensor sent. Audio of a street can hold voices: every read is audited.
+* ``GET /gunshots/{incident_id}/audio?sensor=ID&round=N`` — the FLAC a contributing
+  sensor sent with its pulse of round ``N`` (1-based, default 1; the incident's
+  ``audio`` lists the rounds each sensor sent audio for). Audio of a street can
+  hold voices: every read is audited, with the sensor and round.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ router = APIRouter(prefix="/gunshots", tags=["gunshots"])
 Reviewers = Annotated[Principal, Depends(Allow(Role.admin, Role.supervisor, Role.analyst))]
 
 
+class SensorAudio(BaseModel):
+    sensor: str
+    rounds: list[int] = Field(description="1-based rounds this sensor sent audio for.")
+
+
 class GunshotOut(BaseModel):
     id: UUID
     occurred_at: datetime
@@ -56,6 +63,13 @@ class GunshotOut(BaseModel):
     label: str
     confidence: float
     sensors: list[str]
+    audio: list[SensorAudio] = Field(
+        default_factory=list,
+        description=(
+            "The (sensor, round) pairs with audio (GET …/audio?sensor=&round=); empty: no audio was sent. "
+            "Incidents before revision 0014 list each sensor's first pulse as round 1."
+        ),
+    )
     status: Literal["alerted", "pending_review", "confirmed", "dismissed", "below_threshold"]
     reviewed_by: str | None
     review_reason: str | None
@@ -149,7 +163,7 @@ async def review_gunshot(incident_id: UUID, body: ReviewIn, ctx: CtxDep, who: Re
     update = incident_event(rec, uuid5(NAMESPACE, f"review:{row.id}:{row.status}"))
     await ctx.bus.publish(update.subject, update.to_json(), msg_id=str(update.event_id))
     if body.decision == "confirm" and before != "alerted":
-        alert = incident_alert(rec, review=False)
+        alert = incident_alert(rec, review=False, confirmed_by=who.username)
         await ctx.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
     # the decision settles the alerts that announced the incident (the review's, and a dismissed
     # incident's gunfire alert); a confirmed incident's gunfire alert stays open for dispatch
@@ -163,7 +177,7 @@ async def review_gunshot(incident_id: UUID, body: ReviewIn, ctx: CtxDep, who: Re
 
 @router.get(
     "/{incident_id}/audio",
-    summary="The FLAC a contributing sensor sent (audited: audio is personal data)",
+    summary="The FLAC a contributing sensor sent for one round (audited: audio is personal data)",
     response_class=Response,
     responses={200: {"content": {"audio/flac": {}}, "description": "FLAC audio around the onset."}},
 )
@@ -172,44 +186,64 @@ async def gunshot_audio(
     ctx: CtxDep,
     who: Operations,
     sensor: str = Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._\-]+$"),
+    round_no: int = Query(1, alias="round", ge=1, le=100_000, description="The round, 1-based."),
 ) -> Response:
-    from rtcc.acoustic.incidents import get_incident
-    from rtcc.store.tables import EventRecord
-
-    def _find(s: Any) -> dict[str, Any] | None:
-        row = get_incident(s, incident_id)
-        pulse_id = (row.pulses or {}).get(sensor)
-        if pulse_id is None:
-            raise NotFound(
-                f"sensor {sensor!r} did not contribute to gunshot incident {incident_id}",
-                details={"sensors": sorted(row.pulses or {})},
-            )
-        payload = s.scalars(
-            select(EventRecord.payload).where(EventRecord.event_id == UUID(pulse_id)).limit(1)
-        ).first()
-        return dict(payload) if payload is not None else None
-
-    payload = await ctx.store.read(_find)
-    audio = (payload or {}).get("audio_flac_b64")
-    if not audio:
-        raise NotFound(f"no audio stored for sensor {sensor!r} of gunshot incident {incident_id}")
+    payload = await ctx.store.read(lambda s: _round_pulse(s, incident_id, sensor, round_no))
+    audio = payload.get("audio_flac_b64")
     try:
-        flac = base64.b64decode(audio, validate=True)
+        flac = base64.b64decode(audio or "", validate=True)
     except (binascii.Error, TypeError):
         flac = b""
-    if not flac.startswith(b"fLaC"):  # stored before ingest checked it
+    if not flac.startswith(b"fLaC"):  # stripped by retention, or stored before ingest checked it
         raise NotFound(
-            f"the audio stored for sensor {sensor!r} of gunshot incident {incident_id} is not playable"
+            f"no playable audio stored for sensor {sensor!r}, round {round_no} "
+            f"of gunshot incident {incident_id}"
         )
     await ctx.audit(
         who,
         "read_gunshot_audio",
         "gunshot_incident",
         record_id=str(incident_id),
-        details={"sensor": sensor},
+        details={"sensor": sensor, "round": round_no},
     )
     return Response(
         flac,
         media_type="audio/flac",
-        headers={"content-disposition": f'inline; filename="{incident_id}-{sensor}.flac"'},
+        headers={"content-disposition": f'inline; filename="{incident_id}-{sensor}-round{round_no}.flac"'},
     )
+
+
+def _round_pulse(s: Any, incident_id: UUID, sensor: str, round_no: int) -> dict[str, Any]:
+    """The stored payload of ``sensor``'s pulse of round ``round_no`` (1-based) of an incident.
+
+    Raises
+    ------
+    NotFound
+        No such incident; the sensor did not contribute; it sent no audio for that round (the
+        error names the rounds it sent audio for); or the pulse is not in the event log.
+    """
+    from rtcc.acoustic.incidents import audio_rounds, get_incident, sensor_round_pulses
+    from rtcc.store.tables import EventRecord
+
+    row = get_incident(s, incident_id)
+    slots = sensor_round_pulses(row)
+    if sensor not in slots:
+        raise NotFound(
+            f"sensor {sensor!r} did not contribute to gunshot incident {incident_id}",
+            details={"sensors": sorted(slots)},
+        )
+    with_audio: list[int] = next((a["rounds"] for a in audio_rounds(row) if a["sensor"] == sensor), [])
+    pulse_id = slots[sensor][round_no - 1] if round_no <= len(slots[sensor]) else None
+    if pulse_id is None or round_no not in with_audio:
+        have = ", ".join(map(str, with_audio)) or "none"
+        raise NotFound(
+            f"sensor {sensor!r} sent no audio for round {round_no} of gunshot incident {incident_id} "
+            f"(rounds with its audio: {have})",
+            details={"sensor": sensor, "round": round_no, "rounds": with_audio},
+        )
+    payload = s.scalars(
+        select(EventRecord.payload).where(EventRecord.event_id == UUID(pulse_id)).limit(1)
+    ).first()
+    if payload is None:
+        raise NotFound(f"the pulse of sensor {sensor!r}, round {round_no} is not in the event log yet")
+    return dict(payload)

@@ -1,6 +1,7 @@
 // The incident packet view: what the center gathered about a gunshot incident or
-// a hotlist hit — cameras that can see the place, plate reads nearby (vehicles
-// leaving), body-cam units nearby and whether they record, earlier incidents —
+// a hotlist hit — cameras that can see the place, plate reads nearby that hit a
+// hotlist (the others only counted: reading them is a search with a purpose and
+// a case), body-cam units nearby and whether they record, earlier incidents —
 // plus the gunshot's audio and, for a hit, the read's photos beside the hotlist
 // entry with "verify before action" and confirm / reject with a reason.
 //
@@ -38,6 +39,15 @@ function metres(a, b) {
 
 function noteOf(sec) {
   return sec && !Array.isArray(sec) && sec.note ? String(sec.note) : "";
+}
+
+/** The count of the other plate reads nearby, with the hint: they are not listed (reading them is a search). */
+function otherReads(sec) {
+  const n = sec && !Array.isArray(sec) ? Number(sec.others) : NaN;
+  if (!Number.isFinite(n) || sec.others === null) return null;
+  const hint = sec.hint || "An analyst can search them in Plate search with a purpose and a case number.";
+  const text = n ? `${n} other plate read${n === 1 ? "" : "s"} nearby, not listed. ${hint}` : "No other plate reads nearby in the window.";
+  return el("p", { class: "muted other-reads", dataset: { others: String(n) } }, text);
 }
 
 export class PacketView {
@@ -184,8 +194,8 @@ export class PacketView {
       ),
       section(
         "reads",
-        `Plate reads nearby (${reads.length})`,
-        list(
+        `Hotlist hits among plate reads nearby (${reads.length})`,
+        el("div", {}, list(
           reads.map((r) =>
             el(
               "li",
@@ -194,8 +204,8 @@ export class PacketView {
               el("span", { class: "muted" }, [clock(pick(r, "read_at", "occurred_at", "at")), pick(r, "device", "device_id", "camera"), dist(r.distance_m ?? metres(pos, position(r))), r.direction ? `heading ${r.direction}` : Number.isFinite(r.heading_deg) ? `heading ${Math.round(r.heading_deg)}°` : ""].filter(Boolean).join(" · ")),
             ),
           ),
-          "No plate reads nearby in the window.", noteOf(pick(body, "plate_reads", "reads")),
-        ),
+          "No hotlist hit nearby in the window.", noteOf(pick(body, "plate_reads", "reads")),
+        ), otherReads(pick(body, "plate_reads", "reads"))),
       ),
       section(
         "units",
@@ -247,19 +257,7 @@ export class PacketView {
       this.detail.replaceChildren(el("p", { class: "msg", dataset: { kind: "error" } }, `Incident unavailable: ${errorText(err)}`));
       return;
     }
-    const sensors = g.sensors || [];
-    const audio = el(
-      "div",
-      { class: "audio-list" },
-      ...sensors.map((s) =>
-        el(
-          "div",
-          { class: "audio-row", dataset: { sensor: s } },
-          el("span", { class: "muted" }, s),
-          el("audio", { controls: true, preload: "none", src: `${api.API}gunshots/${encodeURIComponent(id)}/audio?sensor=${encodeURIComponent(s)}` }),
-        ),
-      ),
-    );
+    const heard = audioOf(g);
     const statusCell = el("td", { class: "gunshot-status" }, reviewed(g));
     this.detail.replaceChildren(
       el(
@@ -268,12 +266,15 @@ export class PacketView {
         el("tr", {}, el("th", {}, "Time"), el("td", {}, stamp(g.occurred_at))),
         el("tr", {}, el("th", {}, "Label"), el("td", {}, `${g.label} (${Math.round((g.confidence || 0) * 100)} %)`)),
         el("tr", {}, el("th", {}, "Rounds"), el("td", {}, `${g.rounds}${g.automatic ? " · automatic" : ""}${g.multiple_shooters ? " · several shooters" : ""}`)),
+        el("tr", {}, el("th", {}, "Round intervals"), el("td", { class: "gunshot-intervals" }, intervalsText(g))),
+        el("tr", {}, el("th", {}, "Position"), el("td", { class: "gunshot-position" }, latLonText(g))),
         el("tr", {}, el("th", {}, "Uncertainty"), el("td", {}, `${Math.round(g.ellipse_major_m)} × ${Math.round(g.ellipse_minor_m)} m`,
           g.location_quality === "poor" ? el("span", { class: "gunshot-geometry" }, " · poor sensor geometry: location less sure") : "")),
+        el("tr", {}, el("th", {}, "Temperature"), el("td", { class: "gunshot-temperature" }, temperatureText(g))),
         el("tr", {}, el("th", {}, "Status"), statusCell),
       ),
-      this._review(id, g, statusCell),
-      section("audio", "Audio from the sensors", sensors.length ? audio : el("p", { class: "muted" }, "No audio.")),
+      this._review(id, g, statusCell, heard.length > 0),
+      section("audio", "Audio from the sensors", heard.length ? audioList(id, heard) : el("p", { class: "muted empty" }, "No audio was sent for this incident.")),
     );
     if (Number.isFinite(g.lat)) this.hooks.map.flyTo({ lat: g.lat, lon: g.lon });
   }
@@ -281,23 +282,33 @@ export class PacketView {
   /**
    * The review of a gunshot incident (admin, supervisor, analyst): confirm it as gunfire or
    * dismiss it, with a reason (POST gunshots/{id}/review, audited). An incident in the review
-   * band waits here for a person; a confirmed one goes out as an alert.
+   * band waits here for a person; a confirmed one goes out as an alert. `hasAudio`: whether any
+   * sensor sent audio (the banner and the hints say what there is to go on).
    */
-  _review(id, g, statusCell) {
+  _review(id, g, statusCell, hasAudio) {
     const box = el("div", { class: "gunshot-review hit-decision", dataset: { status: g.status } });
     if (!REVIEWERS.has(this.hooks.role) || !REVIEWABLE.has(g.status)) return box;
     const msg = el("p", { class: "msg", role: "status", hidden: true });
     const banner =
       g.status === "pending_review"
-        ? el("p", { class: "verify-banner", role: "alert" }, "Waiting for review: listen to the sensors' audio, then confirm it as gunfire or dismiss it, with a reason.")
+        ? el(
+            "p",
+            { class: "verify-banner", role: "alert" },
+            hasAudio
+              ? "Waiting for review: listen to the sensors' audio, then confirm it as gunfire or dismiss it, with a reason."
+              : "Waiting for review: no audio was sent for this incident. Judge it from the location, the rounds and other reports, then confirm it as gunfire or dismiss it, with a reason.",
+          )
         : null;
+    const hint = hasAudio
+      ? { confirm: "e.g. several rounds clear on the audio", dismiss: "e.g. fireworks on the audio" }
+      : { confirm: "e.g. matches two 911 calls of shots fired", dismiss: "e.g. known construction site" };
     const decide = (d) =>
       buttons.replaceChildren(
         reasonForm({
           label: d === "confirm" ? "Confirmed how?" : "Why dismiss?",
           submit: d === "confirm" ? "Confirm gunfire" : "Dismiss",
           name: `review-${d}`,
-          placeholder: d === "confirm" ? "e.g. several rounds clear on the audio" : "e.g. fireworks on the audio",
+          placeholder: hint[d],
           onSubmit: async (reason) => {
             const res = await api.post(`gunshots/${encodeURIComponent(id)}/review`, { decision: d, reason });
             const done = (res && res.status) || (d === "confirm" ? "confirmed" : "dismissed");
@@ -340,7 +351,8 @@ export class PacketView {
       const stored = kind === "crop" ? pick(h, "crop_ref") || pick(read, "crop_ref") : pick(h, "image_ref") || pick(read, "image_ref");
       const caption = kind === "crop" ? "Plate" : "Vehicle";
       if (!stored || !readId) return el("figure", { class: "hit-photo none", dataset: { photo: "none" } }, el("figcaption", {}, `${caption}: no photo stored`));
-      const src = `${api.API}plates/reads/${encodeURIComponent(readId)}/image?kind=${kind}`;
+      // served for hit review through the hit (audited with it): a read alone needs a purpose and a case
+      const src = `${api.API}hits/${encodeURIComponent(id)}/image?kind=${kind}`;
       return el("figure", { class: "hit-photo", dataset: { photo: kind } }, el("img", { src, alt: `${caption.toLowerCase()} photo of the read` }), el("figcaption", {}, caption));
     };
     const decided = status !== "verify" && status !== "pending";
@@ -446,6 +458,56 @@ export class PacketView {
 /** Roles that review gunshot incidents, and the statuses a review can still change. */
 const REVIEWERS = new Set(["admin", "supervisor", "analyst"]);
 const REVIEWABLE = new Set(["alerted", "pending_review", "below_threshold"]);
+
+/** The incident's `audio`: [{sensor, rounds}] with at least one round (nothing else gets a player). */
+function audioOf(g) {
+  const list = Array.isArray(g.audio) ? g.audio : [];
+  return list.filter((a) => a && a.sensor && Array.isArray(a.rounds) && a.rounds.length);
+}
+
+/** A row per sensor with a player per round it sent audio for ("round 2"). */
+function audioList(id, heard) {
+  const url = (sensor, n) =>
+    `${api.API}gunshots/${encodeURIComponent(id)}/audio?sensor=${encodeURIComponent(sensor)}&round=${encodeURIComponent(n)}`;
+  return el(
+    "div",
+    { class: "audio-list" },
+    ...heard.map((a) =>
+      el(
+        "div",
+        { class: "audio-row", dataset: { sensor: a.sensor } },
+        el("span", { class: "muted audio-sensor" }, a.sensor),
+        ...a.rounds.map((n) =>
+          el(
+            "div",
+            { class: "audio-round", dataset: { round: String(n) } },
+            el("span", { class: "muted" }, `round ${n}`),
+            el("audio", { controls: true, preload: "none", src: url(a.sensor, n) }),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/** The intervals between the rounds, seconds ("0.12 s · 0.13 s"). */
+function intervalsText(g) {
+  const iv = (g.intervals_s || []).map(Number).filter(Number.isFinite);
+  return iv.length ? iv.map((v) => `${v.toFixed(2)} s`).join(" · ") : "— (one round)";
+}
+
+function latLonText(g) {
+  const p = position(g);
+  return p ? `${p.lat.toFixed(5)}, ${p.lon.toFixed(5)}` : "unknown";
+}
+
+/** The air temperature the location's speed of sound used, and where it came from. */
+function temperatureText(g) {
+  const t = Number(g.temperature_c);
+  if (g.temperature_c === null || g.temperature_c === undefined || !Number.isFinite(t)) return "not recorded";
+  const source = { feed: "weather feed", settings: "configured value" }[g.temperature_source] || "source not recorded";
+  return `${t.toFixed(1)} °C (${source})`;
+}
 
 /** An incident's status, with who reviewed it and why once it was. */
 function reviewed(g) {
