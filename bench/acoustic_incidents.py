@@ -4,7 +4,7 @@
 Usage::
 
     python bench/acoustic_incidents.py [--data ../shared/data/acoustic] [--copies 3] [--seed 2026]
-                                       [--split test|calibration] [--note TEXT]
+                                       [--split test|calibration] [--audio clip|pulse] [--note TEXT]
 
 What the pipeline (``rtcc.acoustic.pipeline``, step 5) would decide per incident, with the shipped
 ``GunshotClassifier`` and the same evidence function (``rtcc.acoustic.evidence.combine``), on the test
@@ -23,6 +23,14 @@ groups of ``training/acoustic/split.json`` only:
   5-25 dB SNR, seeded) of the test negatives: ``same_recording`` = 3 copies of one recording as 3 sensors;
   ``same_class`` = every 3 different recordings of one class (copy 1 of each).
 * the **old rule** (mean probability) beside it, for comparison.
+
+``--audio`` says what each sensor's probability is computed from. ``clip`` (the default until
+session 10): the whole 10 s clip, which the center never sees. ``pulse``: what the center classifies,
+the snippet the sensor agent sends with its pulse (``rtcc.acoustic.agent.PULSE_AUDIO``), cut by the
+agent's own detector run over the clip at its own rate: for a gunshot sensor the first round's pulse
+(the onset within 80 ms of the round's predicted arrival, else one of the sensor's reported pulses;
+the nearest sensors *with* such a pulse are used); for a negative copy its most gunshot-like pulse
+(a copy where the detector fires on nothing cannot make an incident and is left out).
 
 ``--split calibration`` is only a dry run of the code; the reported figure is on test.
 Shares at the settings defaults ``alert_above`` / ``review_above``. Appends one line to
@@ -58,6 +66,50 @@ ALERT_ABOVE = float(AcousticSettings.model_fields["alert_above"].default)
 REVIEW_ABOVE = float(AcousticSettings.model_fields["review_above"].default)
 MULTIPLE_SHOOTER_M = 30.0  # the pipeline's default (not a setting)
 NEAREST = 3
+
+
+PULSE_MS: dict[str, float] = {}
+"""The snippet around each onset (``audio_pre_ms``, ``audio_post_ms``); set from ``--pulse-ms``."""
+
+
+def _onsets(x: np.ndarray, rate: int) -> list[Any]:
+    from rtcc.acoustic.detect import OnsetDetector
+
+    det = OnsetDetector(rate, **PULSE_MS)
+    out: list[Any] = []
+    for i in range(0, len(x), rate // 10):
+        out += det.process(x[i : i + rate // 10])
+    return out + det.flush()
+
+
+def _pulse_p(clf: Any, onset: Any, rate: int) -> float | None:
+    try:
+        return float(clf.probability(onset.audio, rate))
+    except Exception:  # too short (an onset at the clip's very start): the sensor would send it, skip
+        return None
+
+
+def gun_pulse_probability(clf: Any, path: Path) -> float | None:
+    """P(gunshot) of the first round's pulse snippet at this sensor, None when it sent none."""
+    x, sr = sf.read(str(path), dtype="float64", always_2d=False)
+    if x.ndim > 1:
+        x = x.mean(axis=1)
+    anc = D.gun_anchors(path)
+    ons = _onsets(x, int(sr))
+    first = anc.direct_s[0] if anc.direct_s else None
+    near = [o for o in ons if first is not None and abs(o.sample / sr - first) < 0.08]
+    near = near or [o for o in ons if any(abs(o.sample / sr - p) < 0.02 for p in anc.pulses_s)]
+    for o in sorted(near, key=lambda o: -o.snr_db):
+        p = _pulse_p(clf, o, int(sr))
+        if p is not None:
+            return p
+    return None
+
+
+def negative_pulse_probability(clf: Any, y: np.ndarray, rate: int) -> float | None:
+    """The most gunshot-like pulse snippet of a (degraded) negative, None when nothing triggers."""
+    ps = [p for p in (_pulse_p(clf, o, rate) for o in _onsets(y, rate)) if p is not None]
+    return max(ps) if ps else None
 
 
 def status(confidence: float) -> str:
@@ -121,8 +173,26 @@ def main() -> None:
         default="test",
         help="split to read (calibration: a dry run of the code; the reported figure is on test)",
     )
+    ap.add_argument(
+        "--audio",
+        choices=("clip", "pulse"),
+        default="clip",
+        help="classify whole clips, or the pulse snippets a sensor agent sends (what the center sees)",
+    )
+    ap.add_argument(
+        "--pulse-ms",
+        nargs=2,
+        type=float,
+        metavar=("PRE", "POST"),
+        help="--audio pulse: audio before and after each onset, ms (default: the agent's PULSE_AUDIO)",
+    )
     ap.add_argument("--note", default="", help="free text recorded with the result")
     args = ap.parse_args()
+    from rtcc.acoustic.agent import PULSE_AUDIO
+
+    PULSE_MS.update(PULSE_AUDIO)
+    if args.pulse_ms:
+        PULSE_MS.update(audio_pre_ms=args.pulse_ms[0], audio_post_ms=args.pulse_ms[1])
     if not (args.data / "manifest.csv").is_file():
         print(f"error: no acoustic data at {args.data} (manifest.csv missing); pass --data", file=sys.stderr)
         raise SystemExit(2)
@@ -154,11 +224,19 @@ def main() -> None:
             path = args.data / r["file"]
             loc = json.loads(path.with_suffix(".json").read_text())["location"]
             sensors.append((float(np.hypot(loc["x"] - sx, loc["y"] - sy)), r["sensor_serial"], path))
-        nearest = sorted(sensors)[:NEAREST]
-        probs = []
-        for _, _, path in nearest:
-            x, sr = sf.read(str(path), dtype="float64")
-            probs.append(float(clf.probability(x, int(sr))))
+        nearest, probs = [], []
+        for d, serial, path in sorted(sensors):
+            if len(probs) == NEAREST:
+                break
+            if args.audio == "pulse":
+                p = gun_pulse_probability(clf, path)
+                if p is None:
+                    continue
+            else:
+                x, sr = sf.read(str(path), dtype="float64")
+                p = float(clf.probability(x, int(sr)))
+            nearest.append((d, serial, path))
+            probs.append(p)
         rounds = [RoundFix(t, sx, sy) for t in t0s]
         first, _ = decide(probs, rounds[:1])
         final, kind = decide(probs, rounds)
@@ -188,8 +266,14 @@ def main() -> None:
         ps = []
         for _ in range(args.copies):
             y = D.scorer_degrade(x, int(sr), bgs[srng.randrange(len(bgs))], srng)
-            ps.append(float(clf.probability(y, D.SR)))
-        neg[r["label"]].append((r["file"], ps))
+            if args.audio == "pulse":
+                q = negative_pulse_probability(clf, np.asarray(y), D.SR)
+                if q is not None:
+                    ps.append(q)
+            else:
+                ps.append(float(clf.probability(y, D.SR)))
+        if len(ps) >= NEAREST:
+            neg[r["label"]].append((r["file"], ps))
     single = [RoundFix(0.0, 0.0, 0.0)]
     neg_fig: dict[str, Any] = {}
     all_same_rec: list[float] = []
@@ -244,6 +328,10 @@ def main() -> None:
             "degraded_copies": args.copies,
             "seed": args.seed,
             "levels": "off (dBFS clips)",
+            "audio": args.audio,
+            "pulse_ms_pre_post": [PULSE_MS["audio_pre_ms"], PULSE_MS["audio_post_ms"]]
+            if args.audio == "pulse"
+            else None,
             "data": str(args.data),
             "note": args.note,
         },
