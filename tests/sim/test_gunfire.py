@@ -21,6 +21,8 @@ from rtcc.acoustic import features
 from rtcc.settings import SimSettings
 from rtcc.sim import build_city
 from rtcc.sim.gunfire import (
+    DEMO_PROPAGATION,
+    SOURCE_LEVEL_DB,
     WAVEFORMS,
     Gunfire,
     Propagation,
@@ -145,3 +147,27 @@ def test_mix_of_events_every_interval() -> None:
     for _ in range(50):
         x, y = gun.street_point()
         assert city.contains_xy(x, y)
+
+
+def test_the_nearest_sensors_hear_simulated_gunfire_as_the_classifier_hears_real_gunfire() -> None:
+    """The street background is low-frequency noise, as on a real street: under white noise at the same
+    level the model (trained on real sensor backgrounds) called most near-sensor rounds non-gunfire
+    (median p 0.01-0.25), so the demo sent real-looking gunfire to review."""
+    from rtcc.acoustic.classify import GunshotClassifier
+
+    clf = GunshotClassifier.load()
+    ring = [  # a city array: 12 sensors 300-900 m from the middle, noise floors 50-59 dB
+        SensorSite(f"r{i}", r * math.cos(i), r * math.sin(i), 5.0, 50.0 + i % 4 * 3)
+        for i, r in ((i, 300.0 * (1 + i % 3)) for i in range(12))
+    ]
+    for name in ("gunshot_9mm", "gunshot_45cal", "fireworks"):
+        wf = load_waveform(name)
+        rng = random.Random(5)
+        probs = []
+        for _ in range(4):
+            src = (rng.uniform(-200, 200), rng.uniform(-200, 200), 1.5)
+            recs = propagate(src, rng.uniform(*SOURCE_LEVEL_DB[wf.kind]), wf, ring, rng, DEMO_PROPAGATION)
+            nearest = sorted(recs, key=lambda r: r.distance_m)[:3]
+            probs += [clf.probability(r.audio, r.rate) for r in nearest]
+        share = sum(p >= clf.threshold for p in probs) / len(probs)
+        assert (share >= 0.8) if name.startswith("gunshot") else (share == 0.0), (name, probs)
