@@ -67,7 +67,11 @@ What it does with the pulses
    echo) is counted with that round and not located again. The incident
    keeps each sensor's pulse of every round (``round_pulses``, in time order)
    and which of them came with audio (``round_audio``), so a reviewer can
-   play any round (``GET /gunshots/{id}/audio?sensor=&round=``).
+   play any round (``GET /gunshots/{id}/audio?sensor=&round=``). A window
+   that closed before the far side of the array reported locates the round
+   from one side; the other side's pulses, later, give a fix near it in space
+   and time that shares **no sensor** with it: that is the same bang, and it
+   joins the round instead of making another (``same_bang_s``).
 8. **Held over.** A window's pulses that no fix used (a window of too few
    sensors, no fix, or pulses left beside its fixes) stay available for
    ``holdover_s`` after they were received: a later pulse they link to (1.)
@@ -311,6 +315,10 @@ class AcousticPipeline:
     absorb_early_s, absorb_late_s : float
         A pulse this much before/after the arrival a located round predicts
         at its sensor belongs to that round, seconds.
+    same_bang_s : float
+        A fix this close in time (s) and within ``group_distance_m`` of a recent round that shares
+        no sensor with it is that round, heard by the other side of the array (7. of the module
+        docstring; :meth:`_same_bang`).
     max_window_s : float
         A window open this long (s since its first pulse arrived) is processed even if pulses keep
         arriving: a sensor clicking faster than ``quiet_s`` would otherwise hold it open for good.
@@ -385,6 +393,7 @@ class AcousticPipeline:
         early_quiet_s: float = 0.02,
         absorb_early_s: float = 0.01,
         absorb_late_s: float = 0.04,
+        same_bang_s: float = 0.15,
         holdover_s: float = 30.0,
         max_held: int = 5000,
         max_window_s: float = 20.0,
@@ -432,6 +441,7 @@ class AcousticPipeline:
         self.early_quiet_s = early_quiet_s
         self.absorb_early_s = absorb_early_s
         self.absorb_late_s = absorb_late_s
+        self.same_bang_s = same_bang_s
         self.holdover_s = holdover_s
         self.max_held = max_held
         self.max_window_s = max_window_s
@@ -1003,17 +1013,62 @@ class AcousticPipeline:
         for fix in sorted(fixes, key=lambda f: float(f.t0_s)):
             used = _fix_pulses(fix, cl.pulses, by_ref, base)
             taken.update(id(p) for p in used)
+            if self._same_bang(fix, used, base):
+                continue
             shot = self._shot(fix, used, base)
             shots.append((fix, shot, used))
             await self.bus.publish(shot.subject, shot.to_json(), msg_id=str(shot.event_id))
+        await self._store_absorbed()
         self._hold([p for p in cl.pulses if id(p) not in taken], "unassociated")
         self.metrics.inc("acoustic_shots", len(shots))
+        if not shots:
+            return []
         out = []
         for group in self._group(shots, base):
             out.append(await self._incident(group, base))
         self.outcomes.extend(out)
         del self.outcomes[:-100]
         return out
+
+    def _same_bang(self, fix: Any, used: list[_P], base: float) -> bool:
+        """Whether ``fix`` is a round already located, heard by *other* sensors; if so, count it there.
+
+        When a window closes before the far side of the array has reported (a slow delivery), the
+        round is located from one side only. Such a fix can be tens of milliseconds off in time
+        (one-sided geometry trades range for time), so the other side's pulses, arriving later, miss
+        the straggler window (:meth:`_absorb`) and are located again: one bang, two rounds. A fix
+        within ``group_distance_m`` and ``same_bang_s`` of a recent round that shares **no sensor**
+        with it is that bang: no sensor hears one round twice, and rounds of a burst are heard by
+        the same sensors. Its pulses join the round (playable, counted) and no shot is published.
+        """
+        xy = (float(fix.x_m), float(fix.y_m))
+        t = base + float(fix.t0_s)
+        sensors = {p.event.device for p in used}
+        for recent in self._recent:
+            for r in recent.rounds:
+                if abs(t - r.t) > self.same_bang_s or math.dist(xy, r.xy) > self.group_distance_m:
+                    continue
+                if sensors & set(r.pulses):
+                    continue
+                rec = recent.rec
+                for p in used:
+                    r.hear(p)
+                    rec.pulses.setdefault(p.event.device, str(p.event.event_id))
+                    self._done_arrivals[(p.event.device, round(p.t * 1000.0))] = None
+                rec.sensors = sorted(rec.pulses)
+                rec.round_pulses, rec.round_audio = round_slots(recent.rounds)
+                self._absorbed[id(recent)] = recent
+                self.metrics.inc("acoustic_same_bang_fixes")
+                log.info(
+                    "acoustic pipeline: a fix %.0f ms and %.0f m from a round of incident %s, from "
+                    "%d other sensors, is that round",
+                    1000.0 * (t - r.t),
+                    math.dist(xy, r.xy),
+                    rec.id,
+                    len(sensors),
+                )
+                return True
+        return False
 
     def _shot(self, fix: Any, used: list[_P], base: float) -> ShotLocated:
         assert self._proj is not None
