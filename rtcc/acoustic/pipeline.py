@@ -70,8 +70,8 @@ What it does with the pulses
    play any round (``GET /gunshots/{id}/audio?sensor=&round=``). A window
    that closed before the far side of the array reported locates the round
    from one side; the other side's pulses, later, give a fix near it in space
-   and time that shares **no sensor** with it: that is the same bang, and it
-   joins the round instead of making another (``same_bang_s``).
+   and time that shares (almost) no sensor with it: that is the same bang, and
+   it joins the round instead of making another (``same_bang_s``).
 8. **Held over.** A window's pulses that no fix used (a window of too few
    sensors, no fix, or pulses left beside its fixes) stay available for
    ``holdover_s`` after they were received: a later pulse they link to (1.)
@@ -315,10 +315,10 @@ class AcousticPipeline:
     absorb_early_s, absorb_late_s : float
         A pulse this much before/after the arrival a located round predicts
         at its sensor belongs to that round, seconds.
-    same_bang_s : float
+    same_bang_s, same_bang_overlap : float
         A fix this close in time (s) and within ``group_distance_m`` of a recent round that shares
-        no sensor with it is that round, heard by the other side of the array (7. of the module
-        docstring; :meth:`_same_bang`).
+        at most this share of sensors with it (of the smaller set) is that round, heard by the other
+        side of the array (7. of the module docstring; :meth:`_same_bang`).
     max_window_s : float
         A window open this long (s since its first pulse arrived) is processed even if pulses keep
         arriving: a sensor clicking faster than ``quiet_s`` would otherwise hold it open for good.
@@ -394,6 +394,7 @@ class AcousticPipeline:
         absorb_early_s: float = 0.01,
         absorb_late_s: float = 0.04,
         same_bang_s: float = 0.15,
+        same_bang_overlap: float = 0.25,
         holdover_s: float = 30.0,
         max_held: int = 5000,
         max_window_s: float = 20.0,
@@ -442,6 +443,7 @@ class AcousticPipeline:
         self.absorb_early_s = absorb_early_s
         self.absorb_late_s = absorb_late_s
         self.same_bang_s = same_bang_s
+        self.same_bang_overlap = same_bang_overlap
         self.holdover_s = holdover_s
         self.max_held = max_held
         self.max_window_s = max_window_s
@@ -1037,9 +1039,11 @@ class AcousticPipeline:
         round is located from one side only. Such a fix can be tens of milliseconds off in time
         (one-sided geometry trades range for time), so the other side's pulses, arriving later, miss
         the straggler window (:meth:`_absorb`) and are located again: one bang, two rounds. A fix
-        within ``group_distance_m`` and ``same_bang_s`` of a recent round that shares **no sensor**
-        with it is that bang: no sensor hears one round twice, and rounds of a burst are heard by
-        the same sensors. Its pulses join the round (playable, counted) and no shot is published.
+        within ``group_distance_m`` and ``same_bang_s`` of a recent round that shares almost no
+        sensor with it (at most ``same_bang_overlap`` of the smaller set: an echo of a near sensor
+        can fit the far side's fix) is that bang. The rounds of a burst are heard by the same
+        sensors, so they never pass. Its pulses join the round (playable, counted; a sensor the
+        round has keeps its pulse) and no shot is published.
         """
         xy = (float(fix.x_m), float(fix.y_m))
         t = base + float(fix.t0_s)
@@ -1048,7 +1052,7 @@ class AcousticPipeline:
             for r in recent.rounds:
                 if abs(t - r.t) > self.same_bang_s or math.dist(xy, r.xy) > self.group_distance_m:
                     continue
-                if sensors & set(r.pulses):
+                if len(sensors & set(r.pulses)) > self.same_bang_overlap * min(len(sensors), len(r.pulses)):
                     continue
                 rec = recent.rec
                 for p in used:
