@@ -71,7 +71,10 @@ What it does with the pulses
    that closed before the far side of the array reported locates the round
    from one side; the other side's pulses, later, give a fix near it in space
    and time that shares (almost) no sensor with it: that is the same bang, and
-   it joins the round instead of making another (``same_bang_s``).
+   it joins the round instead of making another (``same_bang_s``). The same
+   holds for two fixes of one window: air warmer than assumed or wind delays
+   the far side beyond the fit's gate, and the localizer returns the bang
+   once from each side; the better-heard fix keeps it.
 8. **Held over.** A window's pulses that no fix used (a window of too few
    sensors, no fix, or pulses left beside its fixes) stay available for
    ``holdover_s`` after they were received: a later pulse they link to (1.)
@@ -513,6 +516,7 @@ class AcousticPipeline:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._store_absorbed()
         for cl in self._clusters:
             for p in cl.pulses:
                 if not p.done.done():
@@ -591,8 +595,7 @@ class AcousticPipeline:
         t = ev.occurred_at.timestamp()
         p = _P(ev, t, xyz, loop.time(), loop.create_future(), max(0.0, time.time() - t))
         if self._absorb(p):
-            await self._store_absorbed()
-            return
+            return  # its incident is written by the next window poll (:meth:`poll`), off this path
         self._add(p)
         self.metrics.inc("acoustic_pulses")
         try:
@@ -866,6 +869,7 @@ class AcousticPipeline:
                 await self._load_registry()
         out: list[IncidentOutcome] = []
         self._expire_held(loop.time())
+        await self._store_absorbed()
         for cl in list(self._clusters):
             wall = time.time() if now is None else now
             if await self._closed(cl, wall, loop.time()):
@@ -1010,13 +1014,18 @@ class AcousticPipeline:
             return []
         base = min(p.t for p in cl.pulses)
         by_ref = {str(p.event.event_id): p for p in cl.pulses}
-        shots: list[tuple[Any, ShotLocated, list[_P]]] = []
         taken: set[int] = set()
-        for fix in sorted(fixes, key=lambda f: float(f.t0_s)):
-            used = _fix_pulses(fix, cl.pulses, by_ref, base)
+        kept: list[tuple[Any, list[_P]]] = []
+        found = [(fix, _fix_pulses(fix, cl.pulses, by_ref, base)) for fix in fixes]
+        # the best-heard fix first: a fix of the same bang from the array's other side joins it
+        found.sort(key=lambda f: (-len({p.event.device for p in f[1]}), float(f[0].t0_s)))
+        for fix, used in found:
             taken.update(id(p) for p in used)
-            if self._same_bang(fix, used, base):
+            if self._same_bang(fix, used, base) or self._same_bang_here(fix, used, base, kept):
                 continue
+            kept.append((fix, used))
+        shots: list[tuple[Any, ShotLocated, list[_P]]] = []
+        for fix, used in sorted(kept, key=lambda f: float(f[0].t0_s)):
             shot = self._shot(fix, used, base)
             shots.append((fix, shot, used))
             await self.bus.publish(shot.subject, shot.to_json(), msg_id=str(shot.event_id))
@@ -1050,9 +1059,7 @@ class AcousticPipeline:
         sensors = {p.event.device for p in used}
         for recent in self._recent:
             for r in recent.rounds:
-                if abs(t - r.t) > self.same_bang_s or math.dist(xy, r.xy) > self.group_distance_m:
-                    continue
-                if len(sensors & set(r.pulses)) > self.same_bang_overlap * min(len(sensors), len(r.pulses)):
+                if not self._one_bang(t, xy, sensors, r.t, r.xy, set(r.pulses)):
                     continue
                 rec = recent.rec
                 for p in used:
@@ -1073,6 +1080,52 @@ class AcousticPipeline:
                 )
                 return True
         return False
+
+    def _same_bang_here(
+        self, fix: Any, used: list[_P], base: float, kept: list[tuple[Any, list[_P]]]
+    ) -> bool:
+        """:meth:`_same_bang` within one window: whether ``fix`` is a bang of ``kept`` heard by others.
+
+        The localizer can return one bang twice when the far side's arrivals miss the near side's
+        fit (air warmer than assumed, wind: the error grows with the path): a fix from the near
+        sensors and one from the far sensors, tens of milliseconds apart at the same place. The
+        burst's delay pattern can make the second pass the fast-fire rule, so a burst gains a
+        round. Fixes come best-heard first; the pulses of one that is a kept fix's bang join
+        that fix's round (a sensor it has keeps its pulse).
+        """
+        xy = (float(fix.x_m), float(fix.y_m))
+        t = base + float(fix.t0_s)
+        sensors = {p.event.device for p in used}
+        for other, its in kept:
+            mine = {p.event.device for p in its}
+            where = (float(other.x_m), float(other.y_m))
+            if not self._one_bang(t, xy, sensors, base + float(other.t0_s), where, mine):
+                continue
+            its.extend(p for p in used if p.event.device not in mine)
+            self.metrics.inc("acoustic_same_bang_fixes")
+            log.info(
+                "acoustic pipeline: a fix %.0f ms and %.0f m from another of the same window, from "
+                "%d other sensors, is that bang",
+                1000.0 * (t - base - float(other.t0_s)),
+                math.dist(xy, where),
+                len(sensors),
+            )
+            return True
+        return False
+
+    def _one_bang(
+        self,
+        t: float,
+        xy: tuple[float, float],
+        sensors: set[str],
+        other_t: float,
+        other_xy: tuple[float, float],
+        other_sensors: set[str],
+    ) -> bool:
+        """The same-bang rule: close in time and place, heard by (almost) disjoint sensors."""
+        if abs(t - other_t) > self.same_bang_s or math.dist(xy, other_xy) > self.group_distance_m:
+            return False
+        return len(sensors & other_sensors) <= self.same_bang_overlap * min(len(sensors), len(other_sensors))
 
     def _shot(self, fix: Any, used: list[_P], base: float) -> ShotLocated:
         assert self._proj is not None
