@@ -31,3 +31,15 @@ def post(client: httpx.Client, url: str, **kwargs: Any) -> httpx.Response:
     except STALE_CONNECTION as exc:
         log.debug("stale connection to %s (%s: %s); sending again", url, type(exc).__name__, exc)
         return client.post(url, **kwargs)
+
+
+def refusal(resp: httpx.Response, *, limit: int = 500) -> str:
+    """The center's reason for refusing a request, from its JSON error shape: ``"409 code: message"``.
+
+    A body that is not the error shape (a proxy's page) is quoted up to ``limit`` characters.
+    """
+    try:
+        body = resp.json()
+        return f"{resp.status_code} {body['error']['code']}: {body['error']['message']}"
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {resp.status_code}: {resp.text[:limit]}"

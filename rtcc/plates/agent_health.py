@@ -52,14 +52,6 @@ class BeatState:
     gps_lock: bool | None = None
 
 
-def _reason(r: httpx.Response) -> str:
-    try:
-        body = r.json()
-        return f"{r.status_code} {body['error']['code']}: {body['error']['message']}"
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {r.status_code}: {r.text[:200]}"
-
-
 class CameraHeartbeat:
     """Sends a plate camera's heartbeats (see the module docstring).
 
@@ -149,12 +141,12 @@ class CameraHeartbeat:
             self._health(False, f"{type(exc).__name__}: {exc}")
             return "down"
         if r.status_code in (401, 403):
-            self.key_refused = _reason(r)
+            self.key_refused = device_http.refusal(r, limit=200)
             self._stop.set()
             self._on_key_refused(self.key_refused)
             return "key"
         if r.status_code not in (202, 422):
-            self._health(False, _reason(r))
+            self._health(False, device_http.refusal(r, limit=200))
             return "down"
         try:
             rejected = r.json().get("rejected", []) if r.status_code == 202 else []
@@ -163,7 +155,7 @@ class CameraHeartbeat:
             return "down"
         self._health(True)
         if r.status_code == 422 or rejected:
-            why = str(rejected[0].get("reason")) if rejected else _reason(r)
+            why = str(rejected[0].get("reason")) if rejected else device_http.refusal(r, limit=200)
             if not self._rejected:
                 self._say(f"the center refused the heartbeat ({why}); check the camera's clock")
             self._rejected = True

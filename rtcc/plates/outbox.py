@@ -33,9 +33,10 @@ from typing import Any
 
 import httpx
 
+from rtcc.devices import http as device_http
 from rtcc.devices.buffer import Spool
 from rtcc.plates.track import Pass
-from rtcc.plates.watch import CameraConfig, _reason, post_image
+from rtcc.plates.watch import CameraConfig, post_image
 
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 30.0
@@ -159,11 +160,11 @@ class PassOutbox:
             self._delivered(line, reads[0] if reads else None)
             return "delivered"
         if resp.status_code in (401, 403):
-            self.key_refused = _reason(resp)
+            self.key_refused = device_http.refusal(resp)
             return "key"
         if resp.status_code in REFUSE_STATUSES:
             self._set_health(True, "")
-            why = _reason(resp)
+            why = device_http.refusal(resp)
             try:
                 self.spool.refuse(ident, f"HTTP {resp.status_code}: {why}")
             except OSError as exc:  # cannot file it away (disk full?): it stays buffered
@@ -173,7 +174,7 @@ class PassOutbox:
             self.n_refused += 1
             self._refused(line, why)
             return "refused"
-        self._set_health(False, _reason(resp))
+        self._set_health(False, device_http.refusal(resp))
         return "retry"
 
     def _run(self) -> None:

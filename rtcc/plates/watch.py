@@ -141,14 +141,6 @@ def post_image(
     )
 
 
-def _reason(resp: httpx.Response) -> str:
-    try:
-        body = resp.json()
-        return f"{resp.status_code} {body['error']['code']}: {body['error']['message']}"
-    except (ValueError, KeyError, TypeError):
-        return f"{resp.status_code}: {resp.text[:500]}"
-
-
 @dataclass
 class FolderWatcher:
     """Uploads the images dropped in ``folder`` (see the module docstring).
@@ -261,10 +253,10 @@ class FolderWatcher:
             self.report(path.name, "done", json.dumps(plates))
             return "done"
         if resp.status_code in (401, 403):
-            raise KeyRefused(_reason(resp))
+            raise KeyRefused(device_http.refusal(resp))
         if resp.status_code in (400, 409, 413, 415, 422):
-            return self._fail(path, _reason(resp))
-        self.report(path.name, "retry", _reason(resp))
+            return self._fail(path, device_http.refusal(resp))
+        self.report(path.name, "retry", device_http.refusal(resp))
         return "retry"
 
     def scan(self) -> dict[str, int]:
