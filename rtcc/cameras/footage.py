@@ -93,6 +93,12 @@ def create_request(
         raise Conflict(f"camera {cam.id} is a {cam.kind} camera; footage requests are for community cameras")
     if cam.status != "active":
         raise Conflict(f"camera {cam.id} is {cam.status}; footage can be requested from active cameras only")
+    if body.window_end < cam.created_at:
+        raise ValidationFailed(
+            f"camera {cam.id} was registered at {cam.created_at:%Y-%m-%d %H:%M:%S} UTC, after the window "
+            "asked for: it has no footage of that time",
+            details={"field": "window_end", "camera_created_at": cam.created_at.isoformat()},
+        )
     token = new_token()
     row = FootageRequestRow(
         id=uuid4(),

@@ -6,17 +6,35 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rtcc.cameras.sources import check_stream_url
 
 CameraKind = Literal["city", "in_car", "community"]
 CameraLevel = Literal["registered", "integrated"]
-CameraStatus = Literal["pending_verification", "pending_approval", "active", "rejected"]
+CameraStatus = Literal["pending_verification", "pending_approval", "active", "rejected", "withdrawn"]
+"""``withdrawn``: the owner withdrew; kept only for a clip linked to an open case, contact deleted."""
 OwnerType = Literal["resident", "business"]
 FootageStatus = Literal["requested", "notified", "uploaded", "declined", "expired"]
 
 _EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$"
 _PHONE = r"^\+?[0-9 ()\-]{6,31}$"
 _STREAM = r"^(rtsp|rtsps|http|https|synthetic)://\S+$"
+
+
+def _not_blank(value: str | None) -> str | None:
+    """The text without surrounding spaces; refuses one that is only spaces."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be blank (only spaces)")
+    return value
+
+
+def _stream(value: str | None) -> str | None:
+    """Refuse a stream URL the live view could not open (bad host, port or synthetic parameters)."""
+    return None if value is None else check_stream_url(value)
 
 
 class View(BaseModel):
@@ -71,6 +89,9 @@ class CameraIn(View):
         description="In-car: the device whose heartbeats give the camera's position and heading.",
     )
 
+    _names = field_validator("name")(_not_blank)
+    _stream_url = field_validator("stream_url")(_stream)
+
 
 class CameraPatch(BaseModel):
     """Fields an admin may change on any camera (unset: unchanged)."""
@@ -87,6 +108,9 @@ class CameraPatch(BaseModel):
     range_m: float | None = Field(None, gt=0, allow_inf_nan=False, description="Range, m.")
     level: CameraLevel | None = Field(None, description="registered or integrated.")
     stream_url: str | None = Field(None, max_length=1000, pattern=_STREAM, description="Live source URL.")
+
+    _names = field_validator("name")(_not_blank)
+    _stream_url = field_validator("stream_url")(_stream)
 
 
 class RegistrationIn(View):
@@ -110,6 +134,9 @@ class RegistrationIn(View):
     stream_url: str | None = Field(
         None, max_length=1000, pattern=_STREAM, description="Integrated: the camera's RTSP or HTTP address."
     )
+
+    _names = field_validator("name", "owner_name")(_not_blank)
+    _stream_url = field_validator("stream_url")(_stream)
 
 
 class RegistrationOut(BaseModel):
@@ -280,6 +307,9 @@ class DeclineIn(BaseModel):
 class WithdrawOut(BaseModel):
     withdrawn: bool
     clips_deleted: int
+    clips_kept: int = Field(
+        0, description="Clips already delivered for an open case, kept as evidence until it closes."
+    )
     message: str
 
 

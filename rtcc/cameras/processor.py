@@ -78,7 +78,11 @@ class CamerasProcessor:
             if st is not None and st.running and st.error is None and st.latest is not None:
                 return None
             async with sem:
-                return await self.service.live.probe(url)
+                try:
+                    return await self.service.live.probe(url)
+                except Exception as exc:  # one camera's failure must not stop the round for the others
+                    log.warning("probing camera %s failed: %s", cid, exc)
+                    return f"probe failed: {exc}"
 
         reasons = await asyncio.gather(*(one(cid, url) for cid, _, url, _ in cams))
         published: list[CameraStatus] = []

@@ -28,6 +28,18 @@ class SlidingWindow:
         self._clock = clock
         self._hits: dict[str, deque[float]] = {}
 
+    def peek(self, key: str) -> float | None:
+        """Like :meth:`hit` but without counting: None when allowed, else seconds until it would be."""
+        q = self._hits.get(key)
+        if q is None:
+            return None
+        now = self._clock()
+        while q and now - q[0] >= self.window_s:
+            q.popleft()
+        if len(q) >= self.limit:
+            return self.window_s - (now - q[0])
+        return None
+
     def hit(self, key: str) -> float | None:
         """Count a hit for ``key``; None when allowed, else seconds until it would be."""
         now = self._clock()

@@ -29,8 +29,11 @@ from rtcc.cameras.models import CameraIn, CameraOut, CameraPatch, RegistrationIn
 from rtcc.errors import Conflict, NotFound, RateLimited, ValidationFailed
 from rtcc.store.tables import Device
 from rtcc.store.tables_cameras import CameraRow, CameraWithdrawalRow, FootageRequestRow
+from rtcc.store.tables_ops import Case, CaseLink
 
 OPEN_STATES = ("pending_verification", "pending_approval")
+WITHDRAWN = "withdrawn"
+"""Status of a withdrawn camera kept only for a clip linked to an open case (no contact, unreachable)."""
 
 
 def hash_secret(secret: str) -> str:
@@ -161,6 +164,13 @@ def add_camera(s: Session, body: CameraIn, *, max_range_m: float) -> CameraRow:
             )
         if body.lat is not None or body.lon is not None:
             raise ValidationFailed("an in-car camera has no fixed position; leave lat/lon out")
+        if s.get(Device, body.device_id) is None:
+            # a camera following an unknown device would never have a position: refuse it now
+            raise ValidationFailed(
+                f"no device {body.device_id!r}: register the body cam or car device first (POST /devices), "
+                "then add its camera",
+                details={"field": "device_id"},
+            )
     if body.level == "integrated" and not body.stream_url and body.kind == "in_car":
         raise ValidationFailed("an integrated camera needs stream_url", details={"field": "stream_url"})
     row = CameraRow(
@@ -236,6 +246,8 @@ def register(
             details={"field": "stream_url"},
         )
     email = body.email.strip().lower()
+    # this resident's expired, unverified registrations: nothing is kept without confirmation
+    purge_expired_registrations(s, now, email=email)
     open_count = s.scalar(
         select(func.count())
         .select_from(CameraRow)
@@ -273,6 +285,34 @@ def register(
     s.add(row)
     s.flush()
     return Registration(row, token, code)
+
+
+def expired_registrations(now: datetime) -> Any:
+    """The condition for registrations whose verification link and code expired unused."""
+    return (
+        (CameraRow.kind == "community")
+        & (CameraRow.status == "pending_verification")
+        & CameraRow.verify_expires_at.is_not(None)
+        & (CameraRow.verify_expires_at < now)
+    )
+
+
+def purge_expired_registrations(s: Session, now: datetime, *, email: str | None = None) -> int:
+    """Delete unverified registrations past their deadline (all, or one email's); returns how many.
+
+    The verification mail promises that nothing is kept without confirmation,
+    and an expired one must not hold the resident's per-email quota.
+    """
+    cond = expired_registrations(now)
+    if email is not None:
+        cond = cond & (CameraRow.contact_email == email)
+    ids = list(s.scalars(select(CameraRow.id).where(cond)))
+    if ids:
+        # no footage can exist for an unverified camera; delete its requests anyway for the FK
+        s.execute(delete(FootageRequestRow).where(FootageRequestRow.camera_id.in_(ids)))
+        s.execute(delete(CameraRow).where(CameraRow.id.in_(ids)))
+        s.flush()
+    return len(ids)
 
 
 def verify(
@@ -362,27 +402,99 @@ def by_manage_token(s: Session, token: str) -> CameraRow:
     return row
 
 
-def _delete_footage(s: Session, row: CameraRow, media_dir: Path) -> int:
+def open_case_footage(s: Session, request_ids: list[UUID]) -> set[UUID]:
+    """The footage requests among ``request_ids`` linked to an open case."""
+    if not request_ids:
+        return set()
+    refs = s.scalars(
+        select(CaseLink.ref_id)
+        .join(Case, Case.id == CaseLink.case_id)
+        .where(
+            CaseLink.ref_type == "footage",
+            Case.status == "open",
+            CaseLink.ref_id.in_([str(i) for i in request_ids]),
+        )
+    )
+    return {UUID(r) for r in refs}
+
+
+def _delete_footage(s: Session, row: CameraRow, media_dir: Path, keep: set[UUID] | None = None) -> int:
+    """Delete the camera's requests and clips except ``keep``; returns the number of clips deleted."""
+    keep = keep or set()
     reqs = s.scalars(select(FootageRequestRow).where(FootageRequestRow.camera_id == row.id)).all()
     n = 0
     for r in reqs:
+        if r.id in keep:
+            continue
         if r.clip_path:
             (media_dir / r.clip_path).unlink(missing_ok=True)
             n += 1
-    s.execute(delete(FootageRequestRow).where(FootageRequestRow.camera_id == row.id))
-    shutil.rmtree(media_dir / str(row.id), ignore_errors=True)
+        s.delete(r)
+    s.flush()
+    if not keep:
+        shutil.rmtree(media_dir / str(row.id), ignore_errors=True)
     return n
 
 
-def withdraw(s: Session, token: str, media_dir: Path, *, now: datetime) -> tuple[UUID, int]:
-    """Delete the camera behind a manage token, its contact, requests and clips; returns (id, clips)."""
+@dataclass(frozen=True)
+class Withdrawal:
+    """What a withdrawal did: clips deleted, and clips kept as evidence of open cases."""
+
+    camera_id: UUID
+    clips_deleted: int
+    clips_kept: int
+
+
+def withdraw(s: Session, token: str, media_dir: Path, *, now: datetime) -> Withdrawal:
+    """Withdraw the camera behind a manage token: its contact, requests and clips are deleted.
+
+    Clips already delivered and linked to an open case are kept as evidence
+    (with the camera's name and position, marked ``withdrawn``) until the case
+    closes; the owner's contact, the manage link and any further access to
+    the camera end now.
+    """
     row = by_manage_token(s, token)
     cam_id = row.id
-    n = _delete_footage(s, row, media_dir)
+    uploaded = list(
+        s.scalars(
+            select(FootageRequestRow.id).where(
+                FootageRequestRow.camera_id == cam_id,
+                FootageRequestRow.status == "uploaded",
+                FootageRequestRow.clip_path.is_not(None),
+            )
+        )
+    )
+    keep = open_case_footage(s, uploaded)
+    n = _delete_footage(s, row, media_dir, keep)
     s.add(CameraWithdrawalRow(withdrawn_at=now, level=row.level, status_before=row.status))
-    s.delete(row)
+    if keep:
+        # evidence of an open case: keep only what the clip needs, never the owner's contact
+        row.status = WITHDRAWN
+        row.owner_type = row.owner_name = row.contact_email = row.contact_phone = row.address = None
+        row.stream_url = row.manage_token_hash = None
+        row.verify_token_hash = row.verify_code_hash = None
+        row.online = None
+        for req in s.scalars(select(FootageRequestRow).where(FootageRequestRow.id.in_(keep))):
+            req.upload_token_hash = hash_secret(new_token())  # the mailed link stops working too
+    else:
+        s.delete(row)
     s.flush()
-    return cam_id, n
+    return Withdrawal(cam_id, n, len(keep))
+
+
+def purge_withdrawn(s: Session, media_dir: Path) -> int:
+    """Delete withdrawn cameras whose kept clips no open case links any more; returns the clips deleted."""
+    n = 0
+    for row in s.scalars(select(CameraRow).where(CameraRow.status == WITHDRAWN)).all():
+        ids = list(s.scalars(select(FootageRequestRow.id).where(FootageRequestRow.camera_id == row.id)))
+        keep = open_case_footage(s, ids)
+        if keep:
+            n += _delete_footage(s, row, media_dir, keep)
+            continue
+        n += _delete_footage(s, row, media_dir)
+        s.delete(row)
+    s.flush()
+    return n
 
 
 def list_cameras(
@@ -396,8 +508,8 @@ def list_cameras(
     q: Any = select(CameraRow)
     if kinds:
         q = q.where(CameraRow.kind.in_(kinds))
-    if statuses:
-        q = q.where(CameraRow.status.in_(statuses))
+    # a withdrawn camera is kept only as a clip's evidence, not a camera: listed only when asked for
+    q = q.where(CameraRow.status.in_(statuses)) if statuses else q.where(CameraRow.status != WITHDRAWN)
     if level:
         q = q.where(CameraRow.level == level)
     return list(s.scalars(q.order_by(CameraRow.created_at.desc(), CameraRow.id).limit(limit)))

@@ -19,6 +19,7 @@ error envelope.
 from __future__ import annotations
 
 import math
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -57,15 +58,92 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
+class BadStreamUrl(StreamUnreachable):
+    """A stored stream URL that cannot be parsed (502 when opened; refused with 422 when given)."""
+
+    code = "bad_stream_url"
+
+
+_CREDENTIALS = re.compile(r"//[^/@]*@")
+
+SYNTHETIC_MAX_SIDE = 4096
+"""Largest synthetic frame side, pixels."""
+
+
 def redact(url: str) -> str:
-    """The URL without credentials (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return parts._replace(netloc=f"***@{host}").geturl()
+    """The URL without credentials (for messages and logs); never raises, even for a malformed URL."""
+    try:
+        parts = urlsplit(url)
+        if parts.username or parts.password:
+            host = parts.hostname or ""
+            if parts.port:
+                host += f":{parts.port}"
+            return parts._replace(netloc=f"***@{host}").geturl()
+    except ValueError:
+        # a malformed URL still must not leak a password into a message or log
+        return _CREDENTIALS.sub("//***@", url, count=1)
     return url
+
+
+def parse_synthetic(url: str) -> tuple[str, float, tuple[int, int]]:
+    """(name, fps, (width, height)) of a ``synthetic://`` URL.
+
+    Raises
+    ------
+    ValueError
+        With a message saying what is wrong (callers turn it into the project's error).
+    """
+    parts = urlsplit(url)
+    q = parse_qs(parts.query)
+    try:
+        fps = float(q.get("fps", ["10"])[0])
+    except ValueError:
+        raise ValueError(f"fps {q['fps'][0]!r} is not a number") from None
+    if not math.isfinite(fps) or fps <= 0:
+        raise ValueError(f"fps {fps:g} must be a positive number")
+    size = q.get("size", ["320x240"])[0]
+    w, _, h = size.partition("x")
+    if not (
+        w.isdigit()
+        and h.isdigit()
+        and 16 <= int(w) <= SYNTHETIC_MAX_SIDE
+        and 16 <= int(h) <= SYNTHETIC_MAX_SIDE
+    ):
+        raise ValueError(f"size {size!r} is not WIDTHxHEIGHT with sides 16..{SYNTHETIC_MAX_SIDE}")
+    return parts.netloc or "synthetic", max(0.5, min(fps, 60.0)), (int(w), int(h))
+
+
+def check_stream_url(url: str) -> str:
+    """Check a stream URL can be opened as given: scheme, host, port, synthetic parameters.
+
+    Returns
+    -------
+    str
+        The URL, unchanged.
+
+    Raises
+    ------
+    ValueError
+        Saying what is wrong, with the credentials redacted (pydantic validators and
+        :func:`open_source` turn it into a 422 or a :class:`BadStreamUrl`).
+    """
+    shown = redact(url)
+    try:
+        parts = urlsplit(url)
+        if parts.scheme not in SCHEMES:
+            raise ValueError(f"unsupported scheme {parts.scheme!r} (rtsp, rtsps, http, https, synthetic)")
+        if parts.scheme == "synthetic":
+            parse_synthetic(url)
+        else:
+            if not parts.hostname:
+                raise ValueError("no host")
+            _ = parts.port  # raises ValueError for a port that is not a number in 0..65535
+    except ValueError as exc:
+        raise ValueError(f"stream URL {shown} is malformed: {exc}") from None
+    return url
+
+
+SCHEMES = ("rtsp", "rtsps", "http", "https", "synthetic")
 
 
 class SyntheticSource:
@@ -165,13 +243,21 @@ def _map_av_error(url: str, exc: Exception, *, timed_out: bool = False, timeout_
 
 
 def open_source(url: str, *, timeout_s: float) -> FrameSource:
-    """Open a live source (see the module docstring for the URL schemes)."""
-    parts = urlsplit(url)
-    if parts.scheme == "synthetic":
-        q = parse_qs(parts.query)
-        fps = float(q.get("fps", ["10"])[0])
-        w, _, h = q.get("size", ["320x240"])[0].partition("x")
-        return SyntheticSource(parts.netloc or "synthetic", max(0.5, min(fps, 60.0)), (int(w), int(h)))
-    if parts.scheme in ("rtsp", "rtsps", "http", "https"):
-        return AvSource(url, timeout_s)
-    raise StreamUnreachable(f"unsupported stream URL scheme {parts.scheme!r} (rtsp, http(s), synthetic)")
+    """Open a live source (see the module docstring for the URL schemes).
+
+    Raises
+    ------
+    BadStreamUrl
+        The URL is malformed (a row stored before URLs were checked): never a bare ValueError,
+        so one bad camera cannot break the health round or a request for the others.
+    StreamUnreachable, StreamTimeout
+        The source could not be opened.
+    """
+    try:
+        check_stream_url(url)
+    except ValueError as exc:
+        raise BadStreamUrl(str(exc)) from None
+    if urlsplit(url).scheme == "synthetic":
+        name, fps, size = parse_synthetic(url)
+        return SyntheticSource(name, fps, size)
+    return AvSource(url, timeout_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,8 +13,11 @@ from rtcc.store.tables_cameras import CameraRow, CameraWithdrawalRow, FootageReq
 FOOTAGE_STATUSES = ("requested", "notified", "uploaded", "declined", "expired")
 
 
-def stats(session: Session) -> dict[str, Any]:
+def stats(session: Session, now: datetime | None = None) -> dict[str, Any]:
     """Counts of cameras and footage requests.
+
+    Registrations whose verification expired unused are not pending (they are
+    deleted by the next retention run or when the same email registers again).
 
     Returns
     -------
@@ -24,6 +28,9 @@ def stats(session: Session) -> dict[str, Any]:
         approval), ``rejected``, ``withdrawn`` (all time);
         ``footage_requests``: a count per status.
     """
+    from rtcc.cameras.registry import expired_registrations
+
+    now = now or datetime.now(UTC)
     by: dict[tuple[str, str, str], int] = {
         (k, lvl, st): int(n)
         for k, lvl, st, n in session.execute(
@@ -42,6 +49,9 @@ def stats(session: Session) -> dict[str, Any]:
             if (kind is None or k == kind) and (level is None or lvl == level) and st in status
         )
 
+    expired = (
+        session.scalar(select(func.count()).select_from(CameraRow).where(expired_registrations(now))) or 0
+    )
     withdrawn = session.scalar(select(func.count()).select_from(CameraWithdrawalRow)) or 0
     reqs = dict(
         session.execute(
@@ -55,7 +65,7 @@ def stats(session: Session) -> dict[str, Any]:
             "community": count("community"),
             "registered": count("community", "registered"),
             "integrated": count("community", "integrated"),
-            "pending": count("community", status=("pending_verification", "pending_approval")),
+            "pending": count("community", status=("pending_verification", "pending_approval")) - int(expired),
             "rejected": count("community", status=("rejected",)),
             "withdrawn": int(withdrawn),
         },

@@ -119,13 +119,16 @@ def cameras_seeing(
     fixed = session.scalars(
         select(CameraRow).where(
             CameraRow.status == "active",
+            CameraRow.created_at <= at,
             CameraRow.kind != "in_car",
             CameraRow.lat.between(south, north),
             CameraRow.lon.between(west, east),
         )
     ).all()
     moving = session.scalars(
-        select(CameraRow).where(CameraRow.status == "active", CameraRow.kind == "in_car")
+        select(CameraRow).where(
+            CameraRow.status == "active", CameraRow.kind == "in_car", CameraRow.created_at <= at
+        )
     ).all()
     out: list[VisibleCamera] = []
 

@@ -2,7 +2,8 @@
 
 * ``rtcc cameras list [--kind K] [--status S]`` — a table (no owner contact);
 * ``rtcc cameras stats`` — the transparency counts as JSON;
-* ``rtcc cameras visible LAT LON [--at TIME]`` — cameras that could see a point;
+* ``rtcc cameras visible LAT LON [--at TIME]`` — cameras that could see a point
+  (negative coordinates work as they are: ``visible 33.515 -86.805``);
 * ``rtcc cameras probe URL`` — open a live source and read one frame
   (exit 3 when it is unreachable);
 * ``rtcc cameras test-stream`` — serve FFmpeg's test picture as an RTSP
@@ -51,16 +52,26 @@ ConfigOpt = Annotated[
 def list_cmd(
     kind: Annotated[list[str] | None, typer.Option(help="city, in_car or community (repeatable).")] = None,
     status: Annotated[
-        list[str] | None, typer.Option(help="pending_verification, pending_approval, …")
+        list[str] | None,
+        typer.Option(
+            help="pending_verification, pending_approval, active, rejected or withdrawn (repeatable)."
+        ),
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """The registered cameras (no owner contact)."""
+    from typing import get_args
+
+    from rtcc.cameras.models import CameraStatus
     from rtcc.cameras.registry import list_cameras
 
     bad = set(kind or []) - {"city", "in_car", "community"}
     if bad:
         fail(f"unknown kind(s) {sorted(bad)}; use city, in_car or community")
+    statuses = get_args(CameraStatus)
+    bad = set(status or []) - set(statuses)
+    if bad:
+        fail(f"unknown status(es) {sorted(bad)}; use {', '.join(statuses)}")
     store = _store(config)
     try:
         rows = store.run(lambda s: list_cameras(s, kinds=kind, statuses=status))
@@ -86,7 +97,8 @@ def stats_cmd(config: ConfigOpt = None) -> None:
         store.close()
 
 
-@cameras_app.command("visible")
+# ignore_unknown_options: a western longitude such as -86.805 is an argument, not an option
+@cameras_app.command("visible", context_settings={"ignore_unknown_options": True})
 def visible_cmd(
     lat: Annotated[float, typer.Argument(min=-90, max=90, help="Latitude, degrees.")],
     lon: Annotated[float, typer.Argument(min=-180, max=180, help="Longitude, degrees.")],
@@ -125,11 +137,15 @@ def probe_cmd(
     timeout: Annotated[float, typer.Option(min=0.5, max=60, help="Seconds to wait.")] = 5.0,
 ) -> None:
     """Open a live source and read one frame."""
-    from rtcc.cameras.sources import open_source, redact
+    from rtcc.cameras.sources import check_stream_url, open_source, redact
     from rtcc.errors import RtccError
 
     if "://" not in url:
         fail(f"{url!r} is not a URL (rtsp://, http(s)://, synthetic://)")
+    try:
+        check_stream_url(url)
+    except ValueError as exc:
+        fail(str(exc))
     try:
         src = open_source(url, timeout_s=timeout)
         try:

@@ -154,8 +154,23 @@ def demo(
     if server:
         overrides["server"] = server
     settings = settings_or_exit(config, **overrides)
-    _setup_logging(settings.log_level if settings.log_level != "INFO" else "WARNING")
+    _demo_logging(settings.log_level)
     _run_center(settings, demo=True)
+
+
+NOTIFY_LOGGER = "rtcc.cameras.notify"
+"""The demo's notifier logs residents' mails (verification link and code) here, at INFO."""
+
+
+def _demo_logging(level: str) -> None:
+    """The demo's logging: WARNING by default (a quiet console), but residents' notifications shown.
+
+    The demo has no mail server: without the notifier's INFO lines a person
+    trying the community registration never sees the link or code to confirm it.
+    """
+    _setup_logging(level if level != "INFO" else "WARNING")
+    if level == "INFO":
+        logging.getLogger(NOTIFY_LOGGER).setLevel(logging.INFO)
 
 
 @app.command()

@@ -27,6 +27,12 @@ timing and level, except the pulses of a gunshot incident
 (``gunshot_incidents.pulses`` and, for every round, ``round_pulses``): that audio is the incident's evidence
 (``GET /gunshots/{id}/audio``).
 
+It also deletes community camera registrations whose verification expired
+unused (the verification mail promises nothing is kept without
+confirmation), and withdrawn cameras kept only for a clip linked to a case,
+with their clips, once no open case links them (counted in
+``camera_registrations_expired`` and ``withdrawn_clips_deleted``).
+
 Every run is written to ``retention_runs`` (the transparency page counts
 them) and every real purge is audited with its counts by the actor
 ``system:retention``. A dry run counts the same in a rolled-back savepoint
@@ -84,6 +90,8 @@ class RetentionReport:
     pulse_audio_cutoff: datetime | None = None
     pulse_audio_stripped: int = 0
     pulse_audio_kept_for_incidents: int = 0
+    camera_registrations_expired: int = 0
+    withdrawn_clips_deleted: int = 0
     media_refs: list[str] = field(default_factory=list, repr=False)
 
     def counts(self) -> dict[str, Any]:
@@ -99,6 +107,13 @@ def media_root(settings: Any) -> Path:
     """The plate media store's folder (``plates.media_dir``, default ``data_dir/media``)."""
     configured = settings.plates.media_dir
     return Path(configured) if configured is not None else Path(settings.data_dir) / "media"
+
+
+def footage_media(settings: Any) -> Path:
+    """Where community camera clips live (see :func:`rtcc.cameras.footage.media_dir`)."""
+    from rtcc.cameras.footage import media_dir
+
+    return media_dir(Path(settings.data_dir))
 
 
 def open_case_read_ids(session: Session) -> set[str]:
@@ -235,6 +250,28 @@ def purge_pulse_audio(session: Session, rep: RetentionReport, days: int) -> None
     rep.pulse_audio_stripped = len(strip) if rep.dry_run else strip_pulse_audio(session, strip)
 
 
+def purge_cameras(session: Session, rep: RetentionReport, footage_media: Path | None) -> None:
+    """Delete expired unverified registrations and released withdrawn cameras (dry: count only)."""
+    from rtcc.cameras.registry import WITHDRAWN, expired_registrations, purge_expired_registrations
+    from rtcc.store.tables_cameras import CameraRow
+
+    if rep.dry_run:
+        rep.camera_registrations_expired = int(
+            session.scalar(
+                select(func.count()).select_from(CameraRow).where(expired_registrations(rep.started_at))
+            )
+            or 0
+        )
+        return
+    rep.camera_registrations_expired = purge_expired_registrations(session, rep.started_at)
+    if footage_media is not None and session.scalar(
+        select(func.count()).select_from(CameraRow).where(CameraRow.status == WITHDRAWN)
+    ):
+        from rtcc.cameras.registry import purge_withdrawn
+
+        rep.withdrawn_clips_deleted = purge_withdrawn(session, footage_media)
+
+
 def purge_plate_reads(
     session: Session,
     *,
@@ -243,6 +280,7 @@ def purge_plate_reads(
     now: datetime | None = None,
     confirmed_hit_days: int = 365,
     pulse_audio_days: int | None = None,
+    footage_media: Path | None = None,
 ) -> RetentionReport:
     """Delete (or, dry, count) the expired reads in the caller's transaction and record the run.
 
@@ -274,6 +312,7 @@ def purge_plate_reads(
     purge_event_copies(session, rep)
     if pulse_audio_days is not None:
         purge_pulse_audio(session, rep, pulse_audio_days)
+    purge_cameras(session, rep, footage_media)
     record_retention_run(
         session,
         started_at=started,
@@ -318,6 +357,7 @@ def run_once(
             now=now,
             confirmed_hit_days=hit_days,
             pulse_audio_days=audio_days,
+            footage_media=footage_media(settings),
         )
     )
     if not dry_run and rep.media_refs:
@@ -379,6 +419,7 @@ class RetentionProcessor:
                     now=now,
                     confirmed_hit_days=hit_days,
                     pulse_audio_days=audio_days,
+                    footage_media=footage_media(c.settings),
                 )
             )
             if not dry_run and rep.media_refs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
@@ -29,6 +30,7 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
             CameraRow(
                 id=uuid4(), kind="city", name="Main & 1st", lat=33.5186, lon=-86.8104, bearing_deg=0.0,
                 fov_deg=60.0, range_m=80.0, level="integrated", status="active", verify_attempts=0,
+                created_at=datetime(2026, 1, 1, tzinfo=UTC),
             )
         )
     )  # fmt: skip

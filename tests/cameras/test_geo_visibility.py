@@ -58,6 +58,8 @@ def _cam(**kw: Any) -> CameraRow:
         "level": "registered",
         "status": "active",
         "verify_attempts": 0,
+        # cameras are listed only for times at which they existed: these predate the searches
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC),
     }
     base.update(kw)
     return CameraRow(**base)

@@ -7,7 +7,9 @@
 * ``POST /cameras/{id}/approve`` / ``reject`` — an admin decides on a
   verified community registration (the owner is told).
 * ``GET /cameras/visible?lat=&lon=&at=`` — cameras that could see the point
-  at that time, integrated first, then by distance.
+  at that time (cameras that existed then), integrated first, then by distance.
+* In-car cameras carry their body cam's or car's position (an officer's
+  location): a read that returns one is audited as ``read_unit_locations``.
 * ``GET /cameras/{id}/live.mjpeg`` — the live view (``multipart/x-mixed-replace``
   MJPEG, one upstream reader shared by every viewer); ``GET
   /cameras/{id}/snapshot.jpg`` — its current frame. Video is personal data:
@@ -106,7 +108,25 @@ async def list_cameras(
 
     rows, devices = await ctx.store.read(_load)
     stream = who.role is Role.admin
-    return CameraList(items=[camera_out(r, contact=contact, stream=stream, devices=devices) for r in rows])
+    items = [camera_out(r, contact=contact, stream=stream, devices=devices) for r in rows]
+    await _audit_unit_locations(ctx, who, items)
+    return CameraList(items=items)
+
+
+async def _audit_unit_locations(
+    ctx: Any, who: Principal, items: list[Any], at: datetime | None = None
+) -> None:
+    """Audit a read of in-car cameras' positions: a body cam's or patrol car's place is an officer's."""
+    # items are CameraOut (id) or VisibleCamera (camera_id); only those with a position count
+    moving = [
+        str(getattr(i, "camera_id", None) or i.id) for i in items if i.kind == "in_car" and i.lat is not None
+    ]
+    if not moving:
+        return
+    details: dict[str, Any] = {"count": len(moving), "camera_ids": moving[:100]}
+    if at is not None:
+        details["at"] = at.isoformat()
+    await ctx.audit(who, "read_unit_locations", "cameras", details=details)
 
 
 @router.post("/cameras", status_code=201, summary="Add a city or in-car camera")
@@ -140,6 +160,7 @@ async def visible_cameras(
     when = _aware(at)
     gap = ctx.settings.cameras.in_car_max_gap_s
     found = await ctx.store.read(lambda s: cameras_seeing(s, lat, lon, when, limit=limit, max_gap_s=gap))
+    await _audit_unit_locations(ctx, who, found, when)
     return VisibleList(
         at=when,
         items=[
@@ -174,7 +195,9 @@ async def get_camera(
 
     row, devices = await ctx.store.read(_load)
     contact = await _contact_check(ctx, who, include_contact, str(camera_id))
-    return camera_out(row, contact=contact, stream=who.role is Role.admin, devices=devices)
+    out = camera_out(row, contact=contact, stream=who.role is Role.admin, devices=devices)
+    await _audit_unit_locations(ctx, who, [out])
+    return out
 
 
 @router.patch("/cameras/{camera_id}", summary="Change a camera")

@@ -5,7 +5,8 @@ The flow, for the registration page:
 1. ``POST /community/registrations`` — the camera and its owner's contact;
    the owner gets an email with a one-time link
    (``community.html?verify=<token>``) and a 6-digit code. Rate-limited per
-   client IP (``cameras.register_per_ip_per_hour``) and per email
+   client IP (``cameras.register_per_ip_per_hour``; only registrations
+   accepted count, requests refused as invalid do not) and per email
    (``cameras.register_per_contact`` open registrations); positions at 0,0
    or outside ``cameras.service_area`` are refused.
 2. ``POST /community/verify`` — ``{"token"}`` from the link, or
@@ -15,7 +16,8 @@ The flow, for the registration page:
 3. ``GET /community/manage/{token}`` — the owner's registration and the
    footage requested from it; ``DELETE /community/manage/{token}`` —
    withdraw at any time: the camera, its contact, requests and clips are
-   deleted.
+   deleted, except clips already delivered for an open case (kept as
+   evidence, without the contact, until the case closes; the answer says so).
 4. Footage: ``GET /community/footage/{token}`` (the link mailed with a
    request), ``POST /community/footage/{token}/clip`` (the clip as the raw
    body with its video ``Content-Type``) or ``.../decline``; the same by
@@ -72,7 +74,8 @@ async def register_camera(
 
     svc = _svc(ctx)
     cs = ctx.settings.cameras
-    wait = svc.per_ip.hit(_client(request))
+    client = _client(request)
+    wait = svc.per_ip.peek(client)
     if wait is not None:
         raise RateLimited(
             f"too many registrations from this address; try again in {int(wait) + 1} s "
@@ -80,6 +83,8 @@ async def register_camera(
             details={"reason": "per_ip", "retry_after_s": int(wait) + 1},
         )
     now = datetime.now(UTC)
+    # a refused request (out of the area, over the per-email limit, ...) stores nothing and
+    # sends no mail, so it does not use the address's quota; an accepted one does, below
     reg = await ctx.store.write(
         lambda s: register(
             s,
@@ -91,6 +96,7 @@ async def register_camera(
             per_contact=cs.register_per_contact,
         )
     )
+    svc.per_ip.hit(client)
     cam = reg.camera
     link = f"{_base(request, ctx)}community.html?verify={reg.token}"
     try:
@@ -98,9 +104,7 @@ async def register_camera(
     except RtccError:
         await ctx.store.write(lambda s: s.delete(s.get(CameraRow, cam.id)))  # nothing kept unverified
         raise
-    await ctx.audit(
-        who, "register_camera", "camera", record_id=str(cam.id), details={"client": _client(request)}
-    )
+    await ctx.audit(who, "register_camera", "camera", record_id=str(cam.id), details={"client": client})
     return RegistrationOut(
         registration_id=cam.id,
         status="pending_verification",
@@ -200,10 +204,24 @@ async def withdraw_camera(token: str, ctx: CtxDep, who: Public) -> WithdrawOut:
 
     media = media_dir(ctx.settings.data_dir)
     now = datetime.now(UTC)
-    cam_id, clips = await ctx.store.write(lambda s: withdraw(s, token, media, now=now))
-    await ctx.audit(who, "withdraw_camera", "camera", record_id=str(cam_id), details={"clips_deleted": clips})
+    w = await ctx.store.write(lambda s: withdraw(s, token, media, now=now))
+    await ctx.audit(
+        who,
+        "withdraw_camera",
+        "camera",
+        record_id=str(w.camera_id),
+        details={"clips_deleted": w.clips_deleted, "clips_kept": w.clips_kept},
+    )
+    message = "Your camera, contact details and clips were deleted."
+    if w.clips_kept:
+        message = (
+            "Your camera and contact details were deleted, and the center can no longer view or ask "
+            f"your camera for anything. {w.clips_kept} clip(s) you already gave for an open "
+            "investigation are kept as evidence until that case is closed, then deleted; "
+            "the rest were deleted."
+        )
     return WithdrawOut(
-        withdrawn=True, clips_deleted=clips, message="Your camera, contact details and clips were deleted."
+        withdrawn=True, clips_deleted=w.clips_deleted, clips_kept=w.clips_kept, message=message
     )
 
 
