@@ -128,6 +128,12 @@ class SecuritySettings(Section):
     session_idle_minutes: float = Field(
         30.0, gt=0, le=1440, description="Sessions end after this many idle minutes."
     )
+    session_max_hours: float = Field(
+        12.0,
+        gt=0,
+        le=720,
+        description="Sessions end this many hours after sign-in however active they are (sign in again).",
+    )
     lockout_attempts: int = Field(
         5, ge=1, le=100, description="Failed logins in a row before the account is locked."
     )

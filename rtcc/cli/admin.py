@@ -75,10 +75,16 @@ def audit_export(
     from rtcc.oversight.audit import export_csv
 
     settings = settings_or_exit(config)
+    if output.is_dir():
+        fail(f"{output} is a directory; give a file name, e.g. {output / 'audit.csv'}")
     store = _store(settings)
     try:
-        with output.open("w", newline="", encoding="utf-8") as fh:
-            n = store.run(lambda s: export_csv(s, fh))
+        try:
+            with output.open("w", newline="", encoding="utf-8") as fh:
+                n = store.run(lambda s: export_csv(s, fh))
+        except OSError as exc:
+            # Missing folder, no permission, disk full: say so instead of a traceback.
+            fail(f"cannot write {output}: {exc.strerror or exc}")
         _audit_cli(store, settings, "export_audit", {"file": str(output)})
     finally:
         store.close()
@@ -108,6 +114,23 @@ def users_create(
     finally:
         store.close()
     out.print(f"created {role.value} [bold]{username}[/]")
+
+
+@users_app.command("unlock")
+def users_unlock(username: str, config: ConfigOpt = None) -> None:
+    """Lift a lockout after failed logins (and reset the failed-login counter)."""
+    from rtcc.oversight.accounts import unlock
+
+    settings = settings_or_exit(config)
+    store = _store(settings)
+    try:
+        name = store.run(lambda s: unlock(s, username).username)
+        _audit_cli(store, settings, "unlock_user", {"username": name})
+    except RtccError as exc:
+        fail(exc.message)
+    finally:
+        store.close()
+    out.print(f"unlocked [bold]{name}[/]")
 
 
 @devices_app.command("add")

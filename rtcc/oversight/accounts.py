@@ -17,6 +17,17 @@ transaction commit and then raises :meth:`AuthOutcome.error` outside it::
 
 On PostgreSQL the user's row is locked (``SELECT ... FOR UPDATE``) for the
 attempt, so parallel guesses cannot lose counter increments.
+
+What a client is told
+---------------------
+The client must not learn whether a username exists. An unknown name, a wrong
+password, and a wrong password for a disabled account all answer 401 with
+``details.reason = "invalid_credentials"`` (the precise :class:`AuthReason`
+goes to the audit log only), take one hash verification each, and count
+towards a lockout: failures for names without an account are counted in
+``login_failures``, so they lock (423) after the same number of attempts as a
+real account. Only someone who knows the password learns more (disabled
+account, MFA code needed).
 """
 
 from __future__ import annotations
@@ -27,12 +38,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rtcc.errors import AuthError, Conflict, LockedOut, NotFound, ValidationFailed
-from rtcc.oversight.mfa import verify_totp
+from rtcc.oversight.mfa import CodeCheck, accept_login_code
 from rtcc.oversight.passwords import (
     check_password_policy,
     hash_password,
@@ -40,17 +53,18 @@ from rtcc.oversight.passwords import (
     spend_verification,
     verify_password,
 )
-from rtcc.oversight.sessions import revoke_all_for_user
+from rtcc.oversight.sessions import MFA_REQUIRED_KEY, revoke_all_for_user
 from rtcc.roles import Role
-from rtcc.store.tables import SystemSetting, User
+from rtcc.store.tables import LoginFailure, SystemSetting, User
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
-MFA_REQUIRED_KEY = "mfa_required"
 
 UserRef = User | int | str
 """An account given as the row, its id, or its username."""
 
 GENERIC_FAILURE = "invalid username or password"
+INVALID_CREDENTIALS = "invalid_credentials"
+"""The one ``details.reason`` a client gets for an unknown name or a wrong password."""
 
 
 def normalize_username(username: str) -> str:
@@ -126,6 +140,8 @@ def create_user(
         disabled=False,
     )
     session.add(user)
+    # Failures counted while the name had no account are not the new person's.
+    session.execute(delete(LoginFailure).where(LoginFailure.username == name))
     try:
         session.flush()
     except IntegrityError:
@@ -174,10 +190,40 @@ def count_users(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(User)) or 0)
 
 
+def _enabled_admins(session: Session) -> list[User]:
+    stmt = select(User).where(User.role == Role.admin.value, User.disabled.is_(False))
+    if session.get_bind().dialect.name == "postgresql":
+        # Lock them: two admins disabling each other at once must not both succeed.
+        stmt = stmt.with_for_update()
+    return list(session.scalars(stmt))
+
+
+def _keep_an_admin(session: Session, user: User, change: str) -> None:
+    """Refuse a change that would leave no enabled admin (only the CLI could then make one)."""
+    if user.role != Role.admin.value or user.disabled:
+        return
+    if all(a.id == user.id for a in _enabled_admins(session)):
+        raise Conflict(
+            f"cannot {change} {user.username!r}: it is the last enabled admin; "
+            "make another account admin first"
+        )
+
+
 def set_role(session: Session, user: UserRef, role: Role | str) -> User:
-    """Give an account another role (ValidationFailed for unknown roles and ``public``)."""
+    """Give an account another role.
+
+    Raises
+    ------
+    ValidationFailed
+        Unknown roles and ``public``.
+    Conflict
+        When this would demote the last enabled admin.
+    """
     u = require_user(session, user)
-    u.role = _check_role(role).value
+    r = _check_role(role)
+    if r is not Role.admin:
+        _keep_an_admin(session, u, "demote")
+    u.role = r.value
     session.flush()
     return u
 
@@ -194,8 +240,15 @@ def disable(session: Session, user: UserRef, *, disabled: bool = True) -> User:
     """Disable (or, with ``disabled=False``, re-enable) an account.
 
     Disabling also ends every session of the account.
+
+    Raises
+    ------
+    Conflict
+        When this would disable the last enabled admin.
     """
     u = require_user(session, user)
+    if disabled:
+        _keep_an_admin(session, u, "disable")
     u.disabled = disabled
     session.flush()
     if disabled:
@@ -279,15 +332,19 @@ def mfa_required(session: Session, default: bool) -> bool:
 
 
 class AuthReason(StrEnum):
-    """Why a login attempt ended the way it did (for the audit log)."""
+    """Why a login attempt ended the way it did (for the audit log; see :attr:`AuthOutcome.client_reason`)."""
 
     ok = "ok"
     unknown_user = "unknown_user"
     bad_password = "bad_password"
     mfa_code_required = "mfa_code_required"
     bad_mfa_code = "bad_mfa_code"
+    reused_mfa_code = "reused_mfa_code"
     locked = "locked"
     disabled = "disabled"
+
+
+_MFA_REASONS = (AuthReason.mfa_code_required, AuthReason.bad_mfa_code, AuthReason.reused_mfa_code)
 
 
 @dataclass(frozen=True)
@@ -297,7 +354,9 @@ class AuthOutcome:
     ``user`` is set whenever the username exists (also on failure, so the
     attempt can be audited against the account); ``locked_until`` is set when
     the account is (or just became) locked; ``mfa_enrolment_required`` means
-    the login succeeded but the person must enrol in MFA before anything else.
+    the login succeeded but the person must enrol in MFA before anything else;
+    ``mfa_verified`` that a TOTP code was checked; ``password_ok`` that the
+    password was right (it decides what a disabled account's failure reveals).
     """
 
     ok: bool
@@ -307,6 +366,17 @@ class AuthOutcome:
     user: User | None = None
     locked_until: datetime | None = None
     mfa_enrolment_required: bool = False
+    mfa_verified: bool = False
+    password_ok: bool = False
+
+    @property
+    def client_reason(self) -> str:
+        """The ``details.reason`` the client sees: the same for an unknown name and a wrong password."""
+        if self.reason in (AuthReason.unknown_user, AuthReason.bad_password):
+            return INVALID_CREDENTIALS
+        if self.reason is AuthReason.disabled and not self.password_ok:
+            return INVALID_CREDENTIALS
+        return self.reason.value
 
     def error(self) -> AuthError | None:
         """The exception to raise for a failed attempt (``None`` when it succeeded)."""
@@ -317,8 +387,8 @@ class AuthOutcome:
                 self.message,
                 details={"locked_until": _iso(self.locked_until)},
             )
-        details: dict[str, Any] = {"reason": self.reason.value}
-        if self.reason in (AuthReason.mfa_code_required, AuthReason.bad_mfa_code):
+        details: dict[str, Any] = {"reason": self.client_reason}
+        if self.reason in _MFA_REASONS:
             details["mfa_required"] = True
         if self.locked_until is not None:
             details["locked_until"] = _iso(self.locked_until)
@@ -348,6 +418,49 @@ def _lock_user(session: Session, name: str) -> User | None:
     return session.scalars(stmt).first()
 
 
+def _lock_failures(session: Session, name: str, now: datetime) -> LoginFailure:
+    """The failure counter of a name without an account, created if needed, locked on PostgreSQL."""
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        # Insert-or-nothing, so parallel first guesses at one name do not collide on the key.
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        session.execute(
+            insert(LoginFailure)
+            .values(username=name, failed_logins=0, locked_until=None, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["username"])
+        )
+    stmt = select(LoginFailure).where(LoginFailure.username == name)
+    if dialect == "postgresql":
+        stmt = stmt.with_for_update()
+    row = session.scalars(stmt).first()
+    if row is None:
+        row = LoginFailure(username=name, failed_logins=0, locked_until=None, updated_at=now)
+        session.add(row)
+    return row
+
+
+def _locked_message(until: datetime) -> str:
+    return (
+        f"account locked after too many failed logins; try again after "
+        f"{_when(until)}, or ask an administrator to unlock it"
+    )
+
+
+def _count_failure(
+    counter: User | LoginFailure, message: str, *, now: datetime, attempts: int, minutes: float
+) -> tuple[str, datetime | None]:
+    """Count one failed login on ``counter``; the message and, when it just locked, the lock's end."""
+    if counter.locked_until is not None and counter.locked_until <= now:
+        counter.locked_until = None
+    counter.failed_logins = (counter.failed_logins or 0) + 1
+    if counter.failed_logins < attempts:
+        return message, None
+    locked_until = now + timedelta(minutes=minutes)
+    counter.locked_until = locked_until
+    counter.failed_logins = 0
+    return f"{message}; too many failed logins, account locked until {_when(locked_until)}", locked_until
+
+
 def authenticate(
     session: Session,
     username: str,
@@ -362,13 +475,17 @@ def authenticate(
     """Check a login attempt, count failures, and say how it went.
 
     * Unknown username: a failure that still spends one hash verification, so
-      it takes as long as a wrong password.
+      it takes as long as a wrong password, and is counted and locked like one
+      (in ``login_failures``), so the answers are the same as for an account.
     * Locked account (``locked_until > now``): a failure (``reason=locked``)
       whose message says when the lock lifts; the attempt is not counted.
-    * Wrong password, or (for an account with MFA on) a missing or wrong TOTP
-      code: ``failed_logins`` goes up; on reaching ``lockout_attempts`` the
-      account is locked for ``lockout_minutes`` and the counter starts again.
-    * Disabled account: a failure, not counted.
+    * Wrong password, or (for an account with MFA on) a missing, wrong or
+      already used TOTP code: ``failed_logins`` goes up; on reaching
+      ``lockout_attempts`` the account is locked for ``lockout_minutes`` and
+      the counter starts again.
+    * Disabled account: a failure; counted like a wrong password when the
+      password is wrong (so it looks like any other name), not counted when
+      it is right (the message then says the account is disabled).
     * Success resets the counter and clears an expired lock; when the
       ``mfa_required`` switch is on (``mfa_required_default`` when never set)
       and the account has no MFA, ``mfa_enrolment_required`` is set.
@@ -376,50 +493,76 @@ def authenticate(
     Never raises for a failed login; see the module docstring.
     """
     name = normalize_username(username)
-    user = _lock_user(session, name) if USERNAME_RE.match(name) else None
+    valid_name = bool(USERNAME_RE.match(name))
+    user = _lock_user(session, name) if valid_name else None
     if user is None:
+        if not valid_name:
+            # No account can have this name, so answering differently reveals nothing.
+            spend_verification(password)
+            return AuthOutcome(False, AuthReason.unknown_user, name, GENERIC_FAILURE)
+        counter = _lock_failures(session, name, now)
+        if counter.locked_until is not None and counter.locked_until > now:
+            # Same answer as a locked account (which verifies no hash either).
+            return AuthOutcome(
+                False,
+                AuthReason.locked,
+                name,
+                _locked_message(counter.locked_until),
+                locked_until=counter.locked_until,
+            )
         spend_verification(password)
-        return AuthOutcome(False, AuthReason.unknown_user, name, GENERIC_FAILURE)
+        message, locked_until = _count_failure(
+            counter, GENERIC_FAILURE, now=now, attempts=lockout_attempts, minutes=lockout_minutes
+        )
+        counter.updated_at = now
+        session.flush()
+        return AuthOutcome(False, AuthReason.unknown_user, name, message, locked_until=locked_until)
 
     if user.locked_until is not None and user.locked_until > now:
         return AuthOutcome(
             False,
             AuthReason.locked,
             name,
-            f"account locked after too many failed logins; try again after "
-            f"{_when(user.locked_until)}, or ask an administrator to unlock it",
+            _locked_message(user.locked_until),
             user=user,
             locked_until=user.locked_until,
         )
 
     password_ok = verify_password(user.password_hash, password)
 
-    if user.disabled:
-        message = "this account is disabled; ask an administrator" if password_ok else GENERIC_FAILURE
-        return AuthOutcome(False, AuthReason.disabled, name, message, user=user)
+    if user.disabled and password_ok:
+        return AuthOutcome(
+            False,
+            AuthReason.disabled,
+            name,
+            "this account is disabled; ask an administrator",
+            user=user,
+            password_ok=True,
+        )
 
     reason: AuthReason | None = None
     message = GENERIC_FAILURE
     if not password_ok:
-        reason = AuthReason.bad_password
+        reason = AuthReason.disabled if user.disabled else AuthReason.bad_password
     elif user.mfa_enabled:
         if not totp_code:
             reason, message = AuthReason.mfa_code_required, "a one-time code is required"
-        elif not verify_totp(user.totp_secret or "", totp_code, now=now):
-            reason, message = AuthReason.bad_mfa_code, "invalid one-time code"
+        else:
+            check = accept_login_code(user, totp_code, now=now)
+            if check is CodeCheck.invalid:
+                reason, message = AuthReason.bad_mfa_code, "invalid one-time code"
+            elif check is CodeCheck.reused:
+                reason = AuthReason.reused_mfa_code
+                message = "that one-time code was already used; wait for the next code"
 
     if reason is not None:
-        if user.locked_until is not None and user.locked_until <= now:
-            user.locked_until = None
-        user.failed_logins = (user.failed_logins or 0) + 1
-        locked_until: datetime | None = None
-        if user.failed_logins >= lockout_attempts:
-            locked_until = now + timedelta(minutes=lockout_minutes)
-            user.locked_until = locked_until
-            user.failed_logins = 0
-            message = f"{message}; too many failed logins, account locked until {_when(locked_until)}"
+        message, locked_until = _count_failure(
+            user, message, now=now, attempts=lockout_attempts, minutes=lockout_minutes
+        )
         session.flush()
-        return AuthOutcome(False, reason, name, message, user=user, locked_until=locked_until)
+        return AuthOutcome(
+            False, reason, name, message, user=user, locked_until=locked_until, password_ok=password_ok
+        )
 
     user.failed_logins = 0
     user.locked_until = None
@@ -434,4 +577,6 @@ def authenticate(
         "signed in" if not enrol else "signed in; enrol in multi-factor authentication",
         user=user,
         mfa_enrolment_required=enrol,
+        mfa_verified=user.mfa_enabled,
+        password_ok=True,
     )

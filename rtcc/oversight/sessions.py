@@ -2,8 +2,12 @@
 
 A token is ``secrets.token_urlsafe(32)`` (256 bits); the ``sessions`` table
 keeps ``sha256(token)`` so a copy of the database does not let anyone sign in.
-Sessions end after ``idle_minutes`` without use, when revoked, or when their
-user is disabled.
+Sessions end after ``idle_minutes`` without use, at their absolute end
+(``expires_at``, set at sign-in from ``security.session_max_hours``), when
+revoked, when their user is disabled, or, for a session opened without a TOTP
+code (``mfa_verified`` false), once MFA is required of its user: MFA switched
+on for everyone, or the user enrolled (from another session). The person then
+signs in again, with a code or into enrolment.
 
 :func:`resolve_session` writes (it touches ``last_seen_at`` at most every
 :data:`TOUCH_INTERVAL`, and marks idle sessions revoked), so async callers run
@@ -23,7 +27,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from rtcc.store.tables import User, UserSession
+from rtcc.store.tables import SystemSetting, User, UserSession
+
+MFA_REQUIRED_KEY = "mfa_required"
+"""The system setting of the admin switch that requires MFA of everyone."""
+
+DEFAULT_MAX_AGE = timedelta(hours=12)
+"""Absolute lifetime of a session created without one (and of rows from before ``expires_at``)."""
 
 TOUCH_INTERVAL = timedelta(seconds=30)
 """``last_seen_at`` is updated at most this often per session, to limit writes."""
@@ -41,13 +51,16 @@ def create_session(
     user: User,
     *,
     mfa_pending: bool = False,
+    mfa_verified: bool = False,
     client: str = "",
     now: datetime | None = None,
+    max_age: timedelta = DEFAULT_MAX_AGE,
 ) -> str:
     """Start a session for ``user`` and return its token (shown once, never stored).
 
-    ``client`` is a short description (e.g. user agent and address), cut to 256
-    characters.
+    ``mfa_verified`` records that the sign-in included a valid TOTP code;
+    ``max_age`` is the session's absolute lifetime. ``client`` is a short
+    description (e.g. user agent and address), cut to 256 characters.
     """
     at = now if now is not None else datetime.now(UTC)
     token = secrets.token_urlsafe(32)
@@ -58,6 +71,8 @@ def create_session(
             created_at=at,
             last_seen_at=at,
             mfa_pending=mfa_pending,
+            mfa_verified=mfa_verified,
+            expires_at=at + max_age,
             revoked=False,
             client=client[:256],
         )
@@ -72,21 +87,18 @@ def resolve_session(
     """The live session and its user for ``token``, or ``None``.
 
     ``None`` when the token is unknown, revoked, idle for longer than
-    ``idle_minutes`` (the session is then marked revoked), or its user is
-    disabled (likewise revoked). A live session's ``last_seen_at`` moves to
-    ``now`` when it is at least :data:`TOUCH_INTERVAL` old.
+    ``idle_minutes``, past its absolute end, its user is disabled, or it was
+    opened without MFA that its user now needs (see the module docstring);
+    the session is then marked revoked. A live session's ``last_seen_at``
+    moves to ``now`` when it is at least :data:`TOUCH_INTERVAL` old.
     """
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     row = session.get(UserSession, hash_token(token))
     if row is None or row.revoked:
         return None
-    if row.last_seen_at + timedelta(minutes=idle_minutes) < now:
-        row.revoked = True
-        session.flush()
-        return None
-    user = session.get(User, row.user_id)
-    if user is None or user.disabled:
+    user = _live_user(session, row, now=now, idle_minutes=idle_minutes)
+    if user is None:
         row.revoked = True
         session.flush()
         return None
@@ -103,10 +115,35 @@ def session_alive(session: Session, token_hash: str, *, now: datetime, idle_minu
     ``idle_minutes`` is ended like any other idle session.
     """
     row = session.get(UserSession, token_hash)
-    if row is None or row.revoked or row.last_seen_at + timedelta(minutes=idle_minutes) < now:
+    if row is None or row.revoked:
         return False
+    return _live_user(session, row, now=now, idle_minutes=idle_minutes) is not None
+
+
+def expires_at(row: UserSession) -> datetime:
+    """The absolute end of a session (rows from before ``expires_at`` count from creation)."""
+    return row.expires_at if row.expires_at is not None else row.created_at + DEFAULT_MAX_AGE
+
+
+def _mfa_switch_on(session: Session) -> bool:
+    # Read here rather than via accounts.mfa_required: accounts imports this module. Only the
+    # stored switch counts; the settings default already shaped sessions at sign-in.
+    row = session.get(SystemSetting, MFA_REQUIRED_KEY)
+    return row is not None and bool(row.value)
+
+
+def _live_user(session: Session, row: UserSession, *, now: datetime, idle_minutes: float) -> User | None:
+    """The user of a not-revoked session that is still good, or ``None`` when it must end."""
+    if row.last_seen_at + timedelta(minutes=idle_minutes) < now or expires_at(row) <= now:
+        return None
     user = session.get(User, row.user_id)
-    return user is not None and not user.disabled
+    if user is None or user.disabled:
+        return None
+    # A session that may only enrol (mfa_pending) is already limited; any other session without
+    # a proven code ends once MFA is needed, so its holder must sign in again with MFA.
+    if not row.mfa_verified and not row.mfa_pending and (user.mfa_enabled or _mfa_switch_on(session)):
+        return None
+    return user
 
 
 def revoke_session(session: Session, token: str) -> bool:
@@ -138,6 +175,7 @@ def revoke_all_for_user(session: Session, user_id: int, *, except_token_hash: st
 def complete_mfa(session_row: UserSession) -> None:
     """Mark a session's MFA step done (after enrolment or a verified code)."""
     session_row.mfa_pending = False
+    session_row.mfa_verified = True
 
 
 def list_sessions(session: Session, user_id: int, *, live_only: bool = True) -> list[UserSession]:

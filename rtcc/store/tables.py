@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     Uuid,
+    false,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
@@ -87,6 +88,23 @@ class User(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The TOTP time step of the last code accepted at login (a code is accepted once, RFC 6238 5.2)."""
+
+
+class LoginFailure(Base):
+    """Failed logins for a username that has no account, counted like an account's.
+
+    Unknown names lock after the same number of failures as real ones, so the
+    423 answer does not tell which names exist.
+    """
+
+    __tablename__ = "login_failures"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now, onupdate=_now)
 
 
 class UserSession(Base):
@@ -101,6 +119,10 @@ class UserSession(Base):
     mfa_pending: Mapped[bool] = mapped_column(Boolean, default=False)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     client: Mapped[str] = mapped_column(String(256), default="")
+    mfa_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Whether the person proved a TOTP code for this session (at login or enrolment)."""
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """End of the session however active it is (null for sessions from before revision 0015)."""
 
 
 class SystemSetting(Base):

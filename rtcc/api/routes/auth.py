@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -82,12 +82,20 @@ async def login(body: LoginIn, request: Request, response: Response, ctx: CtxDep
         if not outcome.ok or outcome.user is None:
             return outcome, None, None
         token = create_session(
-            s, outcome.user, mfa_pending=outcome.mfa_enrolment_required, client=client, now=now
+            s,
+            outcome.user,
+            mfa_pending=outcome.mfa_enrolment_required,
+            mfa_verified=outcome.mfa_verified,
+            client=client,
+            now=now,
+            max_age=timedelta(hours=sec.session_max_hours),
         )
         return outcome, token, _user_out(outcome.user)
 
     outcome, token, user = await ctx.store.write(_do)
     if token is None or user is None:
+        # The precise reason (unknown_user, bad_password, ...) is kept here; the client gets
+        # outcome.error(), which does not tell an unknown name from a wrong password.
         await ctx.audit(
             Principal(username=body.username, role=Role.public),
             "login",
@@ -179,7 +187,10 @@ async def mfa_confirm(body: MfaCodeIn, ctx: CtxDep, who: PendingOk) -> dict[str,
     return {"mfa_enabled": True}
 
 
-@router.put("/mfa/required", summary="Require MFA for everyone (admin switch)")
+@router.put(
+    "/mfa/required",
+    summary="Require MFA for everyone (admin switch); sessions opened without MFA then end",
+)
 async def set_mfa_required(body: MfaRequiredIn, ctx: CtxDep, who: Admin) -> dict[str, bool]:
     from rtcc.oversight.accounts import set_system_setting
 

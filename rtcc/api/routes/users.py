@@ -1,7 +1,12 @@
-"""Accounts: admins create people, set roles, disable accounts and reset MFA."""
+"""Accounts: admins create people, set roles, disable and unlock accounts, and reset MFA.
+
+The last enabled admin cannot be disabled or demoted (409): nobody could then
+manage accounts from the API.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Path
@@ -41,6 +46,11 @@ class UserPatch(BaseModel):
     role: Role | None = None
     disabled: bool | None = None
     display_name: str | None = Field(None, max_length=128)
+    locked: bool | None = Field(
+        None,
+        description="false: lift a lockout after failed logins and reset the counter. "
+        "Only failed logins lock an account (to keep someone out, disable it).",
+    )
 
 
 def _out(u: User) -> UserOut:
@@ -50,7 +60,8 @@ def _out(u: User) -> UserOut:
         display_name=u.display_name,
         mfa_enabled=u.mfa_enabled,
         disabled=u.disabled,
-        locked=u.locked_until is not None,
+        # An expired lock stays stored until the next login; it no longer locks anyone.
+        locked=u.locked_until is not None and u.locked_until > datetime.now(UTC),
     )
 
 
@@ -84,21 +95,33 @@ async def create(body: UserIn, ctx: CtxDep, who: Admin) -> UserOut:
     return _out(u)
 
 
-@router.patch("/{username}", summary="Change role, display name, or disable")
+@router.patch(
+    "/{username}",
+    summary='Change role or display name, disable or enable, unlock ({"locked": false})',
+    responses={409: {"description": "Would disable or demote the last enabled admin."}},
+)
 async def patch(body: UserPatch, ctx: CtxDep, who: Admin, username: str = UserPath) -> UserOut:
+    from rtcc.oversight.accounts import disable, set_role, unlock
     from rtcc.oversight.sessions import revoke_all_for_user
 
     if body.role is Role.public:
         raise ValidationFailed("'public' is not a role an account can hold")
+    if body.locked:
+        raise ValidationFailed(
+            "only failed logins lock an account; to keep someone out, set disabled to true"
+        )
 
     def _do(s: Any) -> User:
         u = _get(s, username)
+        # Disable before demoting: each refuses when it would leave no enabled admin.
+        if body.disabled is not None:
+            disable(s, u, disabled=body.disabled)
         if body.role is not None:
-            u.role = body.role.value
+            set_role(s, u, body.role)
         if body.display_name is not None:
             u.display_name = body.display_name
-        if body.disabled is not None:
-            u.disabled = body.disabled
+        if body.locked is False:
+            unlock(s, u)
         if body.disabled or body.role is not None:
             revoke_all_for_user(s, u.id)
         s.flush()
