@@ -23,6 +23,7 @@ import base64
 import binascii
 import io
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Union
@@ -66,7 +67,26 @@ class Event(BaseModel):
     source: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
 
     personal: ClassVar[bool] = False
-    """Whether the event carries personal data (reads of it are audited)."""
+    """Whether every event of this type carries personal data (reads of it are audited)."""
+
+    sometimes_personal: ClassVar[bool] = False
+    """Whether some events of this type carry personal data (see :meth:`is_personal`)."""
+
+    @classmethod
+    def may_be_personal(cls) -> bool:
+        """Whether a stream of this type can carry personal data (subscribing to it is audited)."""
+        return cls.personal or cls.sometimes_personal
+
+    @classmethod
+    def is_personal(cls, payload: Mapping[str, Any]) -> bool:
+        """Whether this one event, as stored or sent (``payload``), carries personal data.
+
+        Parameters
+        ----------
+        payload : Mapping
+            The event as JSON data (e.g. an event-log row's payload).
+        """
+        return cls.personal
 
     @field_validator("occurred_at")
     @classmethod
@@ -95,14 +115,34 @@ class Event(BaseModel):
 
 DeviceId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._\-]+$")]
 
+FIXED_DEVICE_TYPES: frozenset[str] = frozenset({DeviceType.acoustic_sensor.value})
+"""Device types mounted at a surveyed place (as ``rtcc.ingest.health.FIXED_TYPES``).
+
+Every other type may move with a person: a body cam is worn by an officer, a camera or a plate
+camera may ride in a patrol car. Where such a device is, is where an officer is.
+"""
+
+
+def locates_officer(device_type: str | None) -> bool:
+    """Whether the position of a device of ``device_type`` is an officer's location (personal data).
+
+    Unknown or missing types count as personal: when in doubt the read is audited.
+    """
+    return device_type not in FIXED_DEVICE_TYPES
+
 
 # --- devices -----------------------------------------------------------------
 
 
 class DeviceHeartbeat(Event):
-    """A device says it is alive, where it is and how it is."""
+    """A device says it is alive, where it is and how it is.
+
+    The heartbeat of a device that moves with an officer (:func:`locates_officer`: body cams,
+    in-car and plate cameras) is personal data, the officer's position; a fixed sensor's is not.
+    """
 
     type: Literal["device_heartbeat"] = "device_heartbeat"
+    sometimes_personal: ClassVar[bool] = True
     device: DeviceId
     device_type: DeviceType
     pos: Position | None = None
@@ -112,6 +152,11 @@ class DeviceHeartbeat(Event):
     noise_floor_db: float | None = Field(None, ge=-200, le=200)
     recording: bool | None = None
     heading_deg: float | None = Field(None, ge=0, lt=360)
+
+    @classmethod
+    def is_personal(cls, payload: Mapping[str, Any]) -> bool:
+        device_type = payload.get("device_type")
+        return locates_officer(device_type if isinstance(device_type, str) else None)
 
 
 class DeviceStatus(Event):
@@ -332,6 +377,13 @@ class Alert(Event):
     pos: Position | None = None
     ref_event_id: UUID | None = None
 
+    sometimes_personal: ClassVar[bool] = True
+
+    @classmethod
+    def is_personal(cls, payload: Mapping[str, Any]) -> bool:
+        """Alerts of :data:`PLATE_ALERT_KINDS` name a plate in their title."""
+        return payload.get("kind") in PLATE_ALERT_KINDS
+
 
 class AuditEvent(Event):
     """An entry appended to the audit chain, mirrored on the bus for live oversight."""
@@ -429,6 +481,9 @@ LIVE_ROLES: dict[str, frozenset[Role]] = {
     "camera_status": OPERATIONS,
 }
 """Which roles receive each event type on the live WebSocket."""
+
+PLATE_ALERT_KINDS: frozenset[str] = frozenset({"hotlist_hit"})
+"""Alert kinds whose title names a plate (``Hotlist hit OJC7449 …``): every read is audited."""
 
 ALERT_KIND_ROLES: dict[str, frozenset[Role]] = {
     "gunshot_review": frozenset({Role.admin, Role.supervisor, Role.analyst}),

@@ -2,7 +2,9 @@
 
 Off until an admin turns it on (``PUT /api/v1/bodycams/policy``); every
 change is audited. When on, each trigger event (a gunshot incident, a hotlist
-hit) makes every body cam within ``radius_m`` of it start recording.
+hit) makes every body cam whose latest heartbeat puts it within ``radius_m``
+of it start recording: only units online and heard from count
+(:func:`rtcc.bodycam.registry.units_near`), never a registration position.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 A body cam is a device of type ``bodycam`` (see ``rtcc devices add``); its
 position, battery and recording state come from its latest heartbeat (kept on
 its ``devices`` row by the health processor), its recording state also from
-its latest acknowledged command.
+its latest acknowledged command. Until its first heartbeat its row holds the
+coordinates it was registered with: :func:`units_near` counts only units online
+with a heartbeat.
 
 Officer positions are personal data: callers that show them to a person
 audit the read.
@@ -56,7 +58,13 @@ def _bodycams(session: Session) -> Any:
 
 
 def units_near(session: Session, lat: float, lon: float, radius_m: float) -> list[UnitNear]:
-    """Body cams whose latest position is within ``radius_m`` of (``lat``, ``lon``), nearest first.
+    """Online body cams whose latest heartbeat position is within ``radius_m`` of (``lat``, ``lon``).
+
+    Nearest first. Only units that are ``online`` (a heartbeat within the health processor's
+    ``offline_after``; :mod:`rtcc.ingest.health` flips silent ones ``offline``) and that have sent a
+    heartbeat at all count: a unit registered but never heard from still has its registration
+    coordinates as its position, and one gone silent its last one; neither says where the officer
+    is now, and commanding them only ends in a timeout.
 
     Parameters
     ----------
@@ -72,6 +80,8 @@ def units_near(session: Session, lat: float, lon: float, radius_m: float) -> lis
     dlat = math.degrees(radius_m / EARTH_RADIUS_M)
     dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
     q = _bodycams(session).where(
+        Device.status == "online",
+        Device.last_seen_at.is_not(None),
         Device.lat.is_not(None),
         Device.lon.is_not(None),
         Device.lat.between(lat - dlat, lat + dlat),

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rtcc.errors import Conflict, NotFound
-from rtcc.events import ALERT_KIND_ROLES, Alert
+from rtcc.events import ALERT_KIND_ROLES, PLATE_ALERT_KINDS, Alert
 from rtcc.roles import Role
 from rtcc.store.tables_ops import AlertRow
 
@@ -182,8 +182,11 @@ def settle_linked(
     for row in rows:
         if row.status in _FROM[action]:
             _apply(row, action, by=by, at=at, reason=reason)
-        if title is not None:
+        if title is not None and row.title != title[:300]:
             row.title = title[:300]
+            # a new title is a change dispatch must see: the feed polls by updated_at (an alert already
+            # assigned is not moved by _apply, so nothing else would mark it changed)
+            row.updated_at = max(row.updated_at, at)
     session.flush()
     return list(rows)
 
@@ -214,6 +217,14 @@ def _apply(
     row.status = new
     row.updated_at = at
     row.history = [*(row.history or []), step]
+
+
+def naming_plates(rows: Iterable[AlertRow]) -> list[str]:
+    """Ids of the alerts among ``rows`` whose title names a plate (:data:`PLATE_ALERT_KINDS`).
+
+    Serving them is a read of personal data: the caller audits it with these ids.
+    """
+    return sorted({str(r.id) for r in rows if r.kind in PLATE_ALERT_KINDS})
 
 
 def alert_dict(row: AlertRow) -> dict[str, Any]:

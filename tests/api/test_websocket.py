@@ -66,7 +66,8 @@ async def test_live_events_filtered_by_role(center: Running, clients: dict[Role,
     audit = (await admin.get("/api/v1/audit", params={"action": "subscribe_live"})).json()["items"]
     by_actor = {e["actor"]: e["details"]["types"] for e in audit}
     assert "plate_read" in by_actor["analyst1"]
-    assert by_actor["officer1"] == ["hotlist_hit"]  # hits are personal data too
+    # hits are personal data too, and so are alerts naming a plate and units' heartbeats (positions)
+    assert by_actor["officer1"] == ["alert", "device_heartbeat", "hotlist_hit"]
 
 
 async def test_auditor_sees_audit_stream_only(

@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from rtcc.bodycam.registry import units_near
 from rtcc.events import (
+    DeviceHeartbeat,
     GunshotIncident,
     HotlistHit,
     PacketUpdated,
@@ -86,7 +88,28 @@ async def test_gunshot_packet_built_rebuilt_and_audited(
     old = _incident_row(now - timedelta(days=200), _offset(50.0))
     store.run(lambda s: s.add_all([near, far, old]))
     bc = _offset(-80.0)
-    await center.center.provision_device("bc-near", DeviceType.bodycam, "Body cam, unit 7", bc[0], bc[1])
+    key = await center.center.provision_device(
+        "bc-near", DeviceType.bodycam, "Body cam, unit 7", bc[0], bc[1]
+    )
+    # a unit counts as near by the position of its latest heartbeat (a registered one is not enough)
+    beat = DeviceHeartbeat(
+        source="bc-near",
+        device="bc-near",
+        device_type=DeviceType.bodycam,
+        pos=Position(lat=bc[0], lon=bc[1]),
+        recording=False,
+    )
+    r = await center.http.post(
+        "/api/v1/ingest/events",
+        json={"events": [beat.model_dump(mode="json")]},
+        headers={"authorization": f"Device {key}"},
+    )
+    assert r.status_code == 202, r.text
+
+    async def online() -> bool:
+        return await store.read(lambda s: units_near(s, bc[0], bc[1], 10.0)) != []
+
+    await eventually(online, what="bc-near online")
     bc_far = _offset(-3000.0)
     await center.center.provision_device(
         "bc-far", DeviceType.bodycam, "Body cam, unit 9", bc_far[0], bc_far[1]

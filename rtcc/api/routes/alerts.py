@@ -8,16 +8,21 @@
   audited and published as an ``alert_updated`` event. A review alert whose
   incident waits for review, or a hit alert whose hit still says "verify", is
   not dismissed or closed (409): the decision on the incident or hit settles it.
+
+A hit alert's title names the plate: serving one (the queue, one alert, the dispatch feed, CAP) is
+audited as ``read_hit_alerts`` with the alerts' ids (:func:`audit_plate_alerts`). The moves are
+audited by themselves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rtcc.api.deps import Context, CtxDep, Operations, Principal
 from rtcc.api.text import Reason
@@ -60,9 +65,11 @@ class AlertList(BaseModel):
 class AssignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    unit: str = Field(
-        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\- ]+$", description="Unit call sign."
-    )
+    # stripped before the length check: a call sign of spaces names no unit (422, not an empty unit)
+    unit: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\- ]+$"),
+    ] = Field(description="Unit call sign (surrounding spaces are dropped; not blank).")
 
 
 class DismissIn(BaseModel):
@@ -90,21 +97,38 @@ async def list_alerts(
 
     _check_tz(since, until)
     rows = await ctx.store.read(
-        lambda s: [
-            alert_dict(r)
-            for r in list_alerts(s, role=who.role, status=status or [], since=since, until=until, limit=limit)
-        ]
+        lambda s: list_alerts(s, role=who.role, status=status or [], since=since, until=until, limit=limit)
     )
-    return AlertList(items=[AlertOut.model_validate(r) for r in rows])
+    await audit_plate_alerts(ctx, who, rows, "/api/v1/alerts")
+    return AlertList(items=[AlertOut.model_validate(alert_dict(r)) for r in rows])
 
 
-@router.get("/{alert_id}", summary="One alert and its history")
+@router.get("/{alert_id}", summary="One alert and its history (audited when it names a plate)")
 async def get_alert(alert_id: UUID, ctx: CtxDep, who: Operations) -> AlertOut:
     from rtcc.ops.alerts import alert_dict, get_alert
 
-    return AlertOut.model_validate(
-        await ctx.store.read(lambda s: alert_dict(get_alert(s, alert_id, role=who.role)))
-    )
+    row = await ctx.store.read(lambda s: get_alert(s, alert_id, role=who.role))
+    await audit_plate_alerts(ctx, who, [row], f"/api/v1/alerts/{alert_id}")
+    return AlertOut.model_validate(alert_dict(row))
+
+
+async def audit_plate_alerts(ctx: Context, who: Principal, rows: Iterable[Any], path: str) -> None:
+    """Audit serving ``rows`` when some name a plate (a hit alert's title does): who read which alerts.
+
+    Used by every route that serves alert titles (the queue, the dispatch feed, CAP), so that no plate
+    leaves the center without an entry, like ``GET /hits``.
+    """
+    from rtcc.ops.alerts import naming_plates
+
+    ids = naming_plates(rows)
+    if ids:
+        await ctx.audit(
+            who,
+            "read_hit_alerts",
+            "alert",
+            record_id=ids[0] if len(ids) == 1 else None,
+            details={"alerts": ids, "count": len(ids), "path": path},
+        )
 
 
 async def _move(
@@ -163,7 +187,7 @@ async def acknowledge(alert_id: UUID, ctx: CtxDep, who: Operations) -> AlertOut:
 
 @router.post("/{alert_id}/assign", summary="Assign an alert to a unit")
 async def assign(alert_id: UUID, body: AssignIn, ctx: CtxDep, who: Operations) -> AlertOut:
-    return await _move(ctx, who, alert_id, "assign", unit=body.unit.strip())
+    return await _move(ctx, who, alert_id, "assign", unit=body.unit)
 
 
 def _undecided(s: Any, alert_id: UUID, role: Any) -> Conflict | None:

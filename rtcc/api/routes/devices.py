@@ -7,6 +7,10 @@ Its health shows the last GPS position it reported (``attributes.reported_lat`` 
 ``reported_lon``), ``position_error_m`` (distance of that report from the registered
 position) and ``position_mismatch`` (its pulses report a position further than
 ``acoustic.position_tolerance_m`` away: they are located at the registered position).
+
+The position of a device that moves with an officer (body cams, in-car and plate cameras:
+:func:`rtcc.events.locates_officer`) is personal data: ``GET /devices`` and ``GET /devices/{id}``
+audit the read (``read_unit_locations``, with the units whose locations were shown).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from sqlalchemy import select
 from rtcc.api.deps import Admin, CtxDep, Operations
 from rtcc.api.text import Reason500
 from rtcc.errors import NotFound
-from rtcc.events import DevicePosition, Position
+from rtcc.events import DevicePosition, Position, locates_officer
 from rtcc.roles import DeviceType
 from rtcc.store.tables import Device
 
@@ -102,17 +106,27 @@ def _out(d: Device) -> DeviceOut:
 @router.get("", summary="Every device with its position and health")
 async def list_devices(ctx: CtxDep, who: Operations) -> dict[str, list[DeviceOut]]:
     rows = await ctx.store.read(lambda s: list(s.scalars(select(Device).order_by(Device.id))))
-    if any(r.type == DeviceType.bodycam.value for r in rows):
-        # body-cam positions are officers' locations
-        await ctx.audit(who, "read_unit_locations", "devices", details={"count": len(rows)})
+    units = [r.id for r in rows if locates_officer(r.type)]
+    if units:
+        # the position of a body cam or an in-car device is an officer's location
+        await ctx.audit(who, "read_unit_locations", "devices", details={"count": len(rows), "units": units})
     return {"items": [_out(r) for r in rows]}
 
 
-@router.get("/{device_id}", summary="One device")
+@router.get("/{device_id}", summary="One device (audited when it moves with an officer)")
 async def get_device(ctx: CtxDep, who: Operations, device_id: str = DevicePath) -> DeviceOut:
     row = await ctx.store.read(lambda s: s.get(Device, device_id))
     if row is None:
         raise NotFound(f"no device {device_id!r}")
+    if locates_officer(row.type):
+        # as the list: a body cam's or an in-car device's position is an officer's location
+        await ctx.audit(
+            who,
+            "read_unit_locations",
+            "devices",
+            record_id=device_id,
+            details={"count": 1, "units": [row.id]},
+        )
     return _out(row)
 
 

@@ -10,6 +10,11 @@ they are alerts operators act on (the dashboard's history loads them); their
 copies here are deleted with the plate reads after ``retention.plate_reads_days``
 (:mod:`rtcc.oversight.retention`).
 
+Events with personal data are audited per request (``read_events``: the types, and which units'
+locations or which plate-naming alerts were read): plate hits, heartbeats of devices that move with
+an officer (body cams, in-car and plate cameras; a fixed sensor's heartbeat is not personal) and hit
+alerts, whose title names the plate.
+
 Pulses are served without their audio (``audio_flac_b64`` is null): street audio can hold
 voices, and it is played, role-checked and audited per listen, through the incident it belongs to
 (``GET /api/v1/gunshots/{id}/audio``).
@@ -76,14 +81,21 @@ async def list_events(
     rows = await ctx.store.read(
         lambda s: repo_list(s, types=wanted, since=since, until=until, device_id=device_id, limit=limit)
     )
-    personal = sorted({r.type for r in rows if EVENT_TYPES[r.type].personal})
-    if personal:
-        await ctx.audit(
-            who,
-            "read_events",
-            "events",
-            details={"types": personal, "count": len(rows), "device_id": device_id},
-        )
+    # per event, not per type: a body cam's heartbeat is an officer's position, a fixed sensor's is not
+    personal_rows = [r for r in rows if EVENT_TYPES[r.type].is_personal(r.payload)]
+    if personal_rows:
+        details: dict[str, Any] = {
+            "types": sorted({r.type for r in personal_rows}),
+            "count": len(rows),
+            "device_id": device_id,
+        }
+        units = sorted({str(r.payload.get("device")) for r in personal_rows if r.type == "device_heartbeat"})
+        if units:
+            details["units"] = units  # whose locations were read
+        alerts = sorted({str(r.payload.get("alert_id")) for r in personal_rows if r.type == "alert"})
+        if alerts:
+            details["alerts"] = alerts  # which alerts naming a plate were read
+        await ctx.audit(who, "read_events", "events", details=details)
     return {"items": [_without_audio(r.payload) if r.type == "pulse" else r.payload for r in rows]}
 
 

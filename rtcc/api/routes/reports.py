@@ -7,6 +7,9 @@
 * ``GET /feeds/alerts.json?since=`` — alerts created or updated since a
   time, oldest first, with ``next_since`` for the next poll.
 
+A hit alert's title names the plate: CAP and the feed audit serving one
+(``read_hit_alerts``, with the alerts' ids), as ``GET /alerts`` does.
+
 Dispatch (CAD) systems use a service account with an operations role (its
 bearer token); there is no separate feed token to leak or rotate.
 """
@@ -25,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rtcc.api.deps import Allow, Context, CtxDep, Operations, Principal
+from rtcc.api.routes.alerts import audit_plate_alerts
 from rtcc.errors import ValidationFailed
 from rtcc.roles import Role
 
@@ -136,6 +140,7 @@ async def cap_alert(alert_id: UUID, ctx: CtxDep, who: Operations) -> Response:
     from rtcc.ops.exports import cap_xml
 
     row = await ctx.store.read(lambda s: get_alert(s, alert_id, role=who.role))
+    await audit_plate_alerts(ctx, who, [row], f"/api/v1/feeds/cap/{alert_id}.xml")
     sender = ctx.settings.operations.cap_sender
     return Response(cap_xml(row, sender=sender), media_type="application/cap+xml")
 
@@ -170,5 +175,6 @@ async def alerts_feed(
         return list(s.scalars(q.order_by(AlertRow.updated_at, AlertRow.id).limit(limit)))
 
     rows = await ctx.store.read(_q)
+    await audit_plate_alerts(ctx, who, rows, "/api/v1/feeds/alerts.json")
     next_since = rows[-1].updated_at if rows else after
     return Response(feed_json(rows, next_since=next_since), media_type="application/json")

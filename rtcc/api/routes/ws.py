@@ -3,8 +3,10 @@
 Connect to ``/api/v1/ws`` with the session cookie, an ``Authorization: Bearer``
 header or ``?token=``; optionally ``?types=a,b`` to narrow the stream. The
 server sends ``{"kind": "hello", ...}`` then ``{"kind": "event", "subject",
-"event"}`` messages. Subscribing to a stream with personal data (plate reads)
-is audited. The server closes the socket (code 4401) once the session ends:
+"event"}`` messages. Subscribing to a stream that can carry personal data is
+audited (``subscribe_live`` with those types): plate reads and hits, heartbeats of
+body cams and in-car devices (officers' locations) and alerts (a hit alert names
+the plate). The server closes the socket (code 4401) once the session ends:
 signed out, revoked, or idle for longer than ``security.session_idle_minutes``
 (a connected page is not activity); it checks every :data:`SESSION_CHECK_S`.
 """
@@ -46,7 +48,9 @@ async def live(websocket: WebSocket) -> None:
     await websocket.accept()
     client = LiveClient(username=who.username, role=who.role, types=types)
     allowed = sorted(t for t in EVENT_TYPES if client.wants(t))
-    personal = [t for t in allowed if EVENT_TYPES[t].personal]
+    # a stream that can carry personal data is audited when subscribed to: plate reads and hits,
+    # heartbeats of devices that move with an officer (their location), hit alerts (they name the plate)
+    personal = [t for t in allowed if EVENT_TYPES[t].may_be_personal()]
     if personal:
         await ctx.audit(who, "subscribe_live", "events", details={"types": personal})
     ctx.hub.add(client)
