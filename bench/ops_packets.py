@@ -120,6 +120,8 @@ def fill(
                 lat=lat,
                 lon=lon,
                 attributes={"recording": u % 3 == 0},
+                status="online",  # units count as near only when online with a heartbeat position
+                last_seen_at=now,
             )
         )
     store.run(lambda s: s.add_all(units))
