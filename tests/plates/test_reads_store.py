@@ -163,8 +163,10 @@ def test_postgres_layout(store: Store) -> None:
     """PostgreSQL: reads land in their day's partition; the geom column follows lat/lon."""
     if not store.is_postgres:
         pytest.skip("PostgreSQL only")
-    r = read("PART1", minutes=0)
-    old = read("PART2", minutes=-60 * 24 * 365)
+    # now, not T0: the center keeps day partitions from two days back (a fixed day falls out of them)
+    now_min = (datetime.now(UTC) - T0).total_seconds() / 60
+    r = read("PART1", minutes=now_min)
+    old = read("PART2", minutes=now_min - 60 * 24 * 365)
     store.run(lambda s: repo.insert_reads(s, [r, old]))
     with store.session() as s:
         where = {
