@@ -40,6 +40,30 @@ export function packetRef(a) {
   return null;
 }
 
+/** Roles that review a gunshot incident (the others wait for them). */
+const REVIEWERS = new Set(["admin", "supervisor", "analyst"]);
+
+/**
+ * What an open alert still waits for before it can be dismissed or closed: "hit" (a hotlist hit
+ * not yet confirmed or rejected: verify before action), "review" (a gunshot incident waiting for
+ * review) or null. The center refuses to dismiss or close those (409): a decision on the hit or the
+ * incident settles the alert. `refStatus`: the hit's or the incident's status when known (the
+ * packet view loads it); otherwise it is told from the alert (a confirmed hit's alert is retitled
+ * "CONFIRMED …"; a decided hit's or review's alert leaves the open states).
+ */
+export function awaitsDecision(a, refStatus) {
+  if (!a || !OPEN.has(a.status) || !a.ref) return null;
+  if (a.kind === "hotlist_hit") {
+    const confirmed =
+      /^CONFIRMED\b/.test(a.title || "") ||
+      (Array.isArray(a.history) && a.history.some((h) => h && /^hit confirmed/.test(String(h.reason || ""))));
+    if (confirmed) return null;
+    return refStatus === undefined || refStatus === "verify" ? "hit" : null;
+  }
+  if (a.kind === "gunshot_review") return refStatus === undefined || refStatus === "pending_review" ? "review" : null;
+  return null;
+}
+
 export class AlertQueue {
   /**
    * @param {HTMLElement} root  the tab's section
@@ -133,19 +157,38 @@ export class AlertQueue {
     this.hooks.onCount(n);
   }
 
-  /** The action buttons for an alert (and the box their forms open in), for a row or the packet view. */
-  actionsFor(a, { withOpen = true } = {}) {
+  /**
+   * The action buttons for an alert (and the box their forms open in), for a row or the packet view.
+   * `msg`: where an action's error is shown (the queue's message by default); `refStatus`: the
+   * status of the hit or incident the alert announces, when known (see awaitsDecision).
+   */
+  actionsFor(a, { withOpen = true, msg = null, refStatus } = {}) {
     const actions = el("div", { class: "row-actions" });
     const extra = el("div", { class: "row-extra" });
+    const out = msg || this.msg;
     const act = (action, label, fn, cls = "btn-small btn-ghost") =>
       el("button", { type: "button", class: cls, dataset: { action }, onclick: (e) => fn(e.currentTarget) }, label);
+    const waits = awaitsDecision(a, refStatus);
     if (withOpen) actions.append(act("open", "Open", () => this.hooks.onOpen(a), "btn-small btn-primary"));
-    if (a.status === "new") actions.append(act("acknowledge", "Acknowledge", (b) => this.change(a, "acknowledge", {}, b)));
-    if (a.status === "new" || a.status === "acknowledged" || a.status === "assigned") {
+    if (a.status === "new") actions.append(act("acknowledge", "Acknowledge", (b) => this.change(a, "acknowledge", {}, b, out)));
+    if (OPEN.has(a.status)) {
       actions.append(act("assign", a.status === "assigned" ? "Reassign" : "Assign", () => this._assignForm(a, extra)));
-      actions.append(act("dismiss", "Dismiss", () => this._dismissForm(a, extra)));
+      // an undecided hit or a pending review is settled by the decision, not dismissed or closed
+      if (!waits) actions.append(act("dismiss", "Dismiss", () => this._dismissForm(a, extra)));
     }
-    if (a.status === "acknowledged" || a.status === "assigned") actions.append(act("close", "Close", (b) => this.change(a, "close", {}, b)));
+    if (!waits && (a.status === "acknowledged" || a.status === "assigned")) actions.append(act("close", "Close", (b) => this.change(a, "close", {}, b, out)));
+    if (waits) {
+      const review = waits === "review";
+      const may = !review || REVIEWERS.has(this.hooks.role);
+      if (withOpen && may) actions.append(act("decide", review ? "Review…" : "Confirm or reject…", () => this.hooks.onOpen(a)));
+      const text = review
+        ? may
+          ? `Waiting for review: ${withOpen ? "open it" : "below"}, listen to the audio and confirm it as gunfire or dismiss it, with a reason. That settles this alert.`
+          : "Waiting for review by a supervisor or an analyst: their decision settles this alert."
+        : `Verify before action: ${withOpen ? "open the hit" : "below"}, compare the photo with the hotlist entry, then confirm the hit or reject it as a misread, with a reason. That settles this alert.`;
+      extra.dataset.awaits = waits;
+      extra.append(el("p", { class: "muted small decide-hint", dataset: { awaits: waits } }, text));
+    }
     return [actions, extra];
   }
 
@@ -224,14 +267,36 @@ export class AlertQueue {
     );
   }
 
-  async change(a, action, body, btn) {
+  async change(a, action, body, btn, msg = null) {
     await busy(btn, async () => {
       try {
         await this._post(a, action, body);
       } catch (err) {
-        message(this.msg, errorText(err));
+        message(msg || this.msg, errorText(err));
+        // the alert moved meanwhile (another operator, a decision): show where it is now
+        if (err instanceof api.ApiError && err.status === 409) await this.refresh(a.id);
       }
     });
+  }
+
+  /** Re-read one alert from the center and show it (in the queue, and in the packet view via onChanged). */
+  async refresh(id) {
+    let res;
+    try {
+      res = await api.get(`alerts/${encodeURIComponent(id)}`);
+    } catch (err) {
+      return null;
+    }
+    return this.apply(normAlert(res));
+  }
+
+  /** Show an alert's new state (from an action here or elsewhere). */
+  apply(updated) {
+    if (this._shows(updated.status)) this.alerts.set(updated.id, updated);
+    else this.alerts.delete(updated.id);
+    this.render();
+    if (this.hooks.onChanged) this.hooks.onChanged(updated);
+    return updated;
   }
 
   async _post(a, action, body) {

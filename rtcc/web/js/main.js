@@ -30,6 +30,9 @@ const HISTORY_LIMIT = 50;
  * the last hours' incidents off the map on a reload. */
 const INCIDENT_HISTORY_LIMIT = 300;
 const SEEN_MAX = 5000;
+/** Roles that run or receive operations: the device list and the event history are theirs (the
+ * auditor gets 403 for them, so the page does not ask). */
+const OPERATIONS = new Set(["admin", "supervisor", "analyst", "officer"]);
 
 class Dashboard {
   constructor(user) {
@@ -40,6 +43,7 @@ class Dashboard {
     this.stopped = false;
     this.panels = {};
     this.packet = null;
+    this.operations = OPERATIONS.has(user.role);
   }
 
   async start() {
@@ -80,11 +84,13 @@ class Dashboard {
     });
     this.live.start();
 
+    // the device list and the event history only for the roles that may read them
+    const ops = this.operations;
     const [mapInfo, devices, history, incidents, caps] = await Promise.allSettled([
       api.get("map"),
-      api.get("devices"),
-      api.get("events", { types: HISTORY_TYPES, limit: HISTORY_LIMIT }),
-      api.get("events", { types: ["gunshot_incident"], limit: INCIDENT_HISTORY_LIMIT }),
+      ops ? api.get("devices") : null,
+      ops ? api.get("events", { types: HISTORY_TYPES, limit: HISTORY_LIMIT }) : null,
+      ops ? api.get("events", { types: ["gunshot_incident"], limit: INCIDENT_HISTORY_LIMIT }) : null,
       api.capabilities(),
     ]);
     if (this.stopped) return;
@@ -93,12 +99,13 @@ class Dashboard {
     this.map.invalidate();
     if (mapInfo.status === "fulfilled") this.map.setBase(mapInfo.value);
     else this.notice(`Map layers unavailable: ${mapInfo.reason.message}`);
-    if (devices.status === "fulfilled") this.map.setDevices(devices.value.items || []);
+    if (!ops) this.notice(`Devices unavailable to the ${this.user.role} role: the map shows its base layers only.`);
+    else if (devices.status === "fulfilled") this.map.setDevices(devices.value.items || []);
     else this.notice(`Devices unavailable: ${devices.reason.message}`);
     // each list comes newest first, an update after what it updates; reversed and merged by time with
     // a stable sort, a reviewed incident is replayed after its first report and ends in its last state
     const past = [history, incidents]
-      .filter((r) => r.status === "fulfilled")
+      .filter((r) => r.status === "fulfilled" && r.value)
       .flatMap((r) => (r.value.items || []).slice().reverse())
       .sort((a, b) => Date.parse(a.occurred_at) - Date.parse(b.occurred_at));
     for (const ev of past) this.onEvent(ev, "history");
@@ -125,7 +132,8 @@ class Dashboard {
       map: this.map,
       role,
       has,
-      alertActions: (a) => (this.panels.alerts ? this.panels.alerts.actionsFor(a, { withOpen: false }) : []),
+      alertActions: (a, opts) => (this.panels.alerts ? this.panels.alerts.actionsFor(a, { ...opts, withOpen: false }) : []),
+      onAlert: (a) => (this.panels.alerts ? this.panels.alerts.apply(a) : null),
     });
     if (allow("admin", "supervisor", "analyst", "officer") && has("/alerts")) {
       this.panels.alerts = new AlertQueue($("#tab-alerts"), {
@@ -276,7 +284,7 @@ class Dashboard {
 
   /** Re-read the device list soon (a device we did not know spoke up). */
   scheduleRefresh() {
-    if (this.refreshTimer !== null) return;
+    if (this.refreshTimer !== null || !this.operations) return;
     const wait = Math.max(1000, 5000 - (Date.now() - this.lastRefresh));
     this.refreshTimer = setTimeout(() => {
       this.refreshTimer = null;
@@ -285,6 +293,7 @@ class Dashboard {
   }
 
   async refreshDevices() {
+    if (!this.operations) return;
     this.lastRefresh = Date.now();
     try {
       const res = await api.get("devices");

@@ -6,11 +6,14 @@
 // entry with "verify before action" and confirm / reject with a reason.
 //
 // It opens over the map (#packet-view[data-kind][data-ref-id]) and reloads when
-// a `packet_updated` event for it arrives.
+// a `packet_updated` event for it arrives. The alert it was opened from (status
+// and actions at the top) follows the alert: `alert_updated` events and the
+// hit's or the incident's decision taken here re-read it.
 
 import * as api from "./api.js";
 import { $, clock, el, items, message, pick, position, show, stamp, words } from "./dom.js";
 import { errorText, reasonForm } from "./forms.js";
+import { normAlert } from "./alerts.js";
 
 const RELOAD_MS = 200;
 
@@ -53,8 +56,9 @@ function otherReads(sec) {
 export class PacketView {
   /**
    * @param {HTMLElement} root  #packet-view
-   * @param {{map: object, alertActions?: (alert: object) => HTMLElement[], role: string,
-   *          has?: (path: string) => boolean}} hooks  has: whether the center offers GET `path`
+   * @param {{map: object, alertActions?: (alert: object, opts: object) => HTMLElement[], role: string,
+   *          has?: (path: string) => boolean, onAlert?: (alert: object) => void}} hooks
+   *   has: whether the center offers GET `path`; onAlert: the open alert was re-read (the queue follows)
    */
   constructor(root, hooks) {
     this.root = root;
@@ -63,12 +67,14 @@ export class PacketView {
     this.title = $("#packet-title", root);
     this.current = null;
     this._timer = null;
+    this._alertTimer = null;
     $("#packet-close", root).addEventListener("click", () => this.close());
   }
 
   close() {
     this.current = null;
     clearTimeout(this._timer);
+    clearTimeout(this._alertTimer);
     for (const a of this.body.querySelectorAll("audio, img")) a.removeAttribute("src");
     this.body.replaceChildren();
     show(this.root, false);
@@ -104,9 +110,11 @@ export class PacketView {
     this.root.dataset.kind = "alert";
     this.root.dataset.refId = alert.id;
     this.title.textContent = alert.title;
+    this.msg = el("p", { class: "msg", role: "status", hidden: true });
     this.actionsBox = el("div", { class: "packet-actions" });
     this.setAlert(alert);
     this.body.replaceChildren(
+      this.msg,
       this.actionsBox,
       el(
         "table",
@@ -129,15 +137,46 @@ export class PacketView {
     }
     this.actionsBox.dataset.alertId = alert.id;
     this.actionsBox.dataset.status = alert.status;
+    if (this.title && alert.title) this.title.textContent = alert.title;
+    // errors of the actions taken here are shown here (not in the queue, hidden behind the view)
+    const opts = { msg: this.msg, refStatus: this.current.refStatus };
     this.actionsBox.replaceChildren(
       el("span", { class: `status-tag st-${alert.status}` }, words(alert.status)),
-      ...(this.hooks.alertActions ? this.hooks.alertActions(alert) : []),
+      ...(this.hooks.alertActions ? this.hooks.alertActions(alert, opts) : []),
     );
   }
 
-  /** A live event: reload the open packet when it changed. */
+  /** The status of the hit or incident shown (it tells whether the alert still waits for a decision). */
+  _setRefStatus(c, status) {
+    if (this.current !== c) return;
+    c.refStatus = status;
+    if (c.alert) this.setAlert(c.alert);
+  }
+
+  /** Re-read the open alert (after a decision here, or an `alert_updated` event) and show its state. */
+  async refreshAlert() {
+    const c = this.current;
+    if (!c || !c.alert) return;
+    let res;
+    try {
+      res = await api.get(`alerts/${encodeURIComponent(c.alert.id)}`);
+    } catch (err) {
+      return;
+    }
+    if (this.current !== c) return;
+    const a = normAlert(res);
+    this.setAlert(a);
+    if (this.hooks.onAlert) this.hooks.onAlert(a);
+  }
+
+  /** A live event: reload the open packet when it changed; follow the open alert. */
   onEvent(ev) {
     const c = this.current;
+    if (c && c.alert && ev.type === "alert_updated" && String(pick(ev, "alert_id", "id") ?? "") === c.alert.id) {
+      clearTimeout(this._alertTimer);
+      this._alertTimer = setTimeout(() => this.refreshAlert(), RELOAD_MS);
+      return;
+    }
     if (!c || ev.type !== "packet_updated") return;
     const kind = pick(ev, "kind", "packet_kind");
     const ref = String(pick(ev, "ref_id", "ref") ?? "");
@@ -250,6 +289,7 @@ export class PacketView {
   // -- the gunshot: details and audio ------------------------------------------
 
   async _gunshot(id) {
+    const c = this.current;
     let g;
     try {
       g = await api.get(`gunshots/${encodeURIComponent(id)}`);
@@ -277,6 +317,7 @@ export class PacketView {
       section("audio", "Audio from the sensors", heard.length ? audioList(id, heard) : el("p", { class: "muted empty" }, "No audio was sent for this incident.")),
     );
     if (Number.isFinite(g.lat)) this.hooks.map.flyTo({ lat: g.lat, lon: g.lon });
+    this._setRefStatus(c, g.status);
   }
 
   /**
@@ -286,6 +327,7 @@ export class PacketView {
    * sensor sent audio (the banner and the hints say what there is to go on).
    */
   _review(id, g, statusCell, hasAudio) {
+    const c = this.current;
     const box = el("div", { class: "gunshot-review hit-decision", dataset: { status: g.status } });
     if (!REVIEWERS.has(this.hooks.role) || !REVIEWABLE.has(g.status)) return box;
     const msg = el("p", { class: "msg", role: "status", hidden: true });
@@ -317,6 +359,9 @@ export class PacketView {
             if (banner) banner.remove();
             buttons.replaceChildren();
             message(msg, `Incident ${words(done)}.`, "ok");
+            // the review settled the alerts that announced the incident: show the alert as it is now
+            this._setRefStatus(c, done);
+            await this.refreshAlert();
           },
           onCancel: () => choose(),
         }),
@@ -335,6 +380,7 @@ export class PacketView {
   // -- the hit: photos beside the entry; verify before action -------------------
 
   async _hit(id) {
+    const c = this.current;
     let h;
     try {
       h = await api.get(`hits/${encodeURIComponent(id)}`);
@@ -383,6 +429,9 @@ export class PacketView {
             view.dataset.status = done;
             view.querySelector(".verify-banner").textContent = `Decision: ${words(done)} — ${reason}`;
             decision.replaceChildren();
+            // the decision settled the hit's alert (acknowledged or dismissed): show it as it is now
+            this._setRefStatus(c, done);
+            await this.refreshAlert();
           },
           onCancel: () => decisionButtons(),
         }),
@@ -424,6 +473,7 @@ export class PacketView {
     );
     const p = position(read) || position(h);
     if (p) this.hooks.map.flyTo(p);
+    this._setRefStatus(c, status);
   }
 
   // -- camera live view ----------------------------------------------------------

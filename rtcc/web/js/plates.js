@@ -6,16 +6,19 @@
 //    cameras and area (a radius around a point, or a polygon, picked on the
 //    map). Refused here before any request when the purpose or case number is
 //    missing, and refused again by the center (which audits the terms).
-//    Results: `#plate-results li[data-read-id][data-plate]`; "Track on map"
-//    draws the vehicle's reads in time order; "Co-travellers" opens the
-//    co-travel view for that plate.
+//    Results: `#plate-results li[data-read-id][data-plate]`; "Details" (or a
+//    click on the row) opens the stored read (`#plate-read`: text, confidence,
+//    camera, time, place, the plate crop and the vehicle photo), looked at
+//    with the search's purpose and case number (audited again by the center);
+//    "Track on map" draws the vehicle's reads in time order; "Co-travellers"
+//    opens the co-travel view for that plate.
 //  * Co-travel — see cotravel.js.
 //  * BOLO — the custom hotlist entries kept here (see bolo.js); the "why" block is hidden there.
 
 import * as api from "./api.js";
 import { Bolo } from "./bolo.js";
 import { CoTravel } from "./cotravel.js";
-import { el, items, message, pick, stamp } from "./dom.js";
+import { el, items, message, pick, position, stamp } from "./dom.js";
 import { busy, errorText } from "./forms.js";
 
 export const PURPOSES = [
@@ -180,6 +183,7 @@ export class PlateSearch {
     this.msg = el("p", { id: "plate-msg", class: "msg", role: "alert", hidden: true });
     this.btn = el("button", { id: "ps-submit", type: "submit", class: "btn-primary" }, "Search");
     this.results = el("ol", { id: "plate-results", class: "rows" });
+    this.readView = el("section", { id: "plate-read", class: "read-detail", hidden: true, "aria-live": "polite" });
 
     this.pickBtn = el("button", { id: "ps-pick", type: "button", class: "btn-small btn-ghost", onclick: () => this._togglePick() }, "Pick on map");
     this.clearBtn = el("button", { id: "ps-area-clear", type: "button", class: "btn-small btn-ghost", onclick: () => this._clearArea() }, "Clear");
@@ -218,7 +222,7 @@ export class PlateSearch {
     this.bolo = new Bolo();
 
     this.views = {
-      reads: el("div", { class: "ps-view", dataset: { view: "reads" } }, this.form, this.results),
+      reads: el("div", { class: "ps-view", dataset: { view: "reads" } }, this.form, this.readView, this.results),
       cotravel: el("div", { class: "ps-view", dataset: { view: "cotravel" }, hidden: true }, this.cotravel.node),
       bolo: el("div", { class: "ps-view", dataset: { view: "bolo" }, hidden: true }, this.bolo.node),
     };
@@ -320,6 +324,7 @@ export class PlateSearch {
         return;
       }
       const reads = items(res);
+      this.closeRead();
       message(this.msg, `${reads.length} read${reads.length === 1 ? "" : "s"} found.`, "ok");
       this.results.replaceChildren(...reads.map((r) => this._row(r, q)));
     });
@@ -331,7 +336,7 @@ export class PlateSearch {
     return el(
       "li",
       { class: "read-row", dataset: { readId: String(pick(r, "id", "read_id")), plate, region: r.region || undefined } },
-      el("div", { class: "row-main" }, el("span", { class: "plate" }, plate), region, el("span", { class: "muted" }, `${Math.round((r.confidence || 0) * 100)} %`)),
+      el("div", { class: "row-main", title: "Open the read", onclick: () => this.openRead(r, q) }, el("span", { class: "plate" }, plate), region, el("span", { class: "muted" }, `${Math.round((r.confidence || 0) * 100)} %`)),
       el(
         "div",
         { class: "row-meta" },
@@ -342,6 +347,7 @@ export class PlateSearch {
       el(
         "div",
         { class: "row-actions" },
+        el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "read" }, onclick: (e) => this.openRead(r, q, e.currentTarget) }, "Details"),
         el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "track" }, onclick: (e) => this.track(plate, q, e.currentTarget) }, "Track on map"),
         el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "cotravel" }, onclick: () => this.coTravellers(plate) }, "Co-travellers"),
       ),
@@ -361,6 +367,88 @@ export class PlateSearch {
     });
   }
 
+  /**
+   * Open one stored read: GET plates/reads/{id} and its photos, with the purpose and case number
+   * of the search that found it (`q`; the center audits each look with them). The photos are plain
+   * images of the same origin: the session cookie goes with them, as with the hit view's.
+   */
+  async openRead(r, q, btn = null) {
+    const id = String(pick(r, "id", "read_id"));
+    const why = { purpose: q.purpose, case_number: q.case_number, purpose_category: q.purpose_category };
+    const run = async () => {
+      let read;
+      try {
+        read = await api.get(`plates/reads/${encodeURIComponent(id)}`, why);
+      } catch (err) {
+        this._readBox(id, [el("p", { class: "msg", role: "alert", dataset: { kind: "error" } }, `Read unavailable: ${errorText(err)}`)]);
+        return;
+      }
+      this._readBox(id, this._readDetail(id, read, why), read.plate);
+      const p = position(read);
+      if (p && this.hooks.map && this.hooks.map.flyTo) this.hooks.map.flyTo(p);
+    };
+    for (const li of this.results.querySelectorAll("li.read-row")) li.classList.toggle("selected", li.dataset.readId === id);
+    if (btn) await busy(btn, run);
+    else await run();
+  }
+
+  closeRead() {
+    for (const img of this.readView.querySelectorAll("img")) img.removeAttribute("src");
+    this.readView.replaceChildren();
+    this.readView.hidden = true;
+    delete this.readView.dataset.readId;
+    for (const li of this.results.querySelectorAll("li.read-row.selected")) li.classList.remove("selected");
+  }
+
+  _readBox(id, body, plate = "") {
+    for (const img of this.readView.querySelectorAll("img")) img.removeAttribute("src");
+    this.readView.dataset.readId = id;
+    this.readView.replaceChildren(
+      el(
+        "div",
+        { class: "read-head" },
+        el("h3", {}, plate ? `Read ${plate}` : "Plate read"),
+        el("button", { type: "button", class: "btn-icon", "aria-label": "Close the read", dataset: { action: "close-read" }, onclick: () => this.closeRead() }, "×"),
+      ),
+      ...body,
+    );
+    this.readView.hidden = false;
+    this.readView.scrollIntoView({ block: "nearest" });
+  }
+
+  _readDetail(id, read, why) {
+    const query = new URLSearchParams(why);
+    const photo = (kind, has, caption) => {
+      if (!has) return el("figure", { class: "hit-photo none", dataset: { photo: "none" } }, el("figcaption", {}, `${caption}: no photo stored`));
+      query.set("kind", kind);
+      const src = `${api.API}plates/reads/${encodeURIComponent(id)}/image?${query}`;
+      return el("figure", { class: "hit-photo", dataset: { photo: kind } }, el("img", { src, alt: `${caption.toLowerCase()} photo of the read` }), el("figcaption", {}, caption));
+    };
+    const p = position(read);
+    const heading = Number.isFinite(read.heading_deg) ? `${Math.round(read.heading_deg)}°` : "";
+    const row = (field, label, value) => el("tr", { dataset: { field } }, el("th", {}, label), el("td", {}, value));
+    return [
+      el(
+        "div",
+        { class: "hit-compare" },
+        el("div", { class: "hit-photos" }, photo("crop", read.has_crop, "Plate"), photo("vehicle", read.has_image, "Vehicle")),
+        el(
+          "table",
+          { class: "kv read-kv" },
+          row("plate", "Text", el("span", { class: "plate" }, read.plate || "?")),
+          row("region", "State", read.region || "not read"),
+          row("confidence", "Confidence", `${Math.round((Number(read.confidence) || 0) * 100)} %`),
+          row("camera", "Camera", pick(read, "device_id", "device") || ""),
+          row("time", "Time", stamp(read.read_at)),
+          row("place", "Place", p ? `${p.lat.toFixed(5)}, ${p.lon.toFixed(5)}` : "unknown"),
+          row("direction", "Direction", [read.direction, heading].filter(Boolean).join(" · ") || "unknown"),
+          row("hit", "Hotlist hit", read.hit ? "yes" : "no"),
+        ),
+      ),
+      el("p", { class: "muted small" }, `Looked at for case ${why.case_number}: recorded in the audit log.`),
+    ];
+  }
+
   /** Open the co-travel view for `plate` and search at once. */
   async coTravellers(plate) {
     this.show("cotravel");
@@ -368,6 +456,7 @@ export class PlateSearch {
   }
 
   stop() {
+    this.closeRead();
     this.area.destroy();
   }
 
