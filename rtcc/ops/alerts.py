@@ -227,8 +227,45 @@ def naming_plates(rows: Iterable[AlertRow]) -> list[str]:
     return sorted({str(r.id) for r in rows if r.kind in PLATE_ALERT_KINDS})
 
 
-def alert_dict(row: AlertRow) -> dict[str, Any]:
-    """An alert as plain data (the API's shape)."""
+def awaiting_decision(session: Session, rows: Iterable[AlertRow]) -> dict[str, str]:
+    """Open alerts among ``rows`` whose subject still waits for a decision: alert id -> what.
+
+    ``"hit"``: a hotlist hit alert whose hit still says ``verify`` (confirm it or reject it as a
+    misread); ``"review"``: a gunshot review alert whose incident is ``pending_review``. Such an
+    alert is settled by that decision, not dismissed or closed (the API refuses: 409). Two queries
+    for any number of alerts.
+    """
+    from rtcc.store.tables import GunshotIncidentRow
+    from rtcc.store.tables_hotlists import HitRow
+
+    hits: dict[UUID, str] = {}
+    reviews: dict[UUID, str] = {}
+    for r in rows:
+        if r.status in ("closed", "dismissed") or not r.ref_id:
+            continue
+        try:
+            ref = UUID(r.ref_id)
+        except ValueError:
+            continue
+        if r.kind == "hotlist_hit":
+            hits[ref] = str(r.id)
+        elif r.kind == "gunshot_review":
+            reviews[ref] = str(r.id)
+    out: dict[str, str] = {}
+    if hits:
+        for ref in session.scalars(select(HitRow.id).where(HitRow.id.in_(hits), HitRow.status == "verify")):
+            out[hits[ref]] = "hit"
+    if reviews:
+        q = select(GunshotIncidentRow.id).where(
+            GunshotIncidentRow.id.in_(reviews), GunshotIncidentRow.status == "pending_review"
+        )
+        for ref in session.scalars(q):
+            out[reviews[ref]] = "review"
+    return out
+
+
+def alert_dict(row: AlertRow, awaits: str | None = None) -> dict[str, Any]:
+    """An alert as plain data (the API's shape); ``awaits`` from :func:`awaiting_decision`."""
     return {
         "id": row.id,
         "occurred_at": row.occurred_at,
@@ -251,4 +288,5 @@ def alert_dict(row: AlertRow) -> dict[str, Any]:
         "dismissed_at": row.dismissed_at,
         "dismiss_reason": row.dismiss_reason,
         "history": list(row.history or []),
+        "awaits_decision": awaits,
     }

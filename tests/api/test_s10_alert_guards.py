@@ -24,8 +24,11 @@ async def test_a_pending_review_alert_cannot_be_closed_around_the_review(
     analyst = clients[Role.analyst]
     iid = await _incident(center, analyst, 0.6, "pending_review")
     [review] = await _alerts(analyst, "gunshot_review", iid)
+    listed = (await analyst.get("/api/v1/alerts")).json()["items"]
+    assert [a["awaits_decision"] for a in listed if a["id"] == review["id"]] == ["review"]  # the UI offers it
     r = await analyst.post(f"/api/v1/alerts/{review['id']}/acknowledge")
     assert r.status_code == 200, r.text  # "I am on it" is fine
+    assert r.json()["awaits_decision"] == "review"
     r = await analyst.post(f"/api/v1/alerts/{review['id']}/close")
     assert r.status_code == 409 and f"/gunshots/{iid}/review" in r.json()["error"]["message"]
     assert (await analyst.get(f"/api/v1/alerts/{review['id']}")).json()["status"] == "acknowledged"
@@ -48,6 +51,8 @@ async def test_a_hit_alert_is_settled_by_the_hit_decision_not_around_it(start_ce
         await post_reads(c, key, [plate_read("QRS777")])
         [hit] = await hits_of(officer, 1, status="verify")
         [alert] = await _alerts(officer, "hotlist_hit", hit["id"])
+        one = (await officer.get(f"/api/v1/alerts/{alert['id']}")).json()
+        assert one["awaits_decision"] == "hit"  # the dashboard offers the decision, not Dismiss/Close
         r = await officer.post(f"/api/v1/alerts/{alert['id']}/dismiss", json={"reason": "busy right now"})
         assert r.status_code == 409 and f"/hits/{hit['id']}/decision" in r.json()["error"]["message"]
         r = await officer.post(f"/api/v1/alerts/{alert['id']}/assign", json={"unit": "2A12"})
@@ -59,6 +64,7 @@ async def test_a_hit_alert_is_settled_by_the_hit_decision_not_around_it(start_ce
         assert r.status_code == 200, r.text
         kept = (await officer.get(f"/api/v1/alerts/{alert['id']}")).json()
         assert kept["status"] != "dismissed" and "verify" not in kept["title"]
+        assert kept["awaits_decision"] is None
         r = await officer.post(f"/api/v1/alerts/{alert['id']}/close")
         assert r.status_code == 200, r.text  # decided: the alert can now be closed
     finally:

@@ -56,6 +56,12 @@ class AlertOut(BaseModel):
     dismissed_at: datetime | None
     dismiss_reason: str | None
     history: list[dict[str, str | None]] = Field(description="Every step: status, at, by (unit, reason).")
+    awaits_decision: Literal["hit", "review"] | None = Field(
+        None,
+        description="What this open alert waits for before it can be dismissed or closed: 'hit' (its "
+        "hotlist hit still says verify: confirm or reject it), 'review' (its gunshot incident waits "
+        "for review). Null when nothing.",
+    )
 
 
 class AlertList(BaseModel):
@@ -93,23 +99,31 @@ async def list_alerts(
     until: datetime | None = Query(None, description="Before this time (with a timezone)."),
     limit: int = Query(200, ge=1, le=1000),
 ) -> AlertList:
-    from rtcc.ops.alerts import alert_dict, list_alerts
+    from rtcc.ops.alerts import alert_dict, awaiting_decision, list_alerts
 
     _check_tz(since, until)
-    rows = await ctx.store.read(
-        lambda s: list_alerts(s, role=who.role, status=status or [], since=since, until=until, limit=limit)
-    )
+
+    def _read(s: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+        rows = list_alerts(s, role=who.role, status=status or [], since=since, until=until, limit=limit)
+        awaits = awaiting_decision(s, rows)
+        return rows, [alert_dict(r, awaits.get(str(r.id))) for r in rows]
+
+    rows, items = await ctx.store.read(_read)
     await audit_plate_alerts(ctx, who, rows, "/api/v1/alerts")
-    return AlertList(items=[AlertOut.model_validate(alert_dict(r)) for r in rows])
+    return AlertList(items=[AlertOut.model_validate(i) for i in items])
 
 
 @router.get("/{alert_id}", summary="One alert and its history (audited when it names a plate)")
 async def get_alert(alert_id: UUID, ctx: CtxDep, who: Operations) -> AlertOut:
-    from rtcc.ops.alerts import alert_dict, get_alert
+    from rtcc.ops.alerts import alert_dict, awaiting_decision, get_alert
 
-    row = await ctx.store.read(lambda s: get_alert(s, alert_id, role=who.role))
+    def _read(s: Any) -> tuple[Any, dict[str, Any]]:
+        row = get_alert(s, alert_id, role=who.role)
+        return row, alert_dict(row, awaiting_decision(s, [row]).get(str(row.id)))
+
+    row, data = await ctx.store.read(_read)
     await audit_plate_alerts(ctx, who, [row], f"/api/v1/alerts/{alert_id}")
-    return AlertOut.model_validate(alert_dict(row))
+    return AlertOut.model_validate(data)
 
 
 async def audit_plate_alerts(ctx: Context, who: Principal, rows: Iterable[Any], path: str) -> None:
@@ -140,7 +154,7 @@ async def _move(
     unit: str | None = None,
     reason: str | None = None,
 ) -> AlertOut:
-    from rtcc.ops.alerts import alert_dict, transition
+    from rtcc.ops.alerts import alert_dict, awaiting_decision, transition
 
     now = datetime.now(UTC)
 
@@ -155,7 +169,7 @@ async def _move(
             unit=unit,
             reason=reason,
         )
-        return alert_dict(row), before
+        return alert_dict(row, awaiting_decision(s, [row]).get(str(row.id))), before  # type: ignore[arg-type]
 
     data, before = await ctx.store.write(_do)
     out = AlertOut.model_validate(data)

@@ -53,6 +53,8 @@ const REVIEWERS = new Set(["admin", "supervisor", "analyst"]);
  */
 export function awaitsDecision(a, refStatus) {
   if (!a || !OPEN.has(a.status) || !a.ref) return null;
+  // the center says so (awaits_decision) when the alert came from the API rather than a live event
+  if (refStatus === undefined && a.awaits_decision !== undefined) return a.awaits_decision || null;
   if (a.kind === "hotlist_hit") {
     const confirmed =
       /^CONFIRMED\b/.test(a.title || "") ||
@@ -313,7 +315,7 @@ export class AlertQueue {
 }
 
 function rowKey(a) {
-  return [a.status, a.unit || "", a.title, a.severity, pick(a, "dismiss_reason") || ""].join("|");
+  return [a.status, a.unit || "", a.title, a.severity, pick(a, "dismiss_reason") || "", a.awaits_decision || ""].join("|");
 }
 
 function nextStatus(action, current) {

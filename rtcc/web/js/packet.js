@@ -133,8 +133,14 @@ export class PacketView {
     this.current.alert = alert;
     if (!alert) {
       this.actionsBox.replaceChildren();
+      delete this.actionsBox.dataset.key;
       return;
     }
+    // the same state again (our own action, then its live echo): keep the actions as they are, so a
+    // form being filled in (assign, dismiss) is not wiped under the operator's hands
+    const key = [alert.id, alert.status, alert.unit || "", alert.title, alert.awaits_decision || "", this.current.refStatus || ""].join("|");
+    if (this.actionsBox.dataset.key === key && this.actionsBox.childElementCount) return;
+    this.actionsBox.dataset.key = key;
     this.actionsBox.dataset.alertId = alert.id;
     this.actionsBox.dataset.status = alert.status;
     if (this.title && alert.title) this.title.textContent = alert.title;
