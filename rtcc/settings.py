@@ -672,13 +672,24 @@ def load_settings(toml: Path | str | None = None, **overrides: Any) -> Settings:
     global _CURRENT_TOML
     path = Path(toml) if toml else (Path(os.environ["RTCC_CONFIG"]) if "RTCC_CONFIG" in os.environ else None)
     if path is not None:
-        if not path.is_file():
+        if path.is_dir():
+            raise ConfigError(f"settings file {path} is a directory, not a TOML file")
+        if not path.exists():
             raise ConfigError(f"settings file {path} does not exist")
+        if not path.is_file():
+            raise ConfigError(f"settings file {path} is not a regular file")
         try:
             with path.open("rb") as fh:
                 tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        # TOML is UTF-8 by definition: tomllib raises UnicodeDecodeError (not a TOML error) otherwise
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); TOML files are UTF-8"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
     _CURRENT_TOML = path
     try:
         return Settings(**overrides)

@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -155,23 +156,34 @@ def load_city(data_dir: Path, city: str) -> Incidents:
     lats: list[float] = []
     lons: list[float] = []
     dropped = 0
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = needed - set(reader.fieldnames or [])
-        if missing:
-            raise ValidationFailed(f"{path}: missing columns {sorted(missing)}")
-        for row in reader:
-            try:
-                t, la, lo = parse(row)
-            except (ValueError, TypeError):
-                dropped += 1
-                continue
-            if not (
-                spec.lat_range[0] <= la <= spec.lat_range[1] and spec.lon_range[0] <= lo <= spec.lon_range[1]
-            ):
-                dropped += 1
-                continue
-            times.append(t)
-            lats.append(la)
-            lons.append(lo)
+    reader: Any = None
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            missing = needed - set(reader.fieldnames or [])
+            if missing:
+                raise ValidationFailed(f"{path}: missing columns {sorted(missing)}")
+            for row in reader:
+                try:
+                    t, la, lo = parse(row)
+                except (ValueError, TypeError):
+                    dropped += 1
+                    continue
+                if not (
+                    spec.lat_range[0] <= la <= spec.lat_range[1]
+                    and spec.lon_range[0] <= lo <= spec.lon_range[1]
+                ):
+                    dropped += 1
+                    continue
+                times.append(t)
+                lats.append(la)
+                lons.append(lo)
+    # a bad byte or line can sit anywhere in the file: the reading fails there, not at the open
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(f"{path}: not UTF-8 text ({exc.reason}); save the file as UTF-8 CSV") from None
+    except csv.Error as exc:
+        where = f"line {reader.line_num}: " if reader is not None else ""
+        raise ValidationFailed(f"{path}: not a readable CSV file ({where}{exc})") from None
+    except OSError as exc:
+        raise ValidationFailed(f"{path}: cannot read ({exc.strerror or exc})") from None
     return Incidents.build(times, lats, lons, dropped)

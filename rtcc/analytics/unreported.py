@@ -62,10 +62,16 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         raise ValidationFailed(f"{path}: cannot read ({exc.strerror})") from exc
     with fh:
         reader = csv.DictReader(fh)
-        if not reader.fieldnames:
-            raise ValidationFailed(f"{path}: empty file (a header line is needed)")
-        for row in reader:
-            yield reader.line_num, row
+        try:
+            if not reader.fieldnames:
+                raise ValidationFailed(f"{path}: empty file (a header line is needed)")
+            for row in reader:
+                yield reader.line_num, row
+        # a bad byte past the header's read block only shows up here, while reading on
+        except UnicodeDecodeError as exc:
+            raise ValidationFailed(f"{path}: cannot read as UTF-8 CSV ({exc.reason})") from None
+        except csv.Error as exc:
+            raise ValidationFailed(f"{path}: line {reader.line_num}: not readable as CSV ({exc})") from None
 
 
 def _header(path: Path) -> list[str]:

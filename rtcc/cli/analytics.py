@@ -202,7 +202,10 @@ def hotspots_cmd(
     except RtccError as exc:
         _fail(exc)
     if output is not None:
-        output.write_text(json.dumps(geo) + "\n", encoding="utf-8")
+        try:
+            output.write_text(json.dumps(geo) + "\n", encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write {escape(str(output))}: {escape(exc.strerror or str(exc))}")
         err.print(f"wrote {len(geo['features'])} cells to {escape(str(output))}", highlight=False)
         return
     t = Table(

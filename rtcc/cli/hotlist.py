@@ -4,7 +4,8 @@
 source's entries in one transaction (a running center picks the new list up
 within ``plates.hotlist_refresh_s`` seconds). Bad lines are printed on stderr
 with their line numbers and the rest imported; the exit code is then 2. A
-file with no usable line changes nothing.
+file with no usable line changes nothing, nor does a binary file or a CSV with a quote that is
+never closed (exit 2, the line named).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def import_cmd(
 
     from rtcc.cli.admin import _audit_cli, _store
     from rtcc.cli.main import settings_or_exit
-    from rtcc.plates.hotlist_import import parse_csv, parse_ncic
+    from rtcc.plates.hotlist_import import HotlistRefused, parse_file
     from rtcc.plates.hotlists import BOLO_SOURCE, SOURCE_NAME_PATTERN, replace_source
 
     if fmt not in ("ncic", "csv"):
@@ -59,10 +60,10 @@ def import_cmd(
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or exc}")
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    report = parse_ncic(text.splitlines()) if fmt == "ncic" else parse_csv(text)
+        report = parse_file(raw, fmt)
+    except HotlistRefused as exc:
+        where = f"{file}:{exc.line}" if exc.line is not None else str(file)
+        fail(f"{escape(where)}: {escape(exc.reason)}; source {escape(repr(source))} left as it was")
     for e in report.errors[:MAX_ERRORS_PRINTED]:
         err.print(f"{escape(str(file))}:{e.line}: {escape(e.reason)}", highlight=False)
     if len(report.errors) > MAX_ERRORS_PRINTED:

@@ -121,6 +121,10 @@ def register(app: typer.Typer) -> None:
             raise _fail(f"--lat/--lon/--alt: {exc.errors()[0]['msg']}") from None
         if lat == 0.0 and lon == 0.0:
             raise _fail("--lat/--lon (0, 0) is not a real position; the center refuses it")
+        if file is None and rate <= 0:
+            raise _fail(f"--rate {rate}: the sample rate must be a positive number of Hz (e.g. 12000)")
+        if file is None and channels < 1:
+            raise _fail(f"--channels {channels}: at least 1")
         try:
             source: AudioSource
             if file is not None:
@@ -157,8 +161,10 @@ def register(app: typer.Typer) -> None:
             left = len(spool)
             refused_dir = spool.refused_dir
             spool.close()
+        # a source whose rate the detector refused must not hide that error behind a division by zero
+        seconds = stats.samples / source.rate_hz if source.rate_hz > 0 else 0.0
         _err.print(
-            f"{stats.samples / source.rate_hz:.1f} s of audio, {stats.pulses} pulse(s), "
+            f"{seconds:.1f} s of audio, {stats.pulses} pulse(s), "
             f"{stats.delivered} delivered, {stats.refused} refused, {left} kept in {spool_dir}",
             highlight=False,
         )

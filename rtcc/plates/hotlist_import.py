@@ -10,6 +10,11 @@ is never silently altered: an NCIC plate field holding anything but letters
 and digits (blanks and dashes aside) is a bad line. Replacing a source atomically is the store's
 job (one transaction deletes the old entries and inserts the new).
 
+Two faults make a whole file untrustworthy, so they raise :class:`HotlistRefused` instead of
+being a bad line: binary (or NUL-holding) content, and a CSV quote that is never closed or that
+swallows later lines (a stray ``"`` turns every following line into one field, which would
+silently drop those entries).
+
 Fixed-width layout
 ------------------
 :data:`NCIC_LAYOUT` lists ``(field, start, end)`` with 1-based inclusive
@@ -34,7 +39,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any
 
 from rtcc.plates.matching import normalize_plate
 
@@ -106,6 +110,58 @@ class LineError:
 
     line: int
     reason: str
+
+
+class HotlistRefused(ValueError):
+    """The whole file is refused (nothing may be imported from it): ``line`` is where, if known."""
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        super().__init__(f"line {line}: {reason}" if line is not None else reason)
+        self.line = line
+        self.reason = reason
+
+
+MAX_CELL_CHARS = 2000
+"""Longest CSV cell kept (the API's limit for a typed-in reason): a longer one is a bad line."""
+
+_MAX_CONTROL_SHARE = 0.02
+"""Share of control characters (tab and line breaks aside) above which a file is binary, not text."""
+
+
+def decode_hotlist(raw: bytes) -> str:
+    """The text of a hotlist file: UTF-8 (or UTF-16 with a byte order mark), else Latin-1.
+
+    Raises :class:`HotlistRefused` for binary content: Latin-1 decodes any bytes, so without this
+    a binary file would be parsed into hundreds of junk "bad lines" (or, worse, junk entries).
+    """
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise HotlistRefused("the file starts like UTF-16 text but is not: save it as UTF-8") from None
+    else:
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+    if "\x00" in text:
+        raise HotlistRefused(
+            "the file holds NUL bytes: it is binary (or UTF-16 without a byte order mark), not a "
+            "hotlist; save it as UTF-8 text"
+        )
+    controls = sum(1 for c in text if (c < " " and c not in "\t\n\r\f\v") or c == "\x7f")
+    if controls >= 3 and controls > _MAX_CONTROL_SHARE * len(text):
+        raise HotlistRefused(
+            f"the file holds {controls} control characters in {len(text)}: it is binary, not a "
+            "hotlist text file"
+        )
+    return text
+
+
+def parse_file(raw: bytes, fmt: str) -> ParseReport:
+    """Decode and parse a hotlist file, ``fmt`` ``ncic`` or ``csv``; raises :class:`HotlistRefused`."""
+    text = decode_hotlist(raw)
+    return parse_ncic(text.splitlines()) if fmt == "ncic" else parse_csv(text)
 
 
 @dataclass(frozen=True)
@@ -263,14 +319,19 @@ _CSV_ALIASES = {
 def parse_csv(text: str, *, default_category: Category = Category.stolen_vehicle) -> ParseReport:
     """Parse a state hotlist CSV with a header row (column names are matched loosely).
 
-    Wildcards (``?``, ``*``) are kept so partial plates can be listed.
+    Wildcards (``?``, ``*``) are kept so partial plates can be listed. A cell over
+    :data:`MAX_CELL_CHARS` is a bad line; a quote never closed, or one whose field swallows later
+    lines, raises :class:`HotlistRefused` (the lines after it cannot be trusted).
     """
     report = ParseReport()
-    reader = csv.reader(io.StringIO(text))
+    rows = _rows(text)
     try:
-        header = next(reader)
+        n, header = next(rows)
     except StopIteration:
         report.errors.append(LineError(1, "empty file: expected a header row with a 'plate' column"))
+        return report
+    if isinstance(header, str):
+        report.errors.append(LineError(n, f"header row: {header}"))
         return report
     cols = [h.strip().lower() for h in header]
     index: dict[str, int] = {}
@@ -282,9 +343,28 @@ def parse_csv(text: str, *, default_category: Category = Category.stolen_vehicle
     if "plate" not in index:
         report.errors.append(LineError(1, f"no plate column in header {header}; name one 'plate'"))
         return report
-    for row in _rows(reader):
-        n, cells = row
+    # a line break is fine in free text (a reason), never in these: there it means a stray quote
+    one_line = {index[k] for k in ("plate", "state", "category", "expires") if k in index}
+    for n, cells in rows:
+        if isinstance(cells, str):
+            report.errors.append(LineError(n, cells))
+            continue
         if not any(c.strip() for c in cells):
+            continue
+        if any("\n" in cells[i] for i in one_line if i < len(cells)) or any(
+            _swallows_rows(c, len(header)) for c in cells
+        ):
+            raise HotlistRefused(
+                "a quoted field runs over a line break into the next line(s): a stray '\"'? Every "
+                "later line is unreliable, so nothing was imported",
+                _row_start(n, cells),
+            )
+        long = next((i for i, c in enumerate(cells) if len(c) > MAX_CELL_CHARS), None)
+        if long is not None:
+            name = header[long].strip() if long < len(header) else f"column {long + 1}"
+            report.errors.append(
+                LineError(n, f"{name!r} is {len(cells[long])} characters; at most {MAX_CELL_CHARS}")
+            )
             continue
 
         def cell(key: str, cells: list[str] = cells) -> str:
@@ -321,10 +401,101 @@ def parse_csv(text: str, *, default_category: Category = Category.stolen_vehicle
     return report
 
 
-def _rows(reader: Any) -> Iterator[tuple[int, list[str]]]:
-    """Rows with the physical line number each ends on (quoted fields may span lines)."""
-    for row in reader:
-        yield int(reader.line_num), row
+class _Lines:
+    """The physical lines of ``text``, remembering the ones the reader took for the current row.
+
+    Split on LF only: a bare CR stays inside its line, where the reader refuses it (splitting
+    there would silently make ``ABC<CR>123`` two plates).
+    """
+
+    def __init__(self, text: str) -> None:
+        self._it = iter(io.StringIO(text))
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._it)
+        self.taken.append(line)
+        return line
+
+
+def _swallows_rows(cell: str, columns: int) -> bool:
+    """Whether a line of ``cell`` after its first holds a whole row's commas: a stray quote's work.
+
+    A reason may hold a line break (an AMBER alert's two lines), but a continuation line with
+    as many commas as the header has separators reads as the next entries swallowed.
+    """
+    return any(line.count(",") >= max(1, columns - 1) for line in cell.split("\n")[1:])
+
+
+def _row_start(end: int, cells: list[str]) -> int:
+    """The first line of a row ending on line ``end``: one line per line break inside its cells."""
+    return end - sum(c.count("\n") for c in cells)
+
+
+def _rows(text: str) -> Iterator[tuple[int, list[str] | str]]:
+    """Rows with the physical line number each ends on (quoted fields may span lines).
+
+    A line the reader refuses (a bare CR in an unquoted field) comes as the reason (a string)
+    instead of the cells, and the reader goes on with the next line. Raises
+    :class:`HotlistRefused` for a quote that is never closed or swallows lines: after a stray
+    quote the reader would take every following line as part of one field.
+    """
+    lines = _Lines(text)
+    reader = csv.reader(lines)
+    while True:
+        lines.taken.clear()
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            n = int(reader.line_num)
+            if len(lines.taken) > 1:
+                raise HotlistRefused(
+                    f"a quoted field opened here runs to line {n} without closing ({exc}): a stray "
+                    "'\"'? Every later line is unreliable, so nothing was imported",
+                    n - len(lines.taken) + 1,
+                ) from None
+            reason = str(exc)
+            if "new-line character" in reason:
+                reason = "a bare carriage return (CR) inside an unquoted field; quote the field or remove it"
+            yield n, f"not readable as CSV: {reason}"
+            continue
+        n = int(reader.line_num)
+        raw = "".join(lines.taken)
+        if raw.count('"') % 2 and _unclosed(raw):
+            raise HotlistRefused(
+                "a quote opened on this line is never closed (the field runs to the end of the file); "
+                "every later line is unreliable, so nothing was imported",
+                n - len(lines.taken) + 1,
+            )
+        yield n, row
+
+
+def _unclosed(raw: str) -> bool:
+    """Whether the CSV text ``raw`` ends inside a quoted field (the lenient reader hides that).
+
+    The reader's own rules: a quote opens a field only as its first character, ``""`` inside is
+    one quote, and after the closing quote the field goes on unquoted (a quote there is literal).
+    """
+    quoted, at_start, i = False, True, 0
+    while i < len(raw):
+        c = raw[i]
+        if quoted:
+            if c == '"':
+                if raw.startswith('"', i + 1):
+                    i += 2
+                    continue
+                quoted = False
+        elif c == '"' and at_start:
+            quoted, at_start = True, False
+        else:
+            at_start = c in ",\r\n"
+        i += 1
+    return quoted
 
 
 def _parse_when(text: str) -> datetime:

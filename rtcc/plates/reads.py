@@ -811,7 +811,34 @@ def _check_polygon(polygon: Sequence[tuple[float, float]]) -> list[tuple[float, 
     for lat, lon in pts:
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise ValidationFailed(f"polygon corner ({lat}, {lon}) is not a position")
+    # checked here for both dialects: PostGIS would otherwise take a bad shape silently
+    problem = _polygon_problem(pts)
+    if problem is not None:
+        raise ValidationFailed(problem)
     return pts
+
+
+def _polygon_problem(pts: Sequence[tuple[float, float]]) -> str | None:
+    """Why the ``(lat, lon)`` corners make no usable area, or None.
+
+    A shape with no area (corners on one line, or repeated) is told apart from one whose edges
+    cross or touch: both are invalid to shapely, but the fix differs.
+    """
+    import shapely
+    from shapely.geometry import Polygon
+
+    shape = Polygon([(lon, lat) for lat, lon in pts])
+    if shape.is_valid:
+        return None
+    # the hull, not the shape: a crossing bowtie's two halves cancel to an area of 0 as well
+    if shape.convex_hull.area == 0:
+        return "the polygon has no area: its corners lie on one line (or repeat); give 3+ corners around one"
+    reason = shapely.is_valid_reason(shape)
+    if reason.startswith("Ring Self-intersection"):
+        return "the polygon's outline touches itself at a corner; draw it as one simple loop"
+    if reason.startswith("Self-intersection"):
+        return "the polygon crosses itself; draw its corners in order around the area"
+    return f"the polygon is not a valid area ({reason})"
 
 
 def search_reads(
@@ -846,6 +873,8 @@ def search_reads(
     """
     if not 1 <= limit <= 100_000:
         raise ValidationFailed("limit must be between 1 and 100000")
+    if start is not None and end is not None and start >= end:
+        raise ValidationFailed(f"start ({start.isoformat()}) must be before end ({end.isoformat()})")
     conds: list[ColumnElement[bool]] = []
     if start is not None:
         conds.append(PlateReadRow.read_at >= start)
@@ -1061,8 +1090,9 @@ def _filter_polygon(
     from shapely.geometry import Polygon
 
     shape = Polygon([(lon, lat) for lat, lon in pts])
-    if not shape.is_valid:
-        raise ValidationFailed("the polygon crosses itself")
+    problem = _polygon_problem(pts)
+    if problem is not None:
+        raise ValidationFailed(problem)
     prepare(shape)
     out: list[PlateReadRow] = []
     page = max(4 * limit, 1000)

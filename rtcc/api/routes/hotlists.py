@@ -218,17 +218,27 @@ async def import_hotlist(
     ],
     fmt: Literal["ncic", "csv"] = Query(alias="format", description="File layout."),
 ) -> ImportOut:
-    from rtcc.plates.hotlist_import import parse_csv, parse_ncic
+    from rtcc.plates.hotlist_import import HotlistRefused, parse_file
     from rtcc.plates.hotlists import replace_source
 
     raw = await file.read()
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    report = await asyncio.to_thread(
-        lambda: parse_ncic(text.splitlines()) if fmt == "ncic" else parse_csv(text)
-    )
+        report = await asyncio.to_thread(parse_file, raw, fmt)
+    except HotlistRefused as exc:
+        # the whole file is untrustworthy (binary, or a quote that swallows the lines after it)
+        await ctx.audit(
+            who,
+            "hotlist_import",
+            "hotlist",
+            record_id=source,
+            outcome="refused",
+            details={"format": fmt, "entries": 0, "refused_line": exc.line},
+        )
+        where = f"line {exc.line}: " if exc.line is not None else ""
+        raise ValidationFailed(
+            f"{where}{exc.reason}; source {source!r} was left as it was",
+            details={"line": exc.line, "reason": exc.reason},
+        ) from None
     errors = [LineErrorOut(line=e.line, reason=e.reason) for e in report.errors[:MAX_ERRORS_SHOWN]]
     duplicates = [
         DuplicateOut(line=d.line, first_line=d.first_line, plate=d.plate, state=d.state)

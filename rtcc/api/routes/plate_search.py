@@ -98,6 +98,21 @@ def aware(dt: datetime | None, name: str) -> datetime | None:
     return dt
 
 
+def time_range(start: datetime | None, end: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """``start`` and ``end`` checked: each with a timezone, and ``start`` before ``end``.
+
+    A reversed range finds nothing, yet would be recorded (and counted on the transparency page)
+    as a real search: it is a 422 before anything is recorded.
+    """
+    start, end = aware(start, "start"), aware(end, "end")
+    if start is not None and end is not None and start >= end:
+        raise ValidationFailed(
+            f"start ({start.isoformat()}) must be before end ({end.isoformat()})",
+            details={"start": start.isoformat(), "end": end.isoformat()},
+        )
+    return start, end
+
+
 PLACEHOLDERS = frozenset({"na", "none", "null", "nil", "unknown", "tbd", "test", "xxx", "pending", "various"})
 """Case numbers and purposes that say nothing (compared without case, spaces and punctuation)."""
 
@@ -297,7 +312,7 @@ async def search_plates(
 ) -> SearchOut:
     from rtcc.plates.reads import search_reads
 
-    start, end = aware(start, "start"), aware(end, "end")
+    start, end = time_range(start, end)
     area = [lat, lon, radius_m]
     if any(v is not None for v in area) and not all(v is not None for v in area):
         raise ValidationFailed("an area by radius needs lat, lon and radius_m together")
@@ -346,7 +361,7 @@ async def track_plate(
 ) -> TrackOut:
     from rtcc.plates.analysis import track
 
-    start, end = aware(start, "start"), aware(end, "end")
+    start, end = time_range(start, end)
     cap = ctx.settings.plates.search_max_results
     rows = await ctx.store.read(lambda s: track(s, plate, start=start, end=end, limit=cap))
     items = [read_out(r) for r in rows]
@@ -394,7 +409,7 @@ async def cotravel_plates(
 ) -> CoTravelOut:
     from rtcc.plates.analysis import find_cotravellers
 
-    start, end = aware(start, "start"), aware(end, "end")
+    start, end = time_range(start, end)
     cap = ctx.settings.plates.search_max_results
     reads, found = await ctx.store.read(
         lambda s: find_cotravellers(
