@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, async_playwright, expect
 
 from tests.conftest import Running, StartCenter
 
@@ -22,6 +22,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Playwright's assertions wait up to 5 s by default: too short on a loaded 2-core CI machine (a plate
+# track once took longer to draw while the whole suite ran). A wait, not a timing assertion.
+expect.set_options(timeout=20_000)
+
 SIM = {"enabled": True, "extent_m": 1200, "patrol_units": 3, "heartbeat_s": 1.0}
 
 
