@@ -18,7 +18,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -360,8 +360,9 @@ def alert_outcomes(
     *,
     start: datetime | None,
     kind: str | None = None,
+    end: datetime | None = None,
 ) -> tuple[int, dict[UUID, set[str]]]:
-    """The number of alerts (since ``start``, of ``kind``) and the outcome categories of those with any.
+    """The number of alerts (in ``[start, end)``, of ``kind``) and the outcome categories of those with any.
 
     An alert's outcomes are those recorded on it and on the incident or hit it
     is about (its ``ref_id``). Works from the outcomes' side, so the cost
@@ -370,6 +371,8 @@ def alert_outcomes(
     where: list[Any] = []
     if start is not None:
         where.append(AlertRow.occurred_at >= start)
+    if end is not None:
+        where.append(AlertRow.occurred_at < end)
     if kind is not None:
         where.append(AlertRow.kind == kind)
     n = int(session.scalar(select(func.count()).select_from(AlertRow).where(*where)) or 0)
@@ -400,12 +403,21 @@ def _by_ref(rows: Iterable[Any]) -> dict[tuple[str, str], set[str]]:
     return out
 
 
-def outcome_stats(session: Session, since: datetime | None = None) -> dict[str, Any]:
-    """The seed's table: success in N cases, count per category, share of alerts without outcome."""
+def outcome_stats(
+    session: Session, since: datetime | None = None, until: datetime | None = None
+) -> dict[str, Any]:
+    """The seed's table: success in N cases, count per category, share of alerts without outcome.
+
+    From ``since`` (default: the opening) to now, or to ``until`` (exclusive): a report of a past
+    month gives only what was recorded in it, about the alerts of that month, and does not change
+    with what happened after it.
+    """
     start = since or opening(session)
     q = select(OutcomeRow.case_id, OutcomeRow.category, OutcomeRow.ref_type, OutcomeRow.ref_id)
     if start is not None:
         q = q.where(OutcomeRow.recorded_at >= start)
+    if until is not None:
+        q = q.where(OutcomeRow.recorded_at < until)
     rows = session.execute(q).all()
     per_category = dict.fromkeys(OUTCOME_CATEGORIES, 0)
     success_cases: set[UUID] = set()
@@ -413,15 +425,18 @@ def outcome_stats(session: Session, since: datetime | None = None) -> dict[str, 
         per_category[r.category] = per_category.get(r.category, 0) + 1
         if r.category in SUCCESS_CATEGORIES:
             success_cases.add(r.case_id)
-    n, cats = alert_outcomes(session, _by_ref(rows), start=start)
+    n, cats = alert_outcomes(session, _by_ref(rows), start=start, end=until)
     no_outcome = n - len(cats)
     no_evidence = sum(1 for c in cats.values() if c == {NO_EVIDENCE})
     since_txt = start.date().isoformat() if start is not None else "opening"
+    # the day of the last instant counted (``until`` is exclusive: a month ends on its last day)
+    until_txt = f" until {(until - timedelta(microseconds=1)).date()}" if until is not None else ""
     return {
         "since": start,
+        "until": until,
         "success_cases": len(success_cases),
         "summary": f"success in {len(success_cases)} case{'s' if len(success_cases) != 1 else ''} "
-        f"since {since_txt}",
+        f"since {since_txt}{until_txt}",
         "per_category": per_category,
         "alerts": n,
         "alerts_no_outcome": no_outcome,

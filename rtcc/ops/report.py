@@ -19,20 +19,18 @@ import io
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rtcc.errors import ValidationFailed
-from rtcc.ops.ledger import NO_EVIDENCE, OUTCOME_CATEGORIES, OUTCOME_REF_TYPES, SUCCESS_CATEGORIES
+from rtcc.ops.ledger import OUTCOME_CATEGORIES, outcome_stats
 from rtcc.store.tables import GunshotIncidentRow
-from rtcc.store.tables_ops import AlertRow, OutcomeRow
+from rtcc.store.tables_ops import AlertRow
 
 MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -81,23 +79,16 @@ def gather(session: Session, month: str, start: datetime, end: datetime) -> Repo
     while day < end.date():
         data.alerts_per_day[day] = Counter()
         day += timedelta(days=1)
-    month_alerts: dict[UUID, str | None] = {}
-    for alert_id, occurred_at, kind, status, ref_id in session.execute(
-        select(AlertRow.id, AlertRow.occurred_at, AlertRow.kind, AlertRow.status, AlertRow.ref_id).where(
+    for occurred_at, kind, status in session.execute(
+        select(AlertRow.occurred_at, AlertRow.kind, AlertRow.status).where(
             AlertRow.occurred_at >= start, AlertRow.occurred_at < end
         )
     ):
         data.alerts_per_day.setdefault(occurred_at.date(), Counter())[kind] += 1
         data.alerts_by_status[status] += 1
-        month_alerts[alert_id] = ref_id
-    outcomes = session.execute(
-        select(OutcomeRow.case_id, OutcomeRow.category, OutcomeRow.ref_type, OutcomeRow.ref_id).where(
-            OutcomeRow.recorded_at >= start, OutcomeRow.recorded_at < end
-        )
-    ).all()
-    cats = Counter(r.category for r in outcomes)
-    data.outcomes = {c: int(cats.get(c, 0)) for c in OUTCOME_CATEGORIES}
-    data.ledger = month_ledger(start, end, month_alerts, outcomes)
+    # the ledger of the month only: what was recorded in it, about its alerts (not what came after)
+    data.ledger = outcome_stats(session, start, end)
+    data.outcomes = {c: int(data.ledger["per_category"].get(c, 0)) for c in OUTCOME_CATEGORIES}
     data.incidents = [
         (float(lat), float(lon))
         for lat, lon in session.execute(
@@ -109,60 +100,6 @@ def gather(session: Session, month: str, start: datetime, end: datetime) -> Repo
         )
     ]
     return data
-
-
-def month_ledger(
-    start: datetime, end: datetime, alerts: dict[UUID, str | None], outcomes: Iterable[Any]
-) -> dict[str, Any]:
-    """The outcome ledger's table for one month: what was recorded in it, about its alerts.
-
-    :func:`rtcc.ops.ledger.outcome_stats` counts from a start date to now; a report of a past month
-    must not change with what happened after it, so every figure here is bounded by the month: the
-    outcomes recorded in it (``outcomes``: rows with ``case_id``, ``category``, ``ref_type`` and
-    ``ref_id``) and the alerts that occurred in it (``alerts``: id → the incident or hit it is about),
-    ``start`` inclusive, ``end`` exclusive.
-    An alert has an outcome when one was recorded on it, or on its incident or hit, within the month.
-
-    Returns
-    -------
-    dict
-        The keys of :func:`~rtcc.ops.ledger.outcome_stats` (``summary``, ``success_cases``,
-        ``per_category``, ``alerts``, ``alerts_no_outcome``, ``share_no_outcome`` …).
-    """
-    per_category = dict.fromkeys(OUTCOME_CATEGORIES, 0)
-    success_cases: set[UUID] = set()
-    on_alert: dict[str, set[str]] = {}
-    on_ref: dict[str, set[str]] = {}
-    for r in outcomes:
-        per_category[r.category] = per_category.get(r.category, 0) + 1
-        if r.category in SUCCESS_CATEGORIES:
-            success_cases.add(r.case_id)
-        if r.ref_type == "alert":
-            on_alert.setdefault(str(r.ref_id), set()).add(r.category)
-        elif r.ref_type in OUTCOME_REF_TYPES:
-            on_ref.setdefault(str(r.ref_id), set()).add(r.category)
-    cats: dict[UUID, set[str]] = {}
-    for alert_id, ref_id in alerts.items():
-        found = on_alert.get(str(alert_id), set()) | (on_ref.get(ref_id, set()) if ref_id else set())
-        if found:
-            cats[alert_id] = found
-    n = len(alerts)
-    no_outcome = n - len(cats)
-    no_evidence = sum(1 for c in cats.values() if c == {NO_EVIDENCE})
-    plural = "s" if len(success_cases) != 1 else ""
-    last_day = (end - timedelta(days=1)).date()
-    return {
-        "since": start,
-        "until": end,
-        "success_cases": len(success_cases),
-        "summary": f"success in {len(success_cases)} case{plural} since {start.date()} until {last_day}",
-        "per_category": per_category,
-        "alerts": n,
-        "alerts_no_outcome": no_outcome,
-        "alerts_no_evidence": no_evidence,
-        "share_no_outcome": round(no_outcome / n, 4) if n else None,
-        "share_no_evidence": round(no_evidence / n, 4) if n else None,
-    }
 
 
 def _figures(data: ReportData) -> list[tuple[str, Any]]:
