@@ -95,7 +95,10 @@ async def resolve_principal(ctx: Context, token: str | None) -> Principal | None
 
     idle = ctx.settings.security.session_idle_minutes
     now = datetime.now(UTC)
-    found = await ctx.store.write(lambda s: resolve_session(s, token, now=now, idle_minutes=idle))
+    mfa = ctx.settings.security.mfa_required  # the default when the admin switch was never set
+    found = await ctx.store.write(
+        lambda s: resolve_session(s, token, now=now, idle_minutes=idle, mfa_default=mfa)
+    )
     if found is None:
         return None
     sess, user = found

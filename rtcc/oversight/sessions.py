@@ -82,7 +82,7 @@ def create_session(
 
 
 def resolve_session(
-    session: Session, token: str, *, now: datetime, idle_minutes: float = 30
+    session: Session, token: str, *, now: datetime, idle_minutes: float = 30, mfa_default: bool = False
 ) -> tuple[UserSession, User] | None:
     """The live session and its user for ``token``, or ``None``.
 
@@ -97,7 +97,7 @@ def resolve_session(
     row = session.get(UserSession, hash_token(token))
     if row is None or row.revoked:
         return None
-    user = _live_user(session, row, now=now, idle_minutes=idle_minutes)
+    user = _live_user(session, row, now=now, idle_minutes=idle_minutes, mfa_default=mfa_default)
     if user is None:
         row.revoked = True
         session.flush()
@@ -108,7 +108,9 @@ def resolve_session(
     return row, user
 
 
-def session_alive(session: Session, token_hash: str, *, now: datetime, idle_minutes: float = 30) -> bool:
+def session_alive(
+    session: Session, token_hash: str, *, now: datetime, idle_minutes: float = 30, mfa_default: bool = False
+) -> bool:
     """Whether the session is still live, without touching it (for long-lived connections).
 
     A WebSocket is not activity: an open page whose person made no call for
@@ -117,7 +119,7 @@ def session_alive(session: Session, token_hash: str, *, now: datetime, idle_minu
     row = session.get(UserSession, token_hash)
     if row is None or row.revoked:
         return False
-    return _live_user(session, row, now=now, idle_minutes=idle_minutes) is not None
+    return _live_user(session, row, now=now, idle_minutes=idle_minutes, mfa_default=mfa_default) is not None
 
 
 def expires_at(row: UserSession) -> datetime:
@@ -125,14 +127,17 @@ def expires_at(row: UserSession) -> datetime:
     return row.expires_at if row.expires_at is not None else row.created_at + DEFAULT_MAX_AGE
 
 
-def _mfa_switch_on(session: Session) -> bool:
-    # Read here rather than via accounts.mfa_required: accounts imports this module. Only the
-    # stored switch counts; the settings default already shaped sessions at sign-in.
+def _mfa_switch_on(session: Session, default: bool) -> bool:
+    # Read here rather than via accounts.mfa_required: accounts imports this module. The admin
+    # switch when set, else the settings file's `security.mfa_required` (``default``): a center
+    # restarted with MFA required ends the sessions opened without it.
     row = session.get(SystemSetting, MFA_REQUIRED_KEY)
-    return row is not None and bool(row.value)
+    return default if row is None else bool(row.value)
 
 
-def _live_user(session: Session, row: UserSession, *, now: datetime, idle_minutes: float) -> User | None:
+def _live_user(
+    session: Session, row: UserSession, *, now: datetime, idle_minutes: float, mfa_default: bool = False
+) -> User | None:
     """The user of a not-revoked session that is still good, or ``None`` when it must end."""
     if row.last_seen_at + timedelta(minutes=idle_minutes) < now or expires_at(row) <= now:
         return None
@@ -141,7 +146,8 @@ def _live_user(session: Session, row: UserSession, *, now: datetime, idle_minute
         return None
     # A session that may only enrol (mfa_pending) is already limited; any other session without
     # a proven code ends once MFA is needed, so its holder must sign in again with MFA.
-    if not row.mfa_verified and not row.mfa_pending and (user.mfa_enabled or _mfa_switch_on(session)):
+    needs_mfa = user.mfa_enabled or _mfa_switch_on(session, mfa_default)
+    if not row.mfa_verified and not row.mfa_pending and needs_mfa:
         return None
     return user
 

@@ -168,6 +168,30 @@ def test_sessions_without_mfa_end_when_the_switch_requires_it(store: Store) -> N
     assert not _alive(store, plain, at)
 
 
+def test_sessions_without_mfa_end_when_the_settings_file_requires_it(store: Store) -> None:
+    """`security.mfa_required = true` in the settings file, center restarted: same as the switch."""
+    user = make_user(store, "erin")
+    plain = _session(store, user)
+    proven = _session(store, user, mfa_verified=True)
+    at = T0 + timedelta(minutes=1)
+
+    def alive(token: str, required: bool) -> bool:
+        return (
+            store.run(lambda s: resolve_session(s, token, now=at, idle_minutes=10_000, mfa_default=required))
+            is not None
+        )
+
+    assert store.run(lambda s: session_alive(s, hash_token(plain), now=at, idle_minutes=10_000))
+    assert not store.run(
+        lambda s: session_alive(s, hash_token(plain), now=at, idle_minutes=10_000, mfa_default=True)
+    )
+    assert not alive(plain, True)
+    assert alive(proven, True)
+    # the admin switch, once set, decides over the file's default
+    store.run(lambda s: set_system_setting(s, "mfa_required", False))
+    assert alive(_session(store, user), True)
+
+
 def test_sessions_without_mfa_end_when_their_user_enrols(store: Store) -> None:
     user = make_user(store, "dana")
     other_device = _session(store, user)

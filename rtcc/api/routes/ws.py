@@ -89,7 +89,13 @@ async def _watch_session(websocket: WebSocket, ctx: Any, token_hash: str | None)
     while True:
         await asyncio.sleep(SESSION_CHECK_S)
         alive = await ctx.store.read(
-            functools.partial(session_alive, token_hash=token_hash, now=datetime.now(UTC), idle_minutes=idle)
+            functools.partial(
+                session_alive,
+                token_hash=token_hash,
+                now=datetime.now(UTC),
+                idle_minutes=idle,
+                mfa_default=ctx.settings.security.mfa_required,
+            )
         )
         if not alive:
             await websocket.close(code=4401, reason="session ended")
