@@ -116,7 +116,7 @@ class Event(BaseModel):
 DeviceId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._\-]+$")]
 
 FIXED_DEVICE_TYPES: frozenset[str] = frozenset({DeviceType.acoustic_sensor.value})
-"""Device types mounted at a surveyed place (as ``rtcc.ingest.health.FIXED_TYPES``).
+"""Device types mounted at a surveyed place: a heartbeat never moves them (``rtcc.ingest.health``).
 
 Every other type may move with a person: a body cam is worn by an officer, a camera or a plate
 camera may ride in a patrol car. Where such a device is, is where an officer is.

@@ -304,20 +304,15 @@ class LiveManager:
         def _one() -> str | None:
             try:
                 src = self._opener(url)
+                try:
+                    return None if src.read() is not None else "the stream ended without a frame"
+                finally:
+                    src.close()
             except RtccError as exc:
                 return exc.message
             except Exception as exc:  # a decoder's own error: this source is down, not the prober
                 log.warning("probing %s failed unexpectedly: %s", redact(url), exc)
                 return f"camera stream {redact(url)} failed: {exc}"
-            try:
-                return None if src.read() is not None else "the stream ended without a frame"
-            except RtccError as exc:
-                return exc.message
-            except Exception as exc:
-                log.warning("probing %s failed unexpectedly: %s", redact(url), exc)
-                return f"camera stream {redact(url)} failed: {exc}"
-            finally:
-                src.close()
 
         return await asyncio.to_thread(_one)
 

@@ -77,12 +77,8 @@ class CamerasProcessor:
             st = self.service.live.streams.get(cid)
             if st is not None and st.running and st.error is None and st.latest is not None:
                 return None
-            async with sem:
-                try:
-                    return await self.service.live.probe(url)
-                except Exception as exc:  # one camera's failure must not stop the round for the others
-                    log.warning("probing camera %s failed: %s", cid, exc)
-                    return f"probe failed: {exc}"
+            async with sem:  # probe() answers every source failure as a reason, never raises for one
+                return await self.service.live.probe(url)
 
         reasons = await asyncio.gather(*(one(cid, url) for cid, _, url, _ in cams))
         published: list[CameraStatus] = []

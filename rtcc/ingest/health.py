@@ -35,7 +35,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rtcc.bus import Bus, Subscription
-from rtcc.events import DeviceHeartbeat, DeviceStatus, parse_event, subject_for
+from rtcc.events import FIXED_DEVICE_TYPES, DeviceHeartbeat, DeviceStatus, parse_event, subject_for
 from rtcc.geo import distance_m
 from rtcc.metrics import Metrics
 from rtcc.roles import DeviceType
@@ -44,7 +44,7 @@ from rtcc.store.tables import Device
 
 log = logging.getLogger(__name__)
 
-FIXED_TYPES = frozenset({DeviceType.acoustic_sensor.value})
+FIXED_TYPES = FIXED_DEVICE_TYPES
 """Device types whose registered (surveyed) position a heartbeat never overwrites."""
 
 
