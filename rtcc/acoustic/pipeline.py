@@ -259,6 +259,8 @@ class _Round:
     angle: float
     pulses: dict[str, str] = field(default_factory=dict)
     audio: set[str] = field(default_factory=set)
+    heard: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Each sensor's pulse of this round as (arrival epoch s, SNR dB): tells its echoes (:func:`_heard`)."""
 
     def hear(self, p: _P) -> bool:
         """Count ``p`` as its sensor's pulse of this round unless it has one; True when it was new."""
@@ -266,6 +268,7 @@ class _Round:
         if sid in self.pulses:
             return False
         self.pulses[sid] = str(p.event.event_id)
+        self.heard[sid] = (p.t, float(p.event.snr_db))
         if p.event.audio_flac_b64:
             self.audio.add(sid)
         return True
@@ -322,6 +325,9 @@ class AcousticPipeline:
         A fix this close in time (s) and within ``group_distance_m`` of a recent round that shares
         at most this share of sensors with it (of the smaller set) is that round, heard by the other
         side of the array (7. of the module docstring; :meth:`_same_bang`).
+    echo_drop_db : float
+        A shared sensor's pulse in the later of two such fixes that follows its pulse in the other
+        and is this much weaker (dB SNR) is an echo, not a sensor hearing both (:meth:`_one_bang`).
     max_window_s : float
         A window open this long (s since its first pulse arrived) is processed even if pulses keep
         arriving: a sensor clicking faster than ``quiet_s`` would otherwise hold it open for good.
@@ -398,6 +404,7 @@ class AcousticPipeline:
         absorb_late_s: float = 0.04,
         same_bang_s: float = 0.15,
         same_bang_overlap: float = 0.25,
+        echo_drop_db: float = 6.0,
         holdover_s: float = 30.0,
         max_held: int = 5000,
         max_window_s: float = 20.0,
@@ -447,6 +454,7 @@ class AcousticPipeline:
         self.absorb_late_s = absorb_late_s
         self.same_bang_s = same_bang_s
         self.same_bang_overlap = same_bang_overlap
+        self.echo_drop_db = echo_drop_db
         self.holdover_s = holdover_s
         self.max_held = max_held
         self.max_window_s = max_window_s
@@ -1056,10 +1064,10 @@ class AcousticPipeline:
         """
         xy = (float(fix.x_m), float(fix.y_m))
         t = base + float(fix.t0_s)
-        sensors = {p.event.device for p in used}
+        sensors = _heard(used)
         for recent in self._recent:
             for r in recent.rounds:
-                if not self._one_bang(t, xy, sensors, r.t, r.xy, set(r.pulses)):
+                if not self._one_bang(t, xy, sensors, r.t, r.xy, r.heard):
                     continue
                 rec = recent.rec
                 for p in used:
@@ -1095,9 +1103,9 @@ class AcousticPipeline:
         """
         xy = (float(fix.x_m), float(fix.y_m))
         t = base + float(fix.t0_s)
-        sensors = {p.event.device for p in used}
+        sensors = _heard(used)
         for other, its in kept:
-            mine = {p.event.device for p in its}
+            mine = _heard(its)
             where = (float(other.x_m), float(other.y_m))
             if not self._one_bang(t, xy, sensors, base + float(other.t0_s), where, mine):
                 continue
@@ -1117,15 +1125,30 @@ class AcousticPipeline:
         self,
         t: float,
         xy: tuple[float, float],
-        sensors: set[str],
+        sensors: dict[str, tuple[float, float]],
         other_t: float,
         other_xy: tuple[float, float],
-        other_sensors: set[str],
+        other_sensors: dict[str, tuple[float, float]],
     ) -> bool:
-        """The same-bang rule: close in time and place, heard by (almost) disjoint sensors."""
+        """The same-bang rule: close in time and place, heard by (almost) disjoint sensors.
+
+        ``sensors``, ``other_sensors``: each sensor's pulse of the fix as (arrival, SNR dB). A shared
+        sensor whose pulse in the later fix follows its pulse in the other within a second and is
+        ``echo_drop_db`` weaker is that bang's echo, not a sensor hearing both (direct sound comes
+        first and loudest; the echo rule of :mod:`rtcc.acoustic.locate`, session 9): the far side's
+        late fix picks up near sensors' echoes, which fit it as well as its own pulses do. Two
+        rounds of a gun are heard by the same sensors at about the same level, so they stay shared.
+        """
         if abs(t - other_t) > self.same_bang_s or math.dist(xy, other_xy) > self.group_distance_m:
             return False
-        return len(sensors & other_sensors) <= self.same_bang_overlap * min(len(sensors), len(other_sensors))
+        later, first = (sensors, other_sensors) if t >= other_t else (other_sensors, sensors)
+        both = sensors.keys() & other_sensors.keys()
+        shared = sum(1 for sid in both if not self._echo(later[sid], first[sid]))
+        return shared <= self.same_bang_overlap * min(len(sensors), len(other_sensors))
+
+    def _echo(self, late: tuple[float, float], early: tuple[float, float]) -> bool:
+        """Whether a sensor's pulse ``late`` (arrival, SNR dB) is an echo of its pulse ``early``."""
+        return 0.0 < late[0] - early[0] <= 1.0 and late[1] <= early[1] - self.echo_drop_db
 
     def _shot(self, fix: Any, used: list[_P], base: float) -> ShotLocated:
         assert self._proj is not None
@@ -1448,6 +1471,14 @@ def _round_of(fix: Any, used: list[_P], base: float) -> _Round:
     for p in used:
         r.hear(p)
     return r
+
+
+def _heard(pulses: Sequence[_P]) -> dict[str, tuple[float, float]]:
+    """Each sensor's pulse as (arrival epoch s, SNR dB); a sensor's first pulse when it has two."""
+    out: dict[str, tuple[float, float]] = {}
+    for p in sorted(pulses, key=lambda q: q.t):
+        out.setdefault(p.event.device, (p.t, float(p.event.snr_db)))
+    return out
 
 
 def round_slots(rounds: Sequence[_Round]) -> tuple[dict[str, list[str | None]], dict[str, list[int]]]:

@@ -120,3 +120,51 @@ async def test_two_fixes_of_one_bang_in_one_window_are_one_round(
     (row,) = rows
     assert all(len(v) == 4 and all(v) for v in (row.round_pulses or {}).values())  # every sensor, every round
     assert pipe.metrics.get("acoustic_same_bang_fixes") >= 1
+
+
+async def test_near_sensors_echoes_in_the_far_sides_fix_do_not_make_it_a_round(
+    center: Running, clients: dict[Role, httpx.AsyncClient]
+) -> None:
+    """The demo's 5-for-4 and 3-for-2 cases: the late far side's fix picks up near sensors' echoes.
+
+    Seven far sensors report the bang late (beyond the straggler window); three near sensors that
+    heard it directly also report its echo 70 ms later and 10 dB weaker, which fits the far side's
+    fix. Three shared sensors of ten made the fix a second round; echoes are not sensors hearing
+    both fixes, so it joins the round.
+    """
+    near = await _ring(center, "se-a", 300.0, 0.0)
+    far = await _ring(center, "se-b", 520.0, math.pi / 10)
+    pipe = pipeline_of(center)
+    await pipe.refresh_registry()
+    use_classifier(pipe, 0.95)
+    src, t0 = (20.0, -30.0), datetime.now(UTC) - timedelta(seconds=8)
+    await post_pulses(center, near, shot_pulses(near, src, t_emit=t0))
+
+    async def outcomes() -> list[IncidentOutcome] | None:
+        return list(pipe.outcomes) or None
+
+    (first,) = await eventually(outcomes, what="the near ring's round located")
+    late_ids = [f"se-b{i:02d}" for i in range(7)] + ["se-a00", "se-a03", "se-a06"]
+    late_side = Array(
+        {sid: {**far.keys, **near.keys}[sid] for sid in late_ids},
+        {sid: {**far.xy, **near.xy}[sid] for sid in late_ids},
+        far.proj,
+    )
+    late = [
+        p.model_copy(update={"snr_db": p.snr_db - 10.0}) if p.device.startswith("se-a") else p
+        for p in shot_pulses(late_side, src, t_emit=t0 + timedelta(seconds=0.07))
+    ]
+    await post_pulses(center, late_side, late)
+    store = center.center.store
+    assert store is not None
+    far_used = set(late_ids[:7])
+
+    async def joined() -> bool:
+        (row,) = store.run(lambda s: list_incidents(s))
+        return far_used <= set(row.round_pulses or {})
+
+    await eventually(joined, what="the far sensors' pulses in the incident")
+    (row,) = store.run(lambda s: list_incidents(s))
+    assert row.rounds == 1 and row.id == first.incident.incident_id
+    assert len(pipe.outcomes) == 1
+    assert pipe.metrics.get("acoustic_same_bang_fixes") >= 1
