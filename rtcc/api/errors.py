@@ -5,7 +5,8 @@
     {"error": {"code": "not_found", "message": "…", "details": …}, "request_id": "…"}
 
 Library errors (:mod:`rtcc.errors`), FastAPI/Starlette HTTP errors, request
-validation errors and unexpected exceptions are all mapped here; a test walks
+validation errors, an unreachable database (503 ``unavailable``, one warning a minute) and
+unexpected exceptions are all mapped here; a test walks
 the routes and checks the shape. Also here: the request-id and body-size
 middleware (pure ASGI, so streaming bodies are counted too).
 """
@@ -13,19 +14,24 @@ middleware (pure ASGI, so streaming bodies are counted too).
 from __future__ import annotations
 
 import logging
+import math
 import re
+import time
 import uuid
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rtcc.errors import RtccError
 
 log = logging.getLogger(__name__)
+
+_store_warned = -math.inf  # monotonic time of the last "database unavailable" warning
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -99,6 +105,19 @@ def install_error_handlers(app: FastAPI) -> None:
             details,
             _rid(request),
         )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _store_down(request: Request, exc: Exception) -> JSONResponse:
+        # the database is unreachable (restarting, network): nothing wrong with the request, retry
+        # later; one warning a minute, not a traceback per request (the store recovers on its own)
+        global _store_warned
+        now = time.monotonic()
+        if now - _store_warned >= 60.0:
+            _store_warned = now
+            log.warning("the database is unavailable (%s); answering 503", str(exc).splitlines()[0][:200])
+        msg = "the database is not reachable at the moment; retry shortly"
+        return envelope(503, "unavailable", msg, None, _rid(request))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

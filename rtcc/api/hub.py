@@ -5,6 +5,10 @@ and fans each event out to the connected clients whose role may see its type
 (:data:`rtcc.events.LIVE_ROLES`). Each client has a bounded queue; a client
 too slow to keep up loses its oldest messages (counted) rather than slowing
 the bus.
+
+Pulses go out without their audio (``audio_flac_b64`` null), as from ``GET /api/v1/events``:
+street audio can hold voices, and it is played, role-checked and audited per listen through the
+incident it belongs to (``GET /api/v1/gunshots/{id}/audio``).
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ class LiveHub:
             return
         event_type = subject.rsplit(".", 1)[-1]
         event = json.loads(payload)
+        if event_type == "pulse" and event.get("audio_flac_b64"):
+            event["audio_flac_b64"] = None  # heard per listen, audited (module docstring)
         narrower = (
             ALERT_KIND_ROLES.get(event.get("kind", "")) if event_type in ("alert", "alert_updated") else None
         )

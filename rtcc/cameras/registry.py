@@ -114,7 +114,12 @@ def device_positions(s: Session, rows: list[CameraRow]) -> dict[str, Device]:
 def camera_out(
     row: CameraRow, *, contact: bool, stream: bool, devices: dict[str, Device] | None = None
 ) -> CameraOut:
-    """The API view of a camera; ``contact``/``stream`` include personal data / the source URL."""
+    """The API view of a camera; ``contact``/``stream`` include personal data / the source URL.
+
+    A resident's street address is contact data (their home): shown with ``contact`` only, as the
+    owner's name, email and phone. The camera's position stays (the map and ``/cameras/visible``
+    need it).
+    """
     lat, lon, heading, at = row.lat, row.lon, None, None
     dev = (devices or {}).get(row.device_id or "")
     if row.kind == "in_car" and dev is not None:
@@ -126,7 +131,8 @@ def camera_out(
         level=row.level,
         status=row.status,
         owner_type=row.owner_type,
-        address=row.address,
+        # a resident's street address is their home: contact data (a business's is public)
+        address=row.address if contact or row.owner_type != "resident" else None,
         lat=lat,
         lon=lon,
         heading_deg=heading,

@@ -120,9 +120,13 @@ def canonical_entry(
     record_id: str | None,
     outcome: str,
     purpose: str | None,
-    details: dict[str, Any] | None,
+    details: Any,
 ) -> bytes:
-    """The bytes an entry's hash covers (after ``prev_hash``)."""
+    """The bytes an entry's hash covers (after ``prev_hash``).
+
+    ``details`` is hashed as stored (None as ``{}``, what an entry without details is written
+    with): a list or a string put in its place changes the hash like any other edit.
+    """
     doc = {
         "seq": seq,
         "at": format_at(at),
@@ -133,7 +137,7 @@ def canonical_entry(
         "record_id": record_id,
         "outcome": outcome,
         "purpose": purpose,
-        "details": _canon_value(details or {}),
+        "details": _canon_value({} if details is None else details),
     }
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
@@ -285,7 +289,7 @@ class _Link:
     record_id: str | None
     outcome: str
     purpose: str | None
-    details: dict[str, Any]
+    details: Any  # as stored: verify must see an edit that changed its type too
     prev_hash: str
     hash: str
 
@@ -338,7 +342,7 @@ def _stream(
                 record_id=r.record_id,
                 outcome=r.outcome,
                 purpose=r.purpose,
-                details=r.details if isinstance(r.details, dict) else {},
+                details=r.details,
                 prev_hash=r.prev_hash,
                 hash=r.hash,
             )

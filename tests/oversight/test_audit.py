@@ -149,6 +149,17 @@ def test_update_is_reported_as_edited(store: Store) -> None:
     assert report.checked == 50
 
 
+@pytest.mark.parametrize("details", ['["plate ABC123 viewed for personal reasons"]', "[]", '"x"'])
+def test_details_replaced_by_another_json_type_is_reported_as_edited(store: Store, details: str) -> None:
+    """Audit finding (session 12): verify hashed any non-object ``details`` as ``{}``, so a list
+    written over an entry's empty details passed, while the audit API served the list."""
+    store.run(lambda s: [add(s, i, details={}) for i in range(1, 6)])
+    assert store.run(lambda s: verify_chain(s, SECRET)).ok
+    sql(store, f"UPDATE audit_log SET details = '{details}' WHERE seq = 3")
+    report = store.run(lambda s: verify_chain(s, SECRET))
+    assert (report.ok, report.first_bad_seq, report.kind) == (False, 3, "edited")
+
+
 def test_edit_with_rewritten_hash_is_reported_as_edited(store: Store) -> None:
     fill(store)
     e = entry(store, 20)

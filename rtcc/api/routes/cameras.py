@@ -1,7 +1,8 @@
 """Camera registry, cameras that can see a point, footage requests, live view.
 
 * ``GET /cameras`` — operations roles; ``?include_contact=true`` (admins and
-  supervisors only, audited) adds community owners' contact details.
+  supervisors only, audited) adds community owners' contact details (for a resident, the
+  street address too: it is their home).
 * ``POST /cameras`` — an admin adds a city or in-car camera;
   ``PATCH``/``DELETE /cameras/{id}`` change or remove any camera.
 * ``POST /cameras/{id}/approve`` / ``reject`` — an admin decides on a

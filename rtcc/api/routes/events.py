@@ -29,7 +29,8 @@ from fastapi import APIRouter, Query, Request
 
 from rtcc.api.deps import CtxDep, Operations
 from rtcc.errors import Forbidden, ValidationFailed
-from rtcc.events import EVENT_TYPES, LIVE_ROLES
+from rtcc.events import ALERT_KIND_ROLES, EVENT_TYPES, LIVE_ROLES
+from rtcc.roles import Role
 
 router = APIRouter(prefix="/events", tags=["events"])
 
@@ -81,6 +82,8 @@ async def list_events(
     rows = await ctx.store.read(
         lambda s: repo_list(s, types=wanted, since=since, until=until, device_id=device_id, limit=limit)
     )
+    # alert kinds narrower than the alert audience (a gunshot review: the reviewers), as the live feed
+    rows = [r for r in rows if who.role in (_narrower(r.type, r.payload) or {who.role})]
     # per event, not per type: a body cam's heartbeat is an officer's position, a fixed sensor's is not
     personal_rows = [r for r in rows if EVENT_TYPES[r.type].is_personal(r.payload)]
     if personal_rows:
@@ -97,6 +100,13 @@ async def list_events(
             details["alerts"] = alerts  # which alerts naming a plate were read
         await ctx.audit(who, "read_events", "events", details=details)
     return {"items": [_without_audio(r.payload) if r.type == "pulse" else r.payload for r in rows]}
+
+
+def _narrower(event_type: str, payload: dict[str, Any]) -> frozenset[Role] | None:
+    """The roles an alert of a narrower kind is for (:data:`ALERT_KIND_ROLES`), else None."""
+    if event_type not in ("alert", "alert_updated"):
+        return None
+    return ALERT_KIND_ROLES.get(str(payload.get("kind", "")))
 
 
 def _without_audio(payload: dict[str, Any]) -> dict[str, Any]:

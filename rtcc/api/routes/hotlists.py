@@ -4,7 +4,8 @@ Hotlists
     ``GET /hotlists`` — sources and counts; ``POST /hotlists/{source}/import?format=ncic|csv``
     — replace a source atomically from an uploaded file (answers counts and the
     bad lines by number); ``GET/POST /hotlists/entries``, ``DELETE
-    /hotlists/entries/{entry_id}`` — BOLO entries (audited).
+    /hotlists/entries/{entry_id}`` — BOLO entries (adding, removing and listing them are audited:
+    a list names wanted and missing people's plates).
 Hits
     ``GET /hits?status=``, ``GET /hits/{hit_id}`` (the read's photo refs beside
     the entry; audited), ``GET /hits/{hit_id}/image?kind=crop|vehicle`` (the
@@ -303,6 +304,9 @@ async def list_hotlist_entries(
             s, source=source, plate=plate, include_expired=include_expired, limit=limit, offset=offset
         )
     )
+    if rows:  # plates wanted or missing, with why: a read of them is audited, as a hit's
+        details: dict[str, Any] = {"count": len(rows), "source": source, "plate": plate}
+        await ctx.audit(who, "read_hotlist_entries", "hotlist_entries", details=details)
     return EntryList(items=[_entry_out(r) for r in rows])
 
 

@@ -9,6 +9,7 @@ terms and result count, and is written to the search ledger
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal, NoReturn
 from uuid import UUID
@@ -117,16 +118,31 @@ PLACEHOLDERS = frozenset({"na", "none", "null", "nil", "unknown", "tbd", "test",
 """Case numbers and purposes that say nothing (compared without case, spaces and punctuation)."""
 
 
+MAX_PURPOSE_CHARS = 1000
+MAX_CASE_NUMBER_CHARS = 64
+
+
+def hidden_characters(text: str) -> bool:
+    """Whether ``text`` holds control or invisible format characters (NUL, zero-width spaces...).
+
+    They make a purpose read as something else than what is stored, or break the audit log.
+    """
+    return any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
+
+
 def case_number_problem(case_number: str) -> str | None:
     """Why ``case_number`` is no case number, or None.
 
-    A case number names one case: it holds at least one digit (``2026-001234``, ``BPD-26-77``,
-    ``C-1``) and is not a placeholder such as ``n/a`` or ``-``. The center does not hold the
+    A case number names one case: it holds at least one ASCII digit other than 0 (``2026-001234``,
+    ``BPD-26-77``, ``C-1``; not ``0``, ``000`` or a superscript ``²``), is not a placeholder such
+    as ``n/a`` or ``-``, and holds no control or invisible characters. The center does not hold the
     agency's case register, so the number itself is not looked up; it is audited with the search.
     """
     text = case_number.strip()
     folded = "".join(c for c in text.lower() if c.isalnum())
-    if not any(c.isdigit() for c in text) or folded in PLACEHOLDERS:
+    if hidden_characters(text):
+        return f"case_number {text!r} holds control or invisible characters; type the case's number"
+    if not any(c in "123456789" for c in text) or folded in PLACEHOLDERS:
         return (
             f"case_number {text!r} names no case: give the case's number (it holds a digit, e.g. "
             "2026-001234); searches without a case are refused and audited"
@@ -136,7 +152,13 @@ def case_number_problem(case_number: str) -> str | None:
 
 def purpose_problem(purpose: str) -> str | None:
     """Why ``purpose`` states no purpose, or None: it needs a word of three letters or more that is
-    not a placeholder, and not one character repeated (``aaaaa``)."""
+    not a placeholder, and not one character repeated (``aaaaa``), and no control or invisible
+    characters (a zero-width space between letters would make ``a b c`` pass as a word)."""
+    if hidden_characters(purpose):
+        return (
+            f"purpose {purpose.strip()!r} holds control or invisible characters (e.g. NUL, zero-width "
+            "spaces); state the purpose in plain text"
+        )
     words = ["".join(c for c in w.lower() if c.isalpha()) for w in purpose.split()]
     real = [w for w in words if len(w) >= 3 and len(set(w)) > 1 and w not in PLACEHOLDERS]
     if not real:
@@ -179,10 +201,10 @@ async def accountability(
     request: Request,
     ctx: CtxDep,
     purpose: str | None = Query(
-        None, max_length=1000, description="Why you search (required; kept in the audit log)."
+        None, description=f"Why you search (required, at most {MAX_PURPOSE_CHARS} characters; audited)."
     ),
     case_number: str | None = Query(
-        None, max_length=64, description="The case this search is for (required)."
+        None, description=f"The case this search is for (required, at most {MAX_CASE_NUMBER_CHARS} chars)."
     ),
     purpose_category: PurposeCategory = Query(
         PurposeCategory.criminal_investigation,
@@ -235,6 +257,16 @@ async def check_accountability(
             {"missing": missing},
         )
     assert purpose is not None and case_number is not None
+    too_long = [
+        f"{name} is {len(value)} characters (at most {most})"
+        for name, value, most in (
+            ("purpose", purpose, MAX_PURPOSE_CHARS),
+            ("case_number", case_number, MAX_CASE_NUMBER_CHARS),
+        )
+        if len(value) > most
+    ]
+    if too_long:  # checked here, not by the query's validation, so the refusal is audited
+        await _refuse(request, ctx, "; ".join(too_long), {"too_long": too_long})
     problem = case_number_problem(case_number) or purpose_problem(purpose)
     if problem:
         await _refuse(

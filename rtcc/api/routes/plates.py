@@ -195,11 +195,11 @@ async def _load(ctx: CtxDep, read_id: UUID) -> object:
 
 def _case_number(
     case_number: Annotated[
-        str | None, Query(max_length=64, description="The case this look-up is for (required).")
+        str | None, Query(description="The case this look-up is for (required, at most 64 characters).")
     ] = None,
     case: Annotated[
         str | None,
-        Query(max_length=64, deprecated=True, description="Deprecated alias of case_number."),
+        Query(deprecated=True, description="Deprecated alias of case_number."),
     ] = None,
 ) -> str | None:
     """``case_number``, or the deprecated ``case`` of older clients (both: they must agree)."""
@@ -214,7 +214,7 @@ async def _why(
     case_number: Annotated[str | None, Depends(_case_number)],
     purpose: Annotated[
         str | None,
-        Query(max_length=1000, description="Why you look at the read (required; kept in the audit log)."),
+        Query(description="Why you look at the read (required, at most 1000 characters; audited)."),
     ] = None,
     purpose_category: Annotated[
         PurposeCategory, Query(description="Kind of purpose, as in a plate search.")
