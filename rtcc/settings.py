@@ -74,6 +74,21 @@ class ServerSettings(Section):
             "now; older ones are refused and the device keeps them in its refused/ folder."
         ),
     )
+    device_offline_after_s: float | None = Field(
+        None,
+        gt=0,
+        le=86400,
+        description=(
+            "A device with no heartbeat for this long (s) is marked offline, once. Unset: 60 s, or three "
+            "heartbeats of the simulated city plus 5 s when it runs (sim.heartbeat_s)."
+        ),
+    )
+
+    def offline_after_s(self, sim: SimSettings) -> float:
+        """The heartbeat silence after which a device is offline (:attr:`device_offline_after_s`)."""
+        if self.device_offline_after_s is not None:
+            return self.device_offline_after_s
+        return 3 * sim.heartbeat_s + 5 if sim.enabled else 60.0
 
 
 class DatabaseSettings(Section):
@@ -295,6 +310,12 @@ class AcousticSettings(Section):
 
 
 class MapSettings(Section):
+    center_lat: float | None = Field(
+        None, ge=-90, le=90, description="Where the dashboard map opens, latitude; unset: sim.center_lat."
+    )
+    center_lon: float | None = Field(
+        None, ge=-180, le=180, description="Where the dashboard map opens, longitude; unset: sim.center_lon."
+    )
     tile_url: str | None = Field(
         None,
         description=(
@@ -385,6 +406,15 @@ class RetentionSettings(Section):
         description=(
             "Days the audio of acoustic pulses is kept; then it is stripped (timing and level stay), "
             "except the audio of pulses of a gunshot incident (its evidence)."
+        ),
+    )
+    heartbeat_days: int = Field(
+        30,
+        ge=1,
+        le=3650,
+        description=(
+            "Days device heartbeats are kept in the event log (those of body cams and in-car cameras "
+            "are the officers' positions); then they are deleted."
         ),
     )
     interval_s: float = Field(

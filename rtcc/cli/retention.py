@@ -59,6 +59,8 @@ def run_cmd(
         out.print_json(json.dumps(rep.counts()))
         return
     verb = "would delete" if dry_run else "deleted"
+    strip = "would strip" if dry_run else "stripped"
+    removed = "would remove" if dry_run else "removed"
     out.print(
         f"{verb} {rep.reads_deleted} plate reads older than {rep.plate_reads_days} days "
         f"(before {rep.cutoff.isoformat(timespec='seconds')}) and {rep.media_deleted} media files; "
@@ -69,9 +71,11 @@ def run_cmd(
             else ""
         )
         + f"; {verb} {rep.plate_read_events_deleted + rep.hotlist_hit_events_deleted} event-log copies of "
-        f"reads and hits; {'would strip' if dry_run else 'stripped'} the audio of {rep.pulse_audio_stripped} "
-        f"pulses older than {rep.pulse_audio_days} days ({rep.pulse_audio_kept_for_incidents} kept as "
-        "incident evidence)"
+        f"reads and hits and {rep.plate_alert_events_deleted} of hit alerts; {removed} "
+        f"{rep.packet_reads_removed} reads from {rep.packets_updated} incident packets; {verb} "
+        f"{rep.heartbeat_events_deleted} device heartbeats (positions) older than {rep.heartbeat_days} days; "
+        f"{strip} the audio of {rep.pulse_audio_stripped} pulses older than {rep.pulse_audio_days} days "
+        f"({rep.pulse_audio_kept_for_incidents} kept as incident evidence)"
     )
 
 

@@ -190,6 +190,9 @@ _RETENTION_SUMS: tuple[str, ...] = (
     "hotlist_hit_events_deleted",
     "pulse_audio_stripped",
     "pulse_audio_kept_for_incidents",
+    "plate_alert_events_deleted",
+    "packet_reads_removed",
+    "heartbeat_events_deleted",
 )
 
 
@@ -204,7 +207,12 @@ def retention_extra(session: Session, retention: Any) -> dict[str, Any]:
             if isinstance(v, int) and not isinstance(v, bool):
                 sums[k] += v
     days = getattr(retention, "pulse_audio_days", None)
-    return {"pulse_audio_days": int(days) if days is not None else None, **sums}
+    hb_days = getattr(retention, "heartbeat_days", None)
+    return {
+        "pulse_audio_days": int(days) if days is not None else None,
+        "heartbeat_days": int(hb_days) if hb_days is not None else None,
+        **sums,
+    }
 
 
 def collect(session: Session, retention: Any) -> dict[str, Any]:

@@ -21,7 +21,26 @@ The same run deletes the event log's copies of plate reads and hotlist hits
 ``retention.plate_reads_days``, whatever became of the read: ``plate_reads``
 and ``hotlist_hits`` are the records (reads kept for a hit or an open case are
 kept *there*), and the event copies would otherwise keep every plate, place
-and time for ever. It also strips the audio (``audio_flac_b64``) from stored
+and time for ever. For the same reason it deletes, after the same time, the
+``alert`` events of a plate alert kind (:data:`rtcc.events.PLATE_ALERT_KINDS`,
+whose title names the plate; the ``alerts`` row is the record and stays;
+counted in ``plate_alert_events_deleted``).
+
+Incident packets (``packets``) list plate reads in full in their body
+(``plate_reads.items``: plate, place, time, camera, photo refs). Every entry
+of a read no longer stored (deleted by this run or an earlier one) is removed
+from the packets that hold it; the rest of each packet stays as it was (the
+count of the other reads nearby, ``others``, keeps the number the packet was
+built with). Only packets of things that happened before the cutoff plus the
+longest packet window can hold an expired read, so only those are read
+(counted in ``packet_reads_removed`` and ``packets_updated``).
+
+Device heartbeats (``events`` rows of type ``device_heartbeat``: a body cam's
+or in-car camera's carries the officer's position) are deleted after
+``retention.heartbeat_days``, whatever the device (counted in
+``heartbeat_events_deleted``).
+
+It also strips the audio (``audio_flac_b64``) from stored
 acoustic pulses older than ``retention.pulse_audio_days``, keeping their
 timing and level, except the pulses of a gunshot incident
 (``gunshot_incidents.pulses`` and, for every round, ``round_pulses``): that audio is the incident's evidence
@@ -53,11 +72,13 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from rtcc.events import PLATE_ALERT_KINDS
 from rtcc.plates.reads import purge_reads
 from rtcc.plates.transparency import record_retention_run
 from rtcc.store.events_repo import delete_events_before, pulse_audio_ids, strip_pulse_audio
 from rtcc.store.tables import GunshotIncidentRow
 from rtcc.store.tables_hotlists import HitRow
+from rtcc.store.tables_ops import PacketRow
 from rtcc.store.tables_plates import PlateReadRow
 
 log = logging.getLogger(__name__)
@@ -69,6 +90,13 @@ _IN_CHUNK = 1000
 
 EVENT_COPIES: tuple[str, ...] = ("plate_read", "hotlist_hit")
 """Event types whose ``events`` rows go after ``retention.plate_reads_days`` (their record is elsewhere)."""
+
+HEARTBEAT = "device_heartbeat"
+"""The event type deleted after ``retention.heartbeat_days`` (officers' positions among them)."""
+
+PACKET_WINDOW_MAX = timedelta(days=1)
+"""More than the longest packet window (``operations.packet_window_min`` is at most 240 minutes): a
+packet of something that happened later than this after the cutoff holds no read older than it."""
 
 
 @dataclass
@@ -86,6 +114,12 @@ class RetentionReport:
     hit_reads_released: int = 0
     plate_read_events_deleted: int = 0
     hotlist_hit_events_deleted: int = 0
+    plate_alert_events_deleted: int = 0
+    packet_reads_removed: int = 0
+    packets_updated: int = 0
+    heartbeat_days: int | None = None
+    heartbeat_cutoff: datetime | None = None
+    heartbeat_events_deleted: int = 0
     pulse_audio_days: int | None = None
     pulse_audio_cutoff: datetime | None = None
     pulse_audio_stripped: int = 0
@@ -98,7 +132,7 @@ class RetentionReport:
         """The run as JSON-ready counts (no media refs)."""
         d = asdict(self)
         d.pop("media_refs")
-        for k in ("started_at", "cutoff", "pulse_audio_cutoff"):
+        for k in ("started_at", "cutoff", "pulse_audio_cutoff", "heartbeat_cutoff"):
             d[k] = d[k].isoformat() if d[k] is not None else None
         return d
 
@@ -231,10 +265,136 @@ def incident_pulse_ids(session: Session) -> set[uuid.UUID]:
 
 
 def purge_event_copies(session: Session, rep: RetentionReport) -> None:
-    """Delete (dry: count) the ``plate_read`` and ``hotlist_hit`` events older than the report's cutoff."""
+    """Delete (dry: count) the event copies older than the report's cutoff.
+
+    The ``plate_read`` and ``hotlist_hit`` events, and the ``alert`` events of
+    a plate alert kind (:data:`rtcc.events.PLATE_ALERT_KINDS`; the ``alerts``
+    row stays).
+    """
     counts = delete_events_before(session, EVENT_COPIES, rep.cutoff, dry_run=rep.dry_run)
     rep.plate_read_events_deleted = counts["plate_read"]
     rep.hotlist_hit_events_deleted = counts["hotlist_hit"]
+    alerts = delete_events_before(
+        session, ("alert",), rep.cutoff, dry_run=rep.dry_run, kinds=PLATE_ALERT_KINDS
+    )
+    rep.plate_alert_events_deleted = alerts["alert"]
+
+
+def purge_heartbeats(session: Session, rep: RetentionReport, days: int) -> None:
+    """Delete (dry: count) the ``device_heartbeat`` events older than ``days`` days."""
+    cutoff = rep.started_at - timedelta(days=days)
+    rep.heartbeat_days, rep.heartbeat_cutoff = days, cutoff
+    counts = delete_events_before(session, (HEARTBEAT,), cutoff, dry_run=rep.dry_run)
+    rep.heartbeat_events_deleted = counts[HEARTBEAT]
+
+
+_READ_AT_PAD = timedelta(minutes=1)
+"""Slack around a packet entry's ``read_at`` when looking its read up (the id decides; the time
+only bounds the scan)."""
+
+
+def _packet_read_id(item: Any) -> uuid.UUID | None:
+    """The read id of an entry of a packet's ``plate_reads`` items (None: not a read)."""
+    if not isinstance(item, dict):
+        return None
+    try:
+        return uuid.UUID(str(item.get("id")))
+    except ValueError:
+        return None
+
+
+def _packet_read_key(item: Any, cutoff: datetime) -> tuple[uuid.UUID, datetime | None] | None:
+    """``(id, read_at)`` of a packet's plate read entry older than ``cutoff`` (None: not one)."""
+    rid = _packet_read_id(item)
+    if rid is None:
+        return None
+    at = item.get("read_at")
+    t: datetime | None = None
+    if isinstance(at, str):
+        with contextlib.suppress(ValueError):
+            t = _as_utc(datetime.fromisoformat(at))
+    if t is not None and t >= cutoff:
+        return None
+    return rid, t
+
+
+def _stored_reads(session: Session, keys: set[tuple[uuid.UUID, datetime | None]]) -> set[uuid.UUID]:
+    """The ids among ``keys`` of the reads still stored (looked up in chunks by time span and id)."""
+    timed = sorted(((t, rid) for rid, t in keys if t is not None), key=lambda k: (k[0], k[1]))
+    found: set[uuid.UUID] = set()
+    for i in range(0, len(timed), _IN_CHUNK):
+        chunk = timed[i : i + _IN_CHUNK]
+        # the time span lets SQLite use its (read_at, id) key and PostgreSQL prune partitions
+        span = PlateReadRow.read_at.between(chunk[0][0] - _READ_AT_PAD, chunk[-1][0] + _READ_AT_PAD)
+        ids = [rid for _, rid in chunk]
+        found.update(session.scalars(select(PlateReadRow.id).where(span, PlateReadRow.id.in_(ids))))
+    untimed = sorted({rid for rid, t in keys if t is None})
+    for i in range(0, len(untimed), _IN_CHUNK):
+        found.update(
+            session.scalars(select(PlateReadRow.id).where(PlateReadRow.id.in_(untimed[i : i + _IN_CHUNK])))
+        )
+    return found
+
+
+def without_reads(body: dict[str, Any], gone: set[uuid.UUID]) -> tuple[dict[str, Any], int]:
+    """``body`` without the ``plate_reads`` entries of the reads ``gone``, and how many went.
+
+    The rest of the packet is unchanged. A packet built before the section
+    counted the other reads (``others`` None: it listed them) gets the count
+    it was served with (:func:`rtcc.ops.packets.served_plate_reads`), so
+    removing a listed read does not change it.
+    """
+    sec = body.get("plate_reads")
+    items = sec.get("items") if isinstance(sec, dict) else None
+    if not isinstance(sec, dict) or not isinstance(items, list):
+        return body, 0
+    keep = [x for x in items if _packet_read_id(x) not in gone]
+    removed = len(items) - len(keep)
+    if not removed:
+        return body, 0
+    section = {**sec, "items": keep}
+    if sec.get("others") is None:
+        others = sum(1 for x in items if isinstance(x, dict) and x.get("hit") is not True)
+        if others:
+            section["others"] = others
+    return {**body, "plate_reads": section}, removed
+
+
+def purge_packet_reads(session: Session, rep: RetentionReport) -> None:
+    """Remove (dry: count) from the incident packets the entries of plate reads no longer stored.
+
+    Only packets of things before the cutoff plus :data:`PACKET_WINDOW_MAX`
+    are read, and of them only the ``plate_reads`` items; entries older than
+    the cutoff are looked up in ``plate_reads``, and a packet is rewritten
+    only when one of its reads is gone. Run after the reads are deleted.
+    """
+    q = (
+        select(PacketRow.id, PacketRow.body[("plate_reads", "items")])
+        .where(PacketRow.occurred_at < rep.cutoff + PACKET_WINDOW_MAX)
+        .order_by(PacketRow.id)
+    )
+    held: dict[int, set[uuid.UUID]] = {}
+    keys: set[tuple[uuid.UUID, datetime | None]] = set()
+    for pid, items in session.execute(q):
+        for item in items if isinstance(items, list) else ():
+            k = _packet_read_key(item, rep.cutoff)
+            if k is not None:
+                keys.add(k)
+                held.setdefault(pid, set()).add(k[0])
+    if not keys:
+        return
+    gone = {rid for rid, _ in keys} - _stored_reads(session, keys)
+    touched = sorted(pid for pid, ids in held.items() if ids & gone)
+    for i in range(0, len(touched), _IN_CHUNK):
+        chunk = touched[i : i + _IN_CHUNK]
+        for pid, body in session.execute(select(PacketRow.id, PacketRow.body).where(PacketRow.id.in_(chunk))):
+            new, removed = without_reads(dict(body or {}), gone)
+            if not removed:
+                continue
+            rep.packet_reads_removed += removed
+            rep.packets_updated += 1
+            if not rep.dry_run:
+                session.execute(update(PacketRow).where(PacketRow.id == pid).values(body=new))
 
 
 def purge_pulse_audio(session: Session, rep: RetentionReport, days: int) -> None:
@@ -281,12 +441,15 @@ def purge_plate_reads(
     confirmed_hit_days: int = 365,
     pulse_audio_days: int | None = None,
     footage_media: Path | None = None,
+    heartbeat_days: int | None = None,
 ) -> RetentionReport:
     """Delete (or, dry, count) the expired reads in the caller's transaction and record the run.
 
-    Also deletes the expired ``plate_read`` / ``hotlist_hit`` event copies
-    and, when ``pulse_audio_days`` is given, strips the expired pulse audio
-    (see the module docstring).
+    Also removes the entries of the deleted reads from the incident packets,
+    deletes the expired ``plate_read`` / ``hotlist_hit`` / plate ``alert``
+    event copies, when ``pulse_audio_days`` is given strips the expired pulse
+    audio, and when ``heartbeat_days`` is given deletes the expired device
+    heartbeats (see the module docstring).
 
     The media files are not touched here: the caller deletes
     ``report.media_refs`` after the transaction commits (see :func:`delete_media`).
@@ -301,6 +464,7 @@ def purge_plate_reads(
             rep.hit_reads_released = release_hit_reads(session, cutoff, started, confirmed_hit_days)
             rep.kept_for_hits, rep.kept_for_cases = _count_kept(session, cutoff, keep)
             rep.reads_deleted, refs = purge_reads(session, cutoff, keep)
+            purge_packet_reads(session, rep)
         finally:
             sp.rollback()
         rep.media_deleted = len(refs)
@@ -309,7 +473,10 @@ def purge_plate_reads(
         rep.kept_for_hits, rep.kept_for_cases = _count_kept(session, cutoff, keep)
         rep.reads_deleted, rep.media_refs = purge_reads(session, cutoff, keep)
         rep.media_deleted = len(rep.media_refs)
+        purge_packet_reads(session, rep)
     purge_event_copies(session, rep)
+    if heartbeat_days is not None:
+        purge_heartbeats(session, rep, heartbeat_days)
     if pulse_audio_days is not None:
         purge_pulse_audio(session, rep, pulse_audio_days)
     purge_cameras(session, rep, footage_media)
@@ -349,6 +516,7 @@ def run_once(
     days = int(settings.retention.plate_reads_days)
     hit_days = int(settings.retention.confirmed_hit_days)
     audio_days = int(settings.retention.pulse_audio_days)
+    beat_days = int(settings.retention.heartbeat_days)
     rep: RetentionReport = store.run(
         lambda s: purge_plate_reads(
             s,
@@ -358,6 +526,7 @@ def run_once(
             confirmed_hit_days=hit_days,
             pulse_audio_days=audio_days,
             footage_media=footage_media(settings),
+            heartbeat_days=beat_days,
         )
     )
     if not dry_run and rep.media_refs:
@@ -410,6 +579,7 @@ class RetentionProcessor:
         days = int(c.settings.retention.plate_reads_days)
         hit_days = int(c.settings.retention.confirmed_hit_days)
         audio_days = int(c.settings.retention.pulse_audio_days)
+        beat_days = int(c.settings.retention.heartbeat_days)
         async with self._lock:
             rep: RetentionReport = await c.store.write(
                 lambda s: purge_plate_reads(
@@ -420,6 +590,7 @@ class RetentionProcessor:
                     confirmed_hit_days=hit_days,
                     pulse_audio_days=audio_days,
                     footage_media=footage_media(c.settings),
+                    heartbeat_days=beat_days,
                 )
             )
             if not dry_run and rep.media_refs:
@@ -433,8 +604,13 @@ class RetentionProcessor:
             )
             c.metrics.inc("retention_reads_deleted", rep.reads_deleted)
             c.metrics.inc(
-                "retention_events_deleted", rep.plate_read_events_deleted + rep.hotlist_hit_events_deleted
+                "retention_events_deleted",
+                rep.plate_read_events_deleted
+                + rep.hotlist_hit_events_deleted
+                + rep.plate_alert_events_deleted,
             )
+            c.metrics.inc("retention_heartbeats_deleted", rep.heartbeat_events_deleted)
+            c.metrics.inc("retention_packet_reads_removed", rep.packet_reads_removed)
             c.metrics.inc("retention_pulse_audio_stripped", rep.pulse_audio_stripped)
         self.last = rep
         return rep

@@ -386,19 +386,49 @@ def to_event(record: EventRecord) -> Event:
 
 
 def delete_events_before(
-    session: Session, types: Collection[str], before: datetime, *, dry_run: bool = False
+    session: Session,
+    types: Collection[str],
+    before: datetime,
+    *,
+    dry_run: bool = False,
+    kinds: Collection[str] | None = None,
 ) -> dict[str, int]:
     """Delete (or, dry, count) the stored events of ``types`` that occurred before ``before``.
 
     Retention's purge of event-log copies whose record lives elsewhere (a
-    plate read's is ``plate_reads``, a hit's is ``hotlist_hits``). Returns
-    the count per type (every type of ``types``, zero included).
+    plate read's is ``plate_reads``, a hit's is ``hotlist_hits``, a plate
+    alert's is ``alerts``) and of data kept for a time only (device
+    heartbeats, the positions of officers' cameras). One ``DELETE`` per type
+    in the database, bounded by ``type`` and ``occurred_at`` (the index
+    ``ix_events_type_time``; on PostgreSQL the day partitions): no row is
+    loaded into Python.
+
+    Parameters
+    ----------
+    session
+        The caller's session (not committed here).
+    types
+        The event types to delete.
+    before
+        Events that occurred before this (timezone-aware) time go.
+    dry_run
+        Count only; delete nothing.
+    kinds
+        When given, only the events whose payload ``kind`` is one of these
+        (e.g. :data:`rtcc.events.PLATE_ALERT_KINDS` for ``alert`` events).
+
+    Returns
+    -------
+    dict[str, int]
+        The count per type (every type of ``types``, zero included).
     """
     if before.tzinfo is None:
         raise ValueError("before must be timezone-aware")
     counts: dict[str, int] = {}
     for t in types:
-        where = (EventRecord.type == t, EventRecord.occurred_at < before)
+        where: tuple[ColumnElement[bool], ...] = (EventRecord.type == t, EventRecord.occurred_at < before)
+        if kinds is not None:
+            where += (EventRecord.payload["kind"].as_string().in_(sorted(kinds)),)
         if dry_run:
             n = session.execute(select(func.count()).select_from(_TABLE).where(*where)).scalar_one()
         else:
