@@ -289,7 +289,7 @@ class Center:
                 comp = Recorder(self.store, self.bus, self.metrics)
             elif kind == "health":
                 comp = DeviceHealth(
-                    self.store, self.bus, self.metrics, offline_after_s=3 * s.sim.heartbeat_s + 5
+                    self.store, self.bus, self.metrics, offline_after_s=s.server.offline_after_s(s.sim)
                 )
             elif kind in PROCESSOR_FACTORIES:
                 comp = _resolve(PROCESSOR_FACTORIES[kind])(self)
@@ -311,7 +311,9 @@ class Center:
                     self.store,
                     self.bus,
                     self.metrics,
-                    origin=(s.sim.center_lat, s.sim.center_lon),
+                    # the simulated city's centre when it runs here; else the first registered
+                    # sensor (a local frame far from the sensors distorts distances)
+                    origin=(s.sim.center_lat, s.sim.center_lon) if self.with_sim else None,
                     temperature_c=a.temperature_c,
                     alert_above=a.alert_above,
                     review_above=a.review_above,

@@ -135,15 +135,22 @@ redelivered. Ids are derived from the pulses (uuid5 of their event ids): the
 same pulses give the same ShotLocated, incident and alert ids, the store
 insert is skipped for a known id and JetStream drops a re-published id.
 
-Sharding (a known limitation)
------------------------------
-All pulses of one bang must reach the **same** worker. In the queue group a
-message goes to any member, so with more than one ``rtcc worker acoustic``
-process the pulses of one shot can be split and located twice, badly, or
-not at all. Run **one** acoustic worker per city until sharding by map cell
-(one subject per cell, each pulse also published to its neighbouring cells,
-a cluster owned by the cell of its first pulse) is built; inside one process
-the ``members`` concurrent handlers share one buffer, so that is safe.
+One active acoustic processor (the lead), others stand by
+----------------------------------------------------------
+All pulses of one bang must reach the **same** processor: in a queue group a
+message goes to any member, so two acoustic processes taking pulses would
+split a shot's pulses and locate it twice, badly, or not at all. On
+PostgreSQL the processor therefore takes the **lead** before it subscribes: a
+session advisory lock (``pg_try_advisory_lock``, :data:`LEAD_LOCK`) held on a
+connection of its own for as long as it runs. A second ``rtcc worker
+acoustic`` (or ``rtcc serve`` beside one) stands by, logs so, and tries again
+every ``lead_retry_s``; when the lead stops or dies, its connection closes,
+the lock goes with it, and a standby takes over. Pulses published meanwhile
+wait in JetStream (the unacknowledged ones of the old lead are redelivered).
+Scaling out by map cell (one subject per cell, each pulse also published to
+its neighbouring cells, a cluster owned by the cell of its first pulse) is not
+built; inside one process the ``members`` concurrent handlers share one
+buffer, so that is safe. With SQLite there is one process by construction.
 """
 
 from __future__ import annotations
@@ -166,7 +173,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from rtcc.acoustic.evidence import Evidence, RoundFix, audio_logit, combine
 from rtcc.acoustic.incidents import IncidentRecord, Status, raise_status, record_incident, update_rounds
@@ -207,6 +214,9 @@ class Classifier(Protocol):
 
     def probability(self, audio: np.ndarray[Any, Any], sample_rate_hz: int) -> float: ...
 
+
+LEAD_LOCK = 0x7274_6363_6163_6F75 & 0x7FFF_FFFF_FFFF_FFFF
+"""PostgreSQL advisory lock key of the acoustic lead (``rtccacou`` in ASCII)."""
 
 Locate = Callable[..., Sequence[Any]]
 """``locate_all(arrivals, *, temperature_c) -> list[Fix]`` (see :mod:`rtcc.acoustic.locate`)."""
@@ -328,6 +338,8 @@ class AcousticPipeline:
     echo_drop_db : float
         A shared sensor's pulse in the later of two such fixes that follows its pulse in the other
         and is this much weaker (dB SNR) is an echo, not a sensor hearing both (:meth:`_one_bang`).
+    lead_retry_s : float
+        A standby processor tries to take the lead this often, seconds (module docstring).
     max_window_s : float
         A window open this long (s since its first pulse arrived) is processed even if pulses keep
         arriving: a sensor clicking faster than ``quiet_s`` would otherwise hold it open for good.
@@ -408,6 +420,7 @@ class AcousticPipeline:
         holdover_s: float = 30.0,
         max_held: int = 5000,
         max_window_s: float = 20.0,
+        lead_retry_s: float = 5.0,
         locate: Locate | None = None,
         arrival: Callable[..., Any] | None = None,
         classifier: Classifier | None = None,
@@ -484,6 +497,9 @@ class AcousticPipeline:
         self._recent: list[_Recent] = []
         self._absorbed: dict[int, _Recent] = {}  # id → incident a straggler joined, not stored yet
         self._done_arrivals: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self.lead_retry_s = lead_retry_s
+        self._lead_conn: Any = None  # PostgreSQL: the connection holding the lead lock
+        self._standby: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -510,10 +526,61 @@ class AcousticPipeline:
         if self.weather is not None:
             await self.weather.start()
         self._task = asyncio.get_running_loop().create_task(self._ticker(), name="acoustic")
+        if await self._take_lead():
+            await self._subscribe()
+        else:
+            log.warning(
+                "acoustic pipeline: another acoustic processor leads; standing by (retry every %.0f s)",
+                self.lead_retry_s,
+            )
+            self._standby = asyncio.get_running_loop().create_task(self._stand_by(), name="acoustic-standby")
+
+    async def _subscribe(self) -> None:
         for _ in range(self.members):
             self._subs.append(await self.bus.subscribe("rtcc.events.pulse", self._handle, group=self.group))
 
+    @property
+    def leading(self) -> bool:
+        """Whether this processor takes pulses (it has the lead; see the module docstring)."""
+        return bool(self._subs)
+
+    async def _take_lead(self) -> bool:
+        """Take the lead (PostgreSQL: the advisory lock on a connection of its own); True when taken."""
+        if not self.store.is_postgres:
+            return True
+
+        def _try() -> Any:
+            conn = self.store.engine.connect()
+            try:
+                got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEAD_LOCK}).scalar())
+                conn.commit()  # a session lock outlives the transaction
+            except Exception:
+                conn.close()
+                raise
+            if not got:
+                conn.close()
+                return None
+            return conn
+
+        try:
+            self._lead_conn = await asyncio.to_thread(_try)
+        except Exception as exc:  # the store is unreachable: try again later, as a standby
+            log.warning("acoustic pipeline: cannot take the lead (%s)", str(exc).splitlines()[0][:200])
+            return False
+        return self._lead_conn is not None
+
+    async def _stand_by(self) -> None:
+        while not await self._take_lead():
+            await asyncio.sleep(self.lead_retry_s)
+        log.info("acoustic pipeline: took the lead; taking pulses")
+        await self._subscribe()
+
     async def stop(self) -> None:
+        if self._standby is not None:
+            self._standby.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._standby
+            self._standby = None
         for sub in self._subs:
             await sub.stop()
         self._subs.clear()
@@ -531,6 +598,9 @@ class AcousticPipeline:
                     p.done.cancel()
         self._clusters.clear()
         self._held.clear()
+        if self._lead_conn is not None:  # hand the lead over (a standby takes it)
+            conn, self._lead_conn = self._lead_conn, None
+            await asyncio.to_thread(conn.close)
 
     def use(
         self,

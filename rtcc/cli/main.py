@@ -174,19 +174,42 @@ def _demo_logging(level: str) -> None:
 
 
 @app.command()
-def serve(config: ConfigOpt = None) -> None:
+def serve(
+    config: ConfigOpt = None,
+    api_only: Annotated[
+        bool,
+        typer.Option(
+            "--api-only", help="Serve the API and dashboard only; run the processors as `rtcc worker KIND`."
+        ),
+    ] = False,
+) -> None:
     """Run the center from settings (production: PostgreSQL + PostGIS, NATS JetStream)."""
     settings = settings_or_exit(config)
+    if api_only and settings.bus.engine != "nats":
+        fail(
+            '--api-only needs the NATS bus (bus.engine = "nats"): on the in-process bus no worker '
+            "process could take the events"
+        )
     _setup_logging(settings.log_level)
-    _run_center(settings, demo=False)
+    _run_center(settings, demo=False, processors=[] if api_only else None)
 
 
 @app.command()
 def worker(
-    kind: Annotated[str, typer.Argument(help="recorder, health, ingest (the MQTT bridge) or acoustic.")],
+    kind: Annotated[
+        str,
+        typer.Argument(
+            help="recorder, health, ingest (the MQTT bridge), acoustic, plates, bodycam, cameras, "
+            "operations or retention."
+        ),
+    ],
     config: ConfigOpt = None,
 ) -> None:
-    """Run one kind of processor on its own; start more to scale out (JetStream queue groups)."""
+    """Run one kind of processor on its own; start more to scale out (JetStream queue groups).
+
+    Acoustic is the exception: one acoustic processor takes the pulses (a bang's pulses must meet
+    in one place); more of them stand by and take over when it stops.
+    """
     from rtcc.app import PROCESSOR_KINDS
 
     if kind not in PROCESSOR_KINDS:

@@ -72,7 +72,7 @@ def _recording(value: bool) -> Callable[[Device], bool]:
 async def test_watch_heartbeats_show_the_camera_online_recording_and_then_offline(
     start_center: StartCenter, tmp_path: Path
 ) -> None:
-    center = await start_center(sim={"heartbeat_s": 1.0})  # the health monitor: offline after 8 s
+    center = await start_center(server={"device_offline_after_s": 8.0})  # offline after 8 s
     key = await center.center.provision_device("lpr-hb", DeviceType.plate_camera, "pole", 41.88, -87.63)
     assert (await _device(center, "lpr-hb")).status != "online"
     folder = tmp_path / "drop"

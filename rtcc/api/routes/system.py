@@ -53,9 +53,11 @@ async def metrics(ctx: CtxDep, _: Admin) -> dict[str, Any]:
 
 @router.get("/map", summary="Map settings and base layers (roads, area) for the dashboard")
 async def map_layers(ctx: CtxDep, _: AnyStaff) -> dict[str, Any]:
-    sim = ctx.settings.sim
+    sim, m = ctx.settings.sim, ctx.settings.map
+    lat = m.center_lat if m.center_lat is not None else sim.center_lat
+    lon = m.center_lon if m.center_lon is not None else sim.center_lon
     return {
-        "center": {"lat": sim.center_lat, "lon": sim.center_lon},
+        "center": {"lat": lat, "lon": lon},
         "tile_url": ctx.settings.map.tile_url,
         "tile_attribution": ctx.settings.map.tile_attribution,
         "layers": ctx.map_layers,
