@@ -546,7 +546,7 @@ class AcousticPipeline:
 
     async def _take_lead(self) -> bool:
         """Take the lead (PostgreSQL: the advisory lock on a connection of its own); True when taken."""
-        if not self.store.is_postgres:
+        if not getattr(self.store, "is_postgres", False):  # SQLite (one process), or no store (tests)
             return True
 
         def _try() -> Any:
