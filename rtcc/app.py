@@ -20,6 +20,7 @@ import contextlib
 import functools
 import logging
 import os
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -34,7 +35,7 @@ from rtcc.api import create_app
 from rtcc.api.deps import Context, Principal
 from rtcc.api.hub import LiveHub
 from rtcc.bus import Bus, make_bus
-from rtcc.errors import ConfigError, Conflict, ValidationFailed
+from rtcc.errors import ConfigError, Conflict, Unavailable, ValidationFailed
 from rtcc.events import AuditEvent
 from rtcc.ingest.health import DeviceHealth
 from rtcc.ingest.mqtt import MqttBridge
@@ -140,6 +141,7 @@ class Center:
         self._components: list[Component] = []
         self._server: uvicorn.Server | None = None
         self._server_task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None  # the HTTP port, bound first (start)
         self._tasks: list[asyncio.Task[None]] = []
         self._http: httpx.AsyncClient | None = None
         self.port = settings.server.port
@@ -190,10 +192,13 @@ class Center:
             await self.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
 
     def _open_store(self) -> Store:
+        from rtcc.oversight.retention import media_root
         from rtcc.store.migrate import check_current, upgrade
 
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        writable_dir(s.data_dir, "data_dir")
+        if s.plates.media_dir is not None:  # else under data_dir
+            writable_dir(media_root(s), "plates.media_dir")
         url = s.database_url
         if self.auto_migrate:
             upgrade(url)
@@ -258,6 +263,9 @@ class Center:
 
     async def start(self) -> None:
         s = self.settings
+        # 0. the HTTP port, before anything starts: a port in use is a clear error, not a half start
+        if self.with_api:
+            self._socket = bind_port(s.server.host, s.server.port)
         # 1. store
         self.store = await asyncio.to_thread(self._open_store)
         if self.store.is_postgres:
@@ -383,7 +391,8 @@ class Center:
             ws_max_size=65536,
         )
         self._server = _Server(config)
-        self._server_task = asyncio.create_task(self._server.serve(), name="http")
+        sockets = [self._socket] if self._socket is not None else None
+        self._server_task = asyncio.create_task(self._server.serve(sockets=sockets), name="http")
         while not self._server.started:
             if self._server_task.done():
                 raise OSError(
@@ -473,6 +482,9 @@ class Center:
                 await self._server_task
             self._server = None
             self._server_task = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
         for name, service in list(self.services.items()):
             close = getattr(service, "close", None)
             if name == "plates.camera_ingest" and callable(close):
@@ -498,6 +510,43 @@ def _partitions_for(session: Any, *, start: date, parent: str) -> list[str]:
     from rtcc.store.partitions import ensure_event_partitions
 
     return ensure_event_partitions(session, start, 9, parent)
+
+
+def bind_port(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` for the HTTP server; :class:`Unavailable` naming the
+    setting when the port is taken or the address is not this machine's."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:
+        raise Unavailable(f"server.host {host!r} cannot be resolved ({exc})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+    except OSError as exc:
+        sock.close()
+        why = exc.strerror or str(exc)
+        raise Unavailable(
+            f"cannot listen on {host}:{port} ({why}); is another center running there? "
+            "Change server.port (RTCC_SERVER__PORT) or stop the other process"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def writable_dir(path: Path, setting: str) -> None:
+    """Create ``path`` if needed and check that files can be written there, else a :class:`ConfigError`
+    naming ``setting`` (found at start, not when the first camera uploads)."""
+    probe = path / f".rtcc-write-check-{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ConfigError(f"{setting} = {str(path)!r} is not a writable directory ({why})") from None
 
 
 def default_data_dir() -> Path:

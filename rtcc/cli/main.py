@@ -244,10 +244,14 @@ def db_upgrade(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
     """Apply the Alembic migrations."""
+    from rtcc.app import writable_dir
     from rtcc.store.migrate import current, upgrade
 
     settings = settings_or_exit(config)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        writable_dir(settings.data_dir, "data_dir")
+    except RtccError as exc:
+        fail(exc.message, 2)
     try:
         upgrade(settings.database_url, revision)
         out.print(f"database at revision [bold]{current(settings.database_url)}[/]")
