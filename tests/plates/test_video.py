@@ -231,7 +231,7 @@ async def test_passes_read_from_an_rtsp_stream() -> None:
         await play(gap + gap)  # the last pass ends
     finally:
         await rtsp.stop()
-        await asyncio.to_thread(thread.join, 20)
+        await asyncio.to_thread(thread.join, 120)  # generous: a loaded machine reads the backlog slowly
     assert done.is_set()
     plates = [p.plate for p in got]
     assert set(plates) == {"ABC1234", "XYZ987"}, (plates, errors)
