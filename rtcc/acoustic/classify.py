@@ -32,7 +32,7 @@ import soundfile as sf
 from numpy.typing import NDArray
 
 from rtcc.acoustic import features as F
-from rtcc.acoustic.detect import MIN_SAMPLE_RATE_HZ
+from rtcc.acoustic.detect import MIN_SAMPLE_RATE_HZ, audio_path_problem, loudest_channel
 from rtcc.errors import ValidationFailed
 
 MODEL_FILE = "gunshot_classifier.onnx"
@@ -210,7 +210,9 @@ class GunshotClassifier:
         ----------
         audio : ndarray, shape (n,) or (n, channels)
             Samples (float in [-1, 1] or integer PCM), at least :data:`MIN_DURATION_S` long; a longer clip
-            is scored by its strongest impulses (see ``find_candidates``; the maximum counts).
+            is scored by its strongest impulses (see ``find_candidates``; the maximum counts). Of
+            multichannel audio the channel with the most energy is scored (a sensor's microphone is
+            mono; channels of opposite polarity would cancel in a mix, as for detect).
         sample_rate_hz : int
             Rate of ``audio`` in Hz; resampled to 12 kHz inside.
 
@@ -233,6 +235,10 @@ class GunshotClassifier:
         if a.shape[0] < MIN_DURATION_S * sample_rate_hz:
             ms = a.shape[0] / sample_rate_hz * 1000
             raise AudioError(f"clip is {ms:.0f} ms long; at least {MIN_DURATION_S * 1000:.0f} ms needed")
+        if a.ndim == 2 and a.shape[1] > 1:
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise AudioError("audio has NaN or infinite samples")
+            a = a[:, loudest_channel(a)]
         try:
             x = F.to_model_rate(a, sample_rate_hz)
         except ValueError as exc:
@@ -260,8 +266,12 @@ def read_audio(path: str | Path) -> tuple[NDArray[np.float64], int]:
     Raises
     ------
     AudioError
-        Missing, unreadable, corrupt or unsupported file.
+        Missing, unreadable, corrupt, truncated or unsupported file (a directory, a WAV file shorter
+        than its header says: :func:`rtcc.acoustic.detect.audio_path_problem`).
     """
+    problem = audio_path_problem(path)
+    if problem is not None:
+        raise AudioError(problem)
     try:
         x, sr = sf.read(str(path), dtype="float64", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:

@@ -71,6 +71,7 @@ import numpy.typing as npt
 import soundfile as sf
 from scipy import signal
 
+from rtcc.acoustic.wav_metadata import wav_shortfall
 from rtcc.errors import ValidationFailed
 
 FloatArray = npt.NDArray[np.float64]
@@ -148,22 +149,60 @@ class Onset:
         return self.sample / self.sample_rate_hz
 
 
-def to_mono_float(block: npt.ArrayLike) -> FloatArray:
+def loudest_channel(block: npt.ArrayLike) -> int:
+    """Index of the channel with the most energy (sum of squares about its mean) in a block.
+
+    Parameters
+    ----------
+    block : array_like, shape (n,) or (n, channels)
+        Samples (integer PCM or float); non-finite samples count as full scale.
+
+    Returns
+    -------
+    int
+        The column of the loudest channel (0 for mono audio, and the first of equally loud ones).
+    """
+    a = np.asarray(block)
+    if a.ndim != 2 or a.shape[1] < 2 or a.shape[0] == 0:
+        return 0
+    x = np.nan_to_num(a.astype(np.float64), nan=1.0, posinf=1.0, neginf=-1.0)
+    return int(np.argmax(np.var(x, axis=0)))
+
+
+def to_mono_float(block: npt.ArrayLike, channel: int | None = None) -> FloatArray:
     """Convert a block of samples to mono float64 in [-1, 1].
+
+    A sensor's microphone is mono; a multichannel file or stream is a recorder's, whose channels may
+    be different microphones, or copies of opposite polarity that an average would cancel. So one
+    channel is taken, never the mean: ``channel``, or else the loudest one of the block
+    (:func:`loudest_channel`). A stream should choose its channel once and pass it, so that it does
+    not switch channels between blocks (:meth:`OnsetDetector.process` does).
 
     Parameters
     ----------
     block : array_like, shape (n,) or (n, channels)
         Integer PCM (scaled by its full scale, e.g. 2¹⁵ for int16) or float audio.
+    channel : int, optional
+        The channel (column) of multichannel audio to take; default the loudest of the block.
 
     Returns
     -------
     numpy.ndarray, shape (n,)
-        The channel mean, float64.
+        One channel, float64 (NaN counts as 0 and ±infinity as ±1).
+
+    Raises
+    ------
+    AudioError
+        More than two dimensions, an unsupported sample type, or no such channel.
     """
     a = np.asarray(block)
     if a.ndim == 0 or a.ndim > 2:
         raise AudioError(f"audio must be 1-D (mono) or 2-D (samples × channels), got shape {a.shape}")
+    if a.ndim == 2:
+        ch = loudest_channel(a) if channel is None else channel
+        if not 0 <= ch < a.shape[1]:
+            raise AudioError(f"channel {ch} does not exist: the audio has {a.shape[1]} channel(s)")
+        a = a[:, ch]
     if a.dtype.kind == "i":
         x = a.astype(np.float64) / float(2 ** (8 * a.dtype.itemsize - 1))
     elif a.dtype.kind == "u":
@@ -173,8 +212,6 @@ def to_mono_float(block: npt.ArrayLike) -> FloatArray:
         x = a.astype(np.float64, copy=False)
     else:
         raise AudioError(f"unsupported sample type {a.dtype}")
-    if x.ndim == 2:
-        x = x.mean(axis=1)
     if not math.isfinite(float(np.add.reduce(x, axis=None))):  # one pass; NaN and ±inf propagate
         x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
     return np.ascontiguousarray(x, dtype=np.float64)
@@ -232,7 +269,7 @@ class OnsetDetector:
     sample_rate_hz : int
         Sample rate of the stream, Hz (≥ 8000).
     threshold_db : float
-        Short-term energy over the noise floor needed to trigger, dB.
+        Short-term energy over the noise floor needed to trigger, dB (finite).
     rise_db : float, optional
         Short-term energy over the preceding ``lta_ms`` needed to trigger, dB (default:
         ``threshold_db`` − 3 dB).
@@ -285,6 +322,8 @@ class OnsetDetector:
                 f"sample rate {sample_rate_hz} Hz is not supported: need an integer ≥ {MIN_SAMPLE_RATE_HZ} Hz"
             )
         fs = int(sample_rate_hz)
+        if not math.isfinite(threshold_db) or (rise_db is not None and not math.isfinite(rise_db)):
+            raise AudioError(f"trigger levels must be finite numbers of dB, got {threshold_db}, {rise_db}")
         lo, hi = band_hz
         hi = min(hi, 0.45 * fs)
         if not 0 < lo < hi:
@@ -335,6 +374,8 @@ class OnsetDetector:
         self._dropout_guard = round(10 * self._ms)
         self.noise_floor_db: float | None = None
         """Latest noise floor, dBFS (None until enough audio was seen)."""
+        self.channel: int | None = None
+        """The channel taken from multichannel blocks: the loudest of the first block that has sound."""
 
     # -- streaming ---------------------------------------------------------------
 
@@ -344,7 +385,8 @@ class OnsetDetector:
         Parameters
         ----------
         block : array_like, shape (n,) or (n, channels)
-            Next samples of the stream (int PCM or float).
+            Next samples of the stream (int PCM or float). Of multichannel audio one channel is used
+            (:func:`to_mono_float`), the same for the whole stream: :attr:`channel`.
 
         Returns
         -------
@@ -352,7 +394,12 @@ class OnsetDetector:
             Onsets whose event and audio window are complete (an onset is
             reported at most ``max(max_duration_ms, audio_post_ms)`` after it happened).
         """
-        x = to_mono_float(block)
+        a = np.asarray(block)
+        if self.channel is None and a.ndim == 2 and a.shape[1] > 1 and a.shape[0]:
+            ch = loudest_channel(a)
+            if np.var(a[:, ch].astype(np.float64)) > 0:  # not silence: the choice is made for good
+                self.channel = ch
+        x = to_mono_float(a, self.channel)
         if x.size == 0:
             return []
         start = self._n
@@ -723,8 +770,48 @@ def refine_onset(
     return float(a + j - 1 + frac)
 
 
+def audio_path_problem(path: str | Path) -> str | None:
+    """Why a path cannot be read as an audio file before decoding it (None when it may be).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file named on the command line.
+
+    Returns
+    -------
+    str or None
+        A message naming the file: it does not exist, is a directory or not a regular file, cannot
+        be opened, or is a truncated WAV file (:func:`rtcc.acoustic.wav_metadata.wav_shortfall`:
+        how much audio is missing, which libsndfile would silently leave out).
+    """
+    p = Path(path)
+    if p.is_dir():
+        return f"{p}: is a directory, not an audio file"
+    if not p.exists():
+        return f"{p}: no such audio file"
+    if not p.is_file():
+        return f"{p}: not a regular file"
+    try:
+        short = wav_shortfall(p)
+    except OSError as exc:
+        return f"{p}: cannot read ({exc.strerror or exc})"
+    if short is None:
+        return None
+    promised, present, byte_rate = short
+    missing = promised - present
+    secs = f" ({missing / byte_rate:.2f} s of {promised / byte_rate:.2f} s)" if byte_rate else ""
+    return (
+        f"{p}: truncated WAV file: its header promises {promised} bytes of audio but the file holds "
+        f"{present}; {missing} bytes{secs} are missing. Is the copy complete?"
+    )
+
+
 def read_audio(path: str | Path) -> tuple[FloatArray, int]:
     """Read a whole audio file as mono float64.
+
+    Of a multichannel file the channel with the most energy over the whole file is taken
+    (:func:`to_mono_float`).
 
     Raises
     ------
@@ -732,8 +819,9 @@ def read_audio(path: str | Path) -> tuple[FloatArray, int]:
         Missing, corrupt, truncated or unsupported file.
     """
     p = Path(path)
-    if not p.is_file():
-        raise AudioError(f"{p}: no such audio file")
+    problem = audio_path_problem(p)
+    if problem is not None:
+        raise AudioError(problem)
     try:
         data, rate = sf.read(str(p), dtype="float64", always_2d=False)
     except (RuntimeError, sf.LibsndfileError, ValueError, OSError) as exc:

@@ -6,6 +6,9 @@ holding zlib-compressed JSON: the sensor's ``serialNumber``, ``startTimeUTC`` (t
 ``geolocation`` {latitude, longitude, elevation} and the weather. :func:`read_smj0` returns the
 parts ``rtcc acoustic detect`` uses, with the position in UTM metres (the zone of the sensor's
 longitude), so the pulses of several sensors of one city feed ``rtcc acoustic locate`` directly.
+
+:func:`wav_shortfall` tells a truncated WAV file (its ``data`` chunk size promises more bytes than the
+file holds), which libsndfile reads without complaint as a shorter recording.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import zlib
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyproj import Transformer
+if TYPE_CHECKING:
+    from pyproj import Transformer
 
 MAX_CHUNK = 1 << 20
 """A metadata chunk larger than this (1 MiB) is not read."""
@@ -27,6 +31,8 @@ MAX_CHUNK = 1 << 20
 
 @cache
 def _utm(zone: int, north: bool) -> Transformer:
+    from pyproj import Transformer  # here: importing it costs 0.1 s, and only smj0 positions need it
+
     epsg = (32600 if north else 32700) + zone
     return Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
 
@@ -56,6 +62,56 @@ def _chunk(path: Path, wanted: bytes) -> bytes | None:
                 if len(data) < size:
                     raise ValueError(f"{path}: {wanted.decode()} chunk is truncated")
                 return data
+            f.seek(size + (size & 1), 1)
+
+
+def wav_shortfall(path: Path) -> tuple[int, int, int] | None:
+    """How much audio a truncated WAV file lacks (None for a complete file or another format).
+
+    A WAV file's ``data`` chunk header gives the size of the audio; a file cut short (an interrupted
+    copy or download) holds fewer bytes than that. A size of 0 or 0xFFFFFFFF (written by streaming
+    recorders, and by RF64 files) promises nothing and is not checked.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        Any file; only a RIFF/RIFX ``WAVE`` file is examined.
+
+    Returns
+    -------
+    tuple of int or None
+        ``(promised, present, byte_rate)``: the audio bytes the header promises, those the file
+        holds, and the bytes per second of the ``fmt`` chunk (0 when it is not known); None when
+        the file is not a WAV file, its header cannot be followed, or nothing is missing.
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened or read.
+    """
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return None
+        order = "<" if head[:4] == b"RIFF" else ">"
+        file_size = path.stat().st_size
+        byte_rate = 0
+        while True:
+            hdr = f.read(8)
+            if len(hdr) < 8:
+                return None
+            cid, size = hdr[:4], struct.unpack(order + "I", hdr[4:])[0]
+            if cid == b"data":
+                present = max(0, file_size - f.tell())
+                if size in (0, 0xFFFFFFFF) or present >= size:
+                    return None
+                return size, present, byte_rate
+            if cid == b"fmt " and size >= 12:
+                fmt = f.read(12)
+                if len(fmt) < 12:
+                    return None
+                byte_rate = struct.unpack(order + "I", fmt[8:12])[0]
+                size -= 12
             f.seek(size + (size & 1), 1)
 
 

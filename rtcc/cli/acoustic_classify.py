@@ -1,8 +1,10 @@
 """``rtcc acoustic classify AUDIO...`` — gunshot probability of each file, one JSON object per line.
 
 Output per readable file: ``{"file", "gunshot_probability", "label"}`` (label ``gunshot`` or
-``not_gunshot``). A file that cannot be read or holds no usable audio is named on stderr and skipped;
-the others are still classified, and the command exits 2 at the end if any file failed.
+``not_gunshot``). A file that cannot be read or holds no usable audio (missing, a directory, a WAV
+file shorter than its header says) is named on stderr and skipped; the others are still classified,
+and the command exits 2 at the end if any file failed. Of a multichannel file the channel with the
+most energy is scored, as ``detect`` does.
 """
 
 from __future__ import annotations

@@ -12,13 +12,19 @@ prints one line per detected pulse::
 plus ``x_m``, ``y_m``, ``z_m`` when the sensor position is known (so the lines feed
 ``rtcc acoustic locate`` directly). A sibling JSON file (``clip.json`` beside ``clip.flac``, as in
 ShotSpotter's data) supplies ``serial_number`` (or ``sensor_id``), ``timestamp`` (UTC of the
-first sample) and ``location`` {x, y, z} in metres; without one, a ShotSpotter WAV's own ``smj0``
-metadata chunk supplies the serial number, start time and position (UTM metres,
-:mod:`rtcc.acoustic.wav_metadata`); command-line options override both. Without a start time the
-arrival counts from 1970-01-01T00:00:00Z (a warning says so).
+first sample: ISO 8601, or Unix epoch seconds) and ``location`` {x, y, z} in metres; without one, a
+ShotSpotter WAV's own ``smj0`` metadata chunk supplies the serial number, start time and position
+(UTM metres, :mod:`rtcc.acoustic.wav_metadata`); command-line options override both. Without a start
+time the arrival counts from 1970-01-01T00:00:00Z (a warning says so). A position with x and y but
+no z takes z = 0 m, and one missing x or y is not printed; a warning says so.
+
+Of a multichannel file the channel with the most energy is used
+(:func:`rtcc.acoustic.detect.to_mono_float`). A WAV file shorter than its header says (cut short) is
+a bad file, as a FLAC file whose decoder loses sync is.
 
 Exit codes: 0 all files read; 2 a file (or option) was bad — the other files are still processed
-and the message names the file that failed.
+and the message names the file that failed. A non-finite option (``--x nan``) or a
+``--threshold-db`` outside 3–90 dB is a usage error (2) before any file is read.
 """
 
 from __future__ import annotations
@@ -57,8 +63,29 @@ def format_utc(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _epoch_utc(ts: float) -> datetime:
+    """Unix epoch seconds → aware UTC datetime.
+
+    Raises
+    ------
+    ValueError
+        Not finite or out of the datetime range.
+    """
+    if not math.isfinite(ts):
+        raise ValueError(f"{ts!r} is not finite")
+    try:
+        return EPOCH + timedelta(seconds=ts)
+    except OverflowError:
+        raise ValueError(f"{ts!r} is out of range") from None
+
+
 def sidecar(path: Path) -> dict[str, Any]:
     """Sensor metadata from the JSON file beside ``path`` (``{}`` when there is none).
+
+    The file may start with a UTF-8 byte order mark (as the pulses CSV may). ``timestamp`` (or
+    ``start_utc``) is an ISO 8601 time (without a zone: UTC) or a number of Unix epoch seconds (UTC).
+    The position is ``location`` {x, y, z} or top-level ``x``, ``y``, ``z``, in metres; an axis
+    that is missing is left out (:func:`pulse_lines` warns about an incomplete position).
 
     Returns
     -------
@@ -68,13 +95,14 @@ def sidecar(path: Path) -> dict[str, Any]:
     Raises
     ------
     ValueError
-        The sibling JSON exists but cannot be read or holds a bad value.
+        The sibling JSON exists but cannot be read or holds a bad value (a ``location`` that is not
+        an object, a coordinate that is not a finite number — true/false are not numbers).
     """
     meta_path = path.with_suffix(".json")
     if not meta_path.is_file():
         return {}
     try:
-        raw = json.loads(meta_path.read_text(encoding="utf-8"))
+        raw = json.loads(meta_path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{meta_path}: not readable JSON ({exc})") from exc
     if not isinstance(raw, dict):
@@ -83,16 +111,31 @@ def sidecar(path: Path) -> dict[str, Any]:
     sid = raw.get("sensor_id") or raw.get("serial_number") or raw.get("device_id")
     if sid is not None:
         out["sensor_id"] = str(sid)
-    ts = raw.get("timestamp") or raw.get("start_utc")
-    if ts is not None:
+    ts = next((v for v in (raw.get("timestamp"), raw.get("start_utc")) if v is not None and v != ""), None)
+    if isinstance(ts, int | float) and not isinstance(ts, bool):
+        try:
+            out["start"] = _epoch_utc(float(ts))
+        except ValueError as exc:
+            raise ValueError(f"{meta_path}: timestamp {ts!r} is not a usable epoch time ({exc})") from exc
+    elif ts is not None:
         try:
             out["start"] = parse_utc(str(ts))
         except ValueError as exc:
-            raise ValueError(f"{meta_path}: timestamp {ts!r} is not an ISO 8601 time") from exc
-    loc = raw.get("location") if isinstance(raw.get("location"), dict) else raw
+            raise ValueError(
+                f"{meta_path}: timestamp {ts!r} is neither an ISO 8601 time nor Unix epoch seconds"
+            ) from exc
+    loc = raw.get("location")
+    if loc is None:
+        loc = raw
+    elif not isinstance(loc, dict):
+        raise ValueError(
+            f'{meta_path}: location {loc!r} is not an object; expected {{"x": …, "y": …, "z": …}} in metres'
+        )
     for axis in ("x", "y", "z"):
-        v = loc.get(axis) if isinstance(loc, dict) else None
+        v = loc.get(axis)
         if v is not None:
+            if isinstance(v, bool):
+                raise ValueError(f"{meta_path}: location {axis}={v!r} is not a number")
             try:
                 f = float(v)
             except (TypeError, ValueError) as exc:
@@ -132,6 +175,20 @@ def pulse_lines(
         )
         t0 = EPOCH
     pos = [v if v is not None else meta.get(axis) for v, axis in zip(xyz, ("x", "y", "z"), strict=True)]
+    if pos[0] is not None and pos[1] is not None and pos[2] is None:
+        _err.print(
+            f"warning: {path}: the sensor position has no z (no --z, sibling JSON or smj0 elevation); "
+            "z_m = 0 m is assumed (as for an smj0 position without elevation)",
+            highlight=False,
+        )
+        pos[2] = 0.0
+    elif any(v is not None for v in pos) and not all(v is not None for v in pos):
+        missing = ", ".join(axis for v, axis in zip(pos, ("x", "y", "z"), strict=True) if v is None)
+        _err.print(
+            f"warning: {path}: the sensor position is incomplete (no {missing}); the pulses are printed "
+            "without x_m, y_m, z_m (give --x --y --z)",
+            highlight=False,
+        )
     out = []
     for o in onsets:
         line: dict[str, Any] = {
@@ -147,6 +204,26 @@ def pulse_lines(
     return out
 
 
+THRESHOLD_DB_RANGE = (3.0, 90.0)
+"""Accepted ``--threshold-db``: from 3 dB (the rise over the preceding 50 ms, 3 dB less, is then 0 dB)
+to 90 dB (about the whole range of 16-bit audio; the default is 12 dB)."""
+
+
+def _finite(value: float | None) -> float | None:
+    """Typer callback: refuse a non-finite number (``nan``, ``inf``) as a usage error."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def _threshold(value: float | None) -> float | None:
+    """Typer callback: a finite ``--threshold-db`` within :data:`THRESHOLD_DB_RANGE`."""
+    lo, hi = THRESHOLD_DB_RANGE
+    if value is not None and not lo <= value <= hi:  # NaN fails both comparisons
+        raise typer.BadParameter(f"{value} dB is not a number from {lo:g} to {hi:g} dB (default 12)")
+    return value
+
+
 def register(app: typer.Typer) -> None:
     """Add ``detect`` to the ``rtcc acoustic`` group."""
 
@@ -160,11 +237,14 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--start-utc", help="UTC of the first sample, ISO 8601 (default: sibling JSON)."),
         ] = None,
-        x: Annotated[float | None, typer.Option("--x", help="Sensor x, m.")] = None,
-        y: Annotated[float | None, typer.Option("--y", help="Sensor y, m.")] = None,
-        z: Annotated[float | None, typer.Option("--z", help="Sensor z, m.")] = None,
+        x: Annotated[float | None, typer.Option("--x", help="Sensor x, m.", callback=_finite)] = None,
+        y: Annotated[float | None, typer.Option("--y", help="Sensor y, m.", callback=_finite)] = None,
+        z: Annotated[float | None, typer.Option("--z", help="Sensor z, m.", callback=_finite)] = None,
         threshold_db: Annotated[
-            float | None, typer.Option("--threshold-db", help="Trigger level over the noise floor, dB.")
+            float | None,
+            typer.Option(
+                "--threshold-db", help="Trigger level over the noise floor, 3–90 dB.", callback=_threshold
+            ),
         ] = None,
     ) -> None:
         """Detect impulsive onsets; print one JSON object per pulse (sub-millisecond arrival times)."""

@@ -16,8 +16,10 @@ order. Each located shot prints one line::
 north.) A shot is reported when at least ``--min-sensors`` (10) sensors agree, or 8 with 3 loud
 pulses (:func:`rtcc.acoustic.locate.locate_all`); when nothing is located, stderr says so and why.
 Exit codes: 0 done (bad rows, if any, were reported on stderr by line number and the others
-used); 2 bad input — missing or unreadable file, missing columns, or no usable row, or a bad
-calibration file.
+used); 2 bad input — missing or unreadable file, missing columns, or no usable row, a sensor whose
+rows put it at two places more than 100 m apart horizontally (:data:`MAX_SENSOR_SPREAD_M`: a sensor
+that moved needs another ``sensor_id``; GPS jitter between clips, ~20 m, is accepted), or a bad
+calibration file; or a bad option (``--temperature-c nan``).
 
 ``--calibration FILE`` (optional) applies per-sensor corrections fitted from test fires
 (``rtcc acoustic calibrate``, :mod:`rtcc.acoustic.calibration`) to the pulses before they are
@@ -35,6 +37,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import numpy as np
+import numpy.typing as npt
 import typer
 from rich.console import Console
 
@@ -46,6 +50,9 @@ _err = Console(stderr=True, soft_wrap=True)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 REQUIRED = ("sensor_id", "x_m", "y_m", "z_m", "arrival_utc")
 MAX_REPORTED = 20
+MAX_SENSOR_SPREAD_M = 100.0
+"""Farthest apart (horizontally) two rows of one sensor may put it; real clips' GPS positions of one
+sensor scatter by up to ~30 m horizontally (and ~35 m in height, which is not checked)."""
 
 
 class BadRow(ValueError):
@@ -113,19 +120,79 @@ def parse_row(row: dict[str, str | None]) -> Arrival:
     return Arrival(sid, x, y, z, t, snr)
 
 
+def _far_pair(xy: npt.NDArray[np.float64], limit: float) -> tuple[int, int] | None:
+    """Indices of two points of ``xy`` (n × 2) more than ``limit`` apart, or None when there are none."""
+    span = xy.max(axis=0) - xy.min(axis=0)
+    if math.hypot(float(span[0]), float(span[1])) <= limit:  # the common case: one place, or jitter
+        return None
+    for i in (0, int(np.argmax(np.hypot(*(xy - xy[0]).T)))):  # two sweeps find most pairs at once
+        d = np.hypot(*(xy - xy[i]).T)
+        j = int(np.argmax(d))
+        if d[j] > limit:
+            return (i, j) if i < j else (j, i)
+    for i in range(xy.shape[0]):  # exact (rare: the points lie in a ring around the first)
+        d = np.hypot(*(xy[i + 1 :] - xy[i]).T)
+        if d.size and float(d.max()) > limit:
+            return i, i + 1 + int(np.argmax(d))
+    return None
+
+
+def check_positions(path: Path, arrivals: list[Arrival], lines: list[int]) -> None:
+    """Refuse a file where one sensor's rows put it at places more than :data:`MAX_SENSOR_SPREAD_M` apart.
+
+    The locator takes each row's position as the sensor's; two positions of one sensor id (a sensor
+    that moved, or two sensors given one id) would make ghost shots.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The CSV file (for the message).
+    arrivals : list of Arrival
+        The good rows.
+    lines : list of int
+        The line number of each arrival in the file.
+
+    Raises
+    ------
+    BadRow
+        The message names the sensor, two of its positions, their line numbers and the distance.
+    """
+    rows: dict[str, list[int]] = {}
+    for k, a in enumerate(arrivals):
+        rows.setdefault(a.sensor_id, []).append(k)
+    for sid, ks in rows.items():
+        xy = np.array([(arrivals[k].x_m, arrivals[k].y_m) for k in ks], dtype=np.float64)
+        pair = _far_pair(xy, MAX_SENSOR_SPREAD_M)
+        if pair is None:
+            continue
+        a, b = (arrivals[ks[i]] for i in pair)
+        la, lb = (lines[ks[i]] for i in pair)
+        dist = math.hypot(a.x_m - b.x_m, a.y_m - b.y_m)
+        raise BadRow(
+            f"{path}: sensor {sid!r} is at two places {dist:.0f} m apart horizontally: "
+            f"line {la} (x {a.x_m:.2f}, y {a.y_m:.2f}, z {a.z_m:.2f}) and "
+            f"line {lb} (x {b.x_m:.2f}, y {b.y_m:.2f}, z {b.z_m:.2f}); more than "
+            f"{MAX_SENSOR_SPREAD_M:g} m is not GPS jitter. A sensor that moved "
+            "needs another sensor_id for its new place."
+        )
+
+
 def read_pulses(path: Path) -> tuple[list[Arrival], list[str]]:
     """Read a pulses CSV; returns the good arrivals and one message per bad row (``line N: …``).
 
     Raises
     ------
     BadRow
-        The file cannot be read or lacks a required column (the whole file is unusable).
+        The file cannot be read or lacks a required column, or one sensor's rows put it at two
+        places more than :data:`MAX_SENSOR_SPREAD_M` apart (:func:`check_positions`): the whole
+        file is unusable.
     """
     try:
         fh = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise BadRow(f"{path}: cannot read ({exc.strerror or exc})") from None
     good: list[Arrival] = []
+    lines: list[int] = []
     bad: list[str] = []
     with fh:
         try:
@@ -143,12 +210,14 @@ def read_pulses(path: Path) -> tuple[list[Arrival], list[str]]:
                     continue  # blank line
                 try:
                     good.append(parse_row(row))
+                    lines.append(reader.line_num)
                 except BadRow as exc:
                     bad.append(f"line {reader.line_num}: {exc}")
         except UnicodeDecodeError:
             raise BadRow(f"{path}: not a UTF-8 text file") from None
         except csv.Error as exc:
             raise BadRow(f"{path}: not readable CSV ({exc})") from None
+    check_positions(path, good, lines)
     return good, bad
 
 
@@ -168,6 +237,19 @@ def fix_json(f: Fix) -> str:
     )
 
 
+TEMPERATURE_C_RANGE = (-60.0, 60.0)
+
+
+def _temperature(value: float) -> float:
+    """Typer callback: a finite ``--temperature-c`` in :data:`TEMPERATURE_C_RANGE`, else a usage error."""
+    lo, hi = TEMPERATURE_C_RANGE
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number of °C")
+    if not lo <= value <= hi:
+        raise typer.BadParameter(f"{value:g} °C is outside {lo:g} to {hi:g} °C")
+    return value
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``locate`` command to the ``rtcc acoustic`` group."""
 
@@ -184,7 +266,9 @@ def register(app: typer.Typer) -> None:
         temperature_c: Annotated[
             float,
             typer.Option(
-                "--temperature-c", min=-60.0, max=60.0, help="Air temperature, °C (sets the speed of sound)."
+                "--temperature-c",
+                help="Air temperature, −60 to 60 °C (sets the speed of sound).",
+                callback=_temperature,
             ),
         ] = 20.0,
         calibration: Annotated[
