@@ -6,8 +6,8 @@
     (file, stdin PCM, sound card)                                 on disk first     MQTT QoS 1, else HTTPS
 
 * **Sources** yield float blocks: an audio file (paced in real time or as fast as possible), raw
-  PCM on stdin (``s16le``, ``s32le``, ``f32le``, ``u8``; any channel count), or a sound card when
-  the optional ``sounddevice`` module is installed.
+  PCM on stdin (``s16le``, ``s32le``, ``f32le``, ``u8``; any channel count; live, or a recording
+  read as fast as possible), or a sound card when the optional ``sounddevice`` module is installed.
 * **Audio.** Each pulse carries the audio the center's classifier reads: from
   :data:`~rtcc.acoustic.features.PRE_S` (50 ms) before the onset to the end of its
   :data:`~rtcc.acoustic.features.WINDOW_S` (0.5 s) window (:data:`PULSE_AUDIO`). A shorter snippet
@@ -17,11 +17,18 @@
   its onset instead of 0.25 s (the detector waits for the audio after it).
 * **Time.** Sample *n* is stamped ``anchor + n / rate``, the anchor taken from the
   :class:`~rtcc.acoustic.clock.SensorClock` (GPS via gpsd when reachable, else a configured offset)
-  when the first block arrives, minus that block's length. For a live source the anchor is then
-  disciplined against the clock every 5 s (sound-card drift, clock steps; see
-  :meth:`SensorAgent._discipline`). The clock quality travels in the heartbeat.
+  when the first block arrives, minus that block's length (a recording: no lag, or a given start
+  time, ``start_utc``). For a live source the anchor is then disciplined against the clock every
+  5 s (sound-card drift), and at once on a clock step that persists (GPS lock gained, a new GPS
+  offset; see :meth:`SensorAgent._discipline`). A pulse is stamped with the anchor in force at its
+  onset, so a re-anchor between an onset and its detection does not move it. The clock quality of
+  the anchor in force travels in the heartbeat.
 * **Delivery.** Every pulse is written to the spool before it is sent, and leaves it only when
-  the center is known to have it, or moved to ``refused/`` when the center refused it for good:
+  the center is known to have it, or moved to ``refused/`` when the center refused it for good.
+  A pulse the spool cannot store (its size bound reached, a full or failing disk) is sent directly
+  over HTTPS at once, and counted as lost (logged) when the center does not take it then
+  (:attr:`AgentStats.unspooled`, :attr:`AgentStats.lost`); the agent keeps running, and a disk
+  that clears is used again. Then:
 
   - over HTTPS (``POST /api/v1/ingest/events``) the answer says so per event: ``202`` / ``409``
     (all duplicates) is delivered; an event listed as rejected, or a ``422`` for a single event
@@ -44,7 +51,8 @@
   Anything else (unreachable, 5xx) keeps them spooled and retries with back-off, oldest first.
   Health is logged edge-triggered: once when the center becomes unreachable, once when it is back.
 * **Heartbeats** (:class:`~rtcc.events.DeviceHeartbeat`: GPS lock, noise floor, clock quality,
-  position, and ``recording`` = audio is flowing) every ``heartbeat_s``; they are not spooled (a
+  position, and ``recording`` = audio is flowing) every ``heartbeat_s`` (at least 1 s; a batch of
+  pulses goes out between two heartbeats, whatever the interval); they are not spooled (a
   stale heartbeat says nothing). A sound card that stops delivering audio makes the heartbeat say
   ``recording: false`` and, after ``stall_s``, the source raises :class:`AudioError`: the agent
   sends a last heartbeat, delivers what it has and stops with that error (``rtcc sensor`` exits 2,
@@ -59,6 +67,7 @@ import io
 import json
 import logging
 import queue
+import sqlite3
 import sys
 import threading
 import time
@@ -73,10 +82,10 @@ import numpy as np
 import soundfile as sf
 
 from rtcc.acoustic import features
-from rtcc.acoustic.clock import SensorClock
-from rtcc.acoustic.detect import AudioError, FloatArray, Onset, OnsetDetector, to_mono_float
+from rtcc.acoustic.clock import ClockQuality, SensorClock
+from rtcc.acoustic.detect import AudioError, FloatArray, Onset, OnsetDetector, loudest_channel, to_mono_float
 from rtcc.devices import http as device_http
-from rtcc.devices.buffer import Spool
+from rtcc.devices.buffer import Spool, SpoolFull
 from rtcc.events import DeviceHeartbeat, Event, Position, Pulse
 from rtcc.roles import DeviceType
 
@@ -94,9 +103,21 @@ class AudioSource:
 
     rate_hz: int
     live: bool = True
+    channel: int | None = None
+    """The channel taken from multichannel audio: the loudest of the first block with sound, then
+    kept (switching channels between blocks would put a step in the audio)."""
 
     def __iter__(self) -> Iterator[FloatArray]:
         raise NotImplementedError
+
+    def mono(self, block: Any) -> FloatArray:
+        """``block`` as one channel (:func:`rtcc.acoustic.detect.to_mono_float`), the same for the stream."""
+        a = np.asarray(block)
+        if self.channel is None and a.ndim == 2 and a.shape[1] > 1:
+            if not np.any(a):
+                return to_mono_float(a, 0)  # silence: any channel, the choice waits for sound
+            self.channel = loudest_channel(a)
+        return to_mono_float(a, self.channel)
 
     def stop(self) -> None:
         """Ask a blocked iteration to end (a source that never blocks for long ignores it)."""
@@ -133,16 +154,28 @@ class FileSource(AudioSource):
                         if ahead > 0:
                             time.sleep(ahead)
                     n += len(blk)
-                    yield to_mono_float(blk)
+                    yield self.mono(blk)
         except (RuntimeError, sf.LibsndfileError) as exc:
             raise AudioError(f"{self.path}: audio stream broke after {n} samples ({exc})") from exc
 
 
 class PcmSource(AudioSource):
-    """Raw interleaved PCM from a binary stream (stdin)."""
+    """Raw interleaved PCM from a binary stream (stdin).
+
+    ``live`` (default): audio captured now (``arecord``), disciplined against the clock as it
+    arrives. ``live=False``: a recording (``ffmpeg … -f s16le -``), read as fast as it comes and
+    stamped by sample count from its start, like a file read ``fast``.
+    """
 
     def __init__(
-        self, stream: BinaryIO, *, rate_hz: int, fmt: str = "s16le", channels: int = 1, block_s: float = 0.1
+        self,
+        stream: BinaryIO,
+        *,
+        rate_hz: int,
+        fmt: str = "s16le",
+        channels: int = 1,
+        block_s: float = 0.1,
+        live: bool = True,
     ) -> None:
         if fmt not in PCM_FORMATS:
             raise AudioError(f"PCM format {fmt!r} is not supported; choose one of {', '.join(PCM_FORMATS)}")
@@ -154,6 +187,7 @@ class PcmSource(AudioSource):
         self.channels = channels
         self.frame_bytes = self.dtype.itemsize * channels
         self.block = max(1, round(block_s * rate_hz))
+        self.live = live
 
     def __iter__(self) -> Iterator[FloatArray]:
         rest = b""
@@ -168,7 +202,7 @@ class PcmSource(AudioSource):
             rest = data[whole:]
             if whole:
                 a = np.frombuffer(data[:whole], dtype=self.dtype).reshape(-1, self.channels)
-                yield to_mono_float(a)
+                yield self.mono(a)
 
 
 class SoundDeviceSource(AudioSource):
@@ -219,7 +253,7 @@ class SoundDeviceSource(AudioSource):
         def _cb(indata: Any, frames: int, t: Any, status: Any) -> None:
             if status:
                 log.warning("sound card: %s", status)
-            block = to_mono_float(np.array(indata, copy=True))
+            block = self.mono(np.array(indata, copy=True))
             while True:
                 try:
                     q.put_nowait(block)
@@ -495,8 +529,15 @@ class AgentStats:
     """Pulses the center refused for good (moved to the spool's ``refused/`` folder)."""
     pending: int = 0
     """Of ``spooled_left``: published over MQTT but not confirmed by a key check over HTTPS."""
+    unforgotten: int = 0
+    """Of ``spooled_left``: delivered, but the spool could not remove them (a failing disk); they are
+    sent again on the next start and the center drops the duplicates."""
     key_refused: str | None = None
     """Why the center refused the device key (nothing more was sent), else None."""
+    unspooled: int = 0
+    """Pulses the spool could not store (bound reached, full or failing disk): sent directly instead."""
+    lost: int = 0
+    """Of ``unspooled``: neither stored nor delivered (the center unreachable or refusing them)."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -540,7 +581,8 @@ class SensorAgent:
     clock : SensorClock
         Time source.
     heartbeat_s : float
-        Seconds between heartbeats.
+        Seconds between heartbeats; at least :attr:`MIN_HEARTBEAT_S` (a smaller value is raised to
+        it: a heartbeat per loop would flood the center).
     detector_options : dict
         Keyword options of :class:`~rtcc.acoustic.detect.OnsetDetector`, over :data:`PULSE_AUDIO`.
     batch : int
@@ -551,6 +593,18 @@ class SensorAgent:
     """
 
     DISCIPLINE_WINDOW_S = 5.0
+    STEP_S = 0.05
+    """A residual beyond this is a clock step candidate (see :meth:`_discipline`)."""
+    STEP_READINGS = 3
+    """Consecutive step readings that confirm a step (a single late block is no step)."""
+    STEP_SPAN_S = 0.2
+    """Least audio the confirming readings cover, s (a backlog drains faster than that)."""
+    STEP_SPREAD_S = 0.025
+    """Most the confirming readings may disagree, s (a step is one constant offset)."""
+    MIN_HEARTBEAT_S = 1.0
+    """The shortest heartbeat interval, s."""
+    DIRECT_MAX = 100
+    """Most pulses the spool could not store waiting in memory to be sent directly."""
     CONFIRM_AFTER_S = 1.0
     """A key check (heartbeat over HTTPS) follows pulses published over MQTT after this long."""
     AUDIO_STALE_S = 2.0
@@ -574,6 +628,9 @@ class SensorAgent:
         self.uplink = uplink
         self.spool = spool
         self.clock = clock
+        if not heartbeat_s >= self.MIN_HEARTBEAT_S:
+            log.warning("heartbeat every %s s is too often: every %g s", heartbeat_s, self.MIN_HEARTBEAT_S)
+            heartbeat_s = self.MIN_HEARTBEAT_S
         self.heartbeat_s = heartbeat_s
         self.detector_options = {**PULSE_AUDIO, **(detector_options or {})}
         self.batch = batch
@@ -582,6 +639,8 @@ class SensorAgent:
         self.detector: OnsetDetector | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._urgent = threading.Event()
+        """Set when a pulse the spool could not store waits (ends a back-off early)."""
         self._hb_sent = threading.Event()
         self._force_hb = threading.Event()
         self._last_hb = -1e18
@@ -590,13 +649,31 @@ class SensorAgent:
         """Spool position of the last pulse published over MQTT and not yet confirmed."""
         self._pending: list[tuple[float, list[str]]] = []
         """(``time.monotonic()`` after the PUBACK, ids) of pulses awaiting a key check."""
+        self._direct: list[dict[str, Any]] = []
+        """Pulses the spool could not store, waiting to be sent directly (guarded by ``_direct_lock``)."""
+        self._direct_lock = threading.Lock()
+        self._unforgotten: set[str] = set()
+        """Delivered ids the spool could not remove yet (removal retried before sending more)."""
         self._source: AudioSource | None = None
         self._last_block_t: float | None = None
         self._audio_error: str | None = None
         self.anchor_utc: float | None = None
-        """UTC of the stream's first sample, s since the epoch (set when the first block arrives)."""
+        """UTC of the stream's first sample, s since the epoch, as the latest anchor says (set when
+        the first block arrives)."""
+        self._anchors: list[tuple[float, float]] = []
+        """(stream s from which it holds, anchor UTC) in stream order: a pulse takes the anchor in
+        force at its onset."""
+        self._anchor_quality: ClockQuality | None = None
+        """The clock quality the anchor in force was taken with (what the heartbeat reports)."""
         self._resid: list[float] = []
         self._window_start = 0.0
+        self._suspects: list[tuple[float, float]] = []
+        """(stream s, residual) of the consecutive readings beyond :attr:`STEP_S`."""
+        self._suspect_from = 0.0
+        """Stream s of the last reading before the suspected step."""
+        self._held: list[Onset] = []
+        """Onsets detected while a step is suspected: stamped once it is confirmed or rejected."""
+        self._told_ahead = False
 
     # -- events ---------------------------------------------------------------
 
@@ -625,6 +702,13 @@ class SensorAgent:
             return True
         return time.monotonic() - last < self.AUDIO_STALE_S
 
+    @property
+    def clock_quality(self) -> ClockQuality:
+        """What the pulse stamps are disciplined by: the clock's quality when the anchor in force
+        was taken (a step the clock made that the anchor does not follow yet does not count)."""
+        q = self._anchor_quality
+        return self.clock.quality if q is None else q
+
     def heartbeat(self) -> DeviceHeartbeat:
         floor = self.detector.noise_floor_db if self.detector is not None else None
         return DeviceHeartbeat(
@@ -635,13 +719,31 @@ class SensorAgent:
             device_type=DeviceType.acoustic_sensor,
             pos=self.position,
             gps_lock=self.clock.gps_lock,
-            clock_quality=self.clock.quality,
+            clock_quality=self.clock_quality,
             noise_floor_db=None if floor is None else float(np.clip(floor, -200, 200)),
             recording=self.audio_flowing,
         )
 
     def _queue(self, event: Event) -> None:
-        self.spool.put(str(event.event_id), event.model_dump_json())
+        """Spool ``event``; when the spool cannot store it, hand it to the sender to deliver at once."""
+        body = event.model_dump_json()
+        try:
+            self.spool.put(str(event.event_id), body)
+        except (SpoolFull, sqlite3.Error, OSError) as exc:
+            with self._direct_lock:
+                self.stats.unspooled += 1
+                if len(self._direct) >= self.DIRECT_MAX:
+                    self.stats.lost += 1
+                    log.error(
+                        "pulse %s cannot be stored (%s) and %d others wait to be sent directly: lost",
+                        event.event_id,
+                        exc,
+                        len(self._direct),
+                    )
+                else:
+                    self._direct.append(json.loads(body))
+                    log.error("pulse %s cannot be stored (%s): sending it directly", event.event_id, exc)
+            self._urgent.set()
         self._wake.set()
 
     # -- delivery thread ---------------------------------------------------------
@@ -652,6 +754,19 @@ class SensorAgent:
         except (KeyError, ValueError):
             return False
         return self.clock.now() - t < MQTT_FRESH_S
+
+    def _forget(self, ids: list[str]) -> None:
+        """Remove delivered ``ids`` from the spool; on a failing disk, remember them to retry."""
+        try:
+            self.spool.remove(ids)
+        except (sqlite3.Error, OSError) as exc:
+            if not self._unforgotten:
+                log.error(
+                    "spool %s: delivered pulses cannot be removed (%s); retrying before sending more",
+                    self.spool.path,
+                    exc,
+                )
+            self._unforgotten.update(ids)
 
     def _check_in(self) -> None:
         """Send a heartbeat (a key check over HTTPS) and settle the pulses it confirms."""
@@ -667,7 +782,7 @@ class SensorAgent:
             confirmed = [ids for t, ids in self._pending if t <= checked]
             self._pending = [(t, ids) for t, ids in self._pending if t > checked]
             for ids in confirmed:
-                self.spool.remove(ids)
+                self._forget(ids)
                 self.stats.delivered += len(ids)
             if not self._pending:
                 self._cursor = 0
@@ -692,64 +807,121 @@ class SensorAgent:
     def _refuse(self, event_id: str, why: str) -> bool:
         try:
             where = self.spool.refuse(event_id, why)
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:
             log.error("center refused pulse %s for good (%s), and it cannot be filed: %s", event_id, why, exc)
             return False
         self.stats.refused += 1
         log.error("center refused pulse %s for good: %s; kept in %s", event_id, why, where)
         return True
 
+    def _lose(self, events: list[dict[str, Any]], why: str) -> None:
+        with self._direct_lock:
+            self.stats.lost += len(events)
+        for e in events:
+            log.error("pulse %s could not be stored nor delivered (%s): lost", e.get("event_id"), why)
+
+    def _send_direct(self) -> bool:
+        """Send the pulses the spool could not store, once, over HTTPS (where the answer is known).
+
+        Returns False when the center could not take them (they are counted as lost).
+        """
+        with self._direct_lock:
+            events, self._direct = self._direct[: self.batch], self._direct[self.batch :]
+        sent = self.uplink.send("pulse", events, fresh=False)
+        if sent is None:
+            self._lose(events, self.uplink.key_refused or "the center is unreachable")
+            return False
+        self.stats.delivered += len(sent.delivered)
+        for e in events:
+            if (why := sent.refused.get(str(e["event_id"]))) is not None:
+                self._lose([e], f"the center refused it: {why}")
+        return True
+
+    def _deliver_step(self) -> str:
+        """One round of the sender: ``"sent"``, ``"idle"`` (nothing to send) or ``"retry"`` (back off)."""
+        if self._heartbeat_due():
+            self._check_in()  # then a batch: heartbeats must never starve the pulses
+            if self.uplink.key_refused is not None:
+                return "sent"  # the loop ends
+        if self._direct:
+            return "sent" if self._send_direct() else "retry"
+        if self._unforgotten:
+            ids = sorted(self._unforgotten)
+            self.spool.remove(ids)  # raises again while the disk still fails
+            self._unforgotten.clear()
+            log.info("spool %s: delivered pulses removed", self.spool.path)
+        rows = self.spool.peek_after(self._cursor, self.batch)
+        if not rows:
+            return "idle"
+        rows = _within_bytes(rows, self.batch_bytes)
+        events = [json.loads(body) for _, _, body in rows]
+        sent = self.uplink.send("pulse", events, fresh=all(self._fresh(e) for e in events))
+        if sent is None:
+            return "retry"
+        self.stats.delivered += len(sent.delivered)
+        self._forget(sent.delivered)
+        if not all([self._refuse(eid, why) for eid, why in sent.refused.items()]):
+            return "retry"
+        if sent.pending:
+            self._pending.append((time.monotonic(), sent.pending))
+            self._cursor = rows[-1][0]
+        return "retry" if self._unforgotten else "sent"
+
     def _deliver_loop(self) -> None:
         backoff = 0.5
         while not self._stop.is_set() and self.uplink.key_refused is None:
-            if self._heartbeat_due():
-                self._check_in()
-                continue
-            rows = self.spool.peek_after(self._cursor, self.batch)
-            if not rows:
+            try:
+                outcome = self._deliver_step()
+            except (sqlite3.Error, OSError) as exc:  # a failing disk: the agent goes on
+                log.error("spool %s: %s; delivery retried", self.spool.path, exc)
+                outcome = "retry"
+            if outcome == "idle":
                 self._wake.wait(0.2)
                 self._wake.clear()
-                continue
-            rows = _within_bytes(rows, self.batch_bytes)
-            events = [json.loads(body) for _, _, body in rows]
-            sent = self.uplink.send("pulse", events, fresh=all(self._fresh(e) for e in events))
-            if sent is None:
-                self._stop.wait(backoff)
+            elif outcome == "retry":
+                if self._urgent.wait(backoff):  # a pulse the spool could not store: try it now
+                    self._urgent.clear()
                 backoff = min(backoff * 2, 30.0)
-                continue
-            self.spool.remove(sent.delivered)
-            self.stats.delivered += len(sent.delivered)
-            if not all([self._refuse(eid, why) for eid, why in sent.refused.items()]):
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            backoff = 0.5
-            if sent.pending:
-                self._pending.append((time.monotonic(), sent.pending))
-                self._cursor = rows[-1][0]
+            else:
+                backoff = 0.5
+
+    def _spooled(self) -> int:
+        """Pulses in the spool (0 when it cannot be read)."""
+        try:
+            return len(self.spool)
+        except sqlite3.Error as exc:
+            log.error("spool %s cannot be read: %s", self.spool.path, exc)
+            return 0
 
     # -- main loop --------------------------------------------------------------
 
-    def run(self, source: AudioSource, *, drain_timeout_s: float = 30.0) -> AgentStats:
+    def run(
+        self, source: AudioSource, *, drain_timeout_s: float = 30.0, start_utc: float | None = None
+    ) -> AgentStats:
         """Read ``source`` to its end (or until :meth:`stop`), then wait up to ``drain_timeout_s``
         for the spool to empty.
 
         A live source stops early when the center refuses the device key (a file is read to its
-        end: every pulse stays spooled).
+        end: every pulse stays spooled). ``start_utc`` (s since the epoch) stamps the first sample
+        of a recording (a source that is not live); by default, the clock when its first block
+        arrives.
 
         Raises
         ------
         AudioError
             The source's audio cannot be used (raised after a last heartbeat saying so and after
             delivering the pulses found before).
+        ValueError
+            ``start_utc`` was given for a live source.
         """
+        if start_utc is not None and source.live:
+            raise ValueError("start_utc stamps a recording; a live source is stamped by the clock")
         self.clock.start()
         self.detector = OnsetDetector(source.rate_hz, **self.detector_options)  # type: ignore[arg-type]
         self._source = source
         self._last_block_t = time.monotonic()
         sender = threading.Thread(target=self._deliver_loop, name="uplink", daemon=True)
         sender.start()
-        anchor: float | None = None
         n_end = 0
         failure: AudioError | None = None
         try:
@@ -757,15 +929,18 @@ class SensorAgent:
                 for block in source:
                     self._last_block_t = time.monotonic()
                     n_end += block.size
-                    if anchor is None:
-                        lag = block.size / source.rate_hz if source.live else 0.0
-                        anchor = self.clock.now() - lag
+                    if not self._anchors:
+                        if start_utc is not None:
+                            self._set_anchor(0.0, start_utc, "configured")
+                        else:
+                            lag = block.size / source.rate_hz if source.live else 0.0
+                            self._set_anchor(0.0, self.clock.now() - lag, self.clock.quality)
                     elif source.live:
-                        anchor = self._discipline(anchor, n_end / source.rate_hz)
-                    self.anchor_utc = anchor
+                        self._discipline(n_end / source.rate_hz, block.size / source.rate_hz)
                     for onset in self.detector.process(block):
-                        self._queue(self.pulse(onset, anchor))
-                        self.stats.pulses += 1
+                        self._held.append(onset)
+                    if not self._suspects:
+                        self._release()
                     self.stats.samples += block.size
                     if self._stop.is_set() or (source.live and self.uplink.key_refused is not None):
                         break
@@ -775,13 +950,12 @@ class SensorAgent:
                 self._hb_sent.clear()
                 self._force_hb.set()  # tell the center at once that the audio is gone
                 self._wake.set()
-            if anchor is not None:
-                for onset in self.detector.flush():
-                    self._queue(self.pulse(onset, anchor))
-                    self.stats.pulses += 1
+            if self._anchors:
+                self._held += self.detector.flush()
+                self._release()
             deadline = time.monotonic() + drain_timeout_s
             while (
-                (len(self.spool) or (failure is not None and not self._hb_sent.is_set()))
+                (self._spooled() or self._direct or (failure is not None and not self._hb_sent.is_set()))
                 and time.monotonic() < deadline
                 and sender.is_alive()
             ):
@@ -789,40 +963,128 @@ class SensorAgent:
         finally:
             self._stop.set()
             self._wake.set()
+            self._urgent.set()
             sender.join(timeout=15)
             self.clock.stop()
-            self.stats.spooled_left = len(self.spool)
+            with self._direct_lock:
+                left, self._direct = self._direct, []
+            if left:
+                self._lose(left, self.uplink.key_refused or "the agent stopped before the center took it")
+            self.stats.spooled_left = self._spooled()
             self.stats.pending = sum(len(ids) for _, ids in self._pending)
+            self.stats.unforgotten = len(self._unforgotten)
             self.stats.key_refused = self.uplink.key_refused
         if failure is not None:
             raise failure
         return self.stats
 
-    def _discipline(self, anchor: float, stream_s: float) -> float:
+    # -- time -------------------------------------------------------------------
+
+    def _set_anchor(self, from_s: float, anchor: float, quality: ClockQuality) -> None:
+        """Let ``anchor`` hold for onsets from stream second ``from_s`` on."""
+        while self._anchors and self._anchors[-1][0] >= from_s:
+            self._anchors.pop()
+        self._anchors.append((from_s, anchor))
+        self.anchor_utc = anchor
+        self._anchor_quality = quality
+
+    def _anchor_at(self, time_s: float) -> float:
+        """The anchor in force at stream second ``time_s``."""
+        for from_s, anchor in reversed(self._anchors):
+            if from_s <= time_s:
+                return anchor
+        return self._anchors[0][1]
+
+    def _release(self) -> None:
+        """Stamp and spool the onsets held back, each with the anchor in force at its onset."""
+        held, self._held = self._held, []
+        for onset in held:
+            self._queue(self.pulse(onset, self._anchor_at(onset.time_s)))
+            self.stats.pulses += 1
+        # the detector emits an onset at most a window after it: older anchors are no longer needed
+        keep_from = (self._anchors[-1][0] if self._anchors else 0.0) - 4 * self.DISCIPLINE_WINDOW_S
+        while len(self._anchors) > 1 and self._anchors[1][0] <= keep_from:
+            self._anchors.pop(0)
+
+    def _discipline(self, stream_s: float, block_s: float) -> None:
         """Keep the sample clock on UTC for a live source (sound-card drift, clock steps).
 
-        Each block's arrival time minus its stamped end time is the input latency plus the
-        accumulated drift (and any step of the clock). The smallest residual of each
-        ``DISCIPLINE_WINDOW_S`` window (scheduling only ever adds delay) is stepped into the
-        anchor, so the least-delayed block of each window lines up with UTC. A 100 ppm sound
-        card then stays within about 0.5 ms of UTC; a constant capture latency beyond one block
-        is invisible here and belongs in the configured clock offset.
+        Each block's arrival time minus its stamped end time (the *residual*) is the input latency
+        plus the accumulated drift (and any step of the clock).
+
+        * **Drift.** The smallest residual of each ``DISCIPLINE_WINDOW_S`` window (scheduling only
+          ever adds delay) is stepped into the anchor, so the least-delayed block of each window
+          lines up with UTC. A 100 ppm sound card then stays within about 0.5 ms of UTC; a constant
+          capture latency beyond one block is invisible here and belongs in the configured clock
+          offset.
+        * **Steps** (GPS lock gained or lost, a new GPS offset). A window's minimum would hide a
+          step behind the blocks before it for up to two windows, so a residual beyond
+          :attr:`STEP_S` (50 ms: above a TPV fix's serial-latency jitter of a few tens of ms and a
+          busy scheduler's delays, below what moves a located shot by more than ~17 m) starts a
+          *suspected step*. It is applied at once when the last :attr:`STEP_READINGS` (3)
+          consecutive residuals, covering at least :attr:`STEP_SPAN_S` of audio, all lie beyond
+          it and agree within :attr:`STEP_SPREAD_S` — one constant offset, not one late block
+          (rejected: the next residual is back) nor a backlog draining (each residual a block
+          smaller). The new anchor holds from the end of the last block read before the step
+          (an onset in the block it happened in cannot be placed better than that block).
+          Onsets detected while a step is suspected are held back and then stamped with the anchor
+          in force at their onset; the heartbeat's clock quality stays the old anchor's until the
+          step is applied. Suspected steps that never agree fall back to the window (which then
+          waits no longer than one more window for them).
+
+        A pulse is stamped with the anchor in force at its onset, never with one taken after it.
         """
+        anchor = self._anchors[-1][1]
         r = self.clock.now() - (anchor + stream_s)
         self._resid.append(r)
+        if abs(r) > self.STEP_S:
+            if not self._suspects:
+                self._suspect_from = stream_s - block_s
+            self._suspects.append((stream_s, r))
+            last: list[tuple[float, float]] = []
+            span = self.STEP_SPAN_S - 1e-6  # block ends are sums of floats
+            for reading in reversed(self._suspects):
+                last.append(reading)
+                if len(last) >= self.STEP_READINGS and last[0][0] - reading[0] >= span:
+                    break
+            rs = [x for _, x in last]
+            if (
+                len(last) >= self.STEP_READINGS
+                and last[0][0] - last[-1][0] >= span
+                and max(rs) - min(rs) <= self.STEP_SPREAD_S
+            ):
+                step = min(rs)
+                log.warning("sensor clock stepped by %.3f s against the audio clock: re-anchored", step)
+                self._set_anchor(self._suspect_from, anchor + step, self.clock.quality)
+                self._suspects.clear()
+                self._resid.clear()
+                self._window_start = stream_s
+                return
+            if r < 0 and not self._told_ahead and stream_s - self._suspects[0][0] >= self.DISCIPLINE_WINDOW_S:
+                self._told_ahead = True
+                log.warning(
+                    "the live audio runs ahead of the clock (a recording? then read it as one: "
+                    "--as-fast-as-possible, --start-utc)"
+                )
+        else:
+            self._suspects.clear()
         if stream_s - self._window_start < self.DISCIPLINE_WINDOW_S:
-            return anchor
+            return
+        if self._suspects and stream_s - self._suspects[0][0] < self.DISCIPLINE_WINDOW_S:
+            return  # a step may still be confirmed: the window waits for it
         self._window_start = stream_s
         step = min(self._resid)
         self._resid.clear()
-        if abs(step) > 0.05:
+        self._suspects.clear()
+        if abs(step) > self.STEP_S:
             log.warning("sensor clock stepped by %.3f s against the audio clock: re-anchored", step)
-        return anchor + step
+        self._set_anchor(stream_s, anchor + step, self.clock.quality)
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish soon (after the current block, or a blocked source's next poll)."""
         self._stop.set()
         self._wake.set()
+        self._urgent.set()
         if self._source is not None:
             self._source.stop()
 

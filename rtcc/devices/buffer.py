@@ -6,6 +6,11 @@ loses nothing; delivering by a stable id makes a resend harmless (the center rep
 duplicate). An item the center refuses for good (too old, in the future, malformed) is not
 deleted either: :meth:`Spool.refuse` moves it to ``refused/<id>.json`` beside the queue, with
 the center's reason, for a person to look at.
+
+An optional bound (``max_bytes``) keeps the queue from filling the disk: :meth:`Spool.put`
+raises :class:`SpoolFull` instead of storing an item past it, and the caller decides what to do
+(the sensor agent sends such a pulse directly and counts it). A disk that fails or fills up
+anyway surfaces as :class:`sqlite3.Error` (``disk I/O error``, ``database or disk is full``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 
+class SpoolFull(Exception):
+    """The spool already holds its ``max_bytes``: the item was not stored."""
+
+
 class Spool:
     """Durable FIFO of JSON items, keyed by a stable id (the event id, a pass id).
 
@@ -27,6 +36,9 @@ class Spool:
     folder : pathlib.Path
         Created when missing; the queue is ``folder/outbox.sqlite``, refused items go to
         ``folder/refused/``.
+    max_bytes : int or None
+        Most bytes of items the queue may hold (the live pages of the SQLite file, see
+        :meth:`used_bytes`); None: no bound. Space freed by delivered items is used again.
 
     Raises
     ------
@@ -36,13 +48,14 @@ class Spool:
         The queue file cannot be opened.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, max_bytes: int | None = None) -> None:
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(f"{folder} exists and is not a folder")
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.path = folder / "outbox.sqlite"
         self.refused_dir = folder / "refused"
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -53,8 +66,22 @@ class Spool:
         )
 
     def put(self, event_id: str, body: str) -> None:
-        """Append one item (ignored when that id is already queued)."""
+        """Append one item (ignored when that id is already queued).
+
+        Raises
+        ------
+        SpoolFull
+            The item would take the queue past ``max_bytes`` (nothing is written).
+        sqlite3.Error
+            The item cannot be written (a full or failing disk); nothing is stored.
+        """
         with self._lock:
+            if self.max_bytes is not None:
+                used = self._used_bytes()
+                if used + len(body.encode()) > self.max_bytes:
+                    raise SpoolFull(
+                        f"the spool is full: {used / 1e6:.1f} MB held, {self.max_bytes / 1e6:.1f} MB at most"
+                    )
             self._db.execute("INSERT OR IGNORE INTO outbox (event_id, body) VALUES (?, ?)", (event_id, body))
 
     def peek(self, limit: int) -> list[tuple[str, str]]:
@@ -110,6 +137,17 @@ class Spool:
             tmp.replace(dest)
             self._db.execute("DELETE FROM outbox WHERE event_id = ?", (event_id,))
             return dest
+
+    def _used_bytes(self) -> int:
+        pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
+        free = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+        size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+        return (pages - free) * size
+
+    def used_bytes(self) -> int:
+        """Bytes the queue holds: the SQLite file's pages in use (free pages are used again)."""
+        with self._lock:
+            return self._used_bytes()
 
     def refused_count(self) -> int:
         """How many refused items are kept in ``refused/``."""
