@@ -284,6 +284,7 @@ class Center:
                 "max_age_s": s.bus.stream_max_age_s,
                 "ack_wait_s": s.bus.ack_wait_s,
                 "max_deliver": s.bus.max_deliver,
+                "retry_delay_max_s": s.bus.retry_delay_max_s,
             }
         )
         self.bus = make_bus(s.bus.engine, **kwargs)

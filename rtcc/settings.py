@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -49,6 +49,13 @@ class ServerSettings(Section):
     public_url: str | None = Field(
         None, description="Address printed for people to open; defaults to http://host:port/."
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^\s/]+", v):
+            raise ValueError("give the address people open, http(s)://host[:port]/")
+        return v
     max_request_bytes: int = Field(
         1_048_576,
         ge=1024,
@@ -102,12 +109,30 @@ class DatabaseSettings(Section):
     pool_size: int = Field(10, ge=1, le=200, description="PostgreSQL connections per process.")
     echo: bool = Field(False, description="Log every SQL statement (debugging only).")
 
+    @field_validator("url")
+    @classmethod
+    def _engine(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^(sqlite|postgresql)(\+\w+)?://", v):
+            raise ValueError(
+                "the center runs on PostgreSQL (postgresql+psycopg://user:pass@host/db) or SQLite "
+                "(sqlite:///path/rtcc.db)"
+            )
+        return v
+
 
 class BusSettings(Section):
     engine: Literal["memory", "nats"] = Field(
         "memory", description="memory: in-process asyncio bus; nats: NATS JetStream."
     )
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma-separated.")
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats(cls, v: str) -> str:
+        bad = [u for u in (p.strip() for p in v.split(",")) if not re.match(r"^(nats|tls|ws|wss)://\S+$", u)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a NATS server address (nats://host:4222, tls://...)")
+        return v
     stream: str = Field("RTCC", min_length=1, description="JetStream stream holding rtcc.> subjects.")
     stream_max_age_s: float = Field(
         7 * 86400.0, gt=0, description="How long JetStream keeps messages, in seconds."
@@ -128,7 +153,17 @@ class BusSettings(Section):
         5,
         ge=1,
         le=1000,
-        description="JetStream: deliveries before a message is given up (and logged).",
+        description=(
+            "Handler failures before a message is given up (and logged). Transient failures (the "
+            "database down or locked, the network) do not count: such a message is retried until "
+            "they pass (JetStream: until the stream's max age)."
+        ),
+    )
+    retry_delay_max_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="JetStream: longest wait between retries of a message while a failure is transient.",
     )
 
 
@@ -673,17 +708,28 @@ def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
     return None
 
 
+def _env_name(loc: tuple[Any, ...]) -> str | None:
+    """The environment variable set for the setting at ``loc`` (``RTCC_SERVER__PORT``), if any."""
+    if not loc:
+        return None
+    wanted = ("RTCC_" + "__".join(str(p) for p in loc)).upper()
+    return next((k for k in os.environ if k.upper() == wanted), None)
+
+
 def describe_errors(exc: ValidationError, toml: Path | None = None) -> list[str]:
     """Turn a pydantic ValidationError into lines naming the key, the line and why."""
     out = []
     for err in exc.errors():
         loc = tuple(err.get("loc", ()))
         key = ".".join(str(p) for p in loc) or "(settings)"
-        why = err.get("msg", "invalid")
+        why = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
             why = "unknown key (not a setting; check the spelling)"
         where = ""
-        if toml is not None and loc:
+        env = _env_name(loc)
+        if env is not None:  # the environment wins over the file: name where the value came from
+            where = f" (environment {env})"
+        elif toml is not None and loc:
             line = _line_of(toml, loc)
             if line is not None:
                 where = f" ({toml}:{line})"

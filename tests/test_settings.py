@@ -87,3 +87,48 @@ def test_acoustic_thresholds_must_be_ordered(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as ei:
         load_settings(p)
     assert "review_above" in ei.value.message
+
+
+def test_an_environment_value_is_blamed_on_its_variable_not_a_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production audit (session 12): ``RTCC_SERVER__PORT=abc`` was reported at the file's line."""
+    toml = tmp_path / "rtcc.toml"
+    toml.write_text('[server]\nport = 8000\n[database]\npool_size = 4\n')
+    monkeypatch.setenv("RTCC_SERVER__PORT", "abc")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(toml)
+    assert "server.port (environment RTCC_SERVER__PORT)" in exc.value.message
+    assert "rtcc.toml:2" not in exc.value.message
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "says"),
+    [
+        ("database", "url", "mysql://u@h/db", "PostgreSQL"),
+        ("bus", "nats_url", "http://127.0.0.1:4222", "not a NATS server address"),
+        ("bus", "nats_url", "nats://a:4222, http://b:1", "'http://b:1'"),
+        ("server", "public_url", "not a url", "http(s)://"),
+    ],
+)
+def test_values_the_center_cannot_use_are_refused_by_config_check(
+    tmp_path: Path, section: str, key: str, value: str, says: str
+) -> None:
+    """`rtcc config check` said ok to a MySQL URL (then `serve` printed a 91-line traceback)."""
+    toml = tmp_path / "rtcc.toml"
+    toml.write_text(f'[{section}]\n{key} = "{value}"\n')
+    r = CliRunner().invoke(app, ["config", "check", str(toml)])
+    assert r.exit_code == 2
+    assert f"{section}.{key} ({toml}:2): " in r.output and says in r.output
+    assert "Value error" not in r.output
+
+
+def test_good_addresses_pass(tmp_path: Path) -> None:
+    toml = tmp_path / "rtcc.toml"
+    toml.write_text(
+        '[database]\nurl = "postgresql+psycopg://u:p@db/rtcc"\n'
+        '[bus]\nnats_url = "nats://a:4222,tls://b:4222"\n'
+        '[server]\npublic_url = "https://rtcc.example.org/"\n'
+    )
+    s = load_settings(toml)
+    assert s.bus.nats_url.startswith("nats://") and s.server.public_url == "https://rtcc.example.org/"

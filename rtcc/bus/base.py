@@ -6,8 +6,65 @@ import abc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import sqlalchemy.exc
+
+from rtcc.errors import Unavailable
+
 Handler = Callable[[str, bytes], Awaitable[None]]
-"""An async handler: ``await handler(subject, payload)``. Raising means "not handled"."""
+"""An async handler: ``await handler(subject, payload)``. Raising means "not handled".
+
+A handler that raises one of :data:`TRANSIENT_ERRORS` says "not *yet*": a
+dependency (the store, the network) is down, not the message bad. See
+:func:`is_transient`.
+"""
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    Unavailable,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.DisconnectionError,
+    sqlalchemy.exc.TimeoutError,
+    OSError,
+)
+"""Exceptions that mean "a dependency is unavailable", not "this message is bad".
+
+* :class:`rtcc.errors.Unavailable` — raised on purpose when the store or bus is down;
+* SQLAlchemy's ``OperationalError`` (connection refused or lost, server shutting
+  down, deadlock, serialization failure, statement timeout), ``InterfaceError``
+  (the driver's connection is unusable), ``DisconnectionError`` (pool
+  pre-ping found the connection dead) and ``TimeoutError`` (no pooled
+  connection in time);
+* ``OSError``, which includes ``ConnectionError`` and ``TimeoutError``.
+
+Everything else (``ValueError``, ``IntegrityError``, ``DataError``, a bug) is a
+failure of the message: retried a few times, then given up.
+"""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` means "retry later" rather than "this message cannot be handled".
+
+    Parameters
+    ----------
+    exc : BaseException
+        What a handler raised.
+
+    Returns
+    -------
+    bool
+        ``True`` for an instance of :data:`TRANSIENT_ERRORS`, or an exception
+        group whose every member is transient.
+
+    Examples
+    --------
+    >>> is_transient(ConnectionRefusedError("store down"))
+    True
+    >>> is_transient(ValueError("bad payload"))
+    False
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_transient(e) for e in exc.exceptions)
+    return isinstance(exc, TRANSIENT_ERRORS)
 
 
 @dataclass

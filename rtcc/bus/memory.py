@@ -10,7 +10,11 @@ slower answer, and nothing accepted is lost); a broadcast subscription is
 best effort, like a core NATS subscriber, so the message is dropped for that
 subscriber and counted (``BusStats.dropped``).
 A handler that raises is retried up to ``max_deliver`` times, like JetStream
-redelivery, then counted as an error and logged.
+redelivery, then counted as an error and logged. A *transient* failure
+(:func:`rtcc.bus.base.is_transient`: the store locked or unreachable) does not
+count: the message is retried with a backoff (from 0.05 s, doubling up to 2 s)
+for as long as it lasts, with one warning per subject and minute, as the NATS
+engine does.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from dataclasses import dataclass, field
 
-from rtcc.bus.base import Bus, BusStats, Handler, Subscription, subject_matches
+from rtcc.bus.base import Bus, BusStats, Handler, Subscription, is_transient, subject_matches
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +60,21 @@ class _MemorySubscription(Subscription):
                 self._q.queue.task_done()
 
     async def _deliver(self, subject: str, payload: bytes) -> None:
-        for attempt in range(1, self._bus.max_deliver + 1):
+        attempt, delay = 0, TRANSIENT_FIRST_DELAY_S
+        while True:
+            attempt += 1
             try:
                 await self._handler(subject, payload)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if is_transient(exc):  # the store is down or busy: not yet, not never (is_transient)
+                    attempt -= 1
+                    self._bus._stats.redelivered += 1
+                    self._bus._transient(subject, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(2 * delay, TRANSIENT_MAX_DELAY_S)
+                    continue
                 if attempt == self._bus.max_deliver:
                     self._bus._stats.handler_errors += 1
                     log.exception("handler for %s failed %d times; giving up", subject, attempt)
@@ -70,6 +84,8 @@ class _MemorySubscription(Subscription):
             else:
                 self._q.delivered += 1
                 self._bus._stats.delivered += 1
+                if delay > TRANSIENT_FIRST_DELAY_S:
+                    self._bus._recovered(subject)
                 return
 
     async def stop(self) -> None:
@@ -79,6 +95,10 @@ class _MemorySubscription(Subscription):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+TRANSIENT_FIRST_DELAY_S = 0.05
+TRANSIENT_MAX_DELAY_S = 2.0
 
 
 class MemoryBus(Bus):
@@ -95,6 +115,21 @@ class MemoryBus(Bus):
         self._stats = BusStats()
         self._started = False
         self._counter = 0
+        self._warned: dict[str, float] = {}  # subject -> loop time of its last transient warning
+
+    def _transient(self, subject: str, exc: BaseException) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._warned.get(subject, -math.inf) >= 60.0:
+            self._warned[subject] = now
+            log.warning(
+                "handler for %s cannot run yet (%s); retrying",
+                subject,
+                f"{type(exc).__name__}: {exc}".splitlines()[0][:200],
+            )
+
+    def _recovered(self, subject: str) -> None:
+        if self._warned.pop(subject, None) is not None:
+            log.info("handler for %s runs again", subject)
 
     async def start(self) -> None:
         self._started = True

@@ -8,6 +8,17 @@ and :meth:`NatsBus.publish` returns once the server has acknowledged it. A
 ``msg_id`` travels as the ``Nats-Msg-Id`` header, and the stream drops a second
 publish with the same id inside its duplicate window (two minutes by default).
 
+A lost stream is re-created
+---------------------------
+A NATS server restarted without its JetStream data (or a stream deleted by
+hand) no longer has the stream or the queue groups' consumers. The bus puts
+them back (:meth:`NatsBus.restore`, logged as a warning naming what it
+re-created) after every reconnection and when a publish finds no stream for a
+subject the stream should hold; that publish is then retried once. Until the
+stream is back, :meth:`NatsBus.healthy` (the readiness check) is false: it asks
+the server for the stream on every call. Messages the lost stream held are
+gone with it; the re-created consumers start at its (new) beginning.
+
 Queue groups (``group=...``)
 ----------------------------
 A subscription with a group is a *durable pull consumer* on the stream, named
@@ -18,9 +29,27 @@ processes scale out. Within one process, all subscriptions with the same
 group and subject share one pull loop, which fetches no more messages than
 there are idle members and hands each to one of them: ``n`` subscriptions
 mean up to ``n`` messages handled concurrently. Each message is acknowledged only after the handler
-returns; a handler that raises makes the message come back (``nak`` with a
-short, growing delay) up to ``max_deliver`` deliveries, and a process that
-dies mid-message gets it redelivered to another member after ``ack_wait_s``.
+returns. A handler that raises makes the message come back (``nak`` with a
+growing delay), and what happens next depends on what it raised:
+
+* a *transient* error (:data:`rtcc.bus.base.TRANSIENT_ERRORS`: the store or
+  another dependency is down — ``rtcc.errors.Unavailable``, SQLAlchemy's
+  ``OperationalError``/``InterfaceError``/``DisconnectionError``/``TimeoutError``,
+  ``OSError`` including ``ConnectionError`` and ``TimeoutError``) only delays the
+  message: it is redelivered with a backoff from ``nak_delay_s`` doubling up to
+  ``retry_delay_max_s`` (30 s) between tries, for as long as the failure lasts.
+  The bound is the stream's ``max_age_s``: a message older than that leaves the
+  stream. Each consumer logs one warning when such an outage starts, one line a
+  minute while it lasts and one when a handler succeeds again;
+* any other error is the message's fault (poison): it is retried with a short
+  delay (``nak_delay_s``, doubled each time, capped at ``ack_wait_s``) and given
+  up (``term``, logged with the traceback) when ``max_deliver`` of its deliveries
+  to this process failed that way.
+
+The server does not count deliveries against a limit (the durable consumers
+have no ``max_deliver``; an existing consumer is updated to that when a group
+subscribes), so a process that dies mid-message gets it redelivered to another
+member after ``ack_wait_s``, however often that happens.
 While a member works on a long batch or a slow handler it tells the server
 so ("in progress") every ``ack_wait_s / 3``, so live work is not redelivered.
 The consumer outlives the process, so messages published while no member
@@ -62,7 +91,7 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 
-from rtcc.bus.base import Bus, BusStats, Handler, Subscription
+from rtcc.bus.base import Bus, BusStats, Handler, Subscription, subject_matches
 from rtcc.bus.nats_consumers import _BroadcastSubscription, _Counters, _GroupConsumer, _GroupMember
 from rtcc.bus.nats_subjects import (
     _ERR_JETSTREAM_NOT_ENABLED,
@@ -84,7 +113,6 @@ log = logging.getLogger(__name__)
 __all__ = ["NatsBus", "durable_name", "mqtt_topic_to_subject", "redact_url"]
 
 
-
 class NatsBus(Bus):
     """The bus on a NATS server with JetStream (``bus.engine = "nats"``).
 
@@ -103,7 +131,8 @@ class NatsBus(Bus):
         Seconds a queue-group message may stay unacknowledged before the
         server redelivers it (``bus.ack_wait_s``).
     max_deliver : int
-        Deliveries of one message before it is given up (``bus.max_deliver``).
+        Non-transient handler failures of one message (in one process) before
+        it is given up (``bus.max_deliver``). Transient failures do not count.
     name : str
         Connection name shown in the server's monitoring.
     queue_size : int
@@ -128,7 +157,11 @@ class NatsBus(Bus):
         processed, and a long burst heard by many sensors is thousands of pulses.
     nak_delay_s : float
         Delay before the first redelivery of a message whose handler raised;
-        doubled for each further delivery, capped at ``ack_wait_s``.
+        doubled for each further failure, capped at ``ack_wait_s`` for
+        non-transient failures and at ``retry_delay_max_s`` for transient ones.
+    retry_delay_max_s : float
+        Longest delay between two deliveries of a message whose handler fails
+        transiently (the store is down).
     connect_timeout_s : float
         Timeout of one connection attempt, in seconds (rounded up to whole seconds).
     connect_attempts : int
@@ -165,6 +198,7 @@ class NatsBus(Bus):
         publish_timeout_s: float = 5.0,
         stop_timeout_s: float = 10.0,
         max_ack_pending: int = 20_000,
+        retry_delay_max_s: float = 30.0,
     ) -> None:
         self.servers = [s.strip() for s in servers.split(",") if s.strip()]
         if not self.servers:
@@ -179,8 +213,10 @@ class NatsBus(Bus):
             raise ValueError("subjects: the stream needs at least one subject")
         for s in subjects:
             _check_subject(s, wildcards=True)
-        if max_age_s <= 0 or ack_wait_s <= 0 or duplicate_window_s <= 0:
-            raise ValueError("max_age_s, ack_wait_s and duplicate_window_s must be positive")
+        if max_age_s <= 0 or ack_wait_s <= 0 or duplicate_window_s <= 0 or retry_delay_max_s <= 0:
+            raise ValueError(
+                "max_age_s, ack_wait_s, duplicate_window_s and retry_delay_max_s must be positive"
+            )
         if max_deliver < 1 or fetch_batch < 1 or queue_size < 1 or connect_attempts < 1:
             raise ValueError("max_deliver, fetch_batch, queue_size and connect_attempts must be at least 1")
         if group_deliver_policy not in ("all", "new"):
@@ -202,6 +238,7 @@ class NatsBus(Bus):
         self.publish_timeout_s = publish_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.max_ack_pending = max_ack_pending
+        self.retry_delay_max_s = float(retry_delay_max_s)
 
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -216,6 +253,10 @@ class NatsBus(Bus):
         self._stopping = False
         self._last_error: str | None = None
         self._start_lock = asyncio.Lock()
+        self._restore_lock = asyncio.Lock()
+        self._restore_task: asyncio.Task[None] | None = None
+        self._restore_failing: str | None = None
+        self._restored = 0  # successful restores so far
 
     @classmethod
     def from_settings(cls, settings: BusSettings, **overrides: Any) -> NatsBus:
@@ -256,8 +297,12 @@ class NatsBus(Bus):
         return self._duplicates
 
     def nak_delay(self, attempt: int) -> float:
-        """Seconds before redelivering a message whose ``attempt``-th delivery failed."""
-        return float(min(self.nak_delay_s * 2 ** max(attempt - 1, 0), self.ack_wait_s))
+        """Seconds before redelivering a message whose handler failed (non-transiently) ``attempt`` times."""
+        return float(min(self.nak_delay_s * 2 ** min(max(attempt - 1, 0), 32), self.ack_wait_s))
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds before redelivering a message whose ``attempt``-th delivery failed transiently."""
+        return float(min(self.nak_delay_s * 2 ** min(max(attempt - 1, 0), 32), self.retry_delay_max_s))
 
     # --- connection ----------------------------------------------------------
 
@@ -307,6 +352,7 @@ class NatsBus(Bus):
             try:
                 await self._ensure_stream(js)
             except BaseException:
+                self._connected = False  # closing on purpose: no "disconnected" warning
                 with contextlib.suppress(Exception):
                     await nc.close()
                 raise
@@ -318,7 +364,8 @@ class NatsBus(Bus):
         u = nc.connected_url
         return redact_url(u.geturl()) if u is not None else self.url
 
-    async def _ensure_stream(self, js: JetStreamContext) -> None:
+    async def _ensure_stream(self, js: JetStreamContext) -> bool:
+        """Create the stream, or update it to the configuration; ``True`` when it was created."""
         wanted = api.StreamConfig(
             name=self.stream,
             subjects=list(self.subjects),
@@ -333,7 +380,7 @@ class NatsBus(Bus):
                 try:
                     await js.add_stream(wanted)
                     log.info("created JetStream stream %s over %s", self.stream, self.subjects)
-                    return
+                    return True
                 except nats.js.errors.BadRequestError as exc:
                     if exc.err_code != _ERR_STREAM_NAME_IN_USE:  # not a creation race
                         raise
@@ -358,11 +405,19 @@ class NatsBus(Bus):
                     )
                 )
                 log.info("updated JetStream stream %s", self.stream)
+            return False
         except nats.js.errors.APIError as exc:
-            if exc.err_code in _ERR_JETSTREAM_NOT_ENABLED or exc.code == 503:
+            # nats-server 2.9 answers a server without JetStream with a bare 503
+            # status: nats-py raises ServiceUnavailableError with code and err_code None
+            if (
+                isinstance(exc, nats.js.errors.ServiceUnavailableError)
+                or exc.err_code in _ERR_JETSTREAM_NOT_ENABLED
+                or exc.code == 503
+            ):
+                detail = f" ({exc.description})" if exc.description else ""
                 raise Unavailable(
-                    f"the NATS server at {self.url} has JetStream disabled or unavailable "
-                    f"({exc.description}); start nats-server with -js"
+                    f"JetStream is not enabled on the NATS server at {self.url}{detail}: "
+                    "start nats-server with -js (or a jetstream {} block in its configuration)"
                 ) from exc
             if exc.err_code == _ERR_STREAM_SUBJECT_OVERLAP:
                 raise ConfigError(
@@ -372,7 +427,7 @@ class NatsBus(Bus):
                 ) from exc
             raise ConfigError(
                 f"cannot create or update JetStream stream {self.stream!r} on {self.url}: "
-                f"{exc.description} (error {exc.err_code})"
+                f"{exc.description or type(exc).__name__} (status {exc.code}, error {exc.err_code})"
             ) from exc
         except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError) as exc:
             raise Unavailable(
@@ -411,6 +466,101 @@ class NatsBus(Bus):
             log.info("bus reconnected to NATS %s", self._server_label(self._nc))
         self._connected = True
         self._last_error = None
+        # the server may have come back without its JetStream data
+        self._schedule_restore("after reconnecting")
+
+    # --- restoring a lost stream -------------------------------------------------
+
+    def _schedule_restore(self, why: str) -> None:
+        """Run :meth:`restore` in the background (retrying) unless it already runs."""
+        if self._stopping or self._nc is None:
+            return
+        task = self._restore_task
+        if task is not None and not task.done():
+            return
+        self._restore_task = asyncio.get_running_loop().create_task(
+            self._restore_until_done(why), name=f"nats-bus-restore:{self.stream}"
+        )
+
+    async def _restore_until_done(self, why: str) -> None:
+        pause = 0.5
+        while not self._stopping and self._nc is not None and self._nc.is_connected:
+            if await self.restore(why):
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+    async def restore(self, why: str = "on request", *, unless_after: int | None = None) -> bool:
+        """Make sure the stream and every queue group's durable consumer exist on the server.
+
+        What is missing is re-created with this bus's configuration and logged
+        as a warning; what exists is left as it is (the stream is updated to the
+        configuration as :meth:`start` does).
+
+        Parameters
+        ----------
+        why : str
+            What prompted the check, for the log.
+        unless_after : int, optional
+            A count of successful restores read before the failure that
+            prompted this one: when a restore has succeeded since, return
+            ``True`` at once (many publishes failing together cause one check).
+
+        Returns
+        -------
+        bool
+            ``True`` when the stream and the consumers are in place; ``False``
+            when the server could not be asked or refused (logged once until
+            it succeeds).
+        """
+        async with self._restore_lock:
+            if unless_after is not None and self._restored != unless_after:
+                return True
+            nc, js = self._nc, self._js
+            if nc is None or js is None or not nc.is_connected:
+                return False
+            try:
+                if await self._ensure_stream(js):
+                    log.warning(
+                        "JetStream stream %s was missing on NATS %s (%s; the server lost its "
+                        "JetStream data?): re-created it; messages it held are lost",
+                        self.stream,
+                        self._server_label(nc),
+                        why,
+                    )
+                for consumer in list(self._consumers.values()):
+                    await self._restore_consumer(js, consumer)
+            except (Unavailable, ConfigError, nats.errors.Error, TimeoutError) as exc:
+                what = f"{type(exc).__name__}: {exc}"
+                if what != self._restore_failing:
+                    log.warning(
+                        "cannot check or re-create JetStream stream %s on NATS %s (%s): %s; will try again",
+                        self.stream,
+                        self.url,
+                        why,
+                        what,
+                    )
+                self._restore_failing = what
+                return False
+            if self._restore_failing is not None:
+                log.info("JetStream stream %s on NATS %s is usable again", self.stream, self.url)
+                self._restore_failing = None
+            self._restored += 1
+            return True
+
+    async def _restore_consumer(self, js: JetStreamContext, consumer: _GroupConsumer) -> None:
+        try:
+            await js.consumer_info(self.stream, consumer.durable)
+            return
+        except nats.js.errors.NotFoundError:
+            pass
+        await js.add_consumer(self.stream, consumer.config)
+        log.warning(
+            "durable consumer %s (queue group on %s) was missing in stream %s: re-created it",
+            consumer.durable,
+            consumer.subject,
+            self.stream,
+        )
 
     async def _on_closed(self) -> None:
         if not self._stopping and self._nc is not None:
@@ -434,6 +584,12 @@ class NatsBus(Bus):
             if nc is None:
                 return
             self._stopping = True
+            restoring = self._restore_task
+            if restoring is not None and not restoring.done():
+                restoring.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await restoring
+            self._restore_task = None
             members = [m for c in self._consumers.values() for m in c.members]
             await asyncio.gather(
                 *(m.stop() for m in members),
@@ -455,8 +611,27 @@ class NatsBus(Bus):
             self._connected = False
 
     async def healthy(self) -> bool:
-        """Whether the connection to NATS is up."""
-        return self._nc is not None and self._nc.is_connected
+        """Whether the bus can carry messages: connected, and the stream exists on the server.
+
+        Asks the server for the stream (one JetStream request, at most
+        ``publish_timeout_s``). A missing stream makes the bus re-create it
+        in the background (:meth:`restore`); until that has finished, the
+        answer is ``False``.
+        """
+        nc, js = self._nc, self._js
+        if nc is None or js is None or not nc.is_connected:
+            return False
+        restoring = self._restore_task
+        if restoring is not None and not restoring.done():
+            return False
+        try:
+            await asyncio.wait_for(js.stream_info(self.stream), self.publish_timeout_s)
+        except nats.js.errors.NotFoundError:
+            self._schedule_restore("the readiness check found no stream")
+            return False
+        except (nats.errors.Error, TimeoutError):
+            return False
+        return True
 
     # --- publish / subscribe ----------------------------------------------------
 
@@ -487,13 +662,24 @@ class NatsBus(Bus):
             When ``payload`` exceeds the server's max_payload.
         rtcc.errors.Unavailable
             When the server does not acknowledge in time (down, reconnecting)
-            or no stream holds ``subject``.
+            or no stream holds ``subject`` (a subject the stream should hold
+            first makes the bus re-create a lost stream and retry once).
         """
         _, js = self._require_js()
         _check_subject(subject, wildcards=False)
         headers = {_MSG_ID_HEADER: msg_id} if msg_id else None
+        restored = self._restored
         try:
-            ack = await js.publish(subject, payload, timeout=self.publish_timeout_s, headers=headers)
+            try:
+                ack = await js.publish(subject, payload, timeout=self.publish_timeout_s, headers=headers)
+            except nats.js.errors.NoStreamResponseError:
+                # the server may have lost the stream: put it back, then try once more
+                if not any(subject_matches(p, subject) for p in self.subjects):
+                    raise
+                why = f"no stream answered a publish on {subject}"
+                if not await self.restore(why, unless_after=restored):
+                    raise
+                ack = await js.publish(subject, payload, timeout=self.publish_timeout_s, headers=headers)
         except nats.errors.MaxPayloadError as exc:
             raise PayloadTooLarge(
                 f"message of {len(payload)} bytes on {subject} exceeds the NATS server's max_payload"
@@ -506,9 +692,11 @@ class NatsBus(Bus):
             ) from exc
         except nats.js.errors.APIError as exc:
             raise Unavailable(
-                f"JetStream refused the message on {subject}: {exc.description} (error {exc.err_code})"
+                f"JetStream refused the message on {subject}: "
+                f"{exc.description or type(exc).__name__} (error {exc.err_code})"
             ) from exc
         except TimeoutError as exc:
+            self._schedule_restore(f"a publish on {subject} was not acknowledged")
             raise Unavailable(
                 f"the NATS server at {self.url} did not acknowledge a message on {subject} "
                 f"within {self.publish_timeout_s:g} s (down or reconnecting)"
@@ -566,7 +754,8 @@ class NatsBus(Bus):
             filter_subject=subject,
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait_s,
-            max_deliver=self.max_deliver,
+            # retries are limited by the client, for non-transient failures only
+            max_deliver=-1,
             max_ack_pending=self.max_ack_pending,
             deliver_policy=(
                 api.DeliverPolicy.ALL if self.group_deliver_policy == "all" else api.DeliverPolicy.NEW
@@ -586,7 +775,8 @@ class NatsBus(Bus):
                         f"{self.stream} (subjects {list(self.subjects)}): {exc.description}"
                     ) from exc
                 log.warning(
-                    "could not update consumer %s for group %r: %s; using it as it is",
+                    "could not update consumer %s for group %r: %s; using it as it is "
+                    "(its own max_deliver and ack_wait, if different, still apply)",
                     durable,
                     group,
                     exc.description,
@@ -594,7 +784,8 @@ class NatsBus(Bus):
             psub = await js.pull_subscribe_bind(durable=durable, stream=self.stream)
         except nats.js.errors.APIError as exc:
             raise Unavailable(
-                f"JetStream refused queue group {group!r} on {subject!r}: {exc.description}"
+                f"JetStream refused queue group {group!r} on {subject!r}: "
+                f"{exc.description or type(exc).__name__}"
             ) from exc
         except (TimeoutError, nats.errors.Error) as exc:
             raise Unavailable(
@@ -604,7 +795,7 @@ class NatsBus(Bus):
         consumer = self._consumers.get(key)
         if consumer is None:
             counters = self._counters.setdefault(key, _Counters())
-            consumer = _GroupConsumer(self, key, subject, durable, psub, counters)
+            consumer = _GroupConsumer(self, key, subject, durable, psub, counters, config)
             self._consumers[key] = consumer
             consumer.start()
         else:

@@ -2,6 +2,13 @@
 
 Used by :class:`rtcc.bus.nats.NatsBus`; the delivery model is described in
 :mod:`rtcc.bus.nats`.
+
+Retries are decided here, not by the server (whose consumers have no
+``max_deliver`` limit): a handler failure that :func:`rtcc.bus.base.is_transient`
+calls transient (the store is down) is retried with a capped backoff for as long
+as it lasts, logged once when it starts, once a minute while it lasts and once
+when it ends; any other failure counts against ``max_deliver`` and the message
+is given up (``term``) when that many of its deliveries to this process failed.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,14 +24,17 @@ import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
-from nats.js import JetStreamContext
+from nats.js import JetStreamContext, api
 
-from rtcc.bus.base import Handler, Subscription
+from rtcc.bus.base import Handler, Subscription, is_transient
 
 if TYPE_CHECKING:
     from rtcc.bus.nats import NatsBus
 
 log = logging.getLogger("rtcc.bus.nats")
+
+_FAILURES_KEPT = 10_000
+"""Most messages whose non-transient failures one consumer remembers (oldest forgotten first)."""
 
 
 @dataclass
@@ -52,7 +63,14 @@ class _GroupConsumer:
     members (so the process takes only what it can start on now, and other
     processes get the rest) and hands each to an idle member, which handles,
     then acknowledges it. Members therefore work concurrently, one message each.
+
+    ``config`` is the durable consumer's configuration, kept so that the bus
+    can re-create the consumer when the server lost it (see
+    :meth:`rtcc.bus.nats.NatsBus.restore`).
     """
+
+    outage_log_every_s: float = 60.0
+    """While handlers keep failing transiently, one log line per this many seconds."""
 
     def __init__(
         self,
@@ -62,11 +80,13 @@ class _GroupConsumer:
         durable: str,
         psub: JetStreamContext.PullSubscription,
         counters: _Counters,
+        config: api.ConsumerConfig,
     ) -> None:
         self.bus = bus
         self.key = key
         self.subject = subject
         self.durable = durable
+        self.config = config
         self._psub = psub
         self.counters = counters
         self.members: list[_GroupMember] = []
@@ -79,6 +99,10 @@ class _GroupConsumer:
         self._failing: str | None = None
         # messages this process holds, unacknowledged: id -> (msg, last touched)
         self._held: dict[int, tuple[Msg, float]] = {}
+        # non-transient handler failures per stream sequence (the poison count)
+        self._failures: OrderedDict[int, int] = OrderedDict()
+        # the transient failure under way: (first error, started, last logged, failed deliveries)
+        self._outage: tuple[str, float, float, int] | None = None
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -198,9 +222,11 @@ class _GroupConsumer:
         bus = self.bus
         try:
             try:
-                attempt = msg.metadata.num_delivered
+                meta = msg.metadata
+                attempt = meta.num_delivered or 1
+                seq: int | None = meta.sequence.stream
             except Exception:  # not a JetStream message: cannot happen on a pull consumer
-                attempt = 1
+                attempt, seq = 1, None
             if attempt > 1:
                 self.counters.redelivered += 1
                 bus._stats.redelivered += 1
@@ -208,11 +234,18 @@ class _GroupConsumer:
                 await handler(msg.subject, msg.data)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 self.counters.handler_errors += 1
                 bus._stats.handler_errors += 1
-                await self._reject(msg, attempt)
+                if is_transient(exc):
+                    await self._retry_later(msg, attempt, exc)
+                else:
+                    await self._reject(msg, seq, attempt)
                 return
+            if self._outage is not None:
+                self._outage_over()
+            if seq is not None:
+                self._failures.pop(seq, None)
             try:
                 await msg.ack()
             except Exception as exc:  # redelivered after ack_wait; handlers are idempotent
@@ -223,29 +256,91 @@ class _GroupConsumer:
         finally:
             self._held.pop(id(msg), None)
 
-    async def _reject(self, msg: Msg, attempt: int) -> None:
+    async def _retry_later(self, msg: Msg, attempt: int, exc: Exception) -> None:
+        """A transient failure: redeliver after a capped backoff, however many times it takes."""
         bus = self.bus
+        now = asyncio.get_running_loop().time()
+        what = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if self._outage is None:
+            log.warning(
+                "handlers of group consumer %s on %s fail with a transient error (%s); "
+                "their messages are kept and retried (backoff up to %g s) until it recovers",
+                self.durable,
+                self.subject,
+                what,
+                bus.retry_delay_max_s,
+            )
+            self._outage = (what, now, now, 1)
+        else:
+            first, started, logged, failures = self._outage
+            if now - logged >= self.outage_log_every_s:
+                log.warning(
+                    "handlers of group consumer %s on %s still fail with a transient error after "
+                    "%.0f s (%d failed deliveries; last: %s); retrying",
+                    self.durable,
+                    self.subject,
+                    now - started,
+                    failures + 1,
+                    what,
+                )
+                logged = now
+            self._outage = (first, started, logged, failures + 1)
+        log.debug(
+            "handler for %s (group consumer %s) failed transiently on delivery %d; will retry",
+            msg.subject,
+            self.durable,
+            attempt,
+            exc_info=True,
+        )
         try:
-            if attempt >= bus.max_deliver:
+            await msg.nak(delay=bus.retry_delay(attempt))
+        except Exception as nak_exc:  # the server redelivers after ack_wait anyway
+            self._failed(nak_exc)
+
+    def _outage_over(self) -> None:
+        assert self._outage is not None
+        _, started, _, failures = self._outage
+        self._outage = None
+        log.info(
+            "handlers of group consumer %s on %s succeed again after %.0f s of transient "
+            "failures (%d failed deliveries retried)",
+            self.durable,
+            self.subject,
+            asyncio.get_running_loop().time() - started,
+            failures,
+        )
+
+    async def _reject(self, msg: Msg, seq: int | None, attempt: int) -> None:
+        """A non-transient failure: retry up to ``max_deliver`` failures, then give up."""
+        bus = self.bus
+        failures = attempt if seq is None else self._failures.pop(seq, 0) + 1
+        try:
+            if failures >= bus.max_deliver:
                 log.exception(
-                    "handler for %s (group consumer %s) failed on delivery %d of %d; "
+                    "handler for %s (group consumer %s) failed %d of %d times (delivery %d); "
                     "giving up on this message",
                     msg.subject,
                     self.durable,
-                    attempt,
+                    failures,
                     bus.max_deliver,
+                    attempt,
                 )
                 await msg.term()
             else:
+                if seq is not None:
+                    self._failures[seq] = failures
+                    while len(self._failures) > _FAILURES_KEPT:
+                        self._failures.popitem(last=False)
                 log.warning(
-                    "handler for %s (group consumer %s) failed on delivery %d of %d; will retry",
+                    "handler for %s (group consumer %s) failed %d of %d times (delivery %d); will retry",
                     msg.subject,
                     self.durable,
-                    attempt,
+                    failures,
                     bus.max_deliver,
+                    attempt,
                     exc_info=True,
                 )
-                await msg.nak(delay=bus.nak_delay(attempt))
+                await msg.nak(delay=bus.nak_delay(failures))
         except Exception as exc:
             self._failed(exc)
 
@@ -391,5 +486,3 @@ class _BroadcastSubscription(Subscription):
                 await self._sub.unsubscribe()
         self.counters.members = 0
         self._bus._forget(self)
-
-
