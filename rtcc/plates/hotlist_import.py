@@ -367,6 +367,16 @@ def parse_csv(text: str, *, default_category: Category = Category.stolen_vehicle
             )
             continue
 
+        if len(cells) < len(header):  # a row cut short, or its separators lost: its cells are misplaced
+            report.errors.append(
+                LineError(
+                    n,
+                    f"{len(cells)} field(s) where the header names {len(header)} "
+                    f"({', '.join(h.strip() for h in header)}): a row cut short or a missing comma?",
+                )
+            )
+            continue
+
         def cell(key: str, cells: list[str] = cells) -> str:
             i = index.get(key)
             return cells[i].strip() if i is not None and i < len(cells) else ""

@@ -185,3 +185,14 @@ async def test_api_answers_422_and_leaves_the_source(
     assert [e["plate"] for e in entries] == ["KEEP01"]
     refused = (await admin.get("/api/v1/audit", params={"action": "hotlist_import"})).json()["items"]
     assert sorted(e["outcome"] for e in refused).count("refused") == 3
+
+
+def test_a_row_cut_short_is_a_bad_line_not_a_plate_from_its_words() -> None:
+    """Production audit (session 12): ``BAD LINE`` under a 4-column header was imported as plate
+    ``BADLINE`` with no state or category ("3 entries imported, 0 bad lines")."""
+    rep = parse_csv(
+        "plate,state,category,reason\nABC1234,AL,stolen_vehicle,x\nBAD LINE\nDEF456,GA,stolen_plate,y\n"
+    )
+    assert [(e.line, e.plate) for e in rep.entries] == [(2, "ABC1234"), (4, "DEF456")]
+    [bad] = rep.errors
+    assert bad.line == 3 and "1 field(s) where the header names 4" in bad.reason
