@@ -565,7 +565,10 @@ class AcousticPipeline:
         try:
             self._lead_conn = await asyncio.to_thread(_try)
         except Exception as exc:  # the store is unreachable: try again later, as a standby
-            log.warning("acoustic pipeline: cannot take the lead (%s)", str(exc).splitlines()[0][:200])
+            log.warning(
+                "acoustic pipeline: cannot take the lead (%s)",
+                f"{type(exc).__name__}: {exc}".splitlines()[0][:200],
+            )
             return False
         return self._lead_conn is not None
 

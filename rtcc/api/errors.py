@@ -115,7 +115,10 @@ def install_error_handlers(app: FastAPI) -> None:
         now = time.monotonic()
         if now - _store_warned >= 60.0:
             _store_warned = now
-            log.warning("the database is unavailable (%s); answering 503", str(exc).splitlines()[0][:200])
+            log.warning(
+                "the database is unavailable (%s); answering 503",
+                f"{type(exc).__name__}: {exc}".splitlines()[0][:200],
+            )
         msg = "the database is not reachable at the moment; retry shortly"
         return envelope(503, "unavailable", msg, None, _rid(request))
 
