@@ -38,6 +38,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from rtcc.errors import Unavailable
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -57,8 +59,13 @@ def window_end(since: float, window: float) -> float:
     return (math.floor(since / window) + 1) * window
 
 
-class BatcherClosed(RuntimeError):
-    """The item was not written: the batcher was not running, or its worker was cancelled first."""
+class BatcherClosed(Unavailable):
+    """The item was not written: the batcher was not running, or its worker was cancelled first.
+
+    An :class:`~rtcc.errors.Unavailable`: the message is fine, its processor is stopping, so the bus
+    retries it (another worker, or this one after a restart) without counting it as a failure of the
+    message (:func:`rtcc.bus.base.is_transient`).
+    """
 
 
 @dataclass(slots=True)
