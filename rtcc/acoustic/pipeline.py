@@ -533,7 +533,8 @@ class AcousticPipeline:
                 "acoustic pipeline: another acoustic processor leads; standing by (retry every %.0f s)",
                 self.lead_retry_s,
             )
-            self._standby = asyncio.get_running_loop().create_task(self._stand_by(), name="acoustic-standby")
+        if getattr(self.store, "is_postgres", False):
+            self._standby = asyncio.get_running_loop().create_task(self._lead_loop(), name="acoustic-lead")
 
     async def _subscribe(self) -> None:
         for _ in range(self.members):
@@ -572,11 +573,29 @@ class AcousticPipeline:
             return False
         return self._lead_conn is not None
 
-    async def _stand_by(self) -> None:
-        while not await self._take_lead():
+    async def _lead_loop(self) -> None:
+        """Stand by until the lead is taken; then check every ``lead_retry_s`` that it is still held.
+
+        The lock lives with its connection: when that breaks (the database restarted, the network
+        dropped) another processor may take the lead, so this one stops taking pulses and stands by.
+        """
+        while True:
             await asyncio.sleep(self.lead_retry_s)
-        log.info("acoustic pipeline: took the lead; taking pulses")
-        await self._subscribe()
+            if not self.leading:
+                if await self._take_lead():
+                    log.info("acoustic pipeline: took the lead; taking pulses")
+                    await self._subscribe()
+                continue
+            conn = self._lead_conn
+            if conn is None or await asyncio.to_thread(_alive, conn):
+                continue
+            log.warning("acoustic pipeline: lost the lead (its database connection broke); standing by")
+            for sub in self._subs:
+                await sub.stop()
+            self._subs.clear()
+            self._lead_conn = None
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(conn.close)
 
     async def stop(self) -> None:
         if self._standby is not None:
@@ -1544,6 +1563,16 @@ def _round_of(fix: Any, used: list[_P], base: float) -> _Round:
     for p in used:
         r.hear(p)
     return r
+
+
+def _alive(conn: Any) -> bool:
+    """Whether a database connection still answers (the lead lock lives with it)."""
+    try:
+        conn.execute(text("SELECT 1"))
+        conn.commit()
+    except Exception:
+        return False
+    return True
 
 
 def _heard(pulses: Sequence[_P]) -> dict[str, tuple[float, float]]:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from rtcc.acoustic.pipeline import AcousticPipeline
 from rtcc.bus.memory import MemoryBus
@@ -64,4 +65,34 @@ async def test_on_sqlite_the_processor_leads_at_once(store: Store) -> None:
         assert pipe.leading
     finally:
         await pipe.stop()
+        await bus.stop()
+
+
+async def test_a_lead_whose_connection_broke_stops_taking_pulses(store: Store) -> None:
+    """The lock lives with its connection: once that breaks another processor may lead, so two
+    processors must never take pulses at once."""
+    if not store.is_postgres:
+        pytest.skip("one process by construction on SQLite")
+    bus = MemoryBus()
+    await bus.start()
+    first = AcousticPipeline(store, bus, Metrics(), lead_retry_s=0.1, members=2)
+    second = AcousticPipeline(store, bus, Metrics(), lead_retry_s=0.1, members=2)
+    await first.start()
+    await second.start()
+    try:
+        assert first.leading and not second.leading
+        conn = first._lead_conn
+        assert conn is not None
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        conn.commit()
+        with store.engine.connect() as admin:  # what a database restart does: the session ends, the lock goes
+            admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+
+        async def handed_over() -> bool:
+            return second.leading and not first.leading
+
+        await eventually(handed_over, what="the lead passed on, the old lead standing by")
+    finally:
+        await second.stop()
+        await first.stop()
         await bus.stop()
