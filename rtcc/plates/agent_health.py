@@ -157,7 +157,9 @@ class CameraHeartbeat:
         if r.status_code == 422 or rejected:
             why = str(rejected[0].get("reason")) if rejected else device_http.refusal(r, limit=200)
             if not self._rejected:
-                self._say(f"the center refused the heartbeat ({why}); check the camera's clock")
+                clock = any(w in why for w in ("old", "future", "time"))  # a refusal for its time stamp
+                hint = "; check the camera's clock" if clock else ""
+                self._say(f"the center refused the heartbeat ({why}){hint}")
             self._rejected = True
             return "rejected"
         if self._rejected:

@@ -142,7 +142,7 @@ def decide(
     NotFound
         When there is no such hit.
     Conflict
-        When someone already decided it.
+        When someone already decided it, or (confirming) when its hotlist entry has left the list.
     """
     row = session.get(HitRow, hit_id, with_for_update=True)
     if row is None:
@@ -151,6 +151,13 @@ def decide(
         raise Conflict(
             f"hit {hit_id} was already {row.status} by {row.decided_by}",
             details={"status": row.status, "decided_by": row.decided_by},
+        )
+    if decision == "confirmed" and session.get(HotlistEntryRow, row.entry_id) is None:
+        raise Conflict(
+            f"the hotlist entry hit {hit_id} matched ({row.entry_plate}, source {row.entry_source}) has "
+            "left the list since (removed, or not in a re-import): the vehicle is no longer wanted "
+            "there. It cannot be confirmed; reject the hit with a reason",
+            details={"status": row.status, "entry_removed": True},
         )
     row.status = decision
     row.decided_by = by
@@ -183,13 +190,19 @@ def hit_view(session: Session, row: HitRow) -> dict[str, Any]:
         row,
         entry_state=entry.state if entry is not None else None,
         read_region=read.region if read is not None else None,
+        entry_removed=entry is None,
     )
 
 
 def hit_dict(
-    row: HitRow, *, entry_state: str | None = None, read_region: str | None = None
+    row: HitRow,
+    *,
+    entry_state: str | None = None,
+    read_region: str | None = None,
+    entry_removed: bool = False,
 ) -> dict[str, Any]:
-    """A JSON-ready view of a hit row, with the entry's state and the read's region when known."""
+    """A JSON-ready view of a hit row, with the entry's state and the read's region when known, and
+    whether the entry has left the list since (``entry_removed``)."""
     return {
         "id": row.id,
         "read_id": row.read_id,
@@ -215,6 +228,7 @@ def hit_dict(
         "entry_state": entry_state,
         "read_region": read_region,
         "state_mismatch": state_mismatch(entry_state, read_region),
+        "entry_removed": entry_removed,
     }
 
 

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from rtcc.errors import Conflict, NotFound, ValidationFailed
 from rtcc.plates.hotlist_import import MIN_KNOWN_CHARS, Category, ParsedEntry, entry_key, partial_problem
 from rtcc.plates.matching import HotEntry, normalize_plate
-from rtcc.store.tables_hotlists import HotlistEntryRow, HotlistSourceRow, HotlistState
+from rtcc.store.tables_hotlists import HitRow, HotlistEntryRow, HotlistSourceRow, HotlistState
 
 SourceKind = Literal["ncic", "state_csv", "custom"]
 
@@ -95,7 +95,9 @@ def replace_source(
     """Replace every entry of source ``name`` with ``entries``, in the caller's transaction.
 
     Entries with the same plate and state as an earlier one are left out (the parsers report them
-    as duplicates by line): one read makes one hit per source.
+    as duplicates by line): one read makes one hit per source. An entry a hit points at keeps its id
+    when the new list has it again (same plate and state), so the hit keeps its entry; a hit whose
+    entry left the list shows no entry (``entry_removed``) and cannot be confirmed.
 
     Raises
     ------
@@ -107,11 +109,21 @@ def replace_source(
             f"source {BOLO_SOURCE!r} holds hand-made BOLO entries; import under another name"
         )
     when = now or _now()
+    # the entries hits point at keep their ids when they come again (same plate and state): a daily
+    # re-import must not cut a hit waiting for its decision off from its entry (state, reason)
+    kept: dict[tuple[str, str | None], uuid.UUID] = {
+        (plate, state): eid
+        for eid, plate, state in session.execute(
+            select(HotlistEntryRow.id, HotlistEntryRow.plate, HotlistEntryRow.state)
+            .where(HotlistEntryRow.source == name)
+            .where(HotlistEntryRow.id.in_(select(HitRow.entry_id).where(HitRow.entry_source == name)))
+        )
+    }
     session.execute(delete(HotlistEntryRow).where(HotlistEntryRow.source == name))
     unique = _first_of_each(entries)
     rows: list[dict[str, Any]] = [
         {
-            "id": uuid.uuid4(),
+            "id": kept.get((e.plate, e.state)) or uuid.uuid4(),
             "source": name,
             "plate": e.plate,
             "category": e.category.value,

@@ -78,9 +78,14 @@ def compass(heading_deg: float | None) -> str | None:
     return COMPASS[int(((heading_deg % 360.0) + 22.5) // 45.0) % 8]
 
 
-def read_id(camera: str, image_sha256: str, at: datetime, index: int) -> uuid.UUID:
-    """The event id of plate ``index`` of an uploaded image (stable across re-uploads)."""
-    return uuid.uuid5(READ_NAMESPACE, f"{camera}|{image_sha256}|{at.astimezone(UTC).isoformat()}|{index}")
+def read_id(camera: str, image_sha256: str, at: datetime | None, index: int) -> uuid.UUID:
+    """The event id of plate ``index`` of an uploaded image (stable across re-uploads).
+
+    ``at`` None: the camera gave no time (the center stamps it on arrival), so the same bytes from
+    the same camera are the same picture whenever they come: a retried upload is a duplicate.
+    """
+    when = at.astimezone(UTC).isoformat() if at is not None else "untimed"
+    return uuid.uuid5(READ_NAMESPACE, f"{camera}|{image_sha256}|{when}|{index}")
 
 
 @dataclass(frozen=True)
@@ -215,6 +220,8 @@ class Upload:
     """With ``plate``: the state or region the camera told, if any."""
     direction: str | None = None
     """Direction of travel the camera worked out itself (e.g. from tracking), ``N`` … ``NW``."""
+    timed: bool = True
+    """Whether the camera gave ``at`` (False: stamped on arrival; the bytes alone identify it)."""
 
 
 @dataclass
@@ -360,12 +367,14 @@ class CameraIngest:
             raise ValidationFailed("position (0, 0) is not a real position (no GPS fix?)")
         pos = Position(lat=lat, lon=lon)
         # loads reads 0, 1, … of this upload until one is missing: one query for a new upload
-        before = await self._stored([read_id(ident.id, image.sha256, at, i) for i in range(MAX_PLATES)])
+        edge = [edge_read(upload, image)] if upload.plate is not None else None  # checked before all else
+        key_at = at if upload.timed else None
+        before = await self._stored([read_id(ident.id, image.sha256, key_at, i) for i in range(MAX_PLATES)])
         if before:
             events = [self._event_of(row) for row in before]
             published = await self._publish(ident, events)
             return UploadResult(before, duplicate=True, published=published)
-        plates = await self.recognize(image.pixels) if upload.plate is None else [edge_read(upload, image)]
+        plates = await self.recognize(image.pixels) if edge is None else edge
         if not plates:  # nothing read: the image is not kept (a retry is recognized again, same answer)
             return UploadResult([], duplicate=False, published=0)
         image_ref = self.media.put(upload.data, image.ext)
@@ -374,7 +383,7 @@ class CameraIngest:
             crop_ref = self.media.put(crop_jpeg(image.pixels, p.box), "jpg")
             events.append(
                 PlateRead(
-                    event_id=read_id(ident.id, image.sha256, at, i),
+                    event_id=read_id(ident.id, image.sha256, key_at, i),
                     occurred_at=at,
                     source=ident.id,
                     device=ident.id,

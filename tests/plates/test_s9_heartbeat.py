@@ -135,11 +135,17 @@ async def test_watch_says_once_that_the_center_is_unreachable_and_goes_on(tmp_pa
         "plates", "watch", str(folder), "--camera", "lpr-u", "--center", "http://127.0.0.1:9",
         "--key", "some-key-0123456789", "--poll", "0.2", "--heartbeat-s", "0.5",
     )  # fmt: skip
+    first = ""
     try:
-        await asyncio.sleep(4.0)  # several heartbeats fail
+        assert proc.stderr is not None
+        # the agent is up once it says so (a loaded machine takes seconds to import it; a SIGTERM
+        # before its handler is installed would kill it), then several more heartbeats fail
+        first = await asyncio.wait_for(asyncio.to_thread(proc.stderr.readline), 120)
+        await asyncio.sleep(3.0)
         assert proc.poll() is None  # not fatal
     finally:
         code, _out, err = await _stop(proc)
+    err = first + err
     assert code == 0, err
     assert err.count("center not reachable for heartbeats") == 1, err
 

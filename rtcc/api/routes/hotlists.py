@@ -149,6 +149,13 @@ class HitOut(BaseModel):
     state_mismatch: bool = Field(
         description="Both states known and different: the same number from another state, likely another car."
     )
+    entry_removed: bool = Field(
+        False,
+        description=(
+            "The hotlist entry has left the list since the hit (removed, or not in a re-import): the "
+            "vehicle is no longer wanted there, so the hit cannot be confirmed, only rejected."
+        ),
+    )
 
 
 class HitList(BaseModel):
@@ -402,6 +409,7 @@ async def get_hit(hit_id: UUID, ctx: CtxDep, who: Operations) -> HitDetail:
                 row,
                 entry_state=entry.state if entry is not None else None,
                 read_region=read.region if read is not None else None,
+                entry_removed=entry is None,
             ),
             entry=_entry_out(entry) if entry is not None else None,
             read=read_out(read).model_dump(mode="json") if read is not None else None,

@@ -163,6 +163,7 @@ async def upload_image(
     upload = Upload(
         data=data,
         at=time or utcnow(),
+        timed=time is not None,  # untimed: a retried upload of the same bytes is a duplicate
         lat=lat,
         lon=lon,
         heading_deg=heading_deg,
