@@ -8,23 +8,27 @@ A command is a row in ``bodycam_commands`` with status
     the device acknowledged it (``ok`` true / false) before it timed out;
 ``timeout``
     no acknowledgement after ``max_attempts`` attempts (attempt *n* waits
-    ``ack_timeout_s * 2**(n-1)``), or the command expired first.
+    ``ack_timeout_s * 2**(n-1)``), or the command expired first;
+``cancelled``
+    the body cam's key was revoked (or the device removed) while the command
+    was ``sent``: it is not sent again.
 
 Every transition is a conditional update (``WHERE status = 'sent'`` …), so
 with several ``bodycam`` workers each one happens once. Acknowledgements for
-unknown commands, of another device, with the wrong nonce, repeated, or after
-the timeout change nothing (:class:`AckOutcome` says which).
+unknown commands, of another device, without the command's exact nonce
+(a wrong, empty or missing one), repeated, or after the timeout or a
+cancellation change nothing (:class:`AckOutcome` says which).
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,17 +39,39 @@ from rtcc.roles import DeviceType
 from rtcc.store.tables import Device
 from rtcc.store.tables_bodycams import BodycamCommand
 
-STATUSES = ("sent", "acked", "failed", "timeout")
+STATUSES = ("sent", "acked", "failed", "timeout", "cancelled")
 
 AckResult = Literal["acked", "failed", "duplicate", "late", "unknown", "mismatch"]
 
 
 @dataclass(frozen=True)
 class Issued:
-    """A command just written, with what its signature needs."""
+    """A command just written, with what its signature needs.
+
+    ``warning`` says why the unit may not get it soon (offline, never heard
+    from; :func:`unit_warning`), for the person who issued it.
+    """
 
     row: BodycamCommand
     key_hash: str
+    warning: str | None = None
+
+
+def unit_warning(dev: Device) -> str | None:
+    """Why a command to ``dev`` may not be obeyed soon, or None when the unit is online.
+
+    Returns
+    -------
+    str or None
+        ``"unit never heard from"`` (no heartbeat since it was registered),
+        ``"unit offline since <last seen, ISO 8601 UTC>"`` (the health
+        processor marked it offline), or None.
+    """
+    if dev.last_seen_at is None:
+        return "unit never heard from"
+    if dev.status == "offline":
+        return f"unit offline since {dev.last_seen_at.astimezone(UTC).isoformat()}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -124,11 +150,15 @@ def issue_command(
     except IntegrityError:
         return None  # another worker commanded this unit for this trigger first
     assert dev.key_hash is not None
-    return Issued(row, dev.key_hash)
+    return Issued(row, dev.key_hash, unit_warning(dev))
 
 
 def command_event(row: BodycamCommand, key_hash: str, *, source: str = "bodycam") -> DeviceCommand:
-    """The signed event for the current attempt of ``row``."""
+    """The signed event for the current attempt of ``row``.
+
+    ``expires_at`` is in UTC, so its JSON form (and the signed string,
+    :func:`rtcc.bodycam.protocol.wire_time`) ends in ``Z``.
+    """
     ev = DeviceCommand(
         source=source,
         device=row.device_id,
@@ -138,7 +168,7 @@ def command_event(row: BodycamCommand, key_hash: str, *, source: str = "bodycam"
         automatic=row.automatic,
         command_id=row.id,
         nonce=row.nonce,
-        expires_at=row.expires_at,
+        expires_at=row.expires_at.astimezone(UTC),
         attempt=row.attempts,
     )
     return ev.model_copy(update={"signature": sign(key_hash, ev)})
@@ -146,16 +176,57 @@ def command_event(row: BodycamCommand, key_hash: str, *, source: str = "bodycam"
 
 @dataclass(frozen=True)
 class Due:
-    """Commands whose deadline passed: re-sent ones (with their key hash) and timed-out ones."""
+    """What a retry check did: re-sent commands (with their key hash), timed-out and cancelled ones."""
 
     retried: list[Issued]
     timed_out: list[BodycamCommand]
+    cancelled: list[BodycamCommand] = field(default_factory=list)
+
+
+def cancel_revoked(session: Session, *, limit: int = 500) -> list[BodycamCommand]:
+    """Cancel every ``sent`` command of a body cam whose key is revoked (or that is gone).
+
+    Whatever its deadline: a revoked unit cannot fetch or check its commands
+    any more, so retrying them only ends in a timeout. Each row is cancelled
+    once (a conditional update), ``ack_detail`` says why.
+    """
+    rows = list(
+        session.scalars(
+            select(BodycamCommand)
+            .outerjoin(Device, Device.id == BodycamCommand.device_id)
+            .where(
+                BodycamCommand.status == "sent",
+                or_(Device.id.is_(None), Device.revoked_at.is_not(None), Device.key_hash.is_(None)),
+            )
+            .order_by(BodycamCommand.created_at)
+            .limit(limit)
+        )
+    )
+    cancelled: list[BodycamCommand] = []
+    for row in rows:
+        done = session.execute(
+            update(BodycamCommand)
+            .where(BodycamCommand.id == row.id, BodycamCommand.status == "sent")
+            .values(
+                status="cancelled",
+                ack_detail=f"cancelled: device key revoked (after {row.attempts} attempt(s))",
+            )
+            .returning(BodycamCommand.id)
+        ).first()
+        if done is not None:
+            session.refresh(row)
+            cancelled.append(row)
+    return cancelled
 
 
 def process_due(
     session: Session, *, now: datetime, max_attempts: int, ack_timeout_s: float, limit: int = 500
 ) -> Due:
-    """Retry or time out every ``sent`` command whose deadline passed (each transition once)."""
+    """Cancel the commands of revoked body cams, then retry or time out every ``sent`` one past its deadline.
+
+    Each transition happens once (conditional updates), whatever the number of workers.
+    """
+    cancelled = cancel_revoked(session, limit=limit)
     rows = list(
         session.scalars(
             select(BodycamCommand)
@@ -198,7 +269,7 @@ def process_due(
             if done is not None:
                 session.refresh(row)
                 timed_out.append(row)
-    return Due(retried, timed_out)
+    return Due(retried, timed_out, cancelled)
 
 
 def waiting_for_device(
@@ -242,11 +313,13 @@ def apply_ack(session: Session, ack: DeviceCommandAck, now: datetime) -> AckOutc
     row = session.get(BodycamCommand, ack.command_id)
     if row is None:
         return AckOutcome("unknown", None)
-    if row.device_id != ack.device or (ack.nonce and ack.nonce != row.nonce):
+    # only the command's exact nonce: an empty or missing one proves nothing (it is the device's
+    # echo of the signed command), so it is a mismatch like a wrong one
+    if row.device_id != ack.device or not ack.nonce or ack.nonce != row.nonce:
         return AckOutcome("mismatch", row)
     if row.status in ("acked", "failed"):
         return AckOutcome("duplicate", row)
-    if row.status == "timeout":
+    if row.status in ("timeout", "cancelled"):
         return AckOutcome("late", row)
     status = "acked" if ack.ok else "failed"
     done = session.execute(

@@ -69,12 +69,17 @@ class Bodycam:
     def __post_init__(self) -> None:
         self._guard = ReplayGuard(self.device_id, self.key)
 
-    def receive(self, cmd: DeviceCommand) -> DeviceCommandAck | None:
-        """Obey ``cmd`` when it is valid and new; the acknowledgement to send, if any."""
+    def receive(self, cmd: DeviceCommand, expires_at: str | None = None) -> DeviceCommandAck | None:
+        """Obey ``cmd`` when it is valid and new; the acknowledgement to send, if any.
+
+        ``expires_at`` is the command's ``expires_at`` string as received in
+        its JSON: the signature is checked over it (docs/bodycam-protocol.md),
+        not over a re-formatted time.
+        """
         if cmd.device == self.device_id and cmd.command_id is not None:
             had = self._received.get(cmd.command_id, (0, None))[0]
             self._received[cmd.command_id] = (max(had, cmd.attempt), cmd.expires_at)
-        verdict: Verdict = self._guard.check(cmd, self.clock())
+        verdict: Verdict = self._guard.check(cmd, self.clock(), expires_at)
         self.verdicts[verdict] += 1
         if verdict in ("not_mine", "forged", "expired"):
             log.info("%s ignored command %s: %s", self.device_id, cmd.command_id, verdict)
@@ -123,15 +128,29 @@ class Bodycam:
         )
 
 
-def parse_commands(items: list[Any]) -> list[DeviceCommand]:
-    """The valid commands in a list of JSON objects (others are logged and dropped)."""
-    out = []
+Received = tuple[DeviceCommand, str | None]
+"""A command as received, with its ``expires_at`` string as the JSON carried it (signed as is)."""
+
+
+def _raw_expires(item: Any) -> str | None:
+    raw = item.get("expires_at") if isinstance(item, dict) else None
+    return raw if isinstance(raw, str) else None
+
+
+def parse_received(items: list[Any]) -> list[Received]:
+    """The valid commands in a list of JSON objects, each with its ``expires_at`` as received."""
+    out: list[Received] = []
     for item in items:
         try:
-            out.append(DeviceCommand.model_validate(item))
+            out.append((DeviceCommand.model_validate(item), _raw_expires(item)))
         except ValidationError as exc:
             log.warning("malformed command dropped: %s", exc.errors()[0].get("msg"))
     return out
+
+
+def parse_commands(items: list[Any]) -> list[DeviceCommand]:
+    """The valid commands in a list of JSON objects (others are logged and dropped)."""
+    return [cmd for cmd, _ in parse_received(items)]
 
 
 class HttpsLink:
@@ -153,6 +172,16 @@ class HttpsLink:
         httpx.HTTPError
             Network failure or a refusal (e.g. 401 for a revoked key).
         """
+        return [cmd for cmd, _ in await self.poll_received(cam, wait_s)]
+
+    async def poll_received(self, cam: Bodycam, wait_s: float) -> list[Received]:
+        """Like :meth:`poll`, each command with its ``expires_at`` string as received.
+
+        Raises
+        ------
+        httpx.HTTPError
+            Network failure or a refusal (e.g. 401 for a revoked key).
+        """
         r = await self.http.post(
             self.base + "bodycams/commands/poll",
             json={"device_id": cam.device_id, "wait_s": wait_s, "received": cam.received()},
@@ -160,7 +189,7 @@ class HttpsLink:
             timeout=wait_s + 15.0,
         )
         r.raise_for_status()
-        return parse_commands(r.json().get("commands", []))
+        return parse_received(r.json().get("commands", []))
 
     async def send(self, cam: Bodycam, events: list[Event]) -> bool:
         """Post events; True when the center took them (or had them already)."""
@@ -179,7 +208,9 @@ class HttpsLink:
 class MqttLink:
     """The MQTT side of one body cam: its command topic in, events out (QoS 1)."""
 
-    def __init__(self, addr: str, cam: Bodycam, on_command: Callable[[DeviceCommand], None]) -> None:
+    def __init__(
+        self, addr: str, cam: Bodycam, on_command: Callable[[DeviceCommand, str | None], None]
+    ) -> None:
         import paho.mqtt.client as paho
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -202,10 +233,11 @@ class MqttLink:
         def on_message(client: Any, userdata: Any, msg: Any) -> None:
             try:
                 cmd = DeviceCommand.model_validate_json(msg.payload)
-            except ValidationError:
+                raw = _raw_expires(json.loads(msg.payload))
+            except (ValidationError, ValueError):
                 log.warning("%s: malformed command on MQTT", cam.device_id)
                 return
-            loop.call_soon_threadsafe(on_command, cmd)
+            loop.call_soon_threadsafe(on_command, cmd, raw)
 
         self._client.on_connect = on_connect
         self._client.on_subscribe = on_subscribe
@@ -280,8 +312,8 @@ async def run_bodycam(
         await asyncio.sleep(cam.ack_delay_s)
         await deliver([ack], "ack")
 
-    def on_command(cmd: DeviceCommand) -> None:
-        ack = cam.receive(cmd)
+    def on_command(cmd: DeviceCommand, expires_at: str | None = None) -> None:
+        ack = cam.receive(cmd, expires_at)
         if ack is not None:
             t = asyncio.get_running_loop().create_task(ack_later(ack))
             tasks.add(t)
@@ -312,8 +344,8 @@ async def run_bodycam(
             await asyncio.sleep(3600)
         while True:
             try:
-                for cmd in await https.poll(cam, poll_wait_s):
-                    on_command(cmd)
+                for cmd, expires_at in await https.poll_received(cam, poll_wait_s):
+                    on_command(cmd, expires_at)
                 backoff = 0.5
             except httpx.HTTPError as exc:
                 log.info("%s: poll failed (%s); retrying in %.1f s", cam.device_id, exc, backoff)

@@ -10,7 +10,8 @@
   per incident (``trigger_ref``).
 * A loop every ``bodycam.retry_check_s`` re-sends commands not acknowledged
   within ``bodycam.ack_timeout_s`` (up to ``bodycam.max_attempts``) and then
-  marks them ``timeout`` (audited).
+  marks them ``timeout`` (audited); the ``sent`` commands of a body cam whose
+  key was revoked are marked ``cancelled`` instead (audited), not re-sent.
 * ``center.services["bodycam"]`` gets the :class:`~rtcc.bodycam.service.Mailbox`
   that wakes this process's HTTPS long-polls.
 """
@@ -131,7 +132,14 @@ class BodycamProcessor:
     # -- retries and timeouts ----------------------------------------------------------
 
     async def check_due(self) -> tuple[int, int]:
-        """Re-send or time out commands past their deadline once; returns (retried, timed out)."""
+        """Cancel revoked units' commands, re-send or time out those past their deadline, once.
+
+        Returns
+        -------
+        tuple of int
+            Commands re-sent and timed out now (cancelled ones are counted in the
+            ``bodycam_cancelled`` metric and audited as ``bodycam_command_cancelled``).
+        """
         s = self.settings
         now = datetime.now(UTC)
         due = await self.center.store.write(
@@ -139,6 +147,21 @@ class BodycamProcessor:
                 sess, now=now, max_attempts=s.max_attempts, ack_timeout_s=s.ack_timeout_s
             )
         )
+        for row in due.cancelled:
+            self.center.metrics.inc("bodycam_cancelled")
+            await self.center.audit(
+                POLICY_ACTOR if row.automatic else device_actor(row.device_id),
+                "bodycam_command_cancelled",
+                "bodycam",
+                record_id=str(row.id),
+                outcome="cancelled",
+                details={
+                    "device": row.device_id,
+                    "command": row.command,
+                    "attempts": row.attempts,
+                    "why": "device key revoked",
+                },
+            )
         for issued in due.retried:
             self.center.metrics.inc("bodycam_retries")
             await self.commander.send(issued)

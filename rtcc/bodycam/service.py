@@ -73,6 +73,34 @@ class Commander:
         rtcc.errors.ValidationFailed
             Its key is revoked.
         """
+        issued = await self.issue_warned(
+            who, device_id, command, reason, automatic=automatic, trigger_ref=trigger_ref
+        )
+        return issued.row if issued is not None else None
+
+    async def issue_warned(
+        self,
+        who: Principal,
+        device_id: str,
+        command: str,
+        reason: str,
+        *,
+        automatic: bool = False,
+        trigger_ref: str | None = None,
+    ) -> Issued | None:
+        """Like :meth:`issue`, with the whole :class:`~rtcc.bodycam.commands.Issued`.
+
+        Its ``warning`` (``"unit offline since …"``, ``"unit never heard from"``,
+        :func:`rtcc.bodycam.commands.unit_warning`) tells the person issuing the
+        command that the unit may not get it soon; it is also in the audit entry.
+
+        Raises
+        ------
+        rtcc.errors.NotFound
+            No such body cam.
+        rtcc.errors.ValidationFailed
+            Its key is revoked.
+        """
         s = self.settings
         now = datetime.now(UTC)
         issued = await self.store.write(
@@ -92,23 +120,26 @@ class Commander:
         if issued is None:
             return None
         row = issued.row
+        details: dict[str, Any] = {
+            "device": device_id,
+            "command": command,
+            "automatic": automatic,
+            "trigger": trigger_ref,
+            "expires_at": row.expires_at.isoformat(),
+        }
+        if issued.warning is not None:
+            details["warning"] = issued.warning
         await self.audit(
             who,
             "bodycam_command",
             "bodycam",
             record_id=str(row.id),
             purpose=reason,
-            details={
-                "device": device_id,
-                "command": command,
-                "automatic": automatic,
-                "trigger": trigger_ref,
-                "expires_at": row.expires_at.isoformat(),
-            },
+            details=details,
         )
         self.metrics.inc("bodycam_commands", kind="automatic" if automatic else "remote")
         await self.send(issued)
-        return row
+        return issued
 
     async def issue_many(
         self,

@@ -10,6 +10,15 @@ from sqlalchemy.orm import Session
 from rtcc.bodycam.policy import get_policy
 from rtcc.store.tables_bodycams import BodycamCommand
 
+_OUTCOME = {
+    "acked": "acknowledged",
+    "failed": "failed",
+    "timeout": "timeout",
+    "cancelled": "cancelled",
+    "sent": "pending",
+}
+"""Command status (:data:`rtcc.bodycam.commands.STATUSES`) → the page's outcome bucket."""
+
 
 def stats(session: Session) -> dict[str, Any]:
     """The automatic activation policy and counts of remote and automatic commands.
@@ -19,7 +28,11 @@ def stats(session: Session) -> dict[str, Any]:
     dict
         ``policy`` (enabled, triggers, radius_m), ``remote`` and ``automatic``:
         each ``{"start_recording": n, "stop_recording": n, "acknowledged": n,
-        "timeout": n}``; counts only, no device, person or place.
+        "failed": n, "timeout": n, "cancelled": n, "pending": n}`` — commands
+        by kind, then by outcome: acknowledged ``ok``, acknowledged not ok
+        (the device could not do it), never acknowledged, cancelled (the unit's
+        key revoked first), still waiting; the outcomes add up to the
+        commands. Counts only, no device, person or place.
     """
     pol = get_policy(session)
     rows = session.execute(
@@ -28,16 +41,15 @@ def stats(session: Session) -> dict[str, Any]:
         ).group_by(BodycamCommand.automatic, BodycamCommand.command, BodycamCommand.status)
     ).all()
     out: dict[str, dict[str, int]] = {
-        k: {"start_recording": 0, "stop_recording": 0, "acknowledged": 0, "timeout": 0}
+        k: {"start_recording": 0, "stop_recording": 0, **dict.fromkeys(_OUTCOME.values(), 0)}
         for k in ("remote", "automatic")
     }
     for automatic, command, status, n in rows:
         bucket = out["automatic" if automatic else "remote"]
         bucket[command] = bucket.get(command, 0) + int(n)
-        if status == "acked":
-            bucket["acknowledged"] += int(n)
-        elif status == "timeout":
-            bucket["timeout"] += int(n)
+        outcome = _OUTCOME.get(status)
+        if outcome is not None:
+            bucket[outcome] += int(n)
     return {
         "policy": {"enabled": pol.enabled, "triggers": pol.triggers, "radius_m": pol.radius_m},
         "remote": out["remote"],

@@ -4,7 +4,9 @@
   state and last-seen time. Officer positions are personal: every read is audited.
 * ``POST /bodycams/{device_id}/commands`` — start or stop recording, with a
   mandatory reason (``bodycam.command_roles``; audited with the reason).
-* ``GET /bodycams/commands`` — commands and their status (sent, acked, failed, timeout).
+* ``GET /bodycams/commands`` — commands and their status (sent, acked, failed, timeout, cancelled:
+  the device was revoked). A command to a unit offline or never heard from answers with a
+  ``warning`` saying so.
 * ``GET /bodycams/policy`` / ``PUT /bodycams/policy`` — the automatic
   activation policy (changes audited, admin only).
 * ``POST /bodycams/commands/poll`` — a body cam's HTTPS long-poll for its
@@ -32,7 +34,7 @@ router = APIRouter(prefix="/bodycams", tags=["bodycams"])
 Overseers = Annotated[Principal, Depends(Allow(Role.admin, Role.supervisor, Role.auditor))]
 Commanders = Annotated[Principal, Depends(Allow(Role.admin, Role.supervisor))]
 
-Status = Literal["sent", "acked", "failed", "timeout"]
+Status = Literal["sent", "acked", "failed", "timeout", "cancelled"]
 
 
 class UnitOut(BaseModel):
@@ -72,6 +74,9 @@ class CommandOut(BaseModel):
     created_at: datetime
     sent_at: datetime
     deadline_at: datetime = Field(description="When the current attempt times out.")
+    warning: str | None = Field(
+        None, description="Why the unit may not get it soon: 'unit offline since …', 'unit never heard from'."
+    )
     expires_at: datetime = Field(description="After this the device ignores the command.")
     acked_at: datetime | None
     ack_detail: str | None
@@ -244,6 +249,6 @@ async def command_bodycam(device_id: str, body: CommandIn, ctx: CtxDep, who: Com
             f"role {who.role.value!r} may not command body cams here; allowed: {', '.join(allowed)} "
             "(setting bodycam.command_roles)"
         )
-    row = await commander_of(ctx).issue(who, device_id, body.command, body.reason)
-    assert row is not None
-    return CommandOut.model_validate(command_dict(row))
+    issued = await commander_of(ctx).issue_warned(who, device_id, body.command, body.reason)
+    assert issued is not None
+    return CommandOut.model_validate({**command_dict(issued.row), "warning": issued.warning})
