@@ -24,6 +24,14 @@ seconds for changes made by other processes. A BOLO added beside a
 million-line NCIC list thus matches within milliseconds instead of after the
 big list's rebuild (≈ 17 s at 1 M entries); the matchers in use keep serving
 reads while new ones are built.
+
+**Catching up.** A read stored between a list's change and this process's rebuild
+was matched against the old lists. After a rebuild, the reads stored since the
+previous check (``CATCH_UP_MARGIN_S`` earlier, at most ``CATCH_UP_MAX`` of
+them) are matched against the rebuilt sources only, and their new hits raised
+like any other: a plate on a fresh list does not pass a camera unflagged in the
+seconds the list took to arrive. Reads from before that are not searched (that
+would be a search of the reads, which needs a purpose and a case).
 """
 
 from __future__ import annotations
@@ -32,22 +40,28 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from rtcc.bus import Subscription
-from rtcc.events import Alert, AlertSeverity, HotlistHit, PlateRead, parse_event
+from rtcc.events import Alert, AlertSeverity, HotlistHit, PlateRead, Position, parse_event
 from rtcc.plates.hits import NewHit, record_hit
 from rtcc.plates.hotlists import SourceSignature, SourceSnapshot, changed_sources, hotlist_version
 from rtcc.plates.matching import HotlistMatcher, Match, match_order
 from rtcc.plates.reads import insert_reads, mark_hit
 from rtcc.store.batcher import MicroBatcher
+from rtcc.store.tables_plates import PlateReadRow
 
 log = logging.getLogger(__name__)
 
 SUBJECT = "rtcc.events.plate_read"
+CATCH_UP_MARGIN_S = 5.0
+"""Reads stored this long before the previous hotlist check are matched again after a rebuild."""
+CATCH_UP_MAX = 100_000
+"""At most this many reads are matched again after one rebuild (oldest first)."""
 
 _ALERT_NS = uuid.UUID("0b3f1c52-8f0e-4a8f-a0a4-1f0f6a1c9d27")
 
@@ -132,6 +146,7 @@ class PlatesProcessor:
         # what matches() reads, swapped in one assignment: (matchers with entries, expiries by entry id)
         self._live: tuple[tuple[HotlistMatcher, ...], dict[str, datetime]] = ((), {})
         self.version = -1
+        self._checked_at: datetime | None = None  # wall time of the last version check that ran
         self._lock = asyncio.Lock()
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -176,6 +191,7 @@ class PlatesProcessor:
         """
         store = self.center.store
         async with self._lock:
+            checked, self._checked_at = self._checked_at, datetime.now(UTC)
             if not force and await store.read(hotlist_version) == self.version:
                 return False
             known = {} if force else {name: sig for name, (sig, _, _) in self.sources.items()}
@@ -203,7 +219,65 @@ class PlatesProcessor:
             sorted(snap.changed) or "none",
             snap.gone or "none",
         )
+        if snap.changed and checked is not None and not force:
+            await self._catch_up(set(snap.changed), checked - timedelta(seconds=CATCH_UP_MARGIN_S))
         return bool(snap.changed or snap.gone)
+
+    async def _catch_up(self, names: set[str], since: datetime) -> int:
+        """Match the reads stored since ``since`` against the rebuilt sources ``names``; new hits raised.
+
+        Returns how many hits were new.
+        """
+        store = self.center.store
+        matchers = [self.sources[n][1] for n in names if n in self.sources]
+        expires = self._live[1]
+        now = datetime.now(UTC)
+
+        def _found(s: Any) -> list[tuple[PlateRead, list[Match]]]:
+            rows = s.scalars(
+                select(PlateReadRow)
+                .where(PlateReadRow.created_at >= since, PlateReadRow.read_at >= since - timedelta(days=1))
+                .order_by(PlateReadRow.created_at)
+                .limit(CATCH_UP_MAX)
+            ).all()
+            out = []
+            for row in rows:
+                found = [
+                    m
+                    for matcher in matchers
+                    for m in matcher.match(row.plate)
+                    if (exp := expires.get(m.entry.entry_id)) is None or exp > now
+                ]
+                if found:
+                    out.append((_read_event(row), sorted(found, key=match_order)))
+            return out
+
+        pending = await store.read(_found)
+        if not pending:
+            return 0
+
+        def _write(s: Any) -> list[tuple[PlateRead, list[NewHit]]]:
+            out = []
+            for read, matches in pending:
+                hits = [h for m in matches if (h := record_hit(s, read, m)) is not None]
+                if any(h.created for h in hits):
+                    mark_hit(s, read.event_id)
+                out.append((read, [h for h in hits if h.created]))
+            return out
+
+        new = 0
+        for read, hits in await store.write(_write):
+            for h in hits:
+                new += 1
+                self.center.metrics.inc("hotlist_hits", category=h.row.category, match=h.row.match)
+                self.center.metrics.inc("hotlist_hits_caught_up")
+                ev = hit_event(h.row)
+                alert = hit_alert(h.row, read_region=read.region)
+                await self.center.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
+                await self.center.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
+        if new:
+            log.info("hotlist matchers: %d hit(s) on reads stored while %s changed", new, sorted(names))
+        return new
 
     async def _poll(self) -> None:
         while True:
@@ -280,6 +354,24 @@ class PlatesProcessor:
                 await self.center.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
                 await self.center.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
         return results
+
+
+def _read_event(row: PlateReadRow) -> PlateRead:
+    """A stored read as the event it came as (for matching it again)."""
+    return PlateRead(
+        event_id=row.id,
+        occurred_at=row.read_at,
+        source=row.device_id,
+        device=row.device_id,
+        pos=Position(lat=row.lat or 0.0, lon=row.lon or 0.0),
+        plate=row.plate,
+        region=row.region,
+        confidence=row.confidence,
+        heading_deg=row.heading_deg,
+        image_ref=row.image_ref,
+        crop_ref=row.crop_ref,
+        direction=row.direction,
+    )
 
 
 def build(center: Any) -> PlatesProcessor:
