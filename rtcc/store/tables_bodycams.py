@@ -2,9 +2,10 @@
 
 * ``bodycam_commands`` — one row per command (remote or automatic) with its
   delivery attempts and its state: ``sent`` → ``acked`` | ``failed`` |
-  ``timeout`` | ``cancelled`` (the device was revoked). An automatic command names its trigger (``trigger_ref``, e.g.
-  ``gunshot_incident:<id>``); ``(device_id, trigger_ref)`` is unique, so a unit
-  is commanded once per incident however often the event is delivered.
+  ``timeout`` | ``cancelled`` (the device was revoked). An automatic command
+  names its trigger (``trigger_ref``, e.g. ``gunshot_incident:<id>``);
+  ``(device_id, trigger_ref)`` is unique, so a unit is commanded once per
+  incident however often the event is delivered.
 * ``bodycam_policy`` — the automatic activation policy (one row, id 1).
 """
 
