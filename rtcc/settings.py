@@ -376,8 +376,11 @@ class PlatesSettings(Section):
     max_image_pixels: int = Field(
         40_000_000,
         ge=10_000,
-        le=400_000_000,
-        description="Largest camera image accepted, in pixels (width x height; larger: 413).",
+        le=178_000_000,
+        description=(
+            "Largest camera image accepted, in pixels (width x height; larger: 413). At most 178 million: "
+            "the image decoder refuses larger ones as decompression bombs."
+        ),
     )
     recognition_workers: int = Field(
         2, ge=1, le=64, description="Threads recognizing uploaded camera images (bounded pool)."

@@ -62,8 +62,9 @@ def read(
         typer.Option(
             "--max-pixels",
             min=10_000,
-            max=400_000_000,
-            help="Larger images (width x height, read from the header) are skipped undecoded.",
+            max=178_000_000,
+            help="Larger images (width x height, read from the header) are skipped undecoded "
+            "(at most 178 million: the decoder's own limit).",
         ),
     ] = MAX_PIXELS,
 ) -> None:

@@ -122,7 +122,8 @@ def image_header(
     except Image.DecompressionBombError:  # beyond PIL's own limit (~179 Mpx): too large anyway
         bomb = 2 * (Image.MAX_IMAGE_PIXELS or 0)
         raise PayloadTooLarge(
-            f"the image is too large: over {bomb} pixels; the limit is {max_pixels} ({limit_name})"
+            f"the image is too large: it declares over {bomb} pixels, more than the image decoder "
+            f"accepts (a decompression bomb guard; the limit here is {max_pixels}, {limit_name})"
         ) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         # PIL's text names its own objects ("<_io.BytesIO object at 0x…>"): kept for the log only

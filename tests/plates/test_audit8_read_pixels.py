@@ -70,3 +70,15 @@ def test_cli_read_max_pixels_option(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), ["plates", "read", "--max-pixels", str(w * h - 1), str(good)])
     assert result.exit_code == 2 and result.stdout == ""
     assert f"{w}x{h} pixels" in result.stderr.replace("\n", " ")
+
+
+def test_the_pixel_limit_stops_at_what_the_decoder_accepts(tmp_path: Path) -> None:
+    """Audit (session 12): `--max-pixels 400000000` was accepted, then a 182 Mpx image was refused as
+    "over 178956970 pixels; the limit is 400000000": the option now stops at the decoder's limit."""
+    result = CliRunner().invoke(_app(), ["plates", "read", "--max-pixels", "400000000", "x.png"])
+    assert result.exit_code == 2 and "178000000" in result.output
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_header(14000, 13000))  # 182 Mpx
+    result = CliRunner().invoke(_app(), ["plates", "read", "--max-pixels", "178000000", str(huge)])
+    assert result.exit_code == 2
+    assert "more than the image decoder accepts" in result.stderr.replace("\n", " ")
