@@ -372,7 +372,7 @@ class CameraIngest:
         key_at = at if upload.timed else None
         before = await self._stored([read_id(ident.id, image.sha256, key_at, i) for i in range(MAX_PLATES)])
         if before:
-            events = [self._event_of(row) for row in before]
+            events = [repo.read_event(row) for row in before]
             published = await self._publish(ident, events)
             return UploadResult(before, duplicate=True, published=published)
         plates = await self.recognize(image.pixels) if edge is None else edge
@@ -402,23 +402,6 @@ class CameraIngest:
         published = await self._publish(ident, events)
         rows = await self._stored([e.event_id for e in events])
         return UploadResult(rows, duplicate=False, published=published)
-
-    @staticmethod
-    def _event_of(row: PlateReadRow) -> PlateRead:
-        return PlateRead(
-            event_id=row.id,
-            occurred_at=row.read_at,
-            source=row.device_id,
-            device=row.device_id,
-            pos=Position(lat=row.lat or 0.0, lon=row.lon or 0.0),
-            plate=row.plate,
-            region=row.region,
-            confidence=row.confidence,
-            heading_deg=row.heading_deg,
-            image_ref=row.image_ref,
-            crop_ref=row.crop_ref,
-            direction=row.direction,
-        )
 
 
 SERVICE_KEY = "plates.camera_ingest"

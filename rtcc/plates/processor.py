@@ -51,7 +51,7 @@ from rtcc.events import Alert, AlertSeverity, HotlistHit, PlateRead, Position, p
 from rtcc.plates.hits import NewHit, record_hit
 from rtcc.plates.hotlists import SourceSignature, SourceSnapshot, changed_sources, hotlist_version
 from rtcc.plates.matching import HotlistMatcher, Match, match_order
-from rtcc.plates.reads import insert_reads, mark_hit
+from rtcc.plates.reads import insert_reads, mark_hit, read_event
 from rtcc.store.batcher import MicroBatcher
 from rtcc.store.tables_plates import PlateReadRow
 
@@ -71,7 +71,6 @@ CRITICAL_CATEGORIES = frozenset({"wanted_person", "missing_person"})
 
 def hit_event(row: Any) -> HotlistHit:
     """The bus event of a stored hit (its event id is the hit id)."""
-    from rtcc.events import Position
 
     return HotlistHit(
         event_id=row.id,
@@ -98,7 +97,6 @@ def hit_event(row: Any) -> HotlistHit:
 def hit_alert(row: Any, *, entry_state: str | None = None, read_region: str | None = None) -> Alert:
     """The operator alert of a stored hit: says "verify before action", and says first when the
     entry's state and the state read on the plate differ (the same number in another state)."""
-    from rtcc.events import Position
     from rtcc.plates.hits import state_mismatch
 
     aid = uuid.uuid5(_ALERT_NS, str(row.id))
@@ -249,7 +247,7 @@ class PlatesProcessor:
                     if (exp := expires.get(m.entry.entry_id)) is None or exp > now
                 ]
                 if found:
-                    out.append((_read_event(row), sorted(found, key=match_order)))
+                    out.append((read_event(row), sorted(found, key=match_order)))
             return out
 
         pending = await store.read(_found)
@@ -354,24 +352,6 @@ class PlatesProcessor:
                 await self.center.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
                 await self.center.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
         return results
-
-
-def _read_event(row: PlateReadRow) -> PlateRead:
-    """A stored read as the event it came as (for matching it again)."""
-    return PlateRead(
-        event_id=row.id,
-        occurred_at=row.read_at,
-        source=row.device_id,
-        device=row.device_id,
-        pos=Position(lat=row.lat or 0.0, lon=row.lon or 0.0),
-        plate=row.plate,
-        region=row.region,
-        confidence=row.confidence,
-        heading_deg=row.heading_deg,
-        image_ref=row.image_ref,
-        crop_ref=row.crop_ref,
-        direction=row.direction,
-    )
 
 
 def build(center: Any) -> PlatesProcessor:

@@ -72,7 +72,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from rtcc.errors import ValidationFailed
-from rtcc.events import PlateRead
+from rtcc.events import PlateRead, Position
 from rtcc.plates.matching import skeleton
 from rtcc.plates.normalize import normalize_plate
 from rtcc.store.tables_plates import PlateReadRow
@@ -237,6 +237,24 @@ def pg_rows(reads: Sequence[PlateRead], now: datetime) -> Iterator[tuple[Any, ..
             False,
             now,
         )
+
+
+def read_event(row: PlateReadRow) -> PlateRead:
+    """A stored read as the ``plate_read`` event it came as (to publish or match it again)."""
+    return PlateRead(
+        event_id=row.id,
+        occurred_at=row.read_at,
+        source=row.device_id,
+        device=row.device_id,
+        pos=Position(lat=row.lat or 0.0, lon=row.lon or 0.0),
+        plate=row.plate,
+        region=row.region,
+        confidence=row.confidence,
+        heading_deg=row.heading_deg,
+        image_ref=row.image_ref,
+        crop_ref=row.crop_ref,
+        direction=row.direction,
+    )
 
 
 def insert_reads(session: Session, reads: Sequence[PlateRead]) -> int:
