@@ -6,7 +6,7 @@
 // [data-severity][data-kind]`; actions are buttons `[data-action=…]`.
 
 import * as api from "./api.js";
-import { $, clock, el, items, message, pick, position, reconcile, stamp, words } from "./dom.js";
+import { $, clock, el, items, message, metres, pick, position, reconcile, stamp, words } from "./dom.js";
 import { busy, errorText, missingApi, reasonForm } from "./forms.js";
 
 export const STATUSES = ["new", "acknowledged", "assigned", "closed", "dismissed"];
@@ -70,7 +70,7 @@ export class AlertQueue {
   /**
    * @param {HTMLElement} root  the tab's section
    * @param {{onOpen: (alert: object) => void, onFocus: (alert: object) => void,
-   *          units: () => string[], onCount: (n: number) => void, role: string}} hooks
+   *          units: () => Array<string | {id: string, pos: object}>, onCount: (n: number) => void, role: string}} hooks
    */
   constructor(root, hooks) {
     this.root = root;
@@ -225,17 +225,34 @@ export class AlertQueue {
     );
   }
 
+  /**
+   * Assign to a unit: none is chosen until the operator picks one (Enter alone refuses, with a
+   * message); the list offers the nearest units first when the alert's place and theirs are known.
+   */
   _assignForm(a, extra) {
-    const units = this.hooks.units();
-    const input = el("input", { name: "unit", list: "unit-options", required: true, placeholder: "unit id", "aria-label": "Unit" });
-    const options = el("datalist", { id: "unit-options" }, ...units.map((u) => el("option", { value: u })));
-    if (units.length) input.value = units[0];
+    const units = nearestFirst(a.pos, this.hooks.units());
+    const input = el("input", {
+      name: "unit",
+      list: "unit-options",
+      required: true,
+      autocomplete: "off",
+      placeholder: units.some((u) => Number.isFinite(u.m)) ? "unit id (nearest first)" : "unit id",
+      "aria-label": "Unit",
+    });
+    const options = el(
+      "datalist",
+      { id: "unit-options" },
+      ...units.map((u) => el("option", { value: u.id, label: Number.isFinite(u.m) ? `${u.id} — ${fmtDistance(u.m)}` : u.id })),
+    );
+    const near = units.filter((u) => Number.isFinite(u.m)).slice(0, 3);
+    const hint = near.length ? el("p", { class: "muted small assign-near" }, `Nearest: ${near.map((u) => `${u.id} (${fmtDistance(u.m)})`).join(", ")}`) : null;
     const msg = el("p", { class: "msg", role: "alert", hidden: true });
     const btn = el("button", { type: "submit", class: "btn-small btn-primary" }, "Assign");
     const form = el(
       "form",
-      { class: "reason-form", dataset: { form: "assign" } },
+      { class: "reason-form", novalidate: true, dataset: { form: "assign" } },
       el("label", {}, "Assign to unit", input, options),
+      hint,
       el("div", { class: "row-actions" }, btn, el("button", { type: "button", class: "btn-small btn-ghost", onclick: () => extra.replaceChildren() }, "Cancel")),
       msg,
     );
@@ -243,9 +260,11 @@ export class AlertQueue {
       e.preventDefault();
       const unit = input.value.trim();
       if (!unit) {
-        message(msg, "Choose a unit.");
+        message(msg, "Choose a unit first: none is selected.");
+        input.focus();
         return;
       }
+      message(msg, "");
       await busy(btn, async () => {
         try {
           await this._post(a, "assign", { unit });
@@ -255,6 +274,7 @@ export class AlertQueue {
       });
     });
     extra.replaceChildren(form);
+    setTimeout(() => input.focus(), 0);
   }
 
   _dismissForm(a, extra) {
@@ -312,6 +332,21 @@ export class AlertQueue {
     if (this.hooks.onChanged) this.hooks.onChanged(updated);
     return updated;
   }
+}
+
+/**
+ * Units as {id, m}: metres from `pos` when both places are known, nearest first (then by id).
+ * `units`: ids, or {id, pos} objects.
+ */
+export function nearestFirst(pos, units) {
+  return (units || [])
+    .map((u) => (typeof u === "string" ? { id: u, pos: null } : u))
+    .map((u) => ({ id: String(u.id), m: metres(pos, u.pos) }))
+    .sort((x, y) => (Number.isFinite(x.m) ? x.m : Infinity) - (Number.isFinite(y.m) ? y.m : Infinity) || x.id.localeCompare(y.id));
+}
+
+function fmtDistance(m) {
+  return m < 1000 ? `${Math.round(m)} m` : `${(m / 1000).toFixed(1)} km`;
 }
 
 function rowKey(a) {

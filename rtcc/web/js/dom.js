@@ -81,6 +81,15 @@ export function position(obj) {
   return Number.isFinite(lat) && Number.isFinite(lon) ? { lat, lon } : null;
 }
 
+/** Metres between two {lat, lon} (haversine), or undefined when one is missing. */
+export function metres(a, b) {
+  if (!a || !b) return undefined;
+  const R = 6371008.8, rad = Math.PI / 180;
+  const dlat = (b.lat - a.lat) * rad, dlon = (b.lon - a.lon) * rad;
+  const h = Math.sin(dlat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dlon / 2) ** 2;
+  return 2 * R * Math.asin(Math.sqrt(h));
+}
+
 /** Human text for snake_case enum values ("recovered_gun" → "recovered gun"). */
 export function words(s) {
   return String(s ?? "").replace(/_/g, " ");

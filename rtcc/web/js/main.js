@@ -30,6 +30,8 @@ const HISTORY_LIMIT = 50;
  * the last hours' incidents off the map on a reload. */
 const INCIDENT_HISTORY_LIMIT = 300;
 const SEEN_MAX = 5000;
+/** The alerts and hits APIs are asked from a little before the oldest replayed one (clocks differ). */
+const SYNC_MARGIN_MS = 10 * 60_000;
 /** Roles that run or receive operations: the device list and the event history are theirs (the
  * auditor gets 403 for them, so the page does not ask). */
 const OPERATIONS = new Set(["admin", "supervisor", "analyst", "officer"]);
@@ -109,7 +111,29 @@ class Dashboard {
       .flatMap((r) => (r.value.items || []).slice().reverse())
       .sort((a, b) => Date.parse(a.occurred_at) - Date.parse(b.occurred_at));
     for (const ev of past) this.onEvent(ev, "history");
+    this.syncMarkers();
     this.loadOverlays();
+  }
+
+  /**
+   * The replayed alerts and hits in their current state: a replayed `alert` or `hotlist_hit` event
+   * says how it began, the alerts and hits APIs say where it is now (closed, dismissed, decided).
+   */
+  async syncMarkers() {
+    const back = (iso) => (iso ? new Date(Date.parse(iso) - SYNC_MARGIN_MS).toISOString() : null);
+    const alertsSince = back(this.map.oldest("alerts"));
+    const hitsSince = back(this.map.oldest("hits"));
+    const [alerts, hits] = await Promise.allSettled([
+      alertsSince && this.caps.has("GET", "/alerts") ? api.get("alerts", { since: alertsSince, limit: 1000 }) : null,
+      hitsSince && this.caps.has("GET", "/hits") ? api.get("hits", { since: hitsSince, limit: 1000 }) : null,
+    ]);
+    if (this.stopped) return;
+    if (alerts.status === "fulfilled") {
+      for (const a of items(alerts.value)) this.map.setAlertStatus(a.id, a.status, { reason: a.dismiss_reason, unit: a.assigned_unit });
+    }
+    if (hits.status === "fulfilled") {
+      for (const h of items(hits.value)) this.map.setHitStatus(h.id, h.status, { reason: h.decision_reason, by: h.decided_by });
+    }
   }
 
   /** The side panel's tabs, by role (the center refuses what a role may not do in any case). */
@@ -217,9 +241,12 @@ class Dashboard {
     else this.packet.showLive(id, name);
   }
 
-  /** Body-cam unit ids known to the map (for "assign to a unit"). */
+  /** Body-cam units known to the map, with their last position (for "assign to a unit", nearest first). */
   unitIds() {
-    return [...this.map.devices.values()].filter((e) => e.dev.type === "bodycam").map((e) => e.dev.id).sort();
+    return [...this.map.devices.values()]
+      .filter((e) => e.dev.type === "bodycam")
+      .map((e) => ({ id: e.dev.id, pos: Number.isFinite(e.dev.lat) && Number.isFinite(e.dev.lon) ? { lat: e.dev.lat, lon: e.dev.lon } : null }))
+      .sort((a, b) => a.id.localeCompare(b.id));
   }
 
   stop() {
@@ -269,6 +296,12 @@ class Dashboard {
         break;
       case "hotlist_hit":
         this.map.addHit(ev);
+        break;
+      case "alert_updated":
+        this.map.setAlertStatus(ev.alert_id, ev.status, { reason: ev.reason, unit: ev.unit, by: ev.by });
+        break;
+      case "hit_decision":
+        this.map.setHitStatus(ev.hit_id, ev.decision, { reason: ev.reason, by: ev.decided_by });
         break;
       default:
         break;
@@ -353,6 +386,13 @@ function leave(notice) {
   auth.showLogin(notice);
 }
 
+/** The skip link: past the map's markers to the side panel, on the Alerts tab when the role has it. */
+function skipToPanel() {
+  const alerts = $('#side-tabs [data-tab="alerts"]');
+  const target = alerts && !alerts.hidden ? alerts : $('#side-tabs [aria-selected="true"]') || $("#feed-panel");
+  target.focus();
+}
+
 function boot() {
   auth = new AuthScreens({ onSignedIn: () => enter() });
   api.onUnauthorized(() => {
@@ -365,6 +405,10 @@ function boot() {
       /* signed out either way */
     }
     leave("You have signed out.");
+  });
+  $("#skip-link").addEventListener("click", (e) => {
+    e.preventDefault();
+    skipToPanel();
   });
   $("#feed-filter").addEventListener("change", (e) => {
     $("#feed").dataset.filter = e.target.value;

@@ -11,7 +11,7 @@
 // `ellipse_minor_m` are taken as the semi-axes in metres and
 // `ellipse_angle_deg` as the bearing of the major axis, clockwise from north.
 
-import { el, ago, clock } from "./dom.js";
+import { el, ago, clock, words } from "./dom.js";
 import { DEVICE_TYPES, TYPE_ORDER, normStatus, shortLabel } from "./devices.js";
 import { FIXED_TYPES, applyReported, isMismatch, positionSection } from "./position.js";
 
@@ -21,6 +21,19 @@ export const DOM_MARKER_LIMIT = 1500;
 const MAX_INCIDENTS = 100;
 const MAX_ALERTS = 100;
 const M_PER_DEG_LAT = 111_320;
+/** Alert statuses that are final: the marker stays, greyed, with its status. */
+const SETTLED_ALERT = new Set(["closed", "dismissed"]);
+/** The popup's headline for a hit's status. */
+const HIT_HEADLINE = { verify: "verify before action", confirmed: "confirmed", rejected: "rejected as a misread" };
+/** How many alert and hit statuses are kept (for markers drawn later, e.g. a replayed event). */
+const MAX_STATES = 1000;
+
+/** `map.set(key, value)`, the oldest entry dropped past MAX_STATES. */
+function remember(map, key, value) {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > MAX_STATES) map.delete(map.keys().next().value);
+}
 
 let DeviceIcon = null;
 
@@ -212,6 +225,8 @@ export class OpsMap {
     this.incidents = new Map(); // incident_id -> {marker, shape}
     this.alerts = new Map(); // alert_id -> marker
     this.hits = new Map(); // hit/read id -> marker
+    this.alertState = new Map(); // alert_id -> {status, reason, unit, by} (alert_updated, the alerts API)
+    this.hitState = new Map(); // hit_id -> {status, reason, by} (hit_decision, the hits API)
     this.dense = false;
     this.cameras = new Map(); // registry camera id -> {marker, cone}
     this.hooks = hooks;
@@ -601,6 +616,11 @@ export class OpsMap {
     this.incidents.delete(id);
   }
 
+  /**
+   * An alert event: a marker at its place. Its status follows `alert_updated` events and the alerts
+   * API (setAlertStatus): a closed or dismissed alert stays drawn, greyed, with its status in the
+   * popup (as a dismissed gunshot incident is).
+   */
   addAlert(ev) {
     if (this.destroyed) return;
     const L = this.L;
@@ -608,43 +628,12 @@ export class OpsMap {
     const id = String(ev.alert_id || ev.event_id);
     const sev = ["info", "warning", "critical"].includes(ev.severity) ? ev.severity : "warning";
     if (this.alerts.has(id)) this.alerts.get(id).remove();
-    const icon = L.divIcon({
-      className: `alert-marker sev-${sev}`,
-      html: el("span", { class: "alert-glyph" }, "!"),
-      iconSize: [22, 22],
-      iconAnchor: [11, 18],
-    });
-    const marker = L.marker([ev.pos.lat, ev.pos.lon], { icon, zIndexOffset: 900, title: ev.title || "alert" });
-    marker.on("add", () => {
-      const node = marker.getElement();
-      if (node) {
-        node.dataset.eventType = "alert";
-        node.dataset.alertId = id;
-        node.dataset.severity = sev;
-      }
-    });
-    marker.bindPopup(
-      () =>
-        el(
-          "div",
-          { class: "popup-alert" },
-          el("div", { class: "popup-title" }, ev.title || "Alert"),
-          el(
-            "table",
-            { class: "kv" },
-            row("Severity", el("span", { class: `sev-pill sev-${sev}` }, sev)),
-            row("Kind", ev.kind),
-            row("Time", clock(ev.occurred_at)),
-            row("Position", fmtPos(ev.pos.lat, ev.pos.lon)),
-          ),
-          this.hooks.onOpenAlert
-            ? el("button", { type: "button", class: "btn-small btn-primary", dataset: { action: "open" }, onclick: () => this.hooks.onOpenAlert(ev) }, "Open")
-            : null,
-        ),
-      { className: "ops-popup", maxWidth: 280 },
-    );
+    const marker = L.marker([ev.pos.lat, ev.pos.lon], { icon: this._alertIcon(id, sev), zIndexOffset: 900, title: ev.title || "alert" });
+    marker.on("add", () => this._tagAlert(marker, id, sev, ev));
+    marker.bindPopup(() => this._alertPopup(id, sev, ev), { className: "ops-popup", maxWidth: 280 });
     marker.addTo(this.groups.incidents);
     this.alerts.set(id, marker);
+    this._tagAlert(marker, id, sev, ev);
     while (this.alerts.size > MAX_ALERTS) {
       const first = this.alerts.keys().next().value;
       this.alerts.get(first).remove();
@@ -652,57 +641,176 @@ export class OpsMap {
     }
   }
 
+  /**
+   * An alert moved (an `alert_updated` event, or its row from the alerts API): redraw its marker.
+   * `info`: {reason, unit, by} when known. A settled alert (closed, dismissed) never reopens, so an
+   * older answer does not undo a newer live event. Returns false when no marker shows the alert.
+   */
+  setAlertStatus(alertId, status, info = {}) {
+    if (this.destroyed || !alertId || !status) return false;
+    const id = String(alertId);
+    const old = this.alertState.get(id);
+    if (old && SETTLED_ALERT.has(old.status) && !SETTLED_ALERT.has(status)) return false;
+    remember(this.alertState, id, { status, reason: info.reason || (old && old.reason) || "", unit: info.unit || "", by: info.by || "" });
+    const marker = this.alerts.get(id);
+    if (!marker) return false;
+    const { sev, ev } = marker.rtcc;
+    marker.setIcon(this._alertIcon(id, sev));
+    marker.setZIndexOffset(SETTLED_ALERT.has(status) ? 100 : 900);
+    this._tagAlert(marker, id, sev, ev);
+    if (marker.isPopupOpen()) marker.getPopup().update();
+    return true;
+  }
+
+  _alertStatus(id) {
+    return (this.alertState.get(id) || {}).status || "new";
+  }
+
+  _alertIcon(id, sev) {
+    const status = this._alertStatus(id);
+    return this.L.divIcon({
+      className: `alert-marker sev-${sev} alert-${status}${SETTLED_ALERT.has(status) ? " alert-settled" : ""}`,
+      html: el("span", { class: "alert-glyph" }, "!"),
+      iconSize: [22, 22],
+      iconAnchor: [11, 18],
+    });
+  }
+
+  /** The marker element's hooks: data-alert-id, data-severity, data-status (and its title). */
+  _tagAlert(marker, id, sev, ev) {
+    marker.rtcc = { sev, ev };
+    const node = marker.getElement();
+    if (!node) return;
+    const status = this._alertStatus(id);
+    node.dataset.eventType = "alert";
+    node.dataset.alertId = id;
+    node.dataset.severity = sev;
+    node.dataset.status = status;
+    node.title = `${ev.title || "alert"} — ${words(status)}`;
+  }
+
+  _alertPopup(id, sev, ev) {
+    const state = this.alertState.get(id) || {};
+    const status = state.status || "new";
+    const settled = SETTLED_ALERT.has(status);
+    return el(
+      "div",
+      { class: `popup-alert${settled ? " settled" : ""}`, dataset: { status } },
+      el("div", { class: "popup-title" }, ev.title || "Alert"),
+      el(
+        "table",
+        { class: "kv" },
+        row("Status", el("span", { class: `status-tag st-${status}` }, words(status))),
+        row("Reason", status === "dismissed" ? state.reason : null),
+        row("Unit", state.unit || null),
+        row("Severity", el("span", { class: `sev-pill sev-${settled ? "settled" : sev}` }, sev)),
+        row("Kind", ev.kind),
+        row("Time", clock(ev.occurred_at)),
+        row("Position", fmtPos(ev.pos.lat, ev.pos.lon)),
+      ),
+      this.hooks.onOpenAlert
+        ? el("button", { type: "button", class: `btn-small ${settled ? "btn-ghost" : "btn-primary"}`, dataset: { action: "open" }, onclick: () => this.hooks.onOpenAlert({ ...ev, status }) }, "Open")
+        : null,
+    );
+  }
+
+  /** The oldest time among the drawn alerts ("alerts") or hits ("hits"), as an ISO string, or null. */
+  oldest(kind) {
+    const markers = kind === "hits" ? this.hits : this.alerts;
+    const times = [...markers.values()].map((m) => Date.parse((m.rtcc && m.rtcc.ev.occurred_at) || "")).filter(Number.isFinite);
+    return times.length ? new Date(Math.min(...times)).toISOString() : null;
+  }
+
   // -- plate hits ------------------------------------------------------------
 
-  /** A hotlist_hit event: a marker at the camera; clicking it opens the hit view. */
+  /**
+   * A hotlist_hit event: a marker at the camera; clicking it opens the hit view. Its status follows
+   * `hit_decision` events and the hits API (setHitStatus): confirmed, or rejected as a misread (greyed).
+   */
   addHit(ev) {
     if (this.destroyed) return;
     const L = this.L;
     if (!ev.pos) return;
     const id = String(ev.hit_id || ev.read_id || ev.event_id);
     if (this.hits.has(id)) this.hits.get(id).remove();
-    const icon = L.divIcon({
-      className: "hit-marker",
-      html: el("span", { class: "hit-glyph" }, "P"),
-      iconSize: [20, 20],
-      iconAnchor: [10, 10],
-    });
-    const marker = L.marker([ev.pos.lat, ev.pos.lon], { icon, zIndexOffset: 950, title: `hotlist hit ${ev.plate}` });
-    marker.on("add", () => {
-      const node = marker.getElement();
-      if (node) {
-        node.dataset.eventType = "hotlist_hit";
-        node.dataset.hitId = id;
-      }
-    });
-    marker.bindPopup(
-      () =>
-        el(
-          "div",
-          { class: "popup-hit" },
-          el("div", { class: "popup-title" }, `Hotlist hit — verify before action`),
-          el(
-            "table",
-            { class: "kv" },
-            row("Read", ev.plate),
-            row("Hotlist", `${ev.entry_plate} (${ev.match})`),
-            row("Category", ev.category),
-            row("Camera", ev.device),
-            row("Time", clock(ev.occurred_at)),
-          ),
-          ev.hit_id && this.hooks.onOpenHit
-            ? el("button", { type: "button", class: "btn-small btn-primary", onclick: () => this.hooks.onOpenHit(String(ev.hit_id)) }, "Open hit")
-            : null,
-        ),
-      { className: "ops-popup", maxWidth: 280 },
-    );
+    if (ev.status && ev.status !== "verify" && !this.hitState.has(id)) remember(this.hitState, id, { status: ev.status });
+    const marker = L.marker([ev.pos.lat, ev.pos.lon], { icon: this._hitIcon(id), zIndexOffset: 950, title: `hotlist hit ${ev.plate}` });
+    marker.on("add", () => this._tagHit(marker, id, ev));
+    marker.bindPopup(() => this._hitPopup(id, ev), { className: "ops-popup", maxWidth: 280 });
     marker.addTo(this.groups.hits);
     this.hits.set(id, marker);
+    this._tagHit(marker, id, ev);
     while (this.hits.size > MAX_ALERTS) {
       const first = this.hits.keys().next().value;
       this.hits.get(first).remove();
       this.hits.delete(first);
     }
+  }
+
+  /**
+   * A hit was decided (a `hit_decision` event, or its row from the hits API): redraw its marker.
+   * `info`: {reason, by} when known. A decision is final: "verify" does not undo it.
+   */
+  setHitStatus(hitId, status, info = {}) {
+    if (this.destroyed || !hitId || !status) return false;
+    const id = String(hitId);
+    const old = this.hitState.get(id);
+    if (old && old.status !== "verify" && status === "verify") return false;
+    remember(this.hitState, id, { status, reason: info.reason || "", by: info.by || "" });
+    const marker = this.hits.get(id);
+    if (!marker) return false;
+    marker.setIcon(this._hitIcon(id));
+    marker.setZIndexOffset(status === "rejected" ? 100 : 950);
+    this._tagHit(marker, id, marker.rtcc.ev);
+    if (marker.isPopupOpen()) marker.getPopup().update();
+    return true;
+  }
+
+  _hitStatus(id) {
+    return (this.hitState.get(id) || {}).status || "verify";
+  }
+
+  _hitIcon(id) {
+    return this.L.divIcon({
+      className: `hit-marker hit-${this._hitStatus(id)}`,
+      html: el("span", { class: "hit-glyph" }, "P"),
+      iconSize: [20, 20],
+      iconAnchor: [10, 10],
+    });
+  }
+
+  _tagHit(marker, id, ev) {
+    marker.rtcc = { ev };
+    const node = marker.getElement();
+    if (!node) return;
+    const status = this._hitStatus(id);
+    node.dataset.eventType = "hotlist_hit";
+    node.dataset.hitId = id;
+    node.dataset.status = status;
+    node.title = `hotlist hit ${ev.plate} — ${HIT_HEADLINE[status] || words(status)}`;
+  }
+
+  _hitPopup(id, ev) {
+    const state = this.hitState.get(id) || {};
+    const status = state.status || "verify";
+    return el(
+      "div",
+      { class: `popup-hit hit-${status}`, dataset: { status } },
+      el("div", { class: "popup-title" }, `Hotlist hit — ${HIT_HEADLINE[status] || words(status)}`),
+      el(
+        "table",
+        { class: "kv" },
+        row("Decision", status === "verify" ? null : [words(status), state.by ? ` by ${state.by}` : "", state.reason ? ` — ${state.reason}` : ""].join("")),
+        row("Read", ev.plate),
+        row("Hotlist", `${ev.entry_plate} (${ev.match})`),
+        row("Category", ev.category),
+        row("Camera", ev.device),
+        row("Time", clock(ev.occurred_at)),
+      ),
+      ev.hit_id && this.hooks.onOpenHit
+        ? el("button", { type: "button", class: "btn-small btn-primary", onclick: () => this.hooks.onOpenHit(String(ev.hit_id)) }, "Open hit")
+        : null,
+    );
   }
 
   // -- registered cameras with their view ----------------------------------------
@@ -972,6 +1080,8 @@ export class OpsMap {
     this.incidents.clear();
     this.alerts.clear();
     this.hits.clear();
+    this.alertState.clear();
+    this.hitState.clear();
     this.cameras.clear();
   }
 }

@@ -68,13 +68,41 @@ export class PacketView {
     this.current = null;
     this._timer = null;
     this._alertTimer = null;
-    $("#packet-close", root).addEventListener("click", () => this.close());
+    this._hitTimer = null;
+    this.opener = null;
+    $("#packet-close", root).addEventListener("click", () => this.dismiss());
+    // Escape closes the view (focus goes back to what opened it)
+    root.addEventListener("keydown", (e) => {
+      if (e.key !== "Escape" || !this.current || e.defaultPrevented) return;
+      e.preventDefault();
+      this.dismiss();
+    });
+  }
+
+  /** Focus the view's heading as it opens, remembering what had the focus (to give it back on close). */
+  _focusIn() {
+    const active = document.activeElement;
+    if (active && active !== document.body && !this.root.contains(active)) this.opener = active;
+    this.title.focus();
+  }
+
+  /** Close at the operator's request (× or Escape): focus returns to what opened the view. */
+  dismiss() {
+    const back = this.opener;
+    const alert = this.current && this.current.alert;
+    this.opener = null;
+    this.close();
+    // the queue row re-rendered meanwhile (its alert moved): its Open button stands for it
+    const row = alert ? document.querySelector(`li.alert-row[data-alert-id="${CSS.escape(alert.id)}"] [data-action="open"]`) : null;
+    const target = back && back.isConnected ? back : row;
+    if (target && !target.closest("[hidden]")) target.focus();
   }
 
   close() {
     this.current = null;
     clearTimeout(this._timer);
     clearTimeout(this._alertTimer);
+    clearTimeout(this._hitTimer);
     for (const a of this.body.querySelectorAll("audio, img")) a.removeAttribute("src");
     this.body.replaceChildren();
     show(this.root, false);
@@ -96,6 +124,7 @@ export class PacketView {
     this.setAlert(alert);
     this.body.replaceChildren(this.msg, this.actionsBox, this.detail, this.sections);
     show(this.root, true);
+    this._focusIn();
     const has = this.hooks.has || (() => true);
     if (!has("/packets/{}/{}")) {
       this.sections.dataset.state = "none";
@@ -125,6 +154,7 @@ export class PacketView {
       ),
     );
     show(this.root, true);
+    this._focusIn();
   }
 
   /** Show (or refresh) the alert's status and actions at the top of the view. */
@@ -178,9 +208,16 @@ export class PacketView {
   /** A live event: reload the open packet when it changed; follow the open alert. */
   onEvent(ev) {
     const c = this.current;
+    // the open hit decided elsewhere (another operator): show the decision, drop Confirm / Reject
+    if (c && c.kind === "hit" && ev.type === "hit_decision" && String(ev.hit_id ?? "") === c.refId) {
+      this._reloadHit();
+      return;
+    }
     if (c && c.alert && ev.type === "alert_updated" && String(pick(ev, "alert_id", "id") ?? "") === c.alert.id) {
       clearTimeout(this._alertTimer);
       this._alertTimer = setTimeout(() => this.refreshAlert(), RELOAD_MS);
+      // a hit alert that moved may mean the hit was decided: look at the hit too
+      if (c.kind === "hit") this._reloadHit();
       return;
     }
     if (!c || ev.type !== "packet_updated") return;
@@ -385,15 +422,34 @@ export class PacketView {
 
   // -- the hit: photos beside the entry; verify before action -------------------
 
-  async _hit(id) {
+  /** Re-read the open hit soon (coalesced): its decision may have been taken elsewhere. */
+  _reloadHit() {
+    const c = this.current;
+    clearTimeout(this._hitTimer);
+    this._hitTimer = setTimeout(() => {
+      if (this.current === c) this._hit(c.refId, { refresh: true });
+    }, RELOAD_MS);
+  }
+
+  /**
+   * Show the hit: its photos beside the entry; confirm or reject while it says "verify".
+   * `refresh`: a re-read (the view is left as it is while the hit's status is the same, so a reason
+   * being typed survives); `note`: a message to show with it (e.g. the center's 409: decided already).
+   */
+  async _hit(id, { refresh = false, note = "" } = {}) {
     const c = this.current;
     let h;
     try {
       h = await api.get(`hits/${encodeURIComponent(id)}`);
     } catch (err) {
+      if (this.current !== c) return;
+      if (refresh) return; // the view keeps what it shows; the next event or action tries again
       this.detail.replaceChildren(el("p", { class: "msg", dataset: { kind: "error" } }, `Hit unavailable: ${errorText(err)}`));
       return;
     }
+    if (this.current !== c) return;
+    const shown = this.detail.querySelector(".hit-view");
+    if (refresh && !note && shown && shown.dataset.status === (h.status || "verify")) return;
     const read = h.read || {};
     const entry = h.entry || {};
     const readId = pick(h, "read_id") || pick(read, "id", "read_id");
@@ -418,7 +474,7 @@ export class PacketView {
           `State differs: the hotlist entry is ${entryState}, the camera read ${readRegion}. Same number, another state — likely a different vehicle; check the state before any stop.`,
         )
       : null;
-    const msg = el("p", { class: "msg", role: "status", hidden: true });
+    const msg = el("p", { class: "msg hit-msg", role: "status", hidden: true });
     const decision = el("div", { class: "hit-decision" });
     const decide = (d) =>
       decision.replaceChildren(
@@ -428,13 +484,24 @@ export class PacketView {
           name: `decision-${d}`,
           placeholder: d === "confirmed" ? "e.g. plate and vehicle match, NCIC re-checked" : "e.g. misread: 8 read as B",
           onSubmit: async (reason) => {
-            const res = await api.post(`hits/${encodeURIComponent(id)}/decision`, { decision: d, reason });
+            let res;
+            try {
+              res = await api.post(`hits/${encodeURIComponent(id)}/decision`, { decision: d, reason });
+            } catch (err) {
+              if (!(err instanceof api.ApiError && err.status === 409)) throw err;
+              // decided meanwhile (another operator): show the hit as it is now, with the center's word
+              await this._hit(id, { refresh: true, note: errorText(err) });
+              await this.refreshAlert();
+              return;
+            }
             const done = (res && res.status) || d;
-            message(msg, `Hit ${words(done)}.`, "ok");
+            // the view may have been re-read meanwhile (the decision's live echo): write in the one shown
             const view = this.root.querySelector(".hit-view");
+            if (!view || this.current !== c) return;
+            message(view.querySelector(".hit-msg") || msg, `Hit ${words(done)}.`, "ok");
             view.dataset.status = done;
             view.querySelector(".verify-banner").textContent = `Decision: ${words(done)} — ${reason}`;
-            decision.replaceChildren();
+            for (const box of view.querySelectorAll(":scope > .hit-decision")) box.replaceChildren();
             // the decision settled the hit's alert (acknowledged or dismissed): show it as it is now
             this._setRefStatus(c, done);
             await this.refreshAlert();
@@ -452,7 +519,7 @@ export class PacketView {
       el(
         "div",
         { class: "hit-view", dataset: { status } },
-        el("p", { class: "verify-banner", role: "alert" }, decided ? `Decision: ${words(status)}${h.decision_reason ? ` — ${h.decision_reason}` : ""}` : "Verify before action: compare the photo with the hotlist entry and confirm by radio/NCIC before stopping anyone."),
+        el("p", { class: "verify-banner", role: "alert" }, decided ? `Decision: ${words(status)}${h.decided_by ? ` by ${h.decided_by}` : ""}${h.decision_reason ? ` — ${h.decision_reason}` : ""}` : "Verify before action: compare the photo with the hotlist entry and confirm by radio/NCIC before stopping anyone."),
         stateWarning,
         el(
           "div",
@@ -477,8 +544,9 @@ export class PacketView {
         msg,
       ),
     );
+    if (note) message(msg, note, "error");
     const p = position(read) || position(h);
-    if (p) this.hooks.map.flyTo(p);
+    if (p && !refresh) this.hooks.map.flyTo(p);
     this._setRefStatus(c, status);
   }
 
@@ -493,6 +561,7 @@ export class PacketView {
     this.actionsBox = null;
     this.body.replaceChildren();
     show(this.root, true);
+    this._focusIn();
     this.showLive(id, name);
   }
 

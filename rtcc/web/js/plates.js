@@ -310,6 +310,7 @@ export class PlateSearch {
     if (error) {
       message(this.msg, error);
       this.form.dataset.refused = "client";
+      this._clearResults();
       return;
     }
     delete this.form.dataset.refused;
@@ -321,6 +322,7 @@ export class PlateSearch {
       } catch (err) {
         this.form.dataset.refused = err.status === 422 ? "server" : "error";
         message(this.msg, errorText(err));
+        this._clearResults();
         return;
       }
       const reads = items(res);
@@ -328,6 +330,12 @@ export class PlateSearch {
       message(this.msg, `${reads.length} read${reads.length === 1 ? "" : "s"} found.`, "ok");
       this.results.replaceChildren(...reads.map((r) => this._row(r, q)));
     });
+  }
+
+  /** A refused search shows no results: the earlier search's would pass for this one's. */
+  _clearResults() {
+    this.closeRead();
+    this.results.replaceChildren();
   }
 
   _row(r, q) {
