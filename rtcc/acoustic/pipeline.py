@@ -499,7 +499,7 @@ class AcousticPipeline:
         self._done_arrivals: OrderedDict[tuple[str, int], None] = OrderedDict()
         self.lead_retry_s = lead_retry_s
         self._lead_conn: Any = None  # PostgreSQL: the connection holding the lead lock
-        self._standby: asyncio.Task[None] | None = None
+        self._lead_task: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -534,7 +534,7 @@ class AcousticPipeline:
                 self.lead_retry_s,
             )
         if getattr(self.store, "is_postgres", False):
-            self._standby = asyncio.get_running_loop().create_task(self._lead_loop(), name="acoustic-lead")
+            self._lead_task = asyncio.get_running_loop().create_task(self._lead_loop(), name="acoustic-lead")
 
     async def _subscribe(self) -> None:
         for _ in range(self.members):
@@ -598,11 +598,11 @@ class AcousticPipeline:
                 await asyncio.to_thread(conn.close)
 
     async def stop(self) -> None:
-        if self._standby is not None:
-            self._standby.cancel()
+        if self._lead_task is not None:
+            self._lead_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._standby
-            self._standby = None
+                await self._lead_task
+            self._lead_task = None
         for sub in self._subs:
             await sub.stop()
         self._subs.clear()

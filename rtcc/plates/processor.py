@@ -254,25 +254,21 @@ class PlatesProcessor:
         if not pending:
             return 0
 
-        def _write(s: Any) -> list[tuple[PlateRead, list[NewHit]]]:
+        def _write(s: Any) -> list[list[NewHit]]:
             out = []
             for read, matches in pending:
                 hits = [h for m in matches if (h := record_hit(s, read, m)) is not None]
                 if any(h.created for h in hits):
                     mark_hit(s, read.event_id)
-                out.append((read, [h for h in hits if h.created]))
+                out.append([h for h in hits if h.created])
             return out
 
         new = 0
-        for read, hits in await store.write(_write):
+        for (read, matches), hits in zip(pending, await store.write(_write), strict=True):
             for h in hits:
                 new += 1
-                self.center.metrics.inc("hotlist_hits", category=h.row.category, match=h.row.match)
                 self.center.metrics.inc("hotlist_hits_caught_up")
-                ev = hit_event(h.row)
-                alert = hit_alert(h.row, read_region=read.region)
-                await self.center.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
-                await self.center.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
+                await self._announce(h, read, matches)
         if new:
             log.info("hotlist matchers: %d hit(s) on reads stored while %s changed", new, sorted(names))
         return new
@@ -343,15 +339,19 @@ class PlatesProcessor:
         results: list[list[NewHit]] = await store.write(_write)
         metrics.inc("plate_reads_processed", len(reads))
         for read, matches, hits in zip(reads, found, results, strict=True):
-            states = {uuid.UUID(m.entry.entry_id): m.entry.state for m in matches}
             for h in hits:
-                if h.created:
-                    metrics.inc("hotlist_hits", category=h.row.category, match=h.row.match)
-                ev = hit_event(h.row)
-                alert = hit_alert(h.row, entry_state=states.get(h.row.entry_id), read_region=read.region)
-                await self.center.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
-                await self.center.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
+                await self._announce(h, read, matches)
         return results
+
+    async def _announce(self, h: NewHit, read: PlateRead, matches: list[Match]) -> None:
+        """Publish a hit and its alert (a new one counted); a stored one is published again, same ids."""
+        if h.created:
+            self.center.metrics.inc("hotlist_hits", category=h.row.category, match=h.row.match)
+        state = next((m.entry.state for m in matches if uuid.UUID(m.entry.entry_id) == h.row.entry_id), None)
+        ev = hit_event(h.row)
+        alert = hit_alert(h.row, entry_state=state, read_region=read.region)
+        await self.center.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
+        await self.center.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
 
 
 def build(center: Any) -> PlatesProcessor:
