@@ -13,8 +13,9 @@ A handler that raises is retried up to ``max_deliver`` times, like JetStream
 redelivery, then counted as an error and logged. A *transient* failure
 (:func:`rtcc.bus.base.is_transient`: the store locked or unreachable) does not
 count: the message is retried with a backoff (from 0.05 s, doubling up to 2 s)
-for as long as it lasts, with one warning per subject and minute, as the NATS
-engine does.
+for as long as it lasts while the bus runs, with one warning per subject and
+minute, as the NATS engine does; once the bus is stopping it counts like any
+other failure.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ class _MemorySubscription(Subscription):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if is_transient(exc):  # the store is down or busy: not yet, not never (is_transient)
+                # the store is down or busy: not yet, not never (is_transient); but a stopping bus
+                # (processors already stopped, refusing) retries no more: that would never end
+                if is_transient(exc) and self._bus._started:
                     attempt -= 1
                     self._bus._stats.redelivered += 1
                     self._bus._transient(subject, exc)
