@@ -390,6 +390,7 @@ class Center:
             log_level="warning",
             lifespan="off",
             ws_max_size=65536,
+            timeout_graceful_shutdown=self.settings.server.shutdown_grace_s,
         )
         self._server = _Server(config)
         sockets = [self._socket] if self._socket is not None else None

@@ -91,6 +91,16 @@ class ServerSettings(Section):
         ),
     )
 
+    shutdown_grace_s: int = Field(
+        10,
+        ge=1,
+        le=3600,
+        description=(
+            "On stop, how long open HTTP requests and WebSocket sessions may take to finish before "
+            "they are cancelled (so a stop always ends)."
+        ),
+    )
+
     def offline_after_s(self, sim: SimSettings) -> float:
         """The heartbeat silence after which a device is offline (:attr:`device_offline_after_s`)."""
         if self.device_offline_after_s is not None:

@@ -13,7 +13,9 @@ them they are skipped, unless ``RTCC_REQUIRE_SERVICES=1`` (set by
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import io
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -162,6 +164,28 @@ class Running:
 
 StartCenter = Callable[..., Awaitable[Running]]
 
+STOP_LIMIT_S = 180.0
+"""A center whose stop takes longer than this is stuck: the test fails with every task's stack
+(instead of the whole run hanging in a fixture's teardown). A hang guard, not a timing assertion."""
+
+
+async def stop_or_report(center: Center, limit_s: float = STOP_LIMIT_S) -> None:
+    """``center.stop()``; if it has not returned after ``limit_s``, fail showing where it waits."""
+    stopping = asyncio.ensure_future(center.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=limit_s)
+    if done:
+        stopping.result()
+        return
+    dump = io.StringIO()
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            print(f"--- {task.get_name()}", file=dump)
+            task.print_stack(file=dump)
+    stopping.cancel()
+    with contextlib.suppress(BaseException):
+        await stopping
+    pytest.fail(f"Center.stop() did not return within {limit_s:.0f} s; its tasks:\n{dump.getvalue()}")
+
 
 @pytest.fixture
 async def start_center(
@@ -191,7 +215,7 @@ async def start_center(
     yield _start
     for r in reversed(running):
         await r.http.aclose()
-        await r.center.stop()
+        await stop_or_report(r.center)
         if r.settings.bus.engine == "nats":
             await delete_stream(r.settings.bus.nats_url, r.settings.bus.stream)
 
