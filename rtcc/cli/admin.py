@@ -133,6 +133,38 @@ def users_unlock(username: str, config: ConfigOpt = None) -> None:
     out.print(f"unlocked [bold]{name}[/]")
 
 
+@users_app.command("set-password")
+def users_set_password(
+    username: str,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt="New password",
+            hide_input=True,
+            confirmation_prompt=True,
+            help="Asked for when not given (not echoed).",
+        ),
+    ],
+    config: ConfigOpt = None,
+) -> None:
+    """Set a new password for someone who forgot theirs (an admin who cannot sign in, too).
+
+    Ends the account's sessions and lifts a lockout. The person should then
+    change it themselves (the dashboard's "Change password")."""
+    from rtcc.oversight.accounts import set_password
+
+    settings = settings_or_exit(config)
+    store = _store(settings)
+    try:
+        name = store.run(lambda s: set_password(s, username, password).username)
+        _audit_cli(store, settings, "set_password", {"username": name})
+    except RtccError as exc:
+        fail(exc.message)
+    finally:
+        store.close()
+    out.print(f"new password set for [bold]{name}[/]; their sessions ended")
+
+
 @devices_app.command("add")
 def devices_add(
     device_id: str,

@@ -44,7 +44,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rtcc.errors import AuthError, Conflict, LockedOut, NotFound, ValidationFailed
+from rtcc.errors import AuthError, Conflict, LockedOut, NotFound, RtccError, ValidationFailed
 from rtcc.oversight.mfa import CodeCheck, accept_login_code
 from rtcc.oversight.passwords import (
     check_password_policy,
@@ -299,6 +299,54 @@ def set_password(
     if revoke_sessions:
         revoke_all_for_user(session, u.id, except_token_hash=keep_session_hash)
     return u
+
+
+def change_own_password(
+    session: Session,
+    user: UserRef,
+    current: str,
+    new: str,
+    *,
+    keep_session_hash: str | None,
+    now: datetime,
+    lockout_attempts: int,
+    lockout_minutes: float,
+) -> RtccError | None:
+    """A person changes their own password: the current one must match.
+
+    A wrong current password counts as a failed login (a stolen session must
+    not be a way to guess the password) and locks the account like one, which
+    also ends its sessions. The session making a change stays signed in; every
+    other one ends.
+
+    Returns
+    -------
+    RtccError or None
+        The refusal to raise *after* the transaction commits (so the failure
+        count is kept): :class:`ValidationFailed` for a wrong current password
+        or a new one that breaks the policy, :class:`LockedOut` when the
+        failures just locked the account; None when the password changed.
+    """
+    u = require_user(session, user)
+    if not verify_password(u.password_hash, current):
+        message, locked_until = _count_failure(
+            u, "the current password is wrong", now=now, attempts=lockout_attempts, minutes=lockout_minutes
+        )
+        session.flush()
+        if locked_until is not None:
+            revoke_all_for_user(session, u.id)
+            return LockedOut(message, details={"locked_until": _iso(locked_until)})
+        return ValidationFailed(message, details={"field": "current_password"})
+    if new == current:
+        return ValidationFailed(
+            "the new password is the current one; choose another", details={"field": "new_password"}
+        )
+    try:
+        check_password_policy(new, username=u.username)
+    except ValidationFailed as exc:
+        return exc
+    set_password(session, u, new, check_policy=False, keep_session_hash=keep_session_hash)
+    return None
 
 
 # --- system settings ---------------------------------------------------------------

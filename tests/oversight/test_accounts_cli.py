@@ -1,4 +1,5 @@
-"""`rtcc users unlock`, and `rtcc audit export` to a path it cannot write: a message, no traceback."""
+"""`rtcc users unlock` and `set-password`, and `rtcc audit export` to a path it cannot write: a
+message, no traceback."""
 
 from __future__ import annotations
 
@@ -76,3 +77,20 @@ def test_audit_export_to_a_missing_folder_or_a_directory(cli_store: Store, tmp_p
     # Neither failed export was recorded as done.
     actions = cli_store.run(lambda s: [e.action for e in s.scalars(select(AuditEntry))])
     assert "export_audit" not in actions
+
+
+NEW_PW = "a brand new sturdy passphrase"
+
+
+def test_rtcc_users_set_password(cli_store: Store, tmp_path: Path) -> None:
+    r = runner.invoke(app, ["users", "set-password", "dana"], input=f"{NEW_PW}\n{NEW_PW}\n")
+    assert r.exit_code == 0, r.output
+    assert NEW_PW not in r.output  # not echoed
+    now = datetime.now(UTC)
+    assert cli_store.run(lambda s: authenticate(s, "dana", NEW_PW, None, now=now)).ok
+    assert not cli_store.run(lambda s: authenticate(s, "dana", PW, None, now=now)).ok
+
+    r = runner.invoke(app, ["users", "set-password", "ghost", "--password", NEW_PW])
+    assert r.exit_code == 2 and "no user 'ghost'" in r.output
+    r = runner.invoke(app, ["users", "set-password", "dana", "--password", "dana"])
+    assert r.exit_code == 2 and "Traceback" not in r.output

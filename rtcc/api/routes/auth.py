@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from rtcc.api.deps import SESSION_COOKIE, Admin, CtxDep, PendingOk, Principal, Public
-from rtcc.errors import AuthError, NotFound
+from rtcc.api.deps import SESSION_COOKIE, Admin, AnyStaff, CtxDep, PendingOk, Principal, Public
+from rtcc.errors import AuthError, LockedOut, NotFound
 from rtcc.roles import Role
 from rtcc.store.tables import User, UserSession
 
@@ -42,6 +42,13 @@ class MfaCodeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(min_length=6, max_length=16)
+
+
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
 
 
 class MfaRequiredIn(BaseModel):
@@ -137,6 +144,44 @@ async def logout(ctx: CtxDep, who: PendingOk, response: Response) -> Response:
         await ctx.store.write(lambda s: revoke_session_hash(s, th))
     await ctx.audit(who, "logout", "session")
     response.delete_cookie(SESSION_COOKIE, path="/")
+    response.status_code = 204
+    return response
+
+
+@router.post(
+    "/password",
+    status_code=204,
+    summary="Change your own password (your other sessions end)",
+    responses={
+        422: {"description": "The current password is wrong, or the new one breaks the policy."},
+        423: {"description": "Wrong current passwords locked the account (like failed logins)."},
+    },
+)
+async def change_password(body: PasswordChangeIn, ctx: CtxDep, who: AnyStaff, response: Response) -> Response:
+    from rtcc.oversight.accounts import change_own_password
+
+    sec = ctx.settings.security
+    uid = who.user_id
+    assert uid is not None  # a signed-in person
+
+    def _do(s: Any) -> Any:
+        return change_own_password(
+            s,
+            uid,
+            body.current_password,
+            body.new_password,
+            keep_session_hash=who.token_hash,
+            now=datetime.now(UTC),
+            lockout_attempts=sec.lockout_attempts,
+            lockout_minutes=sec.lockout_minutes,
+        )
+
+    refused = await ctx.store.write(_do)
+    if refused is not None:
+        outcome = "locked" if isinstance(refused, LockedOut) else "denied"
+        await ctx.audit(who, "change_password", "user", record_id=who.username, outcome=outcome)
+        raise refused
+    await ctx.audit(who, "change_password", "user", record_id=who.username)
     response.status_code = 204
     return response
 

@@ -53,6 +53,17 @@ class UserPatch(BaseModel):
     )
 
 
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="The new password (the policy applies). Give it to the person by a safe way; "
+        "they should change it (POST /auth/password).",
+    )
+
+
 def _out(u: User) -> UserOut:
     return UserOut(
         username=u.username,
@@ -131,6 +142,21 @@ async def patch(body: UserPatch, ctx: CtxDep, who: Admin, username: str = UserPa
     await ctx.audit(
         who, "update_user", "user", record_id=username, details=body.model_dump(exclude_none=True)
     )
+    return _out(u)
+
+
+@router.post(
+    "/{username}/password",
+    summary="Set a new password for someone who forgot theirs (ends their sessions, lifts a lockout)",
+)
+async def set_password(body: PasswordIn, ctx: CtxDep, who: Admin, username: str = UserPath) -> UserOut:
+    from rtcc.oversight.accounts import set_password as repo_set
+
+    def _do(s: Any) -> User:
+        return repo_set(s, _get(s, username), body.password)
+
+    u = await ctx.store.write(_do)
+    await ctx.audit(who, "set_password", "user", record_id=username)
     return _out(u)
 
 
