@@ -272,6 +272,14 @@ async def test_the_auditor_dashboard_makes_no_forbidden_call(
     async with page.expect_response(lambda r: "/api/v1/stats/outcomes" in r.url):
         await page.click('#side-tabs [data-tab="stats"]')
     await expect(page.locator("#tab-stats")).to_be_visible()
+    # the oversight board's Audit tab: the log and its verification, never the accounts (admins')
+    async with page.expect_response(lambda r: "/api/v1/audit?" in r.url):
+        await page.click('#side-tabs [data-tab="audit"]')
+    async with page.expect_response(lambda r: "/api/v1/audit/verify" in r.url):
+        await page.click('#tab-audit [data-action="verify"]')
+    await expect(page.locator("#audit-verify")).to_have_attribute("data-ok", "true")
+    await expect(page.locator('#side-tabs [data-tab="users"]')).to_be_hidden()
+    assert not [u for u in api if "/api/v1/users" in u]
     assert any("/api/v1/map" in u for u in api)
     assert forbidden == []
     await expect(page.locator("#notice")).to_contain_text("Devices unavailable to the auditor role")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from rtcc.api.deps import CtxDep, Oversight
+from rtcc.errors import ValidationFailed
 
 router = APIRouter(prefix="/audit", tags=["oversight"])
 
@@ -27,6 +28,9 @@ async def list_audit(
 ) -> dict[str, Any]:
     from rtcc.oversight.audit import iter_audit
 
+    if since and until and since.tzinfo and until.tzinfo and until <= since:
+        # an empty period is a mistake in the filter, not "no entries" (naive times: iter_audit says)
+        raise ValidationFailed("until must be after since: the period 'since <= at < until' is empty")
     rows = await ctx.store.read(
         lambda s: list(
             iter_audit(s, actor=actor, action=action, since=since, until=until, limit=limit, offset=offset)

@@ -77,18 +77,25 @@ export function wsUrl(path = "ws") {
 /**
  * What this center's API offers, from its OpenAPI document: `has("GET", "/alerts")`.
  * Path templates match with any parameter names (`/packets/{kind}/{ref_id}` ~ `/packets/{a}/{b}`).
- * Panels whose API is missing are left out instead of failing.
+ * Panels whose API is missing are left out instead of failing. `schema("Role")` is a schema of the
+ * document's components (null when unknown), e.g. the values an enum accepts.
  */
 export async function capabilities() {
   const routes = new Set();
+  let doc;
   try {
-    const doc = await get("openapi.json");
+    doc = await get("openapi.json");
     for (const [path, ops] of Object.entries((doc && doc.paths) || {})) {
       const rel = path.replace(/^\/api\/v1/, "").replace(/\{[^}]+\}/g, "{}");
       for (const m of Object.keys(ops)) routes.add(`${m.toUpperCase()} ${rel}`);
     }
   } catch (e) {
-    return { has: () => true, known: false }; // cannot tell: try everything
+    return { has: () => true, known: false, schema: () => null }; // cannot tell: try everything
   }
-  return { has: (method, path) => routes.has(`${method.toUpperCase()} ${path.replace(/\{[^}]+\}/g, "{}")}`), known: true };
+  const schemas = (doc && doc.components && doc.components.schemas) || {};
+  return {
+    has: (method, path) => routes.has(`${method.toUpperCase()} ${path.replace(/\{[^}]+\}/g, "{}")}`),
+    known: true,
+    schema: (name) => schemas[name] || null,
+  };
 }

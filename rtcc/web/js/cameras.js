@@ -1,7 +1,10 @@
 // The camera registry: city, in-car and community cameras, their level
 // (registered: footage on request; integrated: live feed) and status. Admins
-// approve or reject community registrations waiting for approval.
-// Rows: `#camera-list li[data-camera-id][data-status][data-kind]`.
+// approve or reject community registrations waiting for approval. Analysts,
+// supervisors and admins ask an active community camera's owner for footage
+// (footage.js); the panel's second view lists those requests and their answers.
+// Rows: `#camera-list li[data-camera-id][data-status][data-kind]`; views
+// `#camera-view-registry`, `#camera-view-footage`.
 
 import * as api from "./api.js";
 import { el, items, message, pick, position, words } from "./dom.js";
@@ -41,7 +44,45 @@ export class CameraRegistry {
     this.summary = el("p", { id: "camera-summary", class: "muted small" });
     this.list = el("ol", { id: "camera-list", class: "rows" });
     this.cameras = [];
-    root.replaceChildren(el("div", { class: "panel-head" }, el("h2", {}, "Camera registry"), this.filter), this.summary, this.msg, el("div", { class: "panel-scroll" }, this.list));
+    /** Footage request forms (or their confirmations) by camera id: they survive a re-render. */
+    this.forms = new Map();
+    this.footage = hooks.footage && hooks.footage.canList ? hooks.footage : null;
+    this.view = "registry";
+    const registry = el("div", { class: "cam-view", dataset: { view: "registry" } }, this.summary, this.msg, el("div", { class: "panel-scroll" }, this.list));
+    if (!this.footage) {
+      root.replaceChildren(el("div", { class: "panel-head" }, el("h2", {}, "Camera registry"), this.filter), registry);
+      return;
+    }
+    this.views = { registry, footage: el("div", { class: "cam-view", dataset: { view: "footage" }, hidden: true }, el("div", { class: "panel-scroll" }, this.footage.node)) };
+    this.viewBtns = {
+      registry: el("button", { type: "button", id: "camera-view-registry", class: "seg-btn", "aria-pressed": "true", onclick: () => this.show("registry") }, "Registry"),
+      footage: el("button", { type: "button", id: "camera-view-footage", class: "seg-btn", "aria-pressed": "false", onclick: () => this.show("footage") }, "Footage requests"),
+    };
+    this.footage.onChange((waiting) => {
+      this.viewBtns.footage.textContent = waiting ? `Footage requests (${waiting} waiting)` : "Footage requests";
+    });
+    root.replaceChildren(
+      el("div", { class: "panel-head" }, el("h2", {}, "Cameras"), this.filter),
+      el("div", { class: "seg cam-seg", role: "group", "aria-label": "Cameras view" }, this.viewBtns.registry, this.viewBtns.footage),
+      this.views.registry,
+      this.views.footage,
+    );
+  }
+
+  /** Show the "registry" or the "footage" (requests) view; the requests are re-read as they show. */
+  show(view) {
+    if (!this.views || !this.views[view]) return;
+    this.view = view;
+    for (const [k, node] of Object.entries(this.views)) node.hidden = k !== view;
+    for (const [k, b] of Object.entries(this.viewBtns)) b.setAttribute("aria-pressed", String(k === view));
+    this.filter.hidden = view !== "registry";
+    this.root.dataset.view = view;
+    if (view === "footage") this.footage.load();
+  }
+
+  /** The tab was shown: what it shows is re-read (footage requests: owners answer by email). */
+  shown() {
+    if (this.footage && this.view === "footage") this.footage.load();
   }
 
   async load() {
@@ -80,6 +121,12 @@ export class CameraRegistry {
       actions.append(el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "live" }, onclick: () => this.hooks.onLive(c.id, c.name) }, "Live view"));
     }
     if (c.pos) actions.append(el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "locate" }, onclick: () => this.hooks.map.flyTo(c.pos) }, "Map"));
+    const fr = this.hooks.footage;
+    if (fr && fr.canRequest && c.kind === "community" && c.status === "active") {
+      const kept = this.forms.get(c.id);
+      if (kept) extra.append(kept);
+      actions.append(fr.button(c.id, () => this.requestFootage(c, extra)));
+    }
     const view = Number.isFinite(c.bearing) ? `${Math.round(c.bearing)}°${Number.isFinite(c.fov) ? ` / ${Math.round(c.fov)}° FOV` : ""}` : "";
     return el(
       "li",
@@ -89,6 +136,31 @@ export class CameraRegistry {
       actions,
       extra,
     );
+  }
+
+  /** Open the footage request form under the camera's row (the last 15 minutes, editable). */
+  requestFootage(c, extra) {
+    const open = extra.querySelector("form.footage-form");
+    if (open) {
+      open.querySelector("[name=reason]").focus();
+      return;
+    }
+    // the row may have been re-rendered meanwhile (the form moved with it): act on the node itself
+    const close = () => {
+      const node = this.forms.get(c.id);
+      this.forms.delete(c.id);
+      if (node) node.remove();
+    };
+    const form = this.hooks.footage.form(c, {
+      onDone: (req, note) => {
+        note.append(" ", el("button", { type: "button", class: "btn-small btn-ghost", onclick: close }, "OK"));
+        this.forms.set(c.id, note);
+        form.replaceWith(note);
+      },
+      onCancel: close,
+    });
+    this.forms.set(c.id, form);
+    extra.replaceChildren(form);
   }
 
   async decide(c, action, body, btn) {

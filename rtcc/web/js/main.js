@@ -3,8 +3,10 @@
 // Modules: api.js (HTTP + error envelope), login.js (sign-in, MFA),
 // map.js (Leaflet map), feed.js (event feed), live.js (WebSocket),
 // devices.js (device kinds), dom.js (helpers); the side panel's tabs (tabs.js):
-// alerts.js (alert queue), plates.js (plate search), cameras.js (registry),
-// units.js (body-cam control), stats.js (outcome ledger); packet.js (incident
+// alerts.js (alert queue), plates.js (plate search), cameras.js (registry;
+// footage.js: footage requests to community camera owners, also from the packet),
+// units.js (body-cam control), stats.js (outcome ledger), audit.js (audit log:
+// admins and auditors), users.js (accounts: admins); packet.js (incident
 // packet / hit view over the map).
 
 import * as api from "./api.js";
@@ -17,9 +19,12 @@ import { OpsMap } from "./map.js";
 import { AlertQueue, normAlert, packetRef } from "./alerts.js";
 import { BodycamControl } from "./units.js";
 import { CameraRegistry, normCamera } from "./cameras.js";
+import { FOOTAGE_ROLES, FootageRequests } from "./footage.js";
 import { PacketView } from "./packet.js";
 import { PlateSearch } from "./plates.js";
 import { StatsView } from "./stats.js";
+import { AuditLog } from "./audit.js";
+import { UserAdmin } from "./users.js";
 import { Tabs } from "./tabs.js";
 import { errorText, missingApi } from "./forms.js";
 
@@ -143,19 +148,24 @@ class Dashboard {
     const allow = (...roles) => roles.includes(role);
     this.tabs = new Tabs($("#side-tabs"), {
       onShow: (name) => {
+        $(".workspace").dataset.tab = name; // the audit and accounts tables widen the side panel
         const panel = this.panels[name];
         if (panel && panel.load && !panel.loaded) {
           panel.loaded = true;
           panel.load();
         }
+        if (panel && panel.shown) panel.shown(); // re-read what others change meanwhile (footage answers)
         if (this.map) setTimeout(() => this.map.invalidate(), 50);
       },
     });
     this.panels = {};
+    // footage requests to community camera owners: asked from the packet and the registry, listed in the registry
+    this.footage = FOOTAGE_ROLES.has(role) ? new FootageRequests({ role, caps: this.caps }) : null;
     this.packet = new PacketView($("#packet-view"), {
       map: this.map,
       role,
       has,
+      footage: this.footage,
       alertActions: (a, opts) => (this.panels.alerts ? this.panels.alerts.actionsFor(a, { ...opts, withOpen: false }) : []),
       onAlert: (a) => (this.panels.alerts ? this.panels.alerts.apply(a) : null),
     });
@@ -182,8 +192,9 @@ class Dashboard {
       this.tabs.enable("plates", true);
     }
     if (allow("admin", "supervisor", "analyst") && has("/cameras")) {
-      this.panels.cameras = new CameraRegistry($("#tab-cameras"), { map: this.map, role, onLive: (id, name) => this.openLive(id, name) });
+      this.panels.cameras = new CameraRegistry($("#tab-cameras"), { map: this.map, role, footage: this.footage, onLive: (id, name) => this.openLive(id, name) });
       this.tabs.enable("cameras", true);
+      if (this.footage && this.footage.canList) this.footage.reveal = () => this.showFootage();
     }
     if (allow("admin", "supervisor") && has("/bodycams")) {
       this.panels.units = new BodycamControl($("#tab-units"), { map: this.map, role });
@@ -192,6 +203,15 @@ class Dashboard {
     if (has("/stats/outcomes")) {
       this.panels.stats = new StatsView($("#tab-stats"));
       this.tabs.enable("stats", true);
+    }
+    // the oversight board's tab (`Oversight` in the API: admin, auditor); loads when first shown
+    if (allow("admin", "auditor") && has("/audit")) {
+      this.panels.audit = new AuditLog($("#tab-audit"));
+      this.tabs.enable("audit", true);
+    }
+    if (allow("admin") && has("/users")) {
+      this.panels.users = new UserAdmin($("#tab-users"), { me: this.user.username, caps: this.caps });
+      this.tabs.enable("users", true);
     }
   }
 
@@ -234,6 +254,14 @@ class Dashboard {
     if (ref) this.packet.open(ref.kind, ref.refId, a);
     else this.packet.openAlert(a);
     if (a.pos) this.map.flyTo(a.pos);
+  }
+
+  /** The footage requests (the Cameras tab's second view); on a phone the packet view gives way. */
+  showFootage() {
+    if (!this.panels.cameras) return;
+    if (this.packet.current && window.matchMedia("(max-width: 760px)").matches) this.packet.dismiss();
+    this.tabs.select("cameras");
+    this.panels.cameras.show("footage");
   }
 
   openLive(id, name) {

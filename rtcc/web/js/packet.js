@@ -5,6 +5,9 @@
 // plus the gunshot's audio and, for a hit, the read's photos beside the hotlist
 // entry with "verify before action" and confirm / reject with a reason.
 //
+// A community camera that sees the place has "Request footage" (the roles the
+// center allows, footage.js): the window is prefilled around the incident's time.
+//
 // It opens over the map (#packet-view[data-kind][data-ref-id]) and reloads when
 // a `packet_updated` event for it arrives. The alert it was opened from (status
 // and actions at the top) follows the alert: `alert_updated` events and the
@@ -57,8 +60,9 @@ export class PacketView {
   /**
    * @param {HTMLElement} root  #packet-view
    * @param {{map: object, alertActions?: (alert: object, opts: object) => HTMLElement[], role: string,
-   *          has?: (path: string) => boolean, onAlert?: (alert: object) => void}} hooks
-   *   has: whether the center offers GET `path`; onAlert: the open alert was re-read (the queue follows)
+   *          has?: (path: string) => boolean, onAlert?: (alert: object) => void, footage?: object}} hooks
+   *   has: whether the center offers GET `path`; onAlert: the open alert was re-read (the queue follows);
+   *   footage: the footage requests (footage.js `FootageRequests`), for the roles that may ask
    */
   constructor(root, hooks) {
     this.root = root;
@@ -70,6 +74,10 @@ export class PacketView {
     this._alertTimer = null;
     this._hitTimer = null;
     this.opener = null;
+    /** Footage request forms (or their confirmations) by camera id: they survive a packet rebuild. */
+    this.footageForms = new Map();
+    // the requests list was re-read (an owner may have answered): the camera rows follow
+    if (hooks.footage) hooks.footage.onChange(() => this._footageMarks());
     $("#packet-close", root).addEventListener("click", () => this.dismiss());
     // Escape closes the view (focus goes back to what opened it)
     root.addEventListener("keydown", (e) => {
@@ -100,6 +108,7 @@ export class PacketView {
 
   close() {
     this.current = null;
+    this.footageForms = new Map();
     clearTimeout(this._timer);
     clearTimeout(this._alertTimer);
     clearTimeout(this._hitTimer);
@@ -114,6 +123,7 @@ export class PacketView {
   /** Open the packet of `kind` ("gunshot" | "hit") for `refId`; `alert` when opened from the queue. */
   async open(kind, refId, alert = null) {
     this.current = { kind, refId: String(refId), alert };
+    this.footageForms = new Map();
     this.root.dataset.kind = kind;
     this.root.dataset.refId = String(refId);
     this.title.textContent = alert ? alert.title : kind === "hit" ? "Hotlist hit" : "Gunshot incident";
@@ -252,6 +262,7 @@ export class PacketView {
     const earlier = items(pick(body, "earlier_incidents", "earlier"));
     const pos = position(pick(body, "pos", "center") || body) || position(p);
     const updated = pick(p, "updated_at", "built_at");
+    const at = pick(p, "at") || pick(body, "at", "occurred_at");
     this.sections.dataset.state = "ready";
     this.sections.dataset.updatedAt = updated || "";
     this.sections.replaceChildren(
@@ -265,10 +276,11 @@ export class PacketView {
             const live = Boolean(pick(cam, "live", "integrated")) || cam.level === "integrated";
             return el(
               "li",
-              { dataset: { cameraId: id } },
+              { dataset: { cameraId: id, kind: cam.kind || "", level: cam.level || "" } },
               el("span", { class: "li-main" }, cam.name || id),
               el("span", { class: "muted" }, [words(cam.kind), words(cam.level), dist(cam.distance_m)].filter(Boolean).join(" · ")),
               live ? el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "live" }, onclick: () => this.showLive(id, cam.name || id) }, "Live view") : null,
+              this._footage(cam, id, at),
             );
           }),
           "No camera sees this place.", noteOf(body.cameras),
@@ -322,6 +334,76 @@ export class PacketView {
       ),
     );
     this.hooks.map.showPacket({ pos, cameras, reads, units, earlier });
+    this._footageMarks();
+  }
+
+  // -- footage requests to community cameras that see the place ------------------------
+
+  /** The case/incident a request from this packet is prefilled with ("gunshot:<id>"). */
+  _incidentRef(c) {
+    return `${c.kind}:${c.refId}`;
+  }
+
+  /**
+   * "Request footage" on a community camera (an owner's camera; the roles the center allows):
+   * the form opens under the row, the window prefilled around the incident's time `at`.
+   */
+  _footage(cam, id, at) {
+    const fr = this.hooks.footage;
+    const c = this.current;
+    if (!fr || !fr.canRequest || cam.kind !== "community" || !c) return null;
+    const box = el("div", { class: "row-extra footage-box" });
+    const kept = this.footageForms.get(id);
+    if (kept) box.append(kept);
+    // the row may be rebuilt meanwhile (a packet update): the form moves with it, act on the node
+    const close = () => {
+      const node = this.footageForms.get(id);
+      this.footageForms.delete(id);
+      if (node) node.remove();
+    };
+    const open = () => {
+      const shown = this.footageForms.get(id);
+      if (shown && shown.matches("form")) {
+        shown.querySelector("[name=reason]").focus();
+        return;
+      }
+      const form = fr.form(
+        { id, name: cam.name || id },
+        {
+          at,
+          incidentRef: this._incidentRef(c),
+          onDone: (req, note) => {
+            if (this.current !== c) return;
+            this.footageForms.set(id, note);
+            form.replaceWith(note);
+            this._footageMarks();
+          },
+          onCancel: close,
+        },
+      );
+      this.footageForms.set(id, form);
+      const row = this.sections.querySelector(`[data-section=cameras] li[data-camera-id="${CSS.escape(id)}"] .footage-box`);
+      (row || box).replaceChildren(form);
+    };
+    return [el("span", { class: "footage-status" }), fr.button(id, open), box];
+  }
+
+  /** The status of the footage already asked for this incident, on each camera's row. */
+  async _footageMarks() {
+    const fr = this.hooks.footage;
+    const c = this.current;
+    // only a packet with a community camera in it asks
+    if (!fr || !fr.canList || !c || !this.sections || !this.root.contains(this.sections)) return;
+    if (!this.sections.querySelector("[data-section=cameras] .footage-status")) return;
+    const reqs = await fr.forIncident(this._incidentRef(c));
+    if (this.current !== c) return;
+    const latest = new Map();
+    for (const r of reqs) if (!latest.has(String(r.camera_id))) latest.set(String(r.camera_id), r); // newest first
+    for (const row of this.sections.querySelectorAll("[data-section=cameras] li[data-camera-id]")) {
+      const r = latest.get(row.dataset.cameraId);
+      const slot = row.querySelector(".footage-status");
+      if (slot) slot.replaceChildren(r ? fr.tag(r) : "");
+    }
   }
 
   _focus(obj) {

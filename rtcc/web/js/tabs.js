@@ -39,7 +39,7 @@ export class Tabs {
     for (const btn of this.nav.querySelectorAll("[data-tab]")) if (btn.dataset.tab !== "feed") show(btn, false);
     this.select("feed");
     this.hooks = {};
-    for (const name of ["alerts", "plates", "cameras", "units", "stats"]) {
+    for (const name of ["alerts", "plates", "cameras", "units", "stats", "audit", "users"]) {
       const panel = document.getElementById(`tab-${name}`);
       if (panel) panel.replaceChildren();
     }
