@@ -34,8 +34,12 @@ class LiveClient:
     username: str
     role: Role
     types: frozenset[str] | None = None
+    token_hash: str | None = None
+    """The session behind the socket (None: not a session token)."""
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(1000))
     dropped: int = 0
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the session behind the socket was ended in this process (the socket closes)."""
 
     def wants(self, event_type: str) -> bool:
         allowed = LIVE_ROLES.get(event_type, frozenset())
@@ -43,15 +47,18 @@ class LiveClient:
             return False
         return self.types is None or event_type in self.types
 
-    def offer(self, text: str) -> None:
+    def offer(self, text: str) -> int:
+        """Queue ``text``; how many of the oldest messages were dropped to make room."""
+        dropped = 0
         while True:
             try:
                 self.queue.put_nowait(text)
-                return
+                self.dropped += dropped
+                return dropped
             except asyncio.QueueFull:
                 with contextlib.suppress(asyncio.QueueEmpty):
                     self.queue.get_nowait()
-                    self.dropped += 1
+                    dropped += 1
 
 
 class LiveHub:
@@ -86,7 +93,9 @@ class LiveHub:
             if client.wants(event_type) and (narrower is None or client.role in narrower):
                 if text is None:
                     text = json.dumps({"kind": "event", "subject": subject, "event": event})
-                client.offer(text)
+                dropped = client.offer(text)
+                if dropped:
+                    self.metrics.inc("ws_dropped", dropped)
                 self.metrics.inc("ws_sent")
 
     def add(self, client: LiveClient) -> None:
@@ -94,5 +103,29 @@ class LiveHub:
 
     def remove(self, client: LiveClient) -> None:
         self.clients.discard(client)
-        if client.dropped:
-            self.metrics.inc("ws_dropped", client.dropped)
+
+    def end_sessions(
+        self,
+        *,
+        username: str | None = None,
+        token_hash: str | None = None,
+        keep_token_hash: str | None = None,
+    ) -> int:
+        """Close the sockets of ``username`` (every session) or of one session, at once.
+
+        Called where this process ends sessions (sign-out, disable, role change, new
+        password); sessions ended elsewhere are caught by the socket's periodic check.
+        ``keep_token_hash`` spares one session (a person changing their own password).
+        Returns how many sockets were told.
+        """
+        told = 0
+        for client in list(self.clients):
+            if keep_token_hash is not None and client.token_hash == keep_token_hash:
+                continue
+            if (username is not None and client.username == username) or (
+                token_hash is not None and client.token_hash == token_hash
+            ):
+                self.clients.discard(client)
+                client.ended.set()
+                told += 1
+        return told

@@ -142,6 +142,7 @@ async def logout(ctx: CtxDep, who: PendingOk, response: Response) -> Response:
     th = who.token_hash
     if th is not None:
         await ctx.store.write(lambda s: revoke_session_hash(s, th))
+        ctx.hub.end_sessions(token_hash=th)
     await ctx.audit(who, "logout", "session")
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.status_code = 204
@@ -177,6 +178,10 @@ async def change_password(body: PasswordChangeIn, ctx: CtxDep, who: AnyStaff, re
         )
 
     refused = await ctx.store.write(_do)
+    if isinstance(refused, LockedOut):  # its sessions ended
+        ctx.hub.end_sessions(username=who.username)
+    elif refused is None:
+        ctx.hub.end_sessions(username=who.username, keep_token_hash=who.token_hash)
     if refused is not None:
         outcome = "locked" if isinstance(refused, LockedOut) else "denied"
         await ctx.audit(who, "change_password", "user", record_id=who.username, outcome=outcome)

@@ -139,6 +139,8 @@ async def patch(body: UserPatch, ctx: CtxDep, who: Admin, username: str = UserPa
         return u
 
     u = await ctx.store.write(_do)
+    if body.disabled or body.role is not None:
+        ctx.hub.end_sessions(username=u.username)  # its live sockets close now (sessions ended above)
     await ctx.audit(
         who, "update_user", "user", record_id=username, details=body.model_dump(exclude_none=True)
     )
@@ -156,6 +158,7 @@ async def set_password(body: PasswordIn, ctx: CtxDep, who: Admin, username: str 
         return repo_set(s, _get(s, username), body.password)
 
     u = await ctx.store.write(_do)
+    ctx.hub.end_sessions(username=u.username)
     await ctx.audit(who, "set_password", "user", record_id=username)
     return _out(u)
 
