@@ -499,7 +499,13 @@ class CamerasSettings(Section):
         10, ge=1, le=100_000, description="Registrations accepted from one client IP address per hour."
     )
     register_per_contact: int = Field(
-        3, ge=1, le=1000, description="Open (unapproved) registrations one email address may hold."
+        3,
+        ge=1,
+        le=1000,
+        description=(
+            "Unverified registrations one client IP may have waiting for one email, and verified ones "
+            "an email may have waiting for approval."
+        ),
     )
     max_range_m: float = Field(
         300.0, gt=0, le=5000, description="Largest camera range accepted, metres (also bounds searches)."

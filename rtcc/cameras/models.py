@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Literal
 from uuid import UUID
@@ -29,6 +30,33 @@ def _not_blank(value: str | None) -> str | None:
     value = value.strip()
     if not value:
         raise ValueError("must not be blank (only spaces)")
+    return value
+
+
+_JOINERS = frozenset({"\u200c", "\u200d"})
+"""Zero-width (non-)joiners: part of correct spelling in Persian and Indic scripts and of emoji."""
+
+
+def _plain_text(value: str | None) -> str | None:
+    """Refuse text with control or invisible formatting characters.
+
+    A registration's free text is shown to operators and, for some fields,
+    put in mail: a line break would let an outsider write their own lines
+    (a fake "security notice") into a message, and bidi overrides or
+    zero-width characters make text read differently from what it is.
+    Refused: C0 and C1 controls (tab and line breaks included), line and
+    paragraph separators, surrogates and formatting characters (bidi
+    controls, zero-width space, BOM, ...), except the zero-width joiner and
+    non-joiner (:data:`_JOINERS`).
+    """
+    if value is None:
+        return None
+    for ch in value:
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Zl", "Zp", "Cs") or (cat == "Cf" and ch not in _JOINERS):
+            raise ValueError(
+                f"must be one line of plain text: control or invisible character U+{ord(ch):04X} found"
+            )
     return value
 
 
@@ -89,6 +117,7 @@ class CameraIn(View):
         description="In-car: the device whose heartbeats give the camera's position and heading.",
     )
 
+    _plain = field_validator("name", "address")(_plain_text)
     _names = field_validator("name")(_not_blank)
     _stream_url = field_validator("stream_url")(_stream)
 
@@ -109,6 +138,7 @@ class CameraPatch(BaseModel):
     level: CameraLevel | None = Field(None, description="registered or integrated.")
     stream_url: str | None = Field(None, max_length=1000, pattern=_STREAM, description="Live source URL.")
 
+    _plain = field_validator("name")(_plain_text)
     _names = field_validator("name")(_not_blank)
     _stream_url = field_validator("stream_url")(_stream)
 
@@ -135,6 +165,8 @@ class RegistrationIn(View):
         None, max_length=1000, pattern=_STREAM, description="Integrated: the camera's RTSP or HTTP address."
     )
 
+    # an outsider's free text reaches operators' screens and mail: one line of plain text each
+    _plain = field_validator("name", "owner_name", "email", "address", "stream_url")(_plain_text)
     _names = field_validator("name", "owner_name")(_not_blank)
     _stream_url = field_validator("stream_url")(_stream)
 

@@ -21,6 +21,9 @@ from rtcc.settings import CamerasSettings
 
 log = logging.getLogger(__name__)
 
+SEND_FAILED = "the center could not send the e-mail; try again later"
+"""What a caller is told when a mail cannot be sent (the details are logged, not shown)."""
+
 
 @dataclass(frozen=True)
 class Message:
@@ -84,13 +87,23 @@ class SmtpNotifier:
             smtp.send_message(msg)
 
     async def send(self, message: Message) -> None:
+        """Send ``message``; raises :class:`~rtcc.errors.Unavailable` when it cannot.
+
+        The error the caller (often the public registration page) sees says
+        only that the mail could not be sent: the mail server's address and
+        the server's answer are internal, so they go to the log, once, as a
+        warning naming the settings to check.
+        """
         try:
             await asyncio.to_thread(self._send_sync, message)
-        except (OSError, smtplib.SMTPException) as exc:
-            raise Unavailable(
-                f"could not send email through {self.host}:{self.port} ({exc}); "
-                "check cameras.smtp_host / cameras.smtp_port",
-            ) from exc
+        except (OSError, smtplib.SMTPException, ValueError) as exc:  # ValueError: a header email refuses
+            log.warning(
+                "could not send email through %s:%s (%s); check cameras.smtp_host / cameras.smtp_port",
+                self.host,
+                self.port,
+                exc,
+            )
+            raise Unavailable(SEND_FAILED) from exc
 
 
 def notifier_from_settings(settings: CamerasSettings) -> Notifier:

@@ -54,3 +54,15 @@ class SlidingWindow:
             return self.window_s - (now - q[0])
         q.append(now)
         return None
+
+    def release(self, key: str) -> None:
+        """Give back one hit of ``key`` (the newest): the request it was taken for did not use the quota.
+
+        Take the slot with :meth:`hit` *before* any await and release it if
+        the request is refused, so concurrent requests cannot all pass a
+        :meth:`peek` first. Which timestamp goes back only moves when a slot
+        frees up within the window; the count is exact.
+        """
+        q = self._hits.get(key)
+        if q:
+            q.pop()

@@ -32,6 +32,7 @@ from rtcc.store.tables_cameras import CameraRow, CameraWithdrawalRow, FootageReq
 from rtcc.store.tables_ops import Case, CaseLink
 
 OPEN_STATES = ("pending_verification", "pending_approval")
+"""A community registration still waiting: for its contact's verification, then for approval."""
 WITHDRAWN = "withdrawn"
 """Status of a withdrawn camera kept only for a clip linked to an open case (no contact, unreachable)."""
 
@@ -232,6 +233,35 @@ class Registration:
     code: str
 
 
+def client_key(secret: str, client: str) -> str:
+    """The keyed hash of a client IP kept with an unverified registration (never the address itself:
+    HMAC-SHA256 with the center's secret, so the small IPv4 space cannot be hashed through)."""
+    return hmac.new(secret.encode(), b"camera-registration-client:" + client.encode(), "sha256").hexdigest()
+
+
+def check_registration(
+    body: RegistrationIn, *, area: tuple[float, float, float, float] | None, max_range_m: float
+) -> None:
+    """The checks of a registration that need no database (position, range, live feed).
+
+    The registration route runs them before it takes a slot of the per-IP
+    limit, so a request refused by them never holds one, even for a moment.
+
+    Raises
+    ------
+    rtcc.errors.ValidationFailed
+        What is wrong, with the field in ``details``.
+    """
+    check_position(body.lat, body.lon, area)
+    _check_range(body.range_m, max_range_m)
+    if body.level == "integrated" and not body.stream_url:
+        raise ValidationFailed(
+            "an integrated camera shares a live feed: give its stream_url (rtsp:// or http://), "
+            "or choose level 'registered'",
+            details={"field": "stream_url"},
+        )
+
+
 def register(
     s: Session,
     body: RegistrationIn,
@@ -241,28 +271,33 @@ def register(
     area: tuple[float, float, float, float] | None,
     max_range_m: float,
     per_contact: int,
+    client: str | None = None,
 ) -> Registration:
-    """Record a community registration waiting for contact verification."""
-    check_position(body.lat, body.lon, area)
-    _check_range(body.range_m, max_range_m)
-    if body.level == "integrated" and not body.stream_url:
-        raise ValidationFailed(
-            "an integrated camera shares a live feed: give its stream_url (rtsp:// or http://), "
-            "or choose level 'registered'",
-            details={"field": "stream_url"},
-        )
+    """Record a community registration waiting for contact verification.
+
+    The per-email quota (``per_contact``) against mail bombing counts the
+    unverified registrations naming this email *from the same client*
+    (``client``: :func:`client_key` of its IP; None: from anyone). Counting
+    every client's would let a stranger lock a resident out by registering
+    cameras in their email's name, and the refusal would tell the stranger
+    that the email has registrations. One client can still mail an address at
+    most ``per_contact`` verification links at a time (and only
+    ``cameras.register_per_ip_per_hour`` mails in all); the verified
+    registrations an email holds are limited at verification
+    (:func:`verify`), which only the mailbox's owner can reach. The refusal
+    names no count.
+    """
+    check_registration(body, area=area, max_range_m=max_range_m)
     email = body.email.strip().lower()
     # this resident's expired, unverified registrations: nothing is kept without confirmation
     purge_expired_registrations(s, now, email=email)
-    open_count = s.scalar(
-        select(func.count())
-        .select_from(CameraRow)
-        .where(CameraRow.contact_email == email, CameraRow.status.in_(OPEN_STATES))
-    )
-    if (open_count or 0) >= per_contact:
+    mine = (CameraRow.contact_email == email) & (CameraRow.status == "pending_verification")
+    if client is not None:
+        mine = mine & (CameraRow.register_client == client)
+    if int(s.scalar(select(func.count()).select_from(CameraRow).where(mine)) or 0) >= per_contact:
         raise RateLimited(
-            f"this email already has {open_count} registrations waiting for verification or approval; "
-            f"finish or wait for those first (setting cameras.register_per_contact)",
+            "you registered cameras for this email that wait for its confirmation; confirm them "
+            "with the emailed link or code, or try again later (setting cameras.register_per_contact)",
             details={"reason": "per_contact"},
         )
     token, code = new_token(), new_code()
@@ -287,6 +322,7 @@ def register(
         verify_code_hash=hash_secret(code),
         verify_attempts=0,
         verify_expires_at=now + ttl,
+        register_client=client,
     )
     s.add(row)
     s.flush()
@@ -329,11 +365,16 @@ def verify(
     code: str | None,
     now: datetime,
     max_attempts: int,
+    per_contact: int | None = None,
 ) -> tuple[CameraRow, str | None]:
     """Verify a registration's contact by link token or (id, code); returns it and a new manage token.
 
     A wrong code returns the registration and None, with ``verify_attempts``
-    counted (commit, then refuse with :func:`wrong_code`).
+    counted (commit, then refuse with :func:`wrong_code`). With
+    ``per_contact``, an email may hold at most that many verified
+    registrations waiting for approval: checked here, where only the
+    mailbox's owner gets (the registration stays unverified meanwhile), so a
+    refusal tells nobody else anything about the email.
 
     Raises
     ------
@@ -343,6 +384,8 @@ def verify(
         Unknown or already used token, unknown id.
     rtcc.errors.Conflict
         Expired, too many wrong codes, or not waiting for verification.
+    rtcc.errors.RateLimited
+        The email already holds ``per_contact`` registrations waiting for approval.
     """
     if token:
         row = s.scalars(select(CameraRow).where(CameraRow.verify_token_hash == hash_secret(token))).first()
@@ -366,11 +409,25 @@ def verify(
             row.verify_attempts += 1  # kept: the caller commits, then refuses
             s.flush()
             return row, None
+    if per_contact is not None and row.contact_email is not None:
+        waiting = s.scalar(
+            select(func.count())
+            .select_from(CameraRow)
+            .where(CameraRow.contact_email == row.contact_email, CameraRow.status == "pending_approval")
+        )
+        if int(waiting or 0) >= per_contact:
+            raise RateLimited(
+                "this email already has as many cameras waiting for the center's approval as it may; "
+                "confirm this one once the center has decided on one of them "
+                "(setting cameras.register_per_contact)",
+                details={"reason": "per_contact"},
+            )
     manage = new_token()
     row.status = "pending_approval"
     row.verified_at = now
     row.verify_token_hash = None
     row.verify_code_hash = None
+    row.register_client = None  # only counted while unverified
     row.manage_token_hash = hash_secret(manage)
     s.flush()
     return row, manage

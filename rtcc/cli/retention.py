@@ -32,27 +32,13 @@ def run_cmd(
     """
     from rtcc.cli.admin import _store
     from rtcc.cli.main import settings_or_exit
-    from rtcc.oversight.audit import append_audit
-    from rtcc.oversight.retention import ACTOR, audit_details, run_once
-    from rtcc.roles import Role
+    from rtcc.oversight.retention import run_once
 
     settings = settings_or_exit(config)
     store = _store(settings)
     try:
-        rep = run_once(store, settings, dry_run=dry_run)
-        if not dry_run:
-            store.run(
-                lambda s: append_audit(
-                    s,
-                    secret=settings.security.secret_key.encode(),
-                    actor=ACTOR,
-                    role=Role.admin.value,
-                    action="retention_purge",
-                    resource="plate_reads",
-                    outcome="ok",
-                    details={**audit_details(rep), "via": "cli"},
-                )
-            )
+        # audited in the purge's own transaction, before the media files are deleted
+        rep = run_once(store, settings, dry_run=dry_run, via="cli")
     finally:
         store.close()
     if as_json:
@@ -76,6 +62,11 @@ def run_cmd(
         f"{rep.heartbeat_events_deleted} device heartbeats (positions) older than {rep.heartbeat_days} days; "
         f"{strip} the audio of {rep.pulse_audio_stripped} pulses older than {rep.pulse_audio_days} days "
         f"({rep.pulse_audio_kept_for_incidents} kept as incident evidence)"
+        + (
+            f"; {verb} {rep.media_resumed} media files an interrupted earlier run left"
+            if rep.media_resumed
+            else ""
+        )
     )
 
 

@@ -8,7 +8,9 @@ vehicle images) no remaining read uses. It keeps
 * reads linked to an **open** case (``case_links`` with ``ref_type``
   ``plate_read``); once the case closes they go at the next run, and
 * reads that hit a hotlist entry while the hit still needs them: until it is
-  decided (``verify``), and while it or its read is linked to an open case.
+  decided (``verify``), and while it, its read or the alert that announced it
+  (``ref_type`` ``alert``, as :func:`rtcc.ops.ledger.record_outcomes` links an
+  outcome recorded on the alert) is linked to an open case.
   A hit read is *released* to the ordinary rule once every hit of it was
   rejected (a misread: the vehicle had nothing to do with the list), once
   every case it was linked to is closed, or, confirmed and never linked to a
@@ -52,10 +54,20 @@ confirmation), and withdrawn cameras kept only for a clip linked to a case,
 with their clips, once no open case links them (counted in
 ``camera_registrations_expired`` and ``withdrawn_clips_deleted``).
 
+Media files are deleted after the rows, once the transaction committed (a
+file deleted before a rollback would be lost evidence). So that a crash
+between the commit and the file deletion orphans nothing, the purge lists the
+freed refs in ``media_deletions`` in the same transaction; the run deletes the
+files and then the entries, and every run first takes over the entries an
+earlier, interrupted run left (skipping a ref a newer read uses again: the
+store is content-addressed), counted in ``media_resumed``.
+
 Every run is written to ``retention_runs`` (the transparency page counts
 them) and every real purge is audited with its counts by the actor
-``system:retention``. A dry run counts the same in a rolled-back savepoint
-and deletes nothing.
+``system:retention``, in the purge's own transaction when the caller gives
+the audit secret (:func:`run_once`, the processor), so a purge is never
+committed without its audit entry. A dry run counts the same in a
+rolled-back savepoint and deletes nothing.
 """
 
 from __future__ import annotations
@@ -64,12 +76,12 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from rtcc.events import PLATE_ALERT_KINDS
@@ -77,8 +89,8 @@ from rtcc.plates.reads import purge_reads
 from rtcc.plates.transparency import record_retention_run
 from rtcc.store.events_repo import delete_events_before, pulse_audio_ids, strip_pulse_audio
 from rtcc.store.tables import GunshotIncidentRow
-from rtcc.store.tables_hotlists import HitRow
-from rtcc.store.tables_ops import PacketRow
+from rtcc.store.tables_hotlists import HitRow, MediaDeletionRow
+from rtcc.store.tables_ops import AlertRow, PacketRow
 from rtcc.store.tables_plates import PlateReadRow
 
 log = logging.getLogger(__name__)
@@ -93,6 +105,10 @@ EVENT_COPIES: tuple[str, ...] = ("plate_read", "hotlist_hit")
 
 HEARTBEAT = "device_heartbeat"
 """The event type deleted after ``retention.heartbeat_days`` (officers' positions among them)."""
+
+HIT_ALERT_KINDS: tuple[str, ...] = ("hotlist_hit",)
+"""Alert kinds whose ``ref_id`` is a hotlist hit's id (:func:`rtcc.plates.processor.hit_alert`): a case
+linking such an alert keeps the hit's read like a link to the hit itself."""
 
 PACKET_WINDOW_MAX = timedelta(days=1)
 """More than the longest packet window (``operations.packet_window_min`` is at most 240 minutes): a
@@ -126,12 +142,20 @@ class RetentionReport:
     pulse_audio_kept_for_incidents: int = 0
     camera_registrations_expired: int = 0
     withdrawn_clips_deleted: int = 0
+    media_resumed: int = 0
+    """Media files an earlier, interrupted run freed but had not deleted; this run deletes them."""
     media_refs: list[str] = field(default_factory=list, repr=False)
+    resumed_refs: list[str] = field(default_factory=list, repr=False)
+    queue_ids: list[int] = field(default_factory=list, repr=False)
+    """The ``media_deletions`` entries of ``media_refs`` and ``resumed_refs`` (cleared once deleted)."""
+    audit_event: Any = field(default=None, repr=False)
+    """The bus mirror of the audit entry written in the purge's transaction (None: the caller audits)."""
+
+    _INTERNAL: ClassVar[tuple[str, ...]] = ("media_refs", "resumed_refs", "queue_ids", "audit_event")
 
     def counts(self) -> dict[str, Any]:
         """The run as JSON-ready counts (no media refs)."""
-        d = asdict(self)
-        d.pop("media_refs")
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self._INTERNAL}
         for k in ("started_at", "cutoff", "pulse_audio_cutoff", "heartbeat_cutoff"):
             d[k] = d[k].isoformat() if d[k] is not None else None
         return d
@@ -166,14 +190,58 @@ def _as_utc(t: datetime | None) -> datetime | None:
     return t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
 
 
+def _ref_key(ref_id: str) -> str:
+    """A link's ``ref_id`` in the form the ids are compared in (a UUID's canonical text when it is one)."""
+    try:
+        return str(uuid.UUID(ref_id))
+    except ValueError:
+        return ref_id
+
+
+def hit_case_links(session: Session) -> dict[tuple[str, str], list[str]]:
+    """The statuses of the cases linking each hit or plate read, ``{(ref_type, id): [status, ...]}``.
+
+    ``ref_type`` is ``hit`` or ``plate_read``. A case linking the *alert* of a
+    hit (:data:`HIT_ALERT_KINDS`, whose ``ref_id`` is the hit) counts as
+    linking the hit: recording an outcome on the alert links the alert, and
+    that case needs the hit's photos as much as one linking the hit.
+    """
+    from rtcc.store.tables_ops import Case, CaseLink
+
+    links: dict[tuple[str, str], list[str]] = {}
+    alerts: dict[uuid.UUID, list[str]] = {}
+    for ref_type, ref_id, case_status in session.execute(
+        select(CaseLink.ref_type, CaseLink.ref_id, Case.status)
+        .join(Case, Case.id == CaseLink.case_id)
+        .where(CaseLink.ref_type.in_(("hit", "plate_read", "alert")))
+    ):
+        if ref_type != "alert":
+            links.setdefault((ref_type, _ref_key(ref_id)), []).append(case_status)
+            continue
+        with contextlib.suppress(ValueError):
+            alerts.setdefault(uuid.UUID(ref_id), []).append(case_status)
+    ids = list(alerts)
+    for i in range(0, len(ids), _IN_CHUNK):
+        for aid, hit_id in session.execute(
+            select(AlertRow.id, AlertRow.ref_id).where(
+                AlertRow.id.in_(ids[i : i + _IN_CHUNK]),
+                AlertRow.kind.in_(HIT_ALERT_KINDS),
+                AlertRow.ref_id.is_not(None),
+            )
+        ):
+            links.setdefault(("hit", _ref_key(str(hit_id))), []).extend(alerts[aid])
+    return links
+
+
 def release_hit_reads(session: Session, cutoff: datetime, now: datetime, confirmed_hit_days: int) -> int:
     """Clear the ``hit`` mark of old hit reads no hit needs any more (see the module docstring).
+
+    A case links a hit's read through the read, the hit, or the hit's alert
+    (:func:`hit_case_links`); while one of them is open the read is kept.
 
     Only reads older than ``cutoff`` are looked at; their hits lose their
     media refs (the photos go with the read). Returns how many reads were released.
     """
-    from rtcc.store.tables_ops import Case, CaseLink
-
     by_read: dict[uuid.UUID, list[tuple[str, str, datetime | None]]] = {}
     for hid, rid, status, decided in session.execute(
         select(HitRow.id, HitRow.read_id, HitRow.status, HitRow.decided_at).where(HitRow.read_at < cutoff)
@@ -190,13 +258,7 @@ def release_hit_reads(session: Session, cutoff: datetime, now: datetime, confirm
             )
         )
     )
-    links: dict[tuple[str, str], list[str]] = {}
-    for ref_type, ref_id, case_status in session.execute(
-        select(CaseLink.ref_type, CaseLink.ref_id, Case.status)
-        .join(Case, Case.id == CaseLink.case_id)
-        .where(CaseLink.ref_type.in_(("hit", "plate_read")))
-    ):
-        links.setdefault((ref_type, ref_id), []).append(case_status)
+    links = hit_case_links(session)
     confirmed_until = now - timedelta(days=confirmed_hit_days)
     release: list[uuid.UUID] = []
     for rid in still_hit:
@@ -432,6 +494,87 @@ def purge_cameras(session: Session, rep: RetentionReport, footage_media: Path | 
         rep.withdrawn_clips_deleted = purge_withdrawn(session, footage_media)
 
 
+def _media_in_use(session: Session, refs: list[str]) -> set[str]:
+    """The refs among ``refs`` a stored read or hit names (the store is content-addressed: the same
+    image stored again by a newer read gets the same ref)."""
+    used: set[str] = set()
+    for i in range(0, len(refs), _IN_CHUNK):
+        chunk = refs[i : i + _IN_CHUNK]
+        for table in (PlateReadRow, HitRow):
+            for crop, image in session.execute(
+                select(table.crop_ref, table.image_ref).where(
+                    or_(table.crop_ref.in_(chunk), table.image_ref.in_(chunk))
+                )
+            ):
+                used.update(x for x in (crop, image) if x)
+    return used & set(refs)
+
+
+def take_media_queue(session: Session, rep: RetentionReport) -> None:
+    """Take over the ``media_deletions`` entries an earlier run left (it stopped before deleting them).
+
+    Their rows were deleted and committed, so nothing else would ever delete
+    those files. An entry whose ref a stored read or hit names again is
+    dropped without touching the file. The rest go into ``rep.resumed_refs``
+    (counted in ``media_resumed``) for this run's file phase.
+    """
+    rows = session.execute(
+        select(MediaDeletionRow.id, MediaDeletionRow.ref).order_by(MediaDeletionRow.id)
+    ).all()
+    if not rows:
+        return
+    used = _media_in_use(session, sorted({str(r.ref) for r in rows}))
+    stale = [int(r.id) for r in rows if r.ref in used]
+    for i in range(0, len(stale), _IN_CHUNK):
+        session.execute(delete(MediaDeletionRow).where(MediaDeletionRow.id.in_(stale[i : i + _IN_CHUNK])))
+    rep.resumed_refs = sorted({str(r.ref) for r in rows if r.ref not in used})
+    rep.media_resumed = len(rep.resumed_refs)
+    rep.queue_ids.extend(int(r.id) for r in rows if r.ref not in used)
+
+
+def queue_media(session: Session, rep: RetentionReport) -> None:
+    """List ``rep.media_refs`` in ``media_deletions``, in the purge's transaction (module docstring)."""
+    rows = [MediaDeletionRow(ref=ref, queued_at=rep.started_at) for ref in rep.media_refs]
+    if not rows:
+        return
+    session.add_all(rows)
+    session.flush()
+    rep.queue_ids.extend(int(r.id) for r in rows)
+
+
+def clear_media_queue(session: Session, ids: list[int], failed: set[str] | None = None) -> None:
+    """Remove the ``media_deletions`` entries ``ids`` whose files are gone (not those of ``failed`` refs:
+    the next run tries them again)."""
+    keep = sorted(failed or ())
+    for i in range(0, len(ids), _IN_CHUNK):
+        q = delete(MediaDeletionRow).where(MediaDeletionRow.id.in_(ids[i : i + _IN_CHUNK]))
+        if keep:
+            q = q.where(MediaDeletionRow.ref.not_in(keep))
+        session.execute(q)
+
+
+def audit_purge(session: Session, rep: RetentionReport, secret: bytes, via: str | None = None) -> None:
+    """Append the purge's audit entry in its own transaction (last: PostgreSQL holds the audit chain's
+    lock until the commit) and keep its bus mirror in ``rep.audit_event``."""
+    from rtcc.oversight.audit import append_audit, audit_event
+    from rtcc.roles import Role
+
+    details = audit_details(rep)
+    if via is not None:
+        details["via"] = via
+    entry = append_audit(
+        session,
+        secret=secret,
+        actor=ACTOR,
+        role=Role.admin.value,
+        action="retention_purge",
+        resource="plate_reads",
+        outcome="ok",
+        details=details,
+    )
+    rep.audit_event = audit_event(entry)
+
+
 def purge_plate_reads(
     session: Session,
     *,
@@ -442,6 +585,8 @@ def purge_plate_reads(
     pulse_audio_days: int | None = None,
     footage_media: Path | None = None,
     heartbeat_days: int | None = None,
+    audit_secret: bytes | None = None,
+    audit_via: str | None = None,
 ) -> RetentionReport:
     """Delete (or, dry, count) the expired reads in the caller's transaction and record the run.
 
@@ -449,10 +594,14 @@ def purge_plate_reads(
     deletes the expired ``plate_read`` / ``hotlist_hit`` / plate ``alert``
     event copies, when ``pulse_audio_days`` is given strips the expired pulse
     audio, and when ``heartbeat_days`` is given deletes the expired device
-    heartbeats (see the module docstring).
+    heartbeats (see the module docstring). With ``audit_secret`` a real run
+    is audited in the same transaction (``audit_via`` goes in the details), so
+    the purge cannot commit without its audit entry.
 
-    The media files are not touched here: the caller deletes
-    ``report.media_refs`` after the transaction commits (see :func:`delete_media`).
+    The media files are not touched here: they are listed in
+    ``media_deletions`` (with those an earlier run left), and the caller
+    deletes ``report.media_refs`` and ``report.resumed_refs`` after the
+    transaction commits, then the list entries (see :func:`finish_media`).
     """
     started = now or datetime.now(UTC)
     cutoff = started - timedelta(days=days)
@@ -461,6 +610,7 @@ def purge_plate_reads(
     if dry_run:
         sp = session.begin_nested()
         try:
+            take_media_queue(session, rep)
             rep.hit_reads_released = release_hit_reads(session, cutoff, started, confirmed_hit_days)
             rep.kept_for_hits, rep.kept_for_cases = _count_kept(session, cutoff, keep)
             rep.reads_deleted, refs = purge_reads(session, cutoff, keep)
@@ -468,11 +618,14 @@ def purge_plate_reads(
         finally:
             sp.rollback()
         rep.media_deleted = len(refs)
+        rep.resumed_refs, rep.queue_ids = [], []
     else:
+        take_media_queue(session, rep)
         rep.hit_reads_released = release_hit_reads(session, cutoff, started, confirmed_hit_days)
         rep.kept_for_hits, rep.kept_for_cases = _count_kept(session, cutoff, keep)
         rep.reads_deleted, rep.media_refs = purge_reads(session, cutoff, keep)
         rep.media_deleted = len(rep.media_refs)
+        queue_media(session, rep)
         purge_packet_reads(session, rep)
     purge_event_copies(session, rep)
     if heartbeat_days is not None:
@@ -492,11 +645,16 @@ def purge_plate_reads(
         kept_for_hits=rep.kept_for_hits,
         kept_for_cases=rep.kept_for_cases,
     )
+    if not dry_run and audit_secret is not None:
+        audit_purge(session, rep, audit_secret, audit_via)
     return rep
 
 
-def delete_media(root: Path, refs: list[str]) -> int:
-    """Delete media files by ref; returns how many files were there to delete."""
+def delete_media(root: Path, refs: list[str], failed: set[str] | None = None) -> int:
+    """Delete media files by ref; returns how many files were there to delete.
+
+    A file that cannot be deleted is logged and its ref added to ``failed``.
+    """
     from rtcc.plates.media import MediaStore
 
     store = MediaStore(root)
@@ -506,17 +664,42 @@ def delete_media(root: Path, refs: list[str]) -> int:
             gone += bool(store.delete(ref))
         except Exception:
             log.exception("retention: could not delete media %s", ref)
+            if failed is not None:
+                failed.add(ref)
     return gone
 
 
+def finish_media(store: Any, root: Path, rep: RetentionReport) -> None:
+    """The file phase of a committed run (in this thread): delete the files, then their list entries.
+
+    A crash before the entries are removed only makes the next run delete
+    the same files again (already gone: harmless); a file that could not be
+    deleted keeps its entry for the next run.
+    """
+    if rep.dry_run or not rep.queue_ids:
+        return
+    failed: set[str] = set()
+    delete_media(root, rep.media_refs + rep.resumed_refs, failed)
+    store.run(lambda s: clear_media_queue(s, rep.queue_ids, failed))
+
+
 def run_once(
-    store: Any, settings: Any, *, dry_run: bool = False, now: datetime | None = None
+    store: Any,
+    settings: Any,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    via: str | None = None,
 ) -> RetentionReport:
-    """One run in this thread: purge and record in one transaction, then delete the media files."""
+    """One run in this thread: purge, record and audit in one transaction, then delete the media files.
+
+    ``via`` goes in the audit entry's details (e.g. ``"cli"``).
+    """
     days = int(settings.retention.plate_reads_days)
     hit_days = int(settings.retention.confirmed_hit_days)
     audio_days = int(settings.retention.pulse_audio_days)
     beat_days = int(settings.retention.heartbeat_days)
+    secret = settings.security.secret_key.encode()
     rep: RetentionReport = store.run(
         lambda s: purge_plate_reads(
             s,
@@ -527,10 +710,11 @@ def run_once(
             pulse_audio_days=audio_days,
             footage_media=footage_media(settings),
             heartbeat_days=beat_days,
+            audit_secret=secret,
+            audit_via=via,
         )
     )
-    if not dry_run and rep.media_refs:
-        delete_media(media_root(settings), rep.media_refs)
+    finish_media(store, media_root(settings), rep)
     return rep
 
 
@@ -571,15 +755,13 @@ class RetentionProcessor:
                 log.exception("retention run failed; the next run tries again")
 
     async def run(self, *, dry_run: bool = False, now: datetime | None = None) -> RetentionReport:
-        """One run now: purge, delete media, audit (real runs) with the counts."""
-        from rtcc.api.deps import Principal
-        from rtcc.roles import Role
-
+        """One run now: purge and audit (real runs) with the counts in one transaction, then delete media."""
         c = self.center
         days = int(c.settings.retention.plate_reads_days)
         hit_days = int(c.settings.retention.confirmed_hit_days)
         audio_days = int(c.settings.retention.pulse_audio_days)
         beat_days = int(c.settings.retention.heartbeat_days)
+        secret = c.settings.security.secret_key.encode()
         async with self._lock:
             rep: RetentionReport = await c.store.write(
                 lambda s: purge_plate_reads(
@@ -591,17 +773,21 @@ class RetentionProcessor:
                     pulse_audio_days=audio_days,
                     footage_media=footage_media(c.settings),
                     heartbeat_days=beat_days,
+                    audit_secret=secret,
                 )
             )
-            if not dry_run and rep.media_refs:
-                await asyncio.to_thread(delete_media, media_root(c.settings), rep.media_refs)
+            # audited (in the purge's transaction) before any file is touched
+            ev = rep.audit_event
+            if ev is not None:
+                with contextlib.suppress(Exception):
+                    await c.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
+            if not dry_run and rep.queue_ids:
+                failed: set[str] = set()
+                await asyncio.to_thread(
+                    delete_media, media_root(c.settings), rep.media_refs + rep.resumed_refs, failed
+                )
+                await c.store.write(lambda s: clear_media_queue(s, rep.queue_ids, failed))
         if not dry_run:
-            await c.audit(
-                Principal(username=ACTOR, role=Role.admin),
-                "retention_purge",
-                "plate_reads",
-                details=audit_details(rep),
-            )
             c.metrics.inc("retention_reads_deleted", rep.reads_deleted)
             c.metrics.inc(
                 "retention_events_deleted",

@@ -60,6 +60,9 @@ class CameraRow(Base):
     verify_code_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     verify_attempts: Mapped[int] = mapped_column(Integer, default=0)
     verify_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    register_client: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """Keyed hash (HMAC with the secret key) of the client IP an unverified registration came from:
+    the per-email quota counts unverified registrations per client (cleared at verification)."""
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     manage_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -10,7 +10,10 @@
   person's decision; the entry is copied in, so the hit outlives a re-import;
 * ``plate_searches`` — every search of the reads: who, why, for which case,
   the terms and how many results (the transparency page counts them);
-* ``retention_runs`` — every purge and what it removed.
+* ``retention_runs`` — every purge and what it removed;
+* ``media_deletions`` — media files a committed purge freed and that are not
+  deleted from disk yet (so a crash between the commit and the file deletion
+  orphans nothing: the next run finishes the work).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = [
     "HotlistEntryRow",
     "HotlistSourceRow",
     "HotlistState",
+    "MediaDeletionRow",
     "PlateSearchRow",
     "RetentionRunRow",
 ]
@@ -149,3 +153,18 @@ class RetentionRunRow(Base):
     media_deleted: Mapped[int] = mapped_column(Integer, default=0)
     kept_for_hits: Mapped[int] = mapped_column(Integer, default=0)
     kept_for_cases: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MediaDeletionRow(Base):
+    """A media file (by ref) a committed retention purge freed, not yet deleted from disk.
+
+    Written in the purge's own transaction and removed once the file is gone,
+    so the file deletion survives a crash after the commit: every run works
+    through the rows left by an earlier one (see :mod:`rtcc.oversight.retention`).
+    """
+
+    __tablename__ = "media_deletions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(80))
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)

@@ -211,7 +211,9 @@ async def test_blank_names_and_unknown_device_refused(start_center: StartCenter)
         assert "no-such-device" in err["message"] and err["details"]["field"] == "device_id"
         # names are stored without surrounding spaces
         r = await center.http.post(REG, json=registration(name="  Porch  "))
-        assert r.status_code == 201 and "camera 'Porch'" in _sent(center).sent[-1].body
+        assert r.status_code == 201
+        cam = (await admin.get(f"/api/v1/cameras/{r.json()['registration_id']}")).json()
+        assert cam["name"] == "Porch"  # (the verification mail quotes no name: see test_s13)
     finally:
         await admin.aclose()
 

@@ -6,9 +6,14 @@ The flow, for the registration page:
    the owner gets an email with a one-time link
    (``community.html?verify=<token>``) and a 6-digit code. Rate-limited per
    client IP (``cameras.register_per_ip_per_hour``; only registrations
-   accepted count, requests refused as invalid do not) and per email
-   (``cameras.register_per_contact`` open registrations); positions at 0,0
-   or outside ``cameras.service_area`` are refused.
+   accepted count, requests refused as invalid do not; the slot is taken
+   before anything is awaited, so concurrent requests cannot overrun it) and
+   per email (``cameras.register_per_contact``: unverified registrations from
+   the same client, and verified ones waiting for approval, see
+   :func:`rtcc.cameras.registry.register`); positions at 0,0 or outside
+   ``cameras.service_area`` are refused. The verification mail quotes
+   nothing the registrant typed (it goes to an address nobody has proven
+   yet): it names the camera's position only.
 2. ``POST /community/verify`` — ``{"token"}`` from the link, or
    ``{"registration_id", "code"}``; answers the owner's manage token, also
    emailed as a link (``community.html?manage=<token>``). An admin then
@@ -70,12 +75,16 @@ def _client(request: Request) -> str:
 async def register_camera(
     request: Request, body: RegistrationIn, ctx: CtxDep, who: Public
 ) -> RegistrationOut:
-    from rtcc.cameras.registry import register
+    from rtcc.cameras.registry import check_registration, client_key, register
 
     svc = _svc(ctx)
     cs = ctx.settings.cameras
     client = _client(request)
-    wait = svc.per_ip.peek(client)
+    # refused without the database: never holds a slot, so it cannot crowd out a valid request
+    check_registration(body, area=cs.service_area, max_range_m=cs.max_range_m)
+    # take the slot now, before any await: a peek here and a hit after the write let every
+    # concurrent request through
+    wait = svc.per_ip.hit(client)
     if wait is not None:
         raise RateLimited(
             f"too many registrations from this address; try again in {int(wait) + 1} s "
@@ -83,20 +92,26 @@ async def register_camera(
             details={"reason": "per_ip", "retry_after_s": int(wait) + 1},
         )
     now = datetime.now(UTC)
-    # a refused request (out of the area, over the per-email limit, ...) stores nothing and
-    # sends no mail, so it does not use the address's quota; an accepted one does, below
-    reg = await ctx.store.write(
-        lambda s: register(
-            s,
-            body,
-            now=now,
-            ttl=timedelta(minutes=cs.verify_ttl_min),
-            area=cs.service_area,
-            max_range_m=cs.max_range_m,
-            per_contact=cs.register_per_contact,
+    key = client_key(ctx.settings.security.secret_key, client)
+    try:
+        reg = await ctx.store.write(
+            lambda s: register(
+                s,
+                body,
+                now=now,
+                ttl=timedelta(minutes=cs.verify_ttl_min),
+                area=cs.service_area,
+                max_range_m=cs.max_range_m,
+                per_contact=cs.register_per_contact,
+                client=key,
+            )
         )
-    )
-    svc.per_ip.hit(client)
+    except RtccError:
+        # a refused request (out of the area, over the per-email limit, ...) stores nothing and
+        # sends no mail, so it gives its slot back; one whose mail failed keeps it (a mail may
+        # have been attempted)
+        svc.per_ip.release(client)
+        raise
     cam = reg.camera
     link = f"{_base(request, ctx)}community.html?verify={reg.token}"
     try:
@@ -115,12 +130,19 @@ async def register_camera(
 async def _send_verification(
     svc: CameraService, cam: CameraRow, link: str, code: str, ttl_min: float
 ) -> None:
+    """Mail the verification link and code.
+
+    The address is not proven yet, so anyone can have this sent to anyone, from the center's own
+    address: it quotes nothing the registrant typed (name, owner, street address), only the
+    position they chose on the map, which cannot carry a message.
+    """
     await svc.notifier.send(
         Message(
             str(cam.contact_email),
             "Confirm your camera registration",
             (
-                f"You (or someone using this address) registered the camera '{cam.name}' with the "
+                "You (or someone using this address) registered a camera at "
+                f"{cam.lat:.5f}, {cam.lon:.5f} (latitude, longitude) with the "
                 f"Real-Time Crime Center.\n\nConfirm it with this link: {link}\n\nor enter the code "
                 f"{code} on the registration page.\n\nThe link and code expire in "
                 f"{ttl_min:g} minutes. If this was not you, ignore this message: nothing "
@@ -145,6 +167,7 @@ async def verify_registration(request: Request, body: VerifyIn, ctx: CtxDep, who
             code=body.code,
             now=now,
             max_attempts=cs.verify_max_attempts,
+            per_contact=cs.register_per_contact,
         )
     )
     if manage is None:
@@ -157,7 +180,7 @@ async def verify_registration(request: Request, body: VerifyIn, ctx: CtxDep, who
             str(row.contact_email),
             "Your camera registration: manage link",
             (
-                f"Thank you: your address is confirmed and '{row.name}' waits for approval.\n\n"
+                "Thank you: your address is confirmed and your camera waits for approval.\n\n"
                 f"Keep this link: with it you can see your registration, answer footage requests, "
                 f"and withdraw at any time (which deletes your data): {url}"
             ),
