@@ -182,6 +182,25 @@ def watch(
     poll: Annotated[float, typer.Option(min=0.05, max=3600, help="Seconds between folder scans.")] = 1.0,
     once: Annotated[bool, typer.Option("--once", help="Upload what is there, then exit.")] = False,
     heartbeat_s: HeartbeatOpt = 20.0,
+    settle_s: Annotated[
+        float,
+        typer.Option(
+            "--settle-s",
+            min=0,
+            max=3600,
+            help="A file is sent once unchanged for this many seconds (a copy still being written waits).",
+        ),
+    ] = 2.0,
+    max_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-bytes",
+            min=1,
+            help="Larger files are not read nor sent but moved to failed/ "
+            "(default: the settings' server.max_upload_bytes, which the center refuses beyond).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Upload the images dropped in FOLDER to the center (then moved to done/ or failed/).
 
@@ -189,17 +208,26 @@ def watch(
     The camera sends a heartbeat at start and every --heartbeat-s (recording: the folder is
     readable; its last position), so the center shows it online while this runs. A folder that goes
     away is waited for (said once). A refused key (to an upload or a heartbeat) stops it: exit 2,
-    files left in place. SIGTERM stops it cleanly after the file in hand.
+    files left in place. SIGTERM stops it cleanly after the file in hand. One file never stops it:
+    a file it cannot read is tried a few times then moved to failed/; a center that is down is
+    said once and retried with a growing pause.
     """
     import httpx
 
+    from rtcc.errors import ConfigError
     from rtcc.plates.agent_health import BeatState, CameraHeartbeat
-    from rtcc.plates.watch import CameraConfig, FolderWatcher, KeyRefused
+    from rtcc.plates.watch import CameraConfig, FolderUnreadable, FolderWatcher, KeyRefused
+    from rtcc.settings import load_settings
 
     if not folder.is_dir():
         fail(f"{escape(str(folder))} is not a folder", 2)
     if (lat is None) != (lon is None):
         fail("give both --lat and --lon, or neither", 2)
+    if max_bytes is None:
+        try:
+            max_bytes = load_settings().server.max_upload_bytes
+        except ConfigError as exc:
+            fail(f"{escape(exc.message)} (or give --max-bytes)", 2)
 
     def report(name: str, outcome: str, detail: str) -> None:
         line = {"file": name, "outcome": outcome, "detail": detail}
@@ -212,9 +240,25 @@ def watch(
         else:
             _say(f"cannot read {folder} ({why}); waiting for it (heartbeat: recording false)")
 
+    def on_center(answers: bool, why: str) -> None:
+        if answers:
+            _say(f"the center answers again: sending the images waiting in {folder}")
+        else:
+            _say(f"the center does not take images now ({why}); files wait, retrying with a growing pause")
+
     cfg = CameraConfig(center=center, camera=camera, key=key, lat=lat, lon=lon, heading_deg=heading)
     with httpx.Client(timeout=60) as client:
-        watcher = FolderWatcher(folder, cfg, client, report, on_folder=on_folder)
+        watcher = FolderWatcher(
+            folder,
+            cfg,
+            client,
+            report,
+            on_folder=on_folder,
+            on_center=on_center,
+            warn=_say,
+            settle_s=settle_s,
+            max_bytes=max_bytes,
+        )
 
         def state() -> BeatState:
             where = watcher.last_position
@@ -241,8 +285,10 @@ def watch(
                 totals = watcher.run(poll_s=poll, once=once)
         except KeyRefused as exc:
             fail(f"the center refused the camera key: {escape(str(exc))}", 2)
-        except OSError as exc:  # --once and the folder cannot be listed
+        except FolderUnreadable as exc:  # --once and the folder cannot be listed
             fail(f"cannot read {escape(str(folder))}: {escape(exc.strerror or str(exc))}", 2)
+        except OSError as exc:  # not expected (files are handled one by one): a message, not a traceback
+            fail(f"the watcher stopped: {escape(str(exc))}", 2)
         except KeyboardInterrupt:
             return
         finally:

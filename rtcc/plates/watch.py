@@ -1,22 +1,25 @@
 """A watched folder: camera images dropped in a folder are uploaded to the center.
 
-Each new image (``.jpg``, ``.jpeg``, ``.png``, ``.webp``) whose size has not
-changed since the previous scan (so half-written files wait) is posted to
+Each new image (``.jpg``, ``.jpeg``, ``.png``, ``.webp``) whose size and time have not
+changed since the previous scan nor for a settle time (so half-written files wait) is posted to
 ``POST /api/v1/plates/images`` with the camera's device key and the file's
 modification time as the camera time. Then
 
 * accepted (201, or 200 for an upload accepted before): moved to ``done/``;
 * refused for the image itself (413, 422): moved to ``failed/`` with a
-  ``<name>.reason.txt`` beside it;
+  ``<name>.reason.txt`` beside it (unless the file changed while it was sent: sent again);
 * anything else (center down, 5xx, 503 busy, network error): left in place
-  and tried again at the next scan — nothing is lost;
+  and tried again after a growing pause, said once per outage — nothing is lost;
+* over ``max_bytes``: not read, moved to ``failed/``; unreadable: tried a few times, then
+  ``failed/``; gone: skipped (see :class:`FolderWatcher`: one file never stops the watcher);
 * refused for the key (401, 403): the watcher stops (:class:`KeyRefused`),
   leaving the files where they are.
 
 A camera on a moving vehicle tells each picture's own place and time in a
 sidecar ``<stem>.json`` beside it (``car-0001.jpg`` → ``car-0001.json``),
 written *before* the image: ``{"time": ISO 8601 with zone, "lat", "lon",
-"heading_deg"}``, every key optional. What it gives wins over the file time and
+"heading_deg", "camera"}``, every key optional (``camera``, if given, must be the watcher's
+own: the camera comes from ``--camera`` and its key). What it gives wins over the file time and
 the command line's position; it moves with its image to ``done/`` or
 ``failed/``. A sidecar that is not such an object sends the image to
 ``failed/`` with the reason (nothing is uploaded).
@@ -31,10 +34,13 @@ meanwhile). :meth:`FolderWatcher.stop` ends :meth:`FolderWatcher.run` after the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import stat
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,13 +71,18 @@ def sidecar_of(image: Path) -> Path:
     return image.with_suffix(".json")
 
 
-def read_sidecar(path: Path) -> tuple[datetime | None, dict[str, str]]:
+def read_sidecar(path: Path, camera: str | None = None) -> tuple[datetime | None, dict[str, str]]:
     """The picture time and position fields a sidecar gives (none when there is no sidecar).
+
+    A ``camera`` key is allowed when it names ``camera`` (the watcher's own ``--camera``): cameras
+    that write their id into every sidecar work unchanged. It cannot choose another camera: the
+    upload is authenticated by one camera's key, so a sidecar naming a different one is refused.
 
     Raises
     ------
     SidecarError
-        Not a JSON object, an unknown key, a time without zone, or a number out of range.
+        Not a JSON object, an unknown key, a time without zone, a number out of range, or another
+        camera named.
     """
     if not path.is_file():
         return None, {}
@@ -81,9 +92,14 @@ def read_sidecar(path: Path) -> tuple[datetime | None, dict[str, str]]:
         raise SidecarError(f"sidecar {path.name} is not readable JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise SidecarError(f"sidecar {path.name} must be a JSON object")
-    unknown = sorted(set(raw) - {"time", *_SIDECAR_RANGES})
+    unknown = sorted(set(raw) - {"time", "camera", *_SIDECAR_RANGES})
     if unknown:
         raise SidecarError(f"sidecar {path.name}: unknown key(s) {', '.join(unknown)}")
+    if "camera" in raw and raw["camera"] != camera:
+        raise SidecarError(
+            f"sidecar {path.name}: it names camera {raw['camera']!r}, but the camera comes from "
+            f"--camera ({camera!r} here, with its key); run one watcher per camera"
+        )
     at = None
     if raw.get("time") is not None:
         try:
@@ -141,12 +157,50 @@ def post_image(
     )
 
 
+Signature = tuple[int, int]
+"""A file's (size, modification time in ns): when it changes, the file is not the one seen before."""
+
+_REFUSED_IMAGE = (400, 409, 413, 415, 422)
+"""Answers that refuse the image itself (sending the same bytes again cannot help)."""
+
+
+class FolderUnreadable(OSError):
+    """The watched folder cannot be listed (``--once``): the only error that ends the watcher."""
+
+
+def _signature(path: Path) -> Signature | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 @dataclass
 class FolderWatcher:
     """Uploads the images dropped in ``folder`` (see the module docstring).
 
     ``report`` is called with (file name, outcome, detail) for every file
-    handled: outcome ``done``, ``failed`` or ``retry``.
+    handled: outcome ``done``, ``failed``, ``retry`` or ``skipped`` (the file went away before it
+    was sent). While the center is down only the first file's ``retry`` is reported; ``on_center``
+    says once that it is down and once that it answers again, and the uploads back off meanwhile.
+
+    One file never stops the watcher: a file it cannot read is tried ``read_attempts`` times (with
+    a growing pause) and then moved to ``failed/`` with the reason; a file that was sent but cannot
+    be moved to ``done/`` (a folder it may read but not write) is remembered and not sent again while
+    it is unchanged (``warn`` says so once).
+
+    A file is ready when its size and modification time are the same at two scans and it has not
+    changed for ``settle_s`` seconds (by its modification time, or by this watcher's own clock when
+    the file's clock is ahead): a copy that pauses for less than that is not cut short. Should the
+    center still refuse an image that changed while it was being sent, it is sent again rather than
+    filed in ``failed/``.
+
+    ``cp`` gives a copy a new modification time, so the same picture dropped again would be a new
+    upload (the center's dedupe key is camera, image, time). The watcher remembers the SHA-256 and
+    camera time of what it sent for ``dedupe_s`` seconds (while it runs) and sends the same bytes
+    again with the same time: the center answers them as a duplicate (200, filed in ``done/``). The
+    center's own key is left as it is: two pictures with the same bytes but told times are two reads.
     """
 
     folder: Path
@@ -155,11 +209,32 @@ class FolderWatcher:
     report: Callable[[str, str, str], None] = lambda name, outcome, detail: None
     on_folder: Callable[[bool, str], None] = lambda readable, why: None
     """Called with (readable, detail) when the folder becomes unreadable or readable again."""
-    _sizes: dict[Path, int] = field(default_factory=dict)
+    on_center: Callable[[bool, str], None] = lambda up, why: None
+    """Called with (answers, detail) when uploads start failing for the center, and when it answers again."""
+    warn: Callable[[str], None] = lambda message: None
+    """Called once about a file that needs a person (it cannot be moved out of the folder)."""
+    settle_s: float = 2.0
+    max_bytes: int | None = None
+    """Larger files are not read nor sent: filed in ``failed/`` (the center would refuse them)."""
+    read_attempts: int = 4
+    retry_base_s: float = 1.0
+    max_backoff_s: float = 60.0
+    dedupe_s: float = 86400.0
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
     last_position: tuple[float, float, float | None] | None = None
     """(lat, lon, heading or None) of the last upload that told a position (sidecar or options)."""
     folder_ok: bool | None = None
     """Whether the last scan could list the folder (None before the first)."""
+    _seen: dict[Path, tuple[Signature, float]] = field(default_factory=dict)
+    _sent: dict[Path, Signature] = field(default_factory=dict)
+    _given_up: dict[Path, Signature] = field(default_factory=dict)
+    _read_errors: dict[Path, tuple[int, float]] = field(default_factory=dict)
+    _outage: str | None = None
+    _outage_delay: float = 0.0
+    _next_try: float = 0.0
+    _hashes: dict[str, tuple[float, datetime]] | None = None
+    _handled: set[str] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
     _key_refused: str | None = None
 
@@ -198,17 +273,42 @@ class FolderWatcher:
         return self.folder / "failed"
 
     def _ready(self) -> list[Path]:
-        """Images whose size is the same as at the previous scan (fully written)."""
+        """Images unchanged since the previous scan and for ``settle_s`` (fully written).
+
+        Raises
+        ------
+        OSError
+            The folder cannot be listed (or its entries not looked at).
+        """
         ready: list[Path] = []
-        sizes: dict[Path, int] = {}
+        seen: dict[Path, tuple[Signature, float]] = {}
+        now, wall = self.clock(), self.wall()
         for p in sorted(self.folder.iterdir()):
-            if not p.is_file() or p.suffix.lower() not in IMAGE_SUFFIXES or p.name.startswith("."):
+            if p.suffix.lower() not in IMAGE_SUFFIXES or p.name.startswith("."):
                 continue
-            size = p.stat().st_size
-            sizes[p] = size
-            if self._sizes.get(p) == size:
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # gone since the listing
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            sig = (st.st_size, st.st_mtime_ns)
+            if self._sent.get(p) == sig or self._given_up.get(p) == sig:
+                seen[p] = (sig, now)
+                continue
+            prev = self._seen.get(p)
+            same = prev is not None and prev[0] == sig
+            since = prev[1] if prev is not None and same else now
+            seen[p] = (sig, since)
+            if same and (wall - st.st_mtime >= self.settle_s or now - since >= self.settle_s):
                 ready.append(p)
-        self._sizes = sizes
+        self._seen = seen
+        # a file that went away or changed is a new file: forget what was noted about the old one
+        for notes in (self._sent, self._given_up):
+            for p in [p for p, sig in notes.items() if seen.get(p, ((-1, -1), 0.0))[0] != sig]:
+                del notes[p]
+        for p in [p for p in self._read_errors if p not in seen]:
+            del self._read_errors[p]
         return ready
 
     @staticmethod
@@ -227,40 +327,151 @@ class FolderWatcher:
         return dest
 
     def _fail(self, path: Path, reason: str) -> str:
-        dest = self._move(path, self.failed_dir)
-        dest.with_name(dest.name + ".reason.txt").write_text(reason + "\n")
+        """File ``path`` in ``failed/`` with its reason; one that cannot be moved is left and noted."""
+        try:
+            dest = self._move(path, self.failed_dir)
+        except FileNotFoundError:
+            self.report(path.name, "skipped", "the file went away before it was filed")
+            return "skipped"
+        except OSError as exc:
+            sig = _signature(path)
+            if sig is not None:
+                self._given_up[path] = sig
+            self.warn(
+                f"{path.name}: {reason}; it cannot be moved to failed/ ({exc.strerror or exc}): left in "
+                "place, not tried again while it is unchanged"
+            )
+            self.report(path.name, "failed", reason)
+            return "failed"
+        try:
+            dest.with_name(dest.name + ".reason.txt").write_text(reason + "\n")
+        except OSError as exc:
+            self.warn(f"{path.name}: moved to failed/ but its reason could not be written ({exc}): {reason}")
         self.report(path.name, "failed", reason)
         return "failed"
 
-    def handle(self, path: Path) -> str:
-        """Upload one file and file it away; returns ``done``, ``failed`` or ``retry``."""
+    def _file_done(self, path: Path, sig: Signature) -> None:
+        """Move a sent file to ``done/``; when that fails, remember it was sent (never sent again)."""
         try:
-            told_at, told = read_sidecar(sidecar_of(path))
+            self._move(path, self.done_dir)
+        except FileNotFoundError:
+            pass  # taken away by someone else: it was sent, nothing to file
+        except OSError as exc:
+            self._sent[path] = sig
+            self.warn(
+                f"{path.name} was sent but cannot be moved to done/ ({exc.strerror or exc}): left in "
+                "place, not sent again while it is unchanged (make the folder writable)"
+            )
+
+    def _read_failed(self, path: Path, exc: OSError) -> str:
+        """An image that cannot be read: tried again later with a growing pause, then failed."""
+        n = self._read_errors.get(path, (0, 0.0))[0] + 1
+        why = f"cannot read it: {exc.strerror or exc}"
+        if n < self.read_attempts:
+            pause = min(self.retry_base_s * 2 ** (n - 1), self.max_backoff_s)
+            self._read_errors[path] = (n, self.clock() + pause)
+            if n == 1:
+                self.report(path.name, "retry", why)
+            return "retry"
+        self._read_errors.pop(path, None)
+        return self._fail(path, f"{why} (tried {n} times)")
+
+    def _center_down(self, path: Path, why: str) -> str:
+        """Uploads fail for the center: said once per outage, tried again with a growing pause."""
+        if self._outage is None:
+            self._outage = why
+            self._outage_delay = self.retry_base_s
+            self.on_center(False, why)
+            self.report(path.name, "retry", why)
+        else:
+            self._outage_delay = min(self._outage_delay * 2, self.max_backoff_s)
+        self._next_try = self.clock() + self._outage_delay
+        return "retry"
+
+    def _center_up(self) -> None:
+        if self._outage is not None:
+            self._outage = None
+            self.on_center(True, "")
+
+    def _index(self) -> dict[str, tuple[float, datetime]]:
+        """SHA-256 → (when sent, camera time) of the images sent in the last ``dedupe_s`` seconds."""
+        if self._hashes is None:
+            self._hashes = {}
+        horizon = self.wall() - self.dedupe_s
+        for digest in [d for d, (sent, _) in self._hashes.items() if sent < horizon]:
+            del self._hashes[digest]
+        return self._hashes
+
+    def _remember(self, digest: str, at: datetime) -> None:
+        self._index().setdefault(digest, (self.wall(), at))
+
+    def handle(self, path: Path) -> str:
+        """Upload one file and file it away; returns ``done``, ``failed``, ``retry`` or ``skipped``."""
+        try:
+            told_at, told = read_sidecar(sidecar_of(path), self.cfg.camera)
         except SidecarError as exc:
             return self._fail(path, str(exc))
-        at = told_at or datetime.fromtimestamp(path.stat().st_mtime, UTC)
         try:
-            resp = post_image(self.client, self.cfg, path.read_bytes(), path.name, at, told)
+            with path.open("rb") as fh:
+                st = os.fstat(fh.fileno())
+                too_big = self.max_bytes is not None and st.st_size > self.max_bytes
+                data = b"" if too_big else fh.read()
+        except FileNotFoundError:
+            self.report(path.name, "skipped", "the file went away before it was sent")
+            return "skipped"
+        except OSError as exc:
+            return self._read_failed(path, exc)
+        self._read_errors.pop(path, None)
+        sig = (st.st_size, st.st_mtime_ns)
+        if too_big:
+            return self._fail(
+                path,
+                f"the image is {st.st_size} bytes, over the upload limit of {self.max_bytes} "
+                "(--max-bytes; the center refuses it): not sent",
+            )
+        digest = hashlib.sha256(data).hexdigest()
+        at = told_at
+        if at is None:  # the file time, which a copy resets: the same bytes keep their first time
+            known = self._index().get(digest)
+            at = known[1] if known is not None else datetime.fromtimestamp(st.st_mtime, UTC)
+        try:
+            resp = post_image(self.client, self.cfg, data, path.name, at, told)
         except httpx.HTTPError as exc:
-            self.report(path.name, "retry", f"center not reachable: {exc}")
-            return "retry"
+            return self._center_down(path, f"center not reachable: {exc}")
+        del data
+        if resp.status_code in (401, 403):
+            raise KeyRefused(device_http.refusal(resp))
         if resp.status_code in (200, 201):
-            plates = [r["plate"] for r in resp.json().get("reads", [])]
+            self._center_up()
+            try:
+                plates = [r["plate"] for r in resp.json().get("reads", [])]
+            except (ValueError, AttributeError, KeyError, TypeError):
+                plates = []
             if "lat" in told and "lon" in told:
                 heading = float(told["heading_deg"]) if "heading_deg" in told else self.cfg.heading_deg
                 self.last_position = (float(told["lat"]), float(told["lon"]), heading)
-            self._move(path, self.done_dir)
+            self._remember(digest, at)
+            self._file_done(path, sig)
             self.report(path.name, "done", json.dumps(plates))
             return "done"
-        if resp.status_code in (401, 403):
-            raise KeyRefused(device_http.refusal(resp))
-        if resp.status_code in (400, 409, 413, 415, 422):
+        if resp.status_code in _REFUSED_IMAGE:
+            self._center_up()
+            now = _signature(path)
+            if now is None:
+                self.report(path.name, "skipped", "the file went away after it was refused")
+                return "skipped"
+            if now != sig:  # still being written when read: the refusal is about a partial copy
+                self.report(path.name, "retry", f"changed while it was sent ({device_http.refusal(resp)})")
+                return "retry"
             return self._fail(path, device_http.refusal(resp))
-        self.report(path.name, "retry", device_http.refusal(resp))
-        return "retry"
+        return self._center_down(path, device_http.refusal(resp))
 
     def scan(self) -> dict[str, int]:
-        """One pass over the folder; counts of each outcome."""
+        """One pass over the folder; counts of each outcome.
+
+        While the center is down (see :meth:`_center_down`) nothing is sent until the pause is over,
+        and a pass stops at the first file the center did not take: the others would fare the same.
+        """
         counts = {"done": 0, "failed": 0, "retry": 0}
         try:
             ready = self._ready()
@@ -268,20 +479,30 @@ class FolderWatcher:
             self._folder_state(False, exc.strerror or str(exc))
             return counts
         self._folder_state(True)
+        if self._outage is not None and self.clock() < self._next_try:
+            return counts
         for path in ready:
             self._check_key()
             if self._stop.is_set():
                 break
-            counts[self.handle(path)] += 1
-            self._sizes.pop(path, None)
+            pause = self._read_errors.get(path)
+            if pause is not None and self.clock() < pause[1]:
+                continue
+            self._handled.add(path.name)
+            outcome = self.handle(path)
+            if outcome in counts:
+                counts[outcome] += 1
+            self._seen.pop(path, None)
+            if outcome == "retry" and self._outage is not None:
+                break
         return counts
 
     def run(self, *, poll_s: float = 1.0, once: bool = False) -> dict[str, int]:
         """Scan every ``poll_s`` seconds: forever, or with ``once`` until every file was tried once.
 
-        With ``once``, files left for a retry stay in the folder and are counted as ``retry``; a
-        folder that cannot be listed raises :class:`OSError`. Without it, :meth:`stop` ends the
-        loop.
+        With ``once``, files left for a retry stay in the folder and are counted as ``retry`` (the
+        run ends at the first); a folder that cannot be listed raises :class:`FolderUnreadable`.
+        Without it, :meth:`stop` ends the loop.
 
         Raises
         ------
@@ -290,34 +511,33 @@ class FolderWatcher:
             heartbeat).
         """
         totals = {"done": 0, "failed": 0, "retry": 0}
-        tried: set[str] = set()
         while True:
             self._check_key()
             if once and not self.readable():
-                self._images()  # raises the OSError that says why
-            before = {p.name for p in self._images(missing_ok=True)}
+                self._images()  # raises the FolderUnreadable that says why
             counts = self.scan()
             self._check_key()
-            tried |= before - {p.name for p in self._images(missing_ok=True)}
             for k, v in counts.items():
                 totals[k] += v
-            if counts["retry"]:
-                tried |= before
-            if self._stop.is_set():
-                totals["retry"] = len(self._images(missing_ok=True))
+            if self._stop.is_set() or (once and counts["retry"]):
+                totals["retry"] = len(self._pending())
                 return totals
-            if once and not ({p.name for p in self._images()} - tried):
-                totals["retry"] = len(self._images())
+            if once and not ({p.name for p in self._pending(missing_ok=False)} - self._handled):
+                totals["retry"] = len(self._pending())
                 return totals
             self._stop.wait(poll_s)
+
+    def _pending(self, missing_ok: bool = True) -> list[Path]:
+        """Images in the folder still to send (not those sent or given up on that could not be moved)."""
+        return [p for p in self._images(missing_ok) if p not in self._sent and p not in self._given_up]
 
     def _images(self, missing_ok: bool = False) -> list[Path]:
         try:
             entries = list(self.folder.iterdir())
-        except OSError:
+        except OSError as exc:
             if missing_ok:
                 return []
-            raise
+            raise FolderUnreadable(exc.errno, exc.strerror, str(self.folder)) from exc
         return [
             p
             for p in entries
