@@ -410,6 +410,18 @@ class CameraStatus(Event):
     reason: str = Field("", max_length=500)
 
 
+class FootageRequestUpdated(Event):
+    """A community camera's owner answered a footage request (uploaded the clip or declined); the
+    dashboard re-reads ``GET /footage-requests``. Carries ids and the state only: the clip, the
+    owner and the purpose stay behind the role-checked API."""
+
+    type: Literal["footage_request_updated"] = "footage_request_updated"
+    request_id: UUID
+    camera_id: UUID
+    status: Literal["uploaded", "declined"]
+    incident_ref: str | None = Field(None, max_length=128)
+
+
 # --- operations: alert queue & incident packets (issue 5) ----------------------
 
 
@@ -452,6 +464,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     AlertUpdated,
     PacketUpdated,
     CameraStatus,
+    FootageRequestUpdated,
     # new event classes: add them here (and to LIVE_ROLES)
 )
 """Every event type, in one place: the parser and the registry are made from it."""
@@ -479,6 +492,7 @@ LIVE_ROLES: dict[str, frozenset[Role]] = {
     "alert_updated": OPERATIONS,
     "packet_updated": OPERATIONS,
     "camera_status": OPERATIONS,
+    "footage_request_updated": frozenset({Role.admin, Role.supervisor, Role.analyst}),
 }
 """Which roles receive each event type on the live WebSocket."""
 

@@ -230,14 +230,14 @@ async def test_footage_from_the_packet_then_the_delivered_clip_plays(
         await expect(page.locator("#camera-view-footage")).to_have_text("Footage requests (1 waiting)")
         await expect(item.locator(".footage-clip")).to_have_count(0)
 
-        # the owner sends a clip from the mailed link: Refresh shows it delivered, and it plays
+        # the owner sends a clip from the mailed link: the list shows it delivered live (the center
+        # publishes footage_request_updated; no Refresh), and it plays
         clip = webm_clip()
         token = owner_link(running, owner)
         r = await running.http.post(
             f"/api/v1/community/footage/{token}/clip", content=clip, headers={"content-type": "video/webm"}
         )
         assert r.status_code == 200, r.text
-        await page.click("#footage-refresh")
         await expect(item).to_have_attribute("data-status", "uploaded")
         await expect(item.locator(".status-tag")).to_have_text("delivered")
         await expect(page.locator("#camera-view-footage")).to_have_text("Footage requests")

@@ -31,8 +31,9 @@ The flow, for the registration page:
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
@@ -54,6 +55,7 @@ from rtcc.errors import RateLimited, RtccError
 from rtcc.store.tables_cameras import CameraRow
 
 router = APIRouter(prefix="/community", tags=["community"])
+log = logging.getLogger(__name__)
 
 TOKEN = r"^[A-Za-z0-9_\-]{16,128}$"
 
@@ -267,6 +269,7 @@ async def _upload(
         record_id=str(request_id),
         details={"bytes": len(data), "incident_ref": row.incident_ref},
     )
+    await _announce_answer(ctx, row, camera_id, "uploaded")
     return owner_request_out(row)
 
 
@@ -276,7 +279,28 @@ async def _decline(ctx: Any, who: Any, camera_id: UUID, request_id: UUID, note: 
     now = datetime.now(UTC)
     row = await ctx.store.write(lambda s: decline(s, camera_id, request_id, note, now=now))
     await ctx.audit(who, "decline_footage_request", "footage_request", record_id=str(request_id))
+    await _announce_answer(ctx, row, camera_id, "declined")
     return owner_request_out(row)
+
+
+async def _announce_answer(
+    ctx: Any, row: Any, camera_id: UUID, status: Literal["uploaded", "declined"]
+) -> None:
+    """Tell the center's dashboards an owner answered (they re-read the list); the answer is stored
+    already, so a bus failure is logged, not the owner's error."""
+    from rtcc.events import FootageRequestUpdated
+
+    ev = FootageRequestUpdated(
+        source="community",
+        request_id=row.id,
+        camera_id=camera_id,
+        status=status,
+        incident_ref=row.incident_ref,
+    )
+    try:
+        await ctx.bus.publish(ev.subject, ev.to_json(), msg_id=str(ev.event_id))
+    except Exception:
+        log.warning("could not announce the answer to footage request %s", row.id, exc_info=True)
 
 
 async def _cam_of_manage(ctx: Any, token: str) -> UUID:

@@ -85,6 +85,8 @@ export function describe(ev) {
       return `${ev.title || ev.kind || "alert"} → ${String(ev.status || "updated").replace(/_/g, " ")}${ev.unit || ev.assigned_unit ? ` (${ev.unit || ev.assigned_unit})` : ""}`;
     case "packet_updated":
       return `incident packet updated (${ev.kind || "incident"})`;
+    case "footage_request_updated":
+      return `footage request ${ev.status === "uploaded" ? "answered: clip delivered" : "declined by the owner"}${ev.incident_ref ? ` (${ev.incident_ref})` : ""}`;
     case "audit":
       return `${ev.actor} ${ev.action} ${ev.resource}${ev.record_id ? ` ${ev.record_id}` : ""} (${ev.outcome})`;
     default:

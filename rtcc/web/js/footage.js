@@ -115,7 +115,7 @@ export class FootageRequests {
       "div",
       { class: "footage-view" },
       el("div", { class: "footage-head" }, this.filter, this.refreshBtn),
-      el("p", { class: "muted small footage-intro" }, "Clips asked of community camera owners, newest first. Owners answer from an emailed link; Refresh to see their answers."),
+      el("p", { class: "muted small footage-intro" }, "Clips asked of community camera owners, newest first. Owners answer from an emailed link; their answers arrive live."),
       this.summary,
       this.msg,
       this.list,

@@ -339,6 +339,8 @@ class Dashboard {
       if (p.alerts && (ev.type === "alert" || ev.type === "alert_updated")) p.alerts.onEvent(ev);
       if (p.units && p.units.loaded) p.units.onEvent(ev);
       if (this.packet) this.packet.onEvent(ev);
+      // an owner answered a footage request: re-read the list (and the packet's camera rows)
+      if (this.footage && this.footage.canList && ev.type === "footage_request_updated") this.footage.load();
     }
     this.feed.add(ev, origin);
   }
