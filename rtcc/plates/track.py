@@ -8,6 +8,12 @@ than ``reach`` box widths from the last box — sampled frames of a fast car
 need not overlap. A track that has not been seen for ``max_gap`` sampled
 frames is closed and becomes a :class:`Pass`.
 
+A track keeps one frame only per text read (the most confident, for the best-frame upload; at most
+:data:`IMAGES_PER_TRACK` texts), not every frame it was seen in: a car standing in view would
+otherwise hold a full frame per sample, without limit. A track that lasts ``max_track_s`` (a car
+parked or stopped at a light) is read then, while the track goes on: one read per vehicle pass
+still, another one only if the reading of the standing car changes (or it leaves and comes back).
+
 Text of a pass
 --------------
 The most frequent text length is chosen (weighted by confidence), then each
@@ -34,7 +40,7 @@ the vehicles it reads are mostly in its lane or the next.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rtcc.plates.ingest import compass
@@ -152,14 +158,41 @@ def travel(
     return compass(camera_heading + 90.0 if dx > 0 else camera_heading - 90.0)
 
 
+MAX_TRACK_S = 5.0
+"""Default seconds after which a vehicle still in view is read (``max_track_s``)."""
+
+IMAGES_PER_TRACK = 3
+"""A track keeps the best frame of at most this many texts (those with the most weight)."""
+
+
 @dataclass
 class _Track:
-    sightings: list[Sighting]
-    last_seen: int
+    """An open track: its current window of sightings (frames dropped) and the frames it keeps."""
 
-    @property
-    def last(self) -> Sighting:
-        return self.sightings[-1]
+    last: Sighting
+    last_seen: int
+    sightings: list[Sighting] = field(default_factory=list)
+    images: dict[str, Sighting] = field(default_factory=dict)
+    """The most confident sighting of each text, with its frame (the others are kept without)."""
+    weights: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    emitted: str | None = None
+    """The plate already read for this track when it outlasted ``max_track_s``."""
+
+    def add(self, s: Sighting) -> None:
+        self.weights[s.text] += s.confidence
+        if s.image is not None:
+            kept = self.images.get(s.text)
+            if kept is None or s.confidence > kept.confidence:
+                self.images[s.text] = s
+            if len(self.images) > IMAGES_PER_TRACK:
+                del self.images[min(self.images, key=lambda k: (self.weights[k], k))]
+            s = replace(s, image=None)
+        self.last = s
+        self.sightings.append(s)
+
+    def restart(self) -> None:
+        """A new window: the sightings so far have been read."""
+        self.sightings, self.images, self.weights = [], {}, defaultdict(float)
 
 
 class PlateTracker:
@@ -181,6 +214,9 @@ class PlateTracker:
         Frame width in pixels (for the direction of travel).
     camera_heading, moving
         See :func:`travel`.
+    max_track_s : float or None
+        A track seen over this many seconds (sighting times) is read then and goes on; it gives
+        another read only when its voted plate changes (look-alikes folded). None: at its end only.
     """
 
     def __init__(
@@ -194,6 +230,7 @@ class PlateTracker:
         frame_width: int = 1280,
         camera_heading: float | None = None,
         moving: bool = False,
+        max_track_s: float | None = None,
     ) -> None:
         self.iou_min = iou_min
         self.text_min = text_min
@@ -203,6 +240,7 @@ class PlateTracker:
         self.frame_width = frame_width
         self.camera_heading = camera_heading
         self.moving = moving
+        self.max_track_s = max_track_s
         self._open: list[_Track] = []
         self._step = 0
 
@@ -237,14 +275,25 @@ class PlateTracker:
                 continue
             used_t.add(ti)
             used_s.add(si)
-            self._open[ti].sightings.append(sightings[si])
+            self._open[ti].add(sightings[si])
             self._open[ti].last_seen = self._step
         for si, s in enumerate(sightings):
             if si not in used_s:
-                self._open.append(_Track([s], self._step))
+                track = _Track(s, self._step)
+                track.add(s)
+                self._open.append(track)
+        out: list[Pass] = []
+        if self.max_track_s is not None:
+            for track in self._open:
+                ss = track.sightings
+                if ss and ss[-1].t - ss[0].t >= self.max_track_s:
+                    p = self._close(track)
+                    track.restart()
+                    if p is not None:
+                        out.append(p)
         ended = [t for t in self._open if self._step - t.last_seen >= self.max_gap]
         self._open = [t for t in self._open if self._step - t.last_seen < self.max_gap]
-        return [p for p in (self._close(t) for t in ended) if p is not None]
+        return out + [p for p in (self._close(t) for t in ended) if p is not None]
 
     @property
     def in_progress(self) -> int:
@@ -257,12 +306,21 @@ class PlateTracker:
         return [p for p in (self._close(t) for t in ended) if p is not None]
 
     def _close(self, track: _Track) -> Pass | None:
+        """The pass of ``track``'s current window; None when too short, or when its plate was read
+        already (``max_track_s``) and has not changed."""
         ss = track.sightings
-        if len(ss) < self.min_sightings:
+        if not ss or len(ss) < self.min_sightings:
             return None
         text, share = vote(ss)
+        if track.emitted is not None and skeleton(text) == skeleton(track.emitted):
+            return None
+        track.emitted = text
         agreeing = [s for s in ss if s.text == text] or ss
         best = max(agreeing, key=lambda s: s.confidence)
+        if best.text in track.images:
+            best = track.images[best.text]
+        elif track.images:  # its frame was let go for better-read texts: the best frame kept
+            best = max(track.images.values(), key=lambda s: s.confidence)
         readings: dict[str, int] = defaultdict(int)
         regions: dict[str, int] = defaultdict(int)
         for s in ss:

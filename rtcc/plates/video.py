@@ -15,17 +15,18 @@ its first frame is re-anchored to the wall-clock time it was decoded at.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from rtcc.errors import ValidationFailed
-from rtcc.plates.track import Pass, PlateTracker, Sighting
+from rtcc.plates.track import MAX_TRACK_S, Pass, PlateTracker, Sighting
 
 if TYPE_CHECKING:
     from rtcc.plates.recognize import PlateReader
@@ -38,6 +39,8 @@ class Frame:
     index: int
     t: float
     image: npt.NDArray[np.uint8]
+    wall: float | None = None
+    """A live frame's UNIX time of decoding (the anchor of its stream time; None: when handed over)."""
 
 
 def is_stream(source: str) -> bool:
@@ -114,47 +117,227 @@ class StreamState:
             return self.recording
 
 
-def frames(source: str, every_n: int = 3, *, timeout_s: float = 10.0) -> Iterator[Frame]:
+@dataclass
+class Damage:
+    """What a damaged source lost: packets that would not decode, and frames declared but not decoded.
+
+    A file's damage is told at the end of its reading (:func:`passes` raises
+    :class:`~rtcc.errors.ValidationFailed` after its passes) so that a partial read never looks like
+    a clean one; a live stream's bad packets are only counted (the next key frame repairs it).
+    """
+
+    bad_packets: int = 0
+    declared_frames: int = 0
+    decoded_frames: int = 0
+    read_error: str | None = None
+
+    def summary(self) -> str | None:
+        """Why the reading was partial, or None when nothing was lost."""
+        why: list[str] = []
+        if self.bad_packets:
+            why.append(f"{self.bad_packets} damaged packet(s) skipped")
+        if self.read_error is not None:
+            why.append(f"reading stopped early ({self.read_error})")
+        if self.declared_frames and self.decoded_frames < self.declared_frames:
+            why.append(f"{self.decoded_frames} of the {self.declared_frames} frames it declares decoded")
+        return "; ".join(why) or None
+
+
+def _declared_frames(stream: Any) -> int:
+    """The frames a file's container declares (its frame count, else duration x rate; 0 when unknown)."""
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration and stream.time_base and stream.average_rate:
+        return round(float(stream.duration * stream.time_base) * float(stream.average_rate))
+    return 0
+
+
+def _decoded(container: Any, stream: Any, damage: Damage) -> Iterator[Any]:
+    """Every frame of ``stream`` that decodes, packet by packet: a packet that will not decode is
+    counted in ``damage`` and skipped, so a file damaged in the middle is read on past the damage
+    (the decoder recovers at the next key frame) instead of ending there."""
+    import av
+
+    demux = container.demux(stream)
+    while True:
+        try:
+            packet = next(demux)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as exc:  # the container itself cannot be read further
+            damage.read_error = str(exc)
+            return
+        try:
+            got = packet.decode()
+        except av.error.InvalidDataError:
+            damage.bad_packets += 1
+            continue
+        except av.error.FFmpegError as exc:
+            damage.bad_packets += 1
+            damage.read_error = str(exc)
+            continue
+        for frame in got:
+            damage.decoded_frames += 1
+            yield frame
+
+
+def frames(
+    source: str,
+    every_n: int = 3,
+    *,
+    timeout_s: float = 10.0,
+    max_fps: float | None = None,
+    damage: Damage | None = None,
+) -> Iterator[Frame]:
     """Every ``every_n``-th frame of a video file or RTSP stream, as BGR arrays.
 
     Times count from the first decoded frame: a stream's own timestamps need not start at 0
     (MPEG-TS, DVR exports and RTSP streams start anywhere), so a frame's wall-clock time is the
     first frame's time plus :attr:`Frame.t`.
 
+    A file is read whole and deterministically: every ``every_n``-th decoded frame, packets that
+    will not decode skipped and counted in ``damage`` with the frames the file declares. A live
+    stream is read by :func:`_live_connection` (a decoder thread keeping only the newest frame, at
+    most ``max_fps`` a second, a stall noticed after ``timeout_s`` wall-clock seconds).
+
     Raises
     ------
     ValidationFailed
-        When the source cannot be opened or holds no video.
+        When the source cannot be opened or holds no video, or a stream stalls or fails.
     """
     import av
 
     if every_n < 1:
         raise ValidationFailed("every_n must be >= 1")
-    options = {"rtsp_transport": "tcp"} if is_stream(source) else {}
+    if is_stream(source) and max_fps is not None:
+        yield from _live_connection(source, every_n, timeout_s=timeout_s, max_fps=max_fps, damage=damage)
+        return
+    damage = damage if damage is not None else Damage()
+    live = is_stream(source)
+    options = {"rtsp_transport": "tcp"} if live else {}
     try:
-        container = av.open(source, options=options, timeout=timeout_s)
+        # a live stream's read timeout is half the stall timeout: FFmpeg notices no data only
+        # about twice its read timeout after the last packet
+        container = av.open(
+            source, options=options, timeout=(timeout_s, timeout_s / 2) if live else timeout_s
+        )
     except (av.error.FFmpegError, OSError) as exc:
         raise ValidationFailed(f"cannot open video {source!r}: {exc}") from None
     try:
         if not container.streams.video:
             raise ValidationFailed(f"{source!r} has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        # no frame threading: it hides a decoding error (the frames in flight are dropped silently)
+        damage.declared_frames = _declared_frames(stream)
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         origin: float | None = None  # the stream time of frame 0
-        try:
-            for i, frame in enumerate(container.decode(stream)):
-                if origin is None and frame.time is not None:
-                    origin = float(frame.time) - i / rate
-                if i % every_n:
-                    continue
-                t = float(frame.time) - origin if frame.time is not None and origin is not None else i / rate
-                t = max(0.0, t)
-                yield Frame(i, t, np.ascontiguousarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8))
-        except av.error.FFmpegError as exc:
-            raise ValidationFailed(f"video {source!r} is corrupt or ended badly: {exc}") from None
+        for i, frame in enumerate(_decoded(container, stream, damage)):
+            if origin is None and frame.time is not None:
+                origin = float(frame.time) - i / rate
+            if i % every_n:
+                continue
+            t = float(frame.time) - origin if frame.time is not None and origin is not None else i / rate
+            t = max(0.0, t)
+            yield Frame(i, t, np.ascontiguousarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8))
     finally:
         container.close()
+
+
+def _live_connection(
+    source: str,
+    every_n: int,
+    *,
+    timeout_s: float,
+    max_fps: float | None,
+    damage: Damage | None = None,
+) -> Iterator[Frame]:
+    """One connection to a live stream: the newest decoded frame, at most ``max_fps`` a second.
+
+    A decoder thread reads the stream as fast as it comes (so the server never has to drop data
+    for a slow reader) and keeps only the newest ``every_n``-th frame; this generator hands that
+    frame over when asked, at most ``max_fps`` times a (wall-clock) second. A reader that is behind
+    therefore skips to the newest frame instead of working through a growing backlog. Each frame
+    carries :attr:`Frame.wall`, the UNIX time it was decoded at (for :func:`live_frames`' anchor).
+
+    Stalls are timed on the wall clock here (a watchdog): no new frame for ``timeout_s`` seconds
+    raises :class:`ValidationFailed` at once. FFmpeg's own read timeout (``timeout_s / 2``) then
+    ends the decoder thread, which closes the connection.
+    """
+    import av
+
+    damage = damage if damage is not None else Damage()
+    try:
+        container = av.open(
+            source, options={"rtsp_transport": "tcp"}, timeout=(timeout_s, max(0.5, timeout_s / 2))
+        )
+    except (av.error.FFmpegError, OSError) as exc:
+        raise ValidationFailed(f"cannot open video {source!r}: {exc}") from None
+    if not container.streams.video:
+        container.close()
+        raise ValidationFailed(f"{source!r} has no video stream")
+    stream = container.streams.video[0]
+    rate = float(stream.average_rate or stream.guessed_rate or 25)
+    cond = threading.Condition()
+    newest: list[tuple[int, float | None, Any, float]] = []  # (index, stream time, av frame, wall)
+    ended: list[str | None] = []  # set when the decoder thread ends: why (None: the stream ended)
+    quit_ = threading.Event()
+    last_frame_mono = [time.monotonic()]
+
+    def decode() -> None:
+        why: str | None = None
+        try:
+            for i, frame in enumerate(_decoded(container, stream, damage)):
+                if quit_.is_set():
+                    return
+                now, mono = time.time(), time.monotonic()
+                with cond:
+                    last_frame_mono[0] = mono
+                    if i % every_n == 0:
+                        newest[:] = [(i, None if frame.time is None else float(frame.time), frame, now)]
+                    cond.notify_all()
+            why = damage.read_error
+        except Exception as exc:  # told to the reading thread, which raises it
+            why = str(exc) or type(exc).__name__
+        finally:
+            with contextlib.suppress(Exception):
+                container.close()
+            with cond:
+                ended.append(why)
+                cond.notify_all()
+
+    thread = threading.Thread(target=decode, name="rtcc-video-decode", daemon=True)
+    thread.start()
+    period = 1.0 / max_fps if max_fps else 0.0
+    origin: float | None = None
+    next_at = 0.0
+    last_index = -1
+    try:
+        while True:
+            if period:
+                pause = next_at - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+            with cond:
+                while not newest or newest[0][0] == last_index:
+                    if ended:
+                        if ended[0] is not None:
+                            raise ValidationFailed(f"video {source!r} is corrupt or ended badly: {ended[0]}")
+                        return
+                    quiet = time.monotonic() - last_frame_mono[0]
+                    if quiet >= timeout_s:
+                        raise ValidationFailed(f"no frame from {source!r} for {timeout_s:g} s (stalled)")
+                    cond.wait(min(0.25, timeout_s - quiet))
+                i, ft, frame, wall = newest[0]
+                newest.clear()
+            last_index = i
+            next_at = time.monotonic() + period
+            if origin is None and ft is not None:
+                origin = ft - i / rate
+            t = ft - origin if ft is not None and origin is not None else i / rate
+            image = np.ascontiguousarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
+            yield Frame(i, max(0.0, t), image, wall)
+    finally:
+        quit_.set()
 
 
 def _anchor(burst: list[tuple[Frame, float]]) -> float:
@@ -180,6 +363,11 @@ def _anchor(burst: list[tuple[Frame, float]]) -> float:
 CATCH_UP_MAX_FRAMES = 64
 """At most this many frames of a new connection are held while it catches up with the live stream."""
 
+REANCHOR_S = 1.0
+"""A live frame decoded this many seconds later than its stream time says re-anchors the connection:
+the camera's clock stood still (an encoder that stamps frames by their count, paused) and its times
+would otherwise run that far early from then on."""
+
 
 def live_frames(
     source: str,
@@ -190,6 +378,7 @@ def live_frames(
     state: StreamState | None = None,
     say: Callable[[str], None] = lambda line: None,
     open_frames: Callable[[str, int, float], Iterator[Frame]] | None = None,
+    max_fps: float | None = None,
 ) -> Iterator[Frame | None]:
     """The frames of a live stream across reconnects; ``None`` where the stream dropped.
 
@@ -205,9 +394,16 @@ def live_frames(
     its first frames are decoded as fast as they come (up to :data:`CATCH_UP_MAX_FRAMES`), until a
     frame had to be waited for (decoding has caught up with the live stream), and the connection's
     anchor is :func:`_anchor` of them; its frames get ``t = anchor - epoch + own t``. Indexes go
-    on counting across connections.
+    on counting across connections. After the anchor, each frame tightens it (``min``) or, when it
+    was decoded more than :data:`REANCHOR_S` later than the anchor says (the stream's clock stood
+    still through a gap), re-anchors it to that frame: times stay on the wall clock after a gap.
+    Frames are read at most ``max_fps`` a second, always the newest (:func:`_live_connection`).
     """
-    opener = open_frames if open_frames is not None else (lambda src, n, tmo: frames(src, n, timeout_s=tmo))
+    opener = (
+        open_frames
+        if open_frames is not None
+        else (lambda src, n, tmo: frames(src, n, timeout_s=tmo, max_fps=max_fps))
+    )
     stop = stop if stop is not None else threading.Event()
     state = state if state is not None else StreamState()
     next_index = 0
@@ -217,13 +413,16 @@ def live_frames(
         got = 0
         why = "the stream ended"
         offset: float | None = None
+        anchor_wall = 0.0
         burst: list[tuple[Frame, float]] = []
         base = next_index
         it = opener(source, every_n, timeout_s)
         try:
             last = time.time()
             for f in it:
-                now = time.time()
+                if stop.is_set():  # stopped: the frames still coming are not waited for
+                    break
+                now = f.wall if f.wall is not None else time.time()
                 if got == 0:
                     with state.lock:
                         state.connections += 1
@@ -237,11 +436,17 @@ def live_frames(
                     last = now
                     if not waited and len(burst) < CATCH_UP_MAX_FRAMES:
                         continue
-                    offset = state.anchor(_anchor(burst))
+                    anchor_wall = _anchor(burst)
+                    offset = state.anchor(anchor_wall)
                     for held, _ in burst:
                         yield state.emit(held, base, offset)
                     burst.clear()
                     continue
+                here = now - f.t
+                # only a decoding time tells a gap: a hand-over time also holds the reader's backlog
+                if f.wall is not None and (here < anchor_wall or here - anchor_wall > REANCHOR_S):
+                    anchor_wall = here
+                    offset = state.anchor(anchor_wall)
                 yield state.emit(f, base, offset)
         except ValidationFailed as exc:
             why = exc.message
@@ -287,6 +492,8 @@ def passes(
     state: StreamState | None = None,
     say: Callable[[str], None] = lambda line: None,
     timeout_s: float = 10.0,
+    max_fps: float | None = None,
+    max_track_s: float | None = MAX_TRACK_S,
 ) -> Iterator[Pass]:
     """One :class:`Pass` per vehicle pass in ``source``, in the order the passes end.
 
@@ -297,13 +504,22 @@ def passes(
     :meth:`~StopReading.at_pass_end` ends it at the first frame with no pass in progress (at most
     :data:`PASS_END_GRACE_S` later). The passes in progress are flushed too when the reading ends
     with an error or a ``KeyboardInterrupt`` (which is raised again after them).
+
+    A live stream is read at most ``max_fps`` frames a second, always the newest. A vehicle in view
+    longer than ``max_track_s`` (stream seconds) is read then, while it is still in view (a car
+    stopped at a light is alerted on at once), and once only (:class:`PlateTracker`). A file that
+    was read only in part (damaged packets skipped, fewer frames than it declares) raises
+    :class:`ValidationFailed` after its passes, so a partial read never looks like a clean one.
     """
     state = state if state is not None else StreamState()
+    damage = Damage()
     source_frames: Iterator[Frame | None]
     if reconnect:
-        source_frames = live_frames(source, every_n, timeout_s=timeout_s, stop=stop, state=state, say=say)
+        source_frames = live_frames(
+            source, every_n, timeout_s=timeout_s, stop=stop, state=state, say=say, max_fps=max_fps
+        )
     else:
-        source_frames = frames(source, every_n, timeout_s=timeout_s)
+        source_frames = frames(source, every_n, timeout_s=timeout_s, max_fps=max_fps, damage=damage)
     tracker: PlateTracker | None = None
     started = False
     stop_t: float | None = None
@@ -327,6 +543,7 @@ def passes(
                     camera_heading=camera_heading,
                     moving=moving,
                     max_gap=max_gap,
+                    max_track_s=max_track_s,
                 )
             seen = [
                 Sighting(
@@ -359,3 +576,6 @@ def passes(
         yield from tracker.flush()
     if failure is not None:
         raise failure
+    lost = None if is_stream(source) or (stop is not None and stop.is_set()) else damage.summary()
+    if lost is not None:
+        raise ValidationFailed(f"video {source!r} is damaged and was read only in part: {lost}")
