@@ -34,7 +34,7 @@ class UserOut(BaseModel):
 class UserIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=2, max_length=64)
+    username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
     role: Role
     display_name: str = Field("", max_length=128)
@@ -112,7 +112,7 @@ async def create(body: UserIn, ctx: CtxDep, who: Admin) -> UserOut:
     responses={409: {"description": "Would disable or demote the last enabled admin."}},
 )
 async def patch(body: UserPatch, ctx: CtxDep, who: Admin, username: str = UserPath) -> UserOut:
-    from rtcc.oversight.accounts import disable, set_role, unlock
+    from rtcc.oversight.accounts import disable, set_display_name, set_role, unlock
     from rtcc.oversight.sessions import revoke_all_for_user
 
     if body.role is Role.public:
@@ -130,7 +130,7 @@ async def patch(body: UserPatch, ctx: CtxDep, who: Admin, username: str = UserPa
         if body.role is not None:
             set_role(s, u, body.role)
         if body.display_name is not None:
-            u.display_name = body.display_name
+            set_display_name(s, u, body.display_name)  # trimmed; blank: the username, as at creation
         if body.locked is False:
             unlock(s, u)
         if body.disabled or body.role is not None:
