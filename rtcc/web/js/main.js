@@ -7,10 +7,11 @@
 // footage.js: footage requests to community camera owners, also from the packet),
 // units.js (body-cam control), stats.js (outcome ledger), audit.js (audit log:
 // admins and auditors), users.js (accounts: admins); packet.js (incident
-// packet / hit view over the map).
+// packet / hit view over the map); password.js (change your own password from the header,
+// set someone's in the Users tab).
 
 import * as api from "./api.js";
-import { $, items, show } from "./dom.js";
+import { $, el, items, show } from "./dom.js";
 import { DEVICE_TYPES, TYPE_ORDER } from "./devices.js";
 import { EventFeed } from "./feed.js";
 import { LiveStream } from "./live.js";
@@ -27,6 +28,7 @@ import { AuditLog } from "./audit.js";
 import { UserAdmin } from "./users.js";
 import { Tabs } from "./tabs.js";
 import { errorText, missingApi } from "./forms.js";
+import { passwordForm } from "./password.js";
 
 /** Event types loaded from history when the page opens (not the routine ones). */
 const HISTORY_TYPES = ["alert", "hotlist_hit", "shot_located", "device_status"];
@@ -286,6 +288,7 @@ class Dashboard {
     for (const panel of Object.values(this.panels)) if (panel.stop) panel.stop();
     if (this.tabs) this.tabs.destroy();
     if (this.map) this.map.destroy();
+    closePassword();
     show($("#app-view"), false);
     $("#notice").replaceChildren();
     show($("#notice"), false);
@@ -416,6 +419,46 @@ function leave(notice) {
   auth.showLogin(notice);
 }
 
+/** The header's "Change password": a small form under the header (current, new, repeat). */
+function openPassword() {
+  const panel = $("#password-panel");
+  const me = dashboard ? dashboard.user.username : "";
+  const form = passwordForm({
+    current: true,
+    username: me,
+    onCancel: closePassword,
+    onSubmit: async (body) => {
+      try {
+        await api.post("auth/password", body);
+      } catch (err) {
+        // wrong current passwords locked the account: the center ended its sessions
+        if (err instanceof api.ApiError && err.status === 423) {
+          leave(`Password not changed: ${err.message}`);
+          return;
+        }
+        throw err;
+      }
+      panel.replaceChildren(
+        el("p", { id: "password-done", class: "msg", role: "status", dataset: { kind: "ok" } }, "Password changed; your other sessions were signed out."),
+        el("div", { class: "row-actions" }, el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "close-password" }, onclick: closePassword }, "Close")),
+      );
+      panel.querySelector("button").focus();
+    },
+  });
+  panel.replaceChildren(el("h2", {}, "Change password"), form);
+  show(panel, true);
+  $("#change-password").setAttribute("aria-expanded", "true");
+}
+
+function closePassword() {
+  const panel = $("#password-panel");
+  const wasOpen = !panel.hidden;
+  panel.replaceChildren();
+  show(panel, false);
+  $("#change-password").setAttribute("aria-expanded", "false");
+  if (wasOpen && dashboard) $("#change-password").focus();
+}
+
 /** The skip link: past the map's markers to the side panel, on the Alerts tab when the role has it. */
 function skipToPanel() {
   const alerts = $('#side-tabs [data-tab="alerts"]');
@@ -435,6 +478,12 @@ function boot() {
       /* signed out either way */
     }
     leave("You have signed out.");
+  });
+  $("#change-password").addEventListener("click", () => ($("#password-panel").hidden ? openPassword() : closePassword()));
+  $("#password-panel").addEventListener("keydown", (e) => {
+    if (e.key !== "Escape") return;
+    e.preventDefault(); // not the packet view's Escape as well
+    closePassword();
   });
   $("#skip-link").addEventListener("click", (e) => {
     e.preventDefault();

@@ -1,17 +1,20 @@
 // Accounts (admins only): every account with its role, MFA, disabled and locked state; create an
 // account; per account change the role, disable / enable it, unlock it (after failed logins) and
-// reset its MFA (a lost phone; asks for a confirmation first). The center refuses what would leave
+// reset its MFA (a lost phone; asks for a confirmation first), set its password (another account's:
+// an inline form, new password twice; the center ends that account's sessions and lifts a lockout;
+// your own you change with the header's "Change password"). The center refuses what would leave
 // no enabled admin (409) and bad input (422): its message shows in `#users-msg`. After each change
 // the list is read again. Changing your own account can end your session (a new role, disabled):
 // the page then goes back to sign-in. Every change is audited by the center.
 // DOM hooks: `#user-form[data-refused=client|server]`, `#user-rows tr[data-username][data-role]
 // [data-disabled][data-locked][data-mfa]`, in a row `select[name=role]` and buttons
-// `[data-action=set-role|disable|enable|unlock|reset-mfa|confirm-reset-mfa|cancel]`, `[data-action=refresh]`,
-// `#users-msg`.
+// `[data-action=set-role|disable|enable|unlock|reset-mfa|confirm-reset-mfa|set-password|cancel]`, `[data-action=refresh]`,
+// `#users-msg`; the set-password form `form.password-form[data-form=set][data-refused=client|server]` in the row.
 
 import * as api from "./api.js";
 import { el, items, message } from "./dom.js";
 import { busy, errorText } from "./forms.js";
+import { passwordForm } from "./password.js";
 
 /** The roles an account can hold when the API document does not say (`public` is no account's). */
 const FALLBACK_ROLES = ["admin", "supervisor", "analyst", "officer", "auditor"];
@@ -189,6 +192,11 @@ export class UserAdmin {
       unlock.addEventListener("click", () => this.change(unlock, u, `${u.username} unlocked.`, () => this.patch(u, { locked: false })));
       actions.append(unlock);
     }
+    if (!you) {
+      const setPw = el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "set-password" }, title: "Set a new password; ends the account's sessions and lifts a lockout" }, "Set password");
+      setPw.addEventListener("click", () => actions.replaceChildren(this._setPassword(u, actions)));
+      actions.append(setPw);
+    }
     if (u.mfa_enabled) {
       const reset = el("button", { type: "button", class: "btn-small btn-ghost", dataset: { action: "reset-mfa" } }, "Reset MFA");
       reset.addEventListener("click", () => actions.replaceChildren(this._confirmReset(u, actions)));
@@ -207,6 +215,22 @@ export class UserAdmin {
       el("td", {}, ...state),
       el("td", {}, actions),
     );
+  }
+
+  /** A new password for `u` (twice), in place of the row's buttons; the center's refusal shows in it. */
+  _setPassword(u, actions) {
+    const keep = [...actions.childNodes];
+    return passwordForm({
+      kind: "set",
+      username: u.username,
+      submit: "Set password",
+      onCancel: () => actions.replaceChildren(...keep),
+      onSubmit: async ({ new_password }) => {
+        await api.post(`users/${encodeURIComponent(u.username)}/password`, { password: new_password });
+        await this.load();
+        message(this.msg, `New password set for ${u.username}; their sessions were signed out.`, "ok");
+      },
+    });
   }
 
   /** "Turn MFA off for …?" with Confirm / Cancel in place of the row's buttons. */
