@@ -356,32 +356,42 @@ class _GroupConsumer:
             self._failing = None
 
     async def close(self) -> None:
-        """Stop pulling (after the pull under way), hand back what no member took."""
+        """Stop pulling (after the pull under way), hand back what no member took.
+
+        Always ends: a close that was cancelled or failed half-way still marks the consumer
+        closed (a later close, e.g. the bus's stop, would otherwise wait for it for ever), and a
+        second close waits for the first at most as long as a close takes.
+        """
         if self._closing:
-            await self._closed.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), self.bus.fetch_timeout_s + 10)
             return
         self._closing = True
-        self._closing_ev.set()
-        self.bus._consumer_closing(self)  # from now on, subscribe() starts a fresh consumer
-        async with self._cond:
-            self._cond.notify_all()
-        task = self._task
-        if task is not None:
-            # the loop ends after its current pull (at most fetch_timeout_s)
-            done, _ = await asyncio.wait({task}, timeout=self.bus.fetch_timeout_s + 5)
-            if not done:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-        with contextlib.suppress(Exception):
-            await self._psub.unsubscribe()
-        await self.bus._flush_quietly()
-        self.bus._closing_consumers.discard(self)
-        self._closed.set()
+        try:
+            self._closing_ev.set()
+            self.bus._consumer_closing(self)  # from now on, subscribe() starts a fresh consumer
+            async with self._cond:
+                self._cond.notify_all()
+            task = self._task
+            if task is not None:
+                # the loop ends after its current pull (at most fetch_timeout_s)
+                done, _ = await asyncio.wait({task}, timeout=self.bus.fetch_timeout_s + 5)
+                if not done:
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if self._ticker is not None:
+                self._ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._ticker
+            with contextlib.suppress(Exception):
+                await self._psub.unsubscribe()
+            await self.bus._flush_quietly()
+        finally:
+            if self._task is not None and not self._task.done():
+                self._task.cancel()  # a cancelled close leaves no pull loop behind
+            self.bus._closing_consumers.discard(self)
+            self._closed.set()
 
 
 class _GroupMember(Subscription):
