@@ -201,6 +201,24 @@ def watch(
             show_default=False,
         ),
     ] = None,
+    keep_done_h: Annotated[
+        float,
+        typer.Option(
+            "--keep-done-h",
+            min=0,
+            help="Hours a sent image stays in done/ before it is deleted (0: deleted once the center "
+            "has it). Plate photos are personal data: keep this short.",
+        ),
+    ] = 24.0,
+    keep_failed_days: Annotated[
+        float,
+        typer.Option(
+            "--keep-failed-days",
+            min=0.01,
+            help="Days a refused image stays in failed/ (with its reason) for a person to look at, "
+            "then deleted.",
+        ),
+    ] = 30.0,
 ) -> None:
     """Upload the images dropped in FOLDER to the center (then moved to done/ or failed/).
 
@@ -210,7 +228,8 @@ def watch(
     away is waited for (said once). A refused key (to an upload or a heartbeat) stops it: exit 2,
     files left in place. SIGTERM stops it cleanly after the file in hand. One file never stops it:
     a file it cannot read is tried a few times then moved to failed/; a center that is down is
-    said once and retried with a growing pause.
+    said once and retried with a growing pause. done/ and failed/ are emptied of files older than
+    --keep-done-h and --keep-failed-days.
     """
     import httpx
 
@@ -258,6 +277,8 @@ def watch(
             warn=_say,
             settle_s=settle_s,
             max_bytes=max_bytes,
+            keep_done_s=keep_done_h * 3600.0,
+            keep_failed_s=keep_failed_days * 86400.0,
         )
 
         def state() -> BeatState:

@@ -5,9 +5,11 @@ changed since the previous scan nor for a settle time (so half-written files wai
 ``POST /api/v1/plates/images`` with the camera's device key and the file's
 modification time as the camera time. Then
 
-* accepted (201, or 200 for an upload accepted before): moved to ``done/``;
+* accepted (201, or 200 for an upload accepted before): moved to ``done/``, where it is deleted
+  after ``keep_done_s`` (a day by default; 0: deleted at once, never kept);
 * refused for the image itself (413, 422): moved to ``failed/`` with a
-  ``<name>.reason.txt`` beside it (unless the file changed while it was sent: sent again);
+  ``<name>.reason.txt`` beside it (unless the file changed while it was sent: sent again),
+  deleted after ``keep_failed_s`` (30 days by default, the center's default plate retention);
 * anything else (center down, 5xx, 503 busy, network error): left in place
   and tried again after a growing pause, said once per outage — nothing is lost;
 * over ``max_bytes``: not read, moved to ``failed/``; unreadable: tried a few times, then
@@ -220,6 +222,11 @@ class FolderWatcher:
     retry_base_s: float = 1.0
     max_backoff_s: float = 60.0
     dedupe_s: float = 86400.0
+    keep_done_s: float | None = 86400.0
+    """How long a sent image (and its sidecar) stays in ``done/``; None: for ever, 0: not kept."""
+    keep_failed_s: float | None = 30 * 86400.0
+    """How long a refused image (with its sidecar and reason) stays in ``failed/``; None: for ever."""
+    prune_every_s: float = 60.0
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     last_position: tuple[float, float, float | None] | None = None
@@ -237,6 +244,7 @@ class FolderWatcher:
     _handled: set[str] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
     _key_refused: str | None = None
+    _next_prune: float | None = None
 
     def __post_init__(self) -> None:
         if self.cfg.lat is not None and self.cfg.lon is not None:
@@ -351,15 +359,20 @@ class FolderWatcher:
         return "failed"
 
     def _file_done(self, path: Path, sig: Signature) -> None:
-        """Move a sent file to ``done/``; when that fails, remember it was sent (never sent again)."""
+        """Move a sent file to ``done/`` (or delete it when nothing is kept); when that fails,
+        remember it was sent (never sent again)."""
         try:
-            self._move(path, self.done_dir)
+            if self.keep_done_s == 0:
+                _unlink_with_sidecar(path)
+            else:
+                self._move(path, self.done_dir)
         except FileNotFoundError:
             pass  # taken away by someone else: it was sent, nothing to file
         except OSError as exc:
             self._sent[path] = sig
+            filed = "deleted" if self.keep_done_s == 0 else "moved to done/"
             self.warn(
-                f"{path.name} was sent but cannot be moved to done/ ({exc.strerror or exc}): left in "
+                f"{path.name} was sent but cannot be {filed} ({exc.strerror or exc}): left in "
                 "place, not sent again while it is unchanged (make the folder writable)"
             )
 
@@ -466,6 +479,47 @@ class FolderWatcher:
             return self._fail(path, device_http.refusal(resp))
         return self._center_down(path, device_http.refusal(resp))
 
+    def prune(self) -> int:
+        """Delete what has stayed in ``done/`` and ``failed/`` longer than ``keep_done_s`` and
+        ``keep_failed_s``; returns how many images went.
+
+        Plate photos are personal data: the camera's copies must not outlive the center's retention.
+        A file's age counts from when it was filed (its inode change time, which the move sets),
+        not from its modification time (the camera time, which a move keeps). Sidecars and reasons
+        go with their image; a file that cannot be deleted is left for the next pass.
+        """
+        gone = 0
+        now = self.wall()
+        for folder, keep in ((self.done_dir, self.keep_done_s), (self.failed_dir, self.keep_failed_s)):
+            if keep is None:
+                continue
+            try:
+                entries = list(folder.iterdir())
+            except OSError:  # not made yet, or not readable: nothing to prune now
+                continue
+            for p in entries:
+                if p.suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                try:
+                    st = p.stat()
+                except OSError:
+                    continue
+                if not stat.S_ISREG(st.st_mode) or now - st.st_ctime < keep:
+                    continue
+                try:
+                    _unlink_with_sidecar(p)
+                except OSError as exc:
+                    self.warn(f"{folder.name}/{p.name} is past its keep time but cannot be deleted: {exc}")
+                    continue
+                gone += 1
+        return gone
+
+    def _maybe_prune(self) -> None:
+        now = self.clock()
+        if self._next_prune is None or now >= self._next_prune:
+            self._next_prune = now + self.prune_every_s
+            self.prune()
+
     def scan(self) -> dict[str, int]:
         """One pass over the folder; counts of each outcome.
 
@@ -479,6 +533,7 @@ class FolderWatcher:
             self._folder_state(False, exc.strerror or str(exc))
             return counts
         self._folder_state(True)
+        self._maybe_prune()
         if self._outage is not None and self.clock() < self._next_try:
             return counts
         for path in ready:
@@ -543,6 +598,13 @@ class FolderWatcher:
             for p in entries
             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
         ]
+
+
+def _unlink_with_sidecar(image: Path) -> None:
+    """Delete an image with its sidecar and its ``.reason.txt`` (those that exist)."""
+    image.unlink(missing_ok=True)
+    sidecar_of(image).unlink(missing_ok=True)
+    image.with_name(image.name + ".reason.txt").unlink(missing_ok=True)
 
 
 def describe(outcome: dict[str, Any]) -> str:
