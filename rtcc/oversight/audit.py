@@ -605,8 +605,12 @@ def iter_audit(
     limit: int = 100,
     offset: int = 0,
     newest_first: bool = True,
+    before_seq: int | None = None,
 ) -> list[AuditEntry]:
-    """One page of entries matching every given filter (``since <= at < until``).
+    """One page of entries matching every given filter (``since <= at < until``, ``seq < before_seq``).
+
+    ``before_seq`` is the stable way to page newest first: give the last ``seq`` of a page to get
+    the next one. An offset shifts as entries are added (reading the log adds one).
 
     Raises
     ------
@@ -627,6 +631,8 @@ def iter_audit(
         since=since,
         until=until,
     )
+    if before_seq is not None:
+        stmt = stmt.where(AuditEntry.seq < before_seq)
     order = AuditEntry.seq.desc() if newest_first else AuditEntry.seq.asc()
     return list(session.scalars(stmt.order_by(order).limit(limit).offset(offset)))
 

@@ -25,6 +25,12 @@ async def list_audit(
     until: datetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
+    before_seq: int | None = Query(
+        None,
+        ge=1,
+        description="Only entries older than this seq. Give a page's `next_before_seq` to get the "
+        "next page: unlike `offset` it does not shift as entries are added (every read adds one).",
+    ),
 ) -> dict[str, Any]:
     from rtcc.oversight.audit import iter_audit
 
@@ -33,7 +39,16 @@ async def list_audit(
         raise ValidationFailed("until must be after since: the period 'since <= at < until' is empty")
     rows = await ctx.store.read(
         lambda s: list(
-            iter_audit(s, actor=actor, action=action, since=since, until=until, limit=limit, offset=offset)
+            iter_audit(
+                s,
+                actor=actor,
+                action=action,
+                since=since,
+                until=until,
+                limit=limit,
+                offset=offset,
+                before_seq=before_seq,
+            )
         )
     )
     await ctx.audit(who, "read_audit", "audit", details={"count": len(rows)})
@@ -53,7 +68,8 @@ async def list_audit(
                 "hash": r.hash,
             }
             for r in rows
-        ]
+        ],
+        "next_before_seq": rows[-1].seq if len(rows) == limit else None,
     }
 
 

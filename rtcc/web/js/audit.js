@@ -49,7 +49,7 @@ export class AuditLog {
     this.root = root;
     this.offset = 0;
     this.limit = DEFAULT_PAGE;
-    this.pin = null; // the newest entry's time on the first page: later pages stay put while the log grows
+    this.pin = null; // one past the newest entry's seq on the first page (before_seq): later pages stay put while the log grows
     this.badSeq = null;
     this.ticket = 0;
     this.seen = { actors: new Set(), actions: new Set() };
@@ -179,7 +179,9 @@ export class AuditLog {
     this.limit = Number(this.f.limit.value) || DEFAULT_PAGE;
     // one more than shown: whether there is an older page
     const params = { ...q, limit: this.limit + 1, offset: this.offset };
-    if (this.pin && !(q.until && q.until < this.pin)) params.until = this.pin;
+    // pages count back from the newest entry of the first page: entries added since (reading the
+    // log adds one) do not shift them
+    if (this.pin) params.before_seq = this.pin;
     const ticket = ++this.ticket; // only the last request's answer is shown
     this.newer.disabled = this.older.disabled = true; // until the page is in
     await busy(this.searchBtn, async () => {
@@ -199,7 +201,7 @@ export class AuditLog {
       message(this.msg, "");
       const all = items(res);
       const rows = all.slice(0, this.limit);
-      if (this.offset === 0 && !this.pin && rows.length) this.pin = new Date(Date.parse(rows[0].at) + 1).toISOString();
+      if (this.offset === 0 && !this.pin && rows.length) this.pin = rows[0].seq + 1;
       this.render(rows);
       this._pager(rows.length, all.length > this.limit);
     });
