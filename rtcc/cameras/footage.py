@@ -10,6 +10,7 @@ requests are read, and by the cameras processor).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -191,6 +192,65 @@ def _open_request(s: Session, camera_id: UUID, request_id: UUID, now: datetime) 
     return row
 
 
+MAX_PROBE_PACKETS = 500
+"""Packets of a clip's video stream read, at most, to find its first decodable frame."""
+
+
+def check_clip(data: bytes, content_type: str) -> None:
+    """Refuse bytes that are not what they claim: a video with a decodable frame, or a JPEG picture.
+
+    Only the container's header and the packets up to the first frame are decoded
+    (at most :data:`MAX_PROBE_PACKETS`), so the check stays cheap for a long clip.
+
+    Raises
+    ------
+    rtcc.errors.ValidationFailed
+        The bytes are not a video (or JPEG) that can be decoded.
+    """
+    if content_type == "image/jpeg":
+        import cv2
+        import numpy as np
+
+        img = None
+        if data[:3] == b"\xff\xd8\xff":  # a JPEG's start-of-image marker (not a PNG or GIF)
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValidationFailed(
+                "the clip was sent as image/jpeg but is not a JPEG picture that can be decoded; "
+                "send the camera's video file (or a JPEG still) as it was saved",
+                details={"content_type": content_type},
+            )
+        return
+    if not _has_video_frame(data):
+        raise ValidationFailed(
+            f"the clip was sent as {content_type} but is not a video that can be played (no video "
+            "stream with a decodable frame); send the camera's video file as it was saved",
+            details={"content_type": content_type},
+        )
+
+
+def _has_video_frame(data: bytes) -> bool:
+    """Whether ``data`` is a container with a video stream whose first frame decodes."""
+    import av
+
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                return False
+            stream = container.streams.video[0]
+            for n, packet in enumerate(container.demux(stream)):
+                if n >= MAX_PROBE_PACKETS:
+                    return False
+                try:
+                    if packet.decode():
+                        return True
+                except av.error.InvalidDataError:
+                    continue  # a damaged packet: a later one may decode
+            return False
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        return False
+
+
 def store_clip(
     s: Session,
     camera_id: UUID,
@@ -202,7 +262,22 @@ def store_clip(
     now: datetime,
     note: str | None = None,
 ) -> FootageRequestRow:
-    """Save the owner's clip for an open request and mark it ``uploaded``."""
+    """Save the owner's clip for an open request and mark it ``uploaded``.
+
+    The request is answered once: the row moves to ``uploaded`` only if it is
+    still open at the moment of the update (a conditional ``UPDATE``: of two
+    uploads at once, one wins and the other gets a 409), and the clip file is
+    put in place only after that update succeeded (each upload writes its own
+    temporary file first, removed when the upload fails).
+
+    Raises
+    ------
+    rtcc.errors.ValidationFailed
+        A content type not accepted, an empty body, or bytes that are not a
+        video (or JPEG) that can be decoded (:func:`check_clip`).
+    rtcc.errors.Conflict
+        The request is no longer open (answered, expired).
+    """
     ctype = content_type.split(";")[0].strip().lower()
     ext = CLIP_TYPES.get(ctype)
     if ext is None:
@@ -214,16 +289,36 @@ def store_clip(
     if not data:
         raise ValidationFailed("the clip is empty")
     row = _open_request(s, camera_id, request_id, now)
+    check_clip(data, ctype)
     rel = f"{camera_id}/{request_id}.{ext}"
     path = media / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    row.status, row.responded_at, row.owner_note = "uploaded", now, note
-    row.clip_path, row.clip_bytes = rel, len(data)
-    row.clip_sha256, row.clip_content_type = hashlib.sha256(data).hexdigest(), ctype
-    s.flush()
+    sha = hashlib.sha256(data).hexdigest()
+    tmp = path.with_name(f".{path.name}.{uuid4().hex}.part")  # this upload's own temporary file
+    try:
+        tmp.write_bytes(data)
+        res: Any = s.execute(
+            update(FootageRequestRow)
+            .where(FootageRequestRow.id == request_id, FootageRequestRow.status.in_(OPEN))
+            .values(
+                status="uploaded",
+                responded_at=now,
+                owner_note=note,
+                clip_path=rel,
+                clip_bytes=len(data),
+                clip_sha256=sha,
+                clip_content_type=ctype,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if int(res.rowcount or 0) != 1:
+            raise Conflict(
+                f"footage request {request_id} was answered meanwhile; it can no longer be answered"
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    s.refresh(row)
     return row
 
 

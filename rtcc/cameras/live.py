@@ -5,7 +5,10 @@ watches. A stream's reader thread opens the source (bounded retries with
 doubling backoff), decodes every frame (to stay live) and JPEG-encodes at
 most ``fps`` frames per second; viewers await the newest frame. When the
 last viewer leaves (:meth:`LiveManager.release`) the reader stops and the
-upstream connection closes.
+upstream connection closes. A camera that may no longer be viewed (withdrawn,
+downgraded, deleted, its source changed) is dropped at once
+(:meth:`LiveManager.drop`): its reader stops and every viewer's frame wait
+raises :class:`LiveEnded`.
 
 Each frame carries the wall-clock time it was decoded; ``cpu_s`` adds up the
 reader thread's CPU time (what one stream costs the center).
@@ -26,9 +29,16 @@ from uuid import UUID
 import cv2
 
 from rtcc.cameras.sources import FrameSource, StreamTimeout, StreamUnreachable, open_source, redact
-from rtcc.errors import RateLimited, RtccError
+from rtcc.errors import NotFound, RateLimited, RtccError
 
 log = logging.getLogger(__name__)
+
+
+class LiveEnded(NotFound):
+    """The camera's live view was ended by the center (withdrawn, downgraded, deleted, new source)."""
+
+    code = "live_ended"
+
 
 Opener = Callable[[str], FrameSource]
 
@@ -70,6 +80,8 @@ class LiveStream:
         self._changed = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name=f"live-{camera_id}", daemon=True)
         self._source: FrameSource | None = None
+        self.ended: RtccError | None = None
+        """Set by :meth:`end`: every viewer's next wait raises it, even when a frame is ready."""
 
     @property
     def running(self) -> bool:
@@ -84,6 +96,13 @@ class LiveStream:
 
     def join(self, timeout: float = 10.0) -> None:
         self._thread.join(timeout)
+
+    def end(self, error: RtccError) -> None:
+        """Stop the reader and end every viewer with ``error`` now (call on the event loop)."""
+        self.ended = error
+        self.stop()
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     # -- reader thread -----------------------------------------------------------
 
@@ -176,6 +195,8 @@ class LiveStream:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
+            if self.ended is not None:
+                raise self.ended
             if self.latest is not None and self.latest.seq > after:
                 return self.latest
             if self.error is not None:
@@ -235,7 +256,9 @@ class LiveManager:
         """Join (or start) the camera's stream and wait for its first frame."""
         async with self._lock:
             st = self.streams.get(camera_id)
-            if st is not None and (st.error is not None or st.url != url or not st.running):
+            if st is not None and (
+                st.error is not None or st.ended is not None or st.url != url or not st.running
+            ):
                 self.streams.pop(camera_id)
                 st.stop()
                 st = None
@@ -273,6 +296,21 @@ class LiveManager:
                 if self.streams.get(st.camera_id) is st:
                     self.streams.pop(st.camera_id)
 
+    async def drop(self, camera_id: UUID, reason: str = "it may no longer be viewed") -> int:
+        """End the camera's live view now: stop its reader and end every viewer's response.
+
+        Called when the camera may no longer be viewed live (withdrawn by its owner,
+        downgraded, deleted, or its source changed). Viewers' :meth:`frames` raise
+        :class:`LiveEnded`; a new viewer starts a fresh stream (after the route's checks).
+        Returns how many viewers were watching.
+        """
+        async with self._lock:
+            st = self.streams.pop(camera_id, None)
+        if st is None:
+            return 0
+        st.end(LiveEnded(f"the live view of camera {camera_id} ended: {reason}"))
+        return st.viewers
+
     async def frames(self, st: LiveStream) -> AsyncIterator[Frame]:
         """Frames of a joined stream, newest each time, until it fails."""
         seq = 0
@@ -288,6 +326,7 @@ class LiveManager:
             running is not None
             and running.url == url
             and running.error is None
+            and running.ended is None
             and running.latest is not None
         ):
             return running.latest  # no second upstream connection, not counted as a viewer

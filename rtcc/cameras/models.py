@@ -345,6 +345,17 @@ class WithdrawOut(BaseModel):
     message: str
 
 
+class CameraDeleteOut(BaseModel):
+    deleted: bool
+    clips_deleted: int
+    clips_kept: int = Field(
+        0,
+        description="Clips delivered for an open case, kept as evidence until it closes (the camera stays "
+        "only as their record, marked withdrawn).",
+    )
+    message: str
+
+
 class TransparencyOut(BaseModel):
     """Counts only, no personal data."""
 

@@ -215,13 +215,33 @@ def patch_camera(s: Session, camera_id: UUID, body: CameraPatch, *, max_range_m:
     return row
 
 
-def delete_camera(s: Session, camera_id: UUID, media_dir: Path) -> int:
-    """Delete a camera and its footage (files too); returns the number of clips deleted."""
+@dataclass(frozen=True)
+class Deletion:
+    """What an admin's deletion did: clips deleted, and clips kept as evidence of open cases."""
+
+    camera_id: UUID
+    clips_deleted: int
+    clips_kept: int
+
+
+def delete_camera(s: Session, camera_id: UUID, media_dir: Path) -> Deletion:
+    """Delete a camera and its footage (files too), except clips that are evidence of an open case.
+
+    As with the owner's withdrawal (:func:`withdraw`), a delivered clip linked to an
+    open case is kept: the camera stays only as that clip's record (marked
+    ``withdrawn``, without contact, stream or links; not listed, not live, no new
+    requests) and retention deletes both once no open case links the clip
+    (:func:`purge_withdrawn`).
+    """
     row = get_camera(s, camera_id)
-    n = _delete_footage(s, row, media_dir)
-    s.delete(row)
+    keep = _evidence_of_open_cases(s, row.id)
+    n = _delete_footage(s, row, media_dir, keep)
+    if keep:
+        _keep_for_evidence(s, row, keep)
+    else:
+        s.delete(row)
     s.flush()
-    return n
+    return Deletion(camera_id, n, len(keep))
 
 
 @dataclass(frozen=True)
@@ -518,31 +538,44 @@ def withdraw(s: Session, token: str, media_dir: Path, *, now: datetime) -> Withd
     """
     row = by_manage_token(s, token)
     cam_id = row.id
+    keep = _evidence_of_open_cases(s, cam_id)
+    n = _delete_footage(s, row, media_dir, keep)
+    s.add(CameraWithdrawalRow(withdrawn_at=now, level=row.level, status_before=row.status))
+    if keep:
+        _keep_for_evidence(s, row, keep)
+    else:
+        s.delete(row)
+    s.flush()
+    return Withdrawal(cam_id, n, len(keep))
+
+
+def _evidence_of_open_cases(s: Session, camera_id: UUID) -> set[UUID]:
+    """The camera's delivered clips (their requests) that an open case links."""
     uploaded = list(
         s.scalars(
             select(FootageRequestRow.id).where(
-                FootageRequestRow.camera_id == cam_id,
+                FootageRequestRow.camera_id == camera_id,
                 FootageRequestRow.status == "uploaded",
                 FootageRequestRow.clip_path.is_not(None),
             )
         )
     )
-    keep = open_case_footage(s, uploaded)
-    n = _delete_footage(s, row, media_dir, keep)
-    s.add(CameraWithdrawalRow(withdrawn_at=now, level=row.level, status_before=row.status))
-    if keep:
-        # evidence of an open case: keep only what the clip needs, never the owner's contact
-        row.status = WITHDRAWN
-        row.owner_type = row.owner_name = row.contact_email = row.contact_phone = row.address = None
-        row.stream_url = row.manage_token_hash = None
-        row.verify_token_hash = row.verify_code_hash = None
-        row.online = None
-        for req in s.scalars(select(FootageRequestRow).where(FootageRequestRow.id.in_(keep))):
-            req.upload_token_hash = hash_secret(new_token())  # the mailed link stops working too
-    else:
-        s.delete(row)
-    s.flush()
-    return Withdrawal(cam_id, n, len(keep))
+    return open_case_footage(s, uploaded)
+
+
+def _keep_for_evidence(s: Session, row: CameraRow, keep: set[UUID]) -> None:
+    """Keep the camera only as the record of clips ``keep`` (evidence of open cases).
+
+    Only what the clip needs stays (name, position, view), never the owner's
+    contact; the camera can no longer be viewed, asked or managed.
+    """
+    row.status = WITHDRAWN
+    row.owner_type = row.owner_name = row.contact_email = row.contact_phone = row.address = None
+    row.stream_url = row.manage_token_hash = None
+    row.verify_token_hash = row.verify_code_hash = None
+    row.online = None
+    for req in s.scalars(select(FootageRequestRow).where(FootageRequestRow.id.in_(keep))):
+        req.upload_token_hash = hash_secret(new_token())  # the mailed link stops working too
 
 
 def purge_withdrawn(s: Session, media_dir: Path) -> int:

@@ -24,6 +24,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
+MAX_REQUEST_BODY = 65536
+"""Largest RTSP request body read (clients of this server send none; larger is refused)."""
+
 
 def _free_udp_pair() -> int:
     """An even UDP port whose successor is free too (RTP and RTCP)."""
@@ -103,7 +106,26 @@ class RtspTestStream:
         return f"rtsp://127.0.0.1:{self.port}/{self.path}"
 
     async def start(self) -> str:
-        """Start FFmpeg and the server; returns the ``rtsp://`` URL."""
+        """Start FFmpeg and the server; returns the ``rtsp://`` URL.
+
+        When it fails (FFmpeg refuses the size, exits, or writes no stream description in
+        time) everything it started is stopped and its temporary folder removed before the
+        error is raised.
+
+        Raises
+        ------
+        RuntimeError
+            FFmpeg exited or wrote no stream description.
+        OSError
+            No free port, or FFmpeg could not be started.
+        """
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> str:
         loop = asyncio.get_running_loop()
         rtp_port = _free_udp_pair()
         transport, _ = await loop.create_datagram_endpoint(
@@ -208,9 +230,17 @@ class RtspTestStream:
                 hdrs = {
                     k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
                 }
-                if int(hdrs.get("content-length", "0")):
-                    await reader.readexactly(int(hdrs["content-length"]))
                 cseq = hdrs.get("cseq", "0")
+                length = hdrs.get("content-length", "0")
+                size = int(length) if length.isdigit() else -1  # isdigit: no sign, no spaces
+                if not 0 <= size <= MAX_REQUEST_BODY:
+                    # where this request ends is unknown: answer and hang up
+                    status = "413 Request Entity Too Large" if size > MAX_REQUEST_BODY else "400 Bad Request"
+                    writer.write(f"RTSP/1.0 {status}\r\nCSeq: {cseq}\r\n\r\n".encode())
+                    await writer.drain()
+                    break
+                if size:
+                    await reader.readexactly(size)
                 extra = ""
                 body = ""
                 if method == "OPTIONS":

@@ -14,7 +14,7 @@ Results: integrated cameras first (live feed), then by distance.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -22,12 +22,40 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rtcc.cameras.registry import is_live
+from rtcc.errors import ValidationFailed
 from rtcc.geo import bbox, bearing_deg, distance_m, in_field_of_view
 from rtcc.store.tables import EventRecord
 from rtcc.store.tables_cameras import CameraRow
 
 SEARCH_RADIUS_M = 5000.0
 """Fixed cameras farther than this are never candidates (the largest range accepted is lower)."""
+
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+"""The UTC years a visibility time may fall in (no camera existed before; later overflows)."""
+
+
+def check_at(at: datetime) -> datetime:
+    """``at`` in UTC, refused when it has no timezone or falls outside :data:`FIRST_YEAR`–:data:`LAST_YEAR`.
+
+    Raises
+    ------
+    rtcc.errors.ValidationFailed
+        No timezone, or a year out of range (e.g. ``0001-01-01T00:00:00+14:00``, which has no UTC
+        equivalent at all).
+    """
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValidationFailed("at needs a timezone (e.g. 2026-01-01T00:00:00Z)", details={"field": "at"})
+    try:
+        utc = at.astimezone(UTC)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not FIRST_YEAR <= utc.year <= LAST_YEAR:
+        raise ValidationFailed(
+            f"at {at.isoformat()} is out of range: give a time between {FIRST_YEAR}-01-01 and "
+            f"{LAST_YEAR}-12-31 UTC",
+            details={"field": "at"},
+        )
+    return utc
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,13 @@
 * ``rtcc cameras list [--kind K] [--status S]`` — a table (no owner contact);
 * ``rtcc cameras stats`` — the transparency counts as JSON;
 * ``rtcc cameras visible LAT LON [--at TIME]`` — cameras that could see a point
-  (negative coordinates work as they are: ``visible 33.515 -86.805``);
+  (negative coordinates work as they are: ``visible 33.515 -86.805``; a time
+  outside 1970–9998 UTC exits 2);
 * ``rtcc cameras probe URL`` — open a live source and read one frame
   (exit 3 when it is unreachable);
-* ``rtcc cameras test-stream`` — serve FFmpeg's test picture as an RTSP
-  stream on loopback (to try live view without a camera).
+* ``rtcc cameras test-stream [--size WxH]`` — serve FFmpeg's test picture as an
+  RTSP stream on loopback (to try live view without a camera; even sides
+  16–4096, exit 2 otherwise, exit 3 when FFmpeg cannot start it).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from rtcc.cli.output import fail, out
 
 if TYPE_CHECKING:
     from rtcc.store.db import Store
+
+MIN_SIDE, MAX_SIDE = 16, 4096
+"""Accepted width and height of ``test-stream`` (even: H.264 with 4:2:0 colour needs it)."""
 
 cameras_app = typer.Typer(help="Cameras: registry, visibility, live sources.", no_args_is_help=True)
 
@@ -106,7 +111,8 @@ def visible_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Cameras that could see a point at a time: integrated first, then by distance."""
-    from rtcc.cameras.visibility import cameras_seeing
+    from rtcc.cameras.visibility import cameras_seeing, check_at
+    from rtcc.errors import ValidationFailed
 
     when = datetime.now(UTC)
     if at is not None:
@@ -116,6 +122,10 @@ def visible_cmd(
             fail(f"--at {at!r} is not an ISO time (e.g. 2026-11-01T12:00:00Z)")
         if when.tzinfo is None:
             fail("--at needs a timezone (e.g. 2026-11-01T12:00:00Z)")
+        try:
+            when = check_at(when)
+        except ValidationFailed as exc:
+            fail("--" + exc.message)
     store = _store(config)
     try:
         found = store.run(lambda s: cameras_seeing(s, lat, lon, when))
@@ -174,17 +184,26 @@ def test_stream_cmd(
     w, _, h = size.partition("x")
     if not (w.isdigit() and h.isdigit()):
         fail(f"--size {size!r} is not WIDTHxHEIGHT")
+    width, height = int(w), int(h)
+    if not all(MIN_SIDE <= n <= MAX_SIDE and n % 2 == 0 for n in (width, height)):
+        fail(
+            f"--size {size} is not accepted: width and height must be even numbers from {MIN_SIDE} "
+            f"to {MAX_SIDE} (H.264 needs even sides), e.g. 640x360"
+        )
     if not RtspTestStream.available():
         fail("ffmpeg is not installed", 3)
 
     async def _run() -> None:
-        stream = RtspTestStream(size=(int(w), int(h)), fps=fps)
-        url = await stream.start()
-        out.print(f"serving {url} (Ctrl-C stops)")
+        stream = RtspTestStream(size=(width, height), fps=fps)
         try:
+            try:
+                url = await stream.start()
+            except (RuntimeError, OSError) as exc:
+                fail(f"the test stream did not start: {exc}", 3)
+            out.print(f"serving {url} (Ctrl-C stops)")
             await asyncio.Event().wait()
         finally:
-            await stream.stop()
+            await stream.stop()  # FFmpeg, the server and the temporary folder, however it ends
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_run())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import io
 import re
 import socket
 from collections.abc import Iterator
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
 
+import av
+import numpy as np
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -64,3 +67,18 @@ def smtp() -> Iterator[Mailbox]:
 
 def smtp_settings(box: Mailbox, **extra: Any) -> dict[str, Any]:
     return {"notifier": "smtp", "smtp_host": "127.0.0.1", "smtp_port": box.port, **extra}
+
+
+def mp4_clip(frames: int = 10, shade: int = 0) -> bytes:
+    """A real small MPEG-4 clip (64x48, ``frames`` frames): uploads are probed for a decodable frame."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            img = np.full((48, 64, 3), (shade + i * 20) % 256, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buf.getvalue()

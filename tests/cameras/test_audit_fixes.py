@@ -27,6 +27,7 @@ from rtcc.roles import Role
 from rtcc.store.db import Store
 from rtcc.store.migrate import upgrade
 from rtcc.store.tables_cameras import CameraRow, FootageRequestRow
+from tests.cameras.conftest import mp4_clip
 from tests.cameras.test_community_flow import EMAIL, registration
 from tests.conftest import Running, StartCenter
 
@@ -346,7 +347,7 @@ async def test_withdrawal_keeps_clip_linked_to_open_case_until_it_closes(start_c
             "reason": "burglary next door",
         }
         fr = (await admin.post("/api/v1/footage-requests", json=req)).json()["id"]
-        clip = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256))
+        clip = mp4_clip()  # a real video: uploads are probed for a decodable frame
         r = await anon.post(
             f"/api/v1/community/manage/{manage}/requests/{fr}/clip",
             content=clip,

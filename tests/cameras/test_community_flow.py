@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from rtcc.roles import Role
-from tests.cameras.conftest import Mailbox, smtp_settings
+from tests.cameras.conftest import Mailbox, mp4_clip, smtp_settings
 from tests.conftest import Running, StartCenter
 from tests.helpers import eventually
 
@@ -130,7 +130,7 @@ async def test_register_verify_approve_request_upload_withdraw(
             f"/api/v1/community/footage/{upload}/clip", content=b"x", headers={"content-type": "text/plain"}
         )
         assert r.status_code == 422 and "video/mp4" in r.json()["error"]["message"]
-        clip = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
+        clip = mp4_clip()  # a real video: uploads are probed for a decodable frame
         r = await anon.post(
             f"/api/v1/community/footage/{upload}/clip", content=clip, headers={"content-type": "video/mp4"}
         )

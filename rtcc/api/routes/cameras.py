@@ -4,7 +4,9 @@
   supervisors only, audited) adds community owners' contact details (for a resident, the
   street address too: it is their home).
 * ``POST /cameras`` — an admin adds a city or in-car camera;
-  ``PATCH``/``DELETE /cameras/{id}`` change or remove any camera.
+  ``PATCH``/``DELETE /cameras/{id}`` change or remove any camera (a delete keeps
+  clips linked to an open case as evidence, as an owner's withdrawal does; open
+  live views of a camera that is deleted, no longer live or has a new source end).
 * ``POST /cameras/{id}/approve`` / ``reject`` — an admin decides on a
   verified community registration (the owner is told).
 * ``GET /cameras/visible?lat=&lon=&at=`` — cameras that could see the point
@@ -14,7 +16,11 @@
 * ``GET /cameras/{id}/live.mjpeg`` — the live view (``multipart/x-mixed-replace``
   MJPEG, one upstream reader shared by every viewer); ``GET
   /cameras/{id}/snapshot.jpg`` — its current frame. Video is personal data:
-  both are audited. An unreachable source answers 502, a silent one 504.
+  both are audited. An unreachable source answers 502, a silent one 504. An
+  open live view ends when the camera stops being live (withdrawn, downgraded,
+  deleted, new source) and when its viewer's session ends (signed out, disabled,
+  role changed): at once when this process made the change, else within
+  :data:`LIVE_CHECK_S`.
 * ``GET /cameras/stats`` — counts for the transparency page (no personal data).
 * ``POST /footage-requests`` — analysts, supervisors, admins ask a community
   camera's owner for a clip (audited, owner emailed); ``GET
@@ -24,6 +30,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -34,7 +41,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from rtcc.api.deps import Admin, Allow, AnyStaff, CtxDep, Operations, Principal
+from rtcc.api.hub import LiveClient
 from rtcc.cameras.models import (
+    CameraDeleteOut,
     CameraIn,
     CameraKind,
     CameraLevel,
@@ -53,8 +62,8 @@ from rtcc.cameras.models import (
 )
 from rtcc.cameras.notify import Message
 from rtcc.cameras.service import CameraService, service_of
-from rtcc.errors import Forbidden, NotFound, RtccError, ValidationFailed
-from rtcc.roles import Role
+from rtcc.errors import Forbidden, NotFound, RtccError
+from rtcc.roles import OPERATIONS, Role
 
 router = APIRouter(tags=["cameras"])
 
@@ -73,11 +82,11 @@ def _base(request: Request, ctx: Any) -> str:
 
 
 def _aware(at: datetime | None) -> datetime:
+    from rtcc.cameras.visibility import check_at
+
     if at is None:
         return datetime.now(UTC)
-    if at.tzinfo is None:
-        raise ValidationFailed("at needs a timezone (e.g. 2026-01-01T00:00:00Z)")
-    return at.astimezone(UTC)
+    return check_at(at)  # a timezone, and a UTC year 1970-9998 (422 otherwise, never an overflow)
 
 
 async def _contact_check(ctx: Any, who: Principal, include: bool, record_id: str | None) -> bool:
@@ -201,29 +210,61 @@ async def get_camera(
     return out
 
 
-@router.patch("/cameras/{camera_id}", summary="Change a camera")
+@router.patch(
+    "/cameras/{camera_id}",
+    summary="Change a camera (open live views end when it stops being live or its source changes)",
+)
 async def patch_camera(camera_id: UUID, body: CameraPatch, ctx: CtxDep, who: Admin) -> CameraOut:
-    from rtcc.cameras.registry import camera_out, patch_camera
+    from rtcc.cameras.registry import camera_out, get_camera, is_live, patch_camera
 
     max_range = ctx.settings.cameras.max_range_m
-    row = await ctx.store.write(lambda s: patch_camera(s, camera_id, body, max_range_m=max_range))
+
+    def _do(s: Any) -> tuple[str | None, Any]:
+        before = get_camera(s, camera_id).stream_url
+        return before, patch_camera(s, camera_id, body, max_range_m=max_range)
+
+    url_before, row = await ctx.store.write(_do)
+    if not is_live(row):
+        await _svc(ctx).live.drop(camera_id, "the camera has no live view any more")
+    elif row.stream_url != url_before:
+        await _svc(ctx).live.drop(camera_id, "the camera's source changed")
     await ctx.audit(
         who, "change_camera", "camera", record_id=str(camera_id), details=body.model_dump(exclude_unset=True)
     )
     return camera_out(row, contact=False, stream=True)
 
 
-@router.delete("/cameras/{camera_id}", status_code=204, summary="Remove a camera and its footage")
-async def delete_camera(camera_id: UUID, ctx: CtxDep, who: Admin) -> Response:
+@router.delete(
+    "/cameras/{camera_id}",
+    summary=(
+        "Remove a camera and its footage; clips linked to an open case are kept as evidence until it "
+        "closes (clips_kept)"
+    ),
+)
+async def delete_camera(camera_id: UUID, ctx: CtxDep, who: Admin) -> CameraDeleteOut:
     from rtcc.cameras.footage import media_dir
     from rtcc.cameras.registry import delete_camera
 
     media = media_dir(ctx.settings.data_dir)
-    clips = await ctx.store.write(lambda s: delete_camera(s, camera_id, media))
+    d = await ctx.store.write(lambda s: delete_camera(s, camera_id, media))
+    await _svc(ctx).live.drop(camera_id, "the camera was deleted")
     await ctx.audit(
-        who, "delete_camera", "camera", record_id=str(camera_id), details={"clips_deleted": clips}
+        who,
+        "delete_camera",
+        "camera",
+        record_id=str(camera_id),
+        details={"clips_deleted": d.clips_deleted, "clips_kept": d.clips_kept},
     )
-    return Response(status_code=204)
+    message = f"Camera deleted with {d.clips_deleted} clip(s)."
+    if d.clips_kept:
+        message = (
+            f"Camera deleted: {d.clips_deleted} clip(s) deleted; {d.clips_kept} clip(s) linked to an open "
+            "case kept as evidence (the camera stays only as their record, marked withdrawn) until no open "
+            "case links them, then retention deletes them."
+        )
+    return CameraDeleteOut(
+        deleted=True, clips_deleted=d.clips_deleted, clips_kept=d.clips_kept, message=message
+    )
 
 
 async def _decide(
@@ -283,6 +324,50 @@ async def _live_source(ctx: Any, camera_id: UUID) -> tuple[str, str]:
 
 BOUNDARY = "rtccframe"
 
+LIVE_CHECK_S = 10.0
+"""How often an open live view re-checks its camera (still live, same source) and its viewer's
+session (alive, role may view live video). Changes made in this process end it at once
+(:meth:`LiveManager.drop`, :meth:`LiveHub.end_sessions`); this check catches the rest, e.g. made
+by another API process."""
+
+
+async def _live_view_ended(ctx: Any, camera_id: UUID, url: str, who: Principal) -> str | None:
+    """Why an open live view must end now (camera no longer live, session ended), or None."""
+    from rtcc.cameras.registry import is_live
+    from rtcc.oversight.sessions import session_alive
+    from rtcc.store.tables import User, UserSession
+    from rtcc.store.tables_cameras import CameraRow
+
+    sec = ctx.settings.security
+    now = datetime.now(UTC)
+    token_hash = who.token_hash
+
+    def _check(s: Any) -> str | None:
+        row = s.get(CameraRow, camera_id)
+        if row is None or not is_live(row):
+            return "the camera has no live view any more"
+        if row.stream_url != url:
+            return "the camera's source changed"
+        if token_hash is None:
+            return None
+        alive = session_alive(
+            s,
+            token_hash=token_hash,
+            now=now,
+            idle_minutes=sec.session_idle_minutes,
+            mfa_default=sec.mfa_required,
+        )
+        if not alive:
+            return "the viewer's session ended"
+        sess = s.get(UserSession, token_hash)
+        user = s.get(User, sess.user_id) if sess is not None else None
+        if user is None or user.role not in {r.value for r in OPERATIONS}:
+            return "the viewer's role may not view live video"
+        return None
+
+    reason: str | None = await ctx.store.read(_check)
+    return reason
+
 
 @router.get(
     "/cameras/{camera_id}/live.mjpeg",
@@ -308,10 +393,25 @@ async def live_mjpeg(camera_id: UUID, ctx: CtxDep, who: Operations) -> Streaming
     await ctx.audit(who, "view_camera_live", "camera", record_id=str(camera_id))
 
     async def parts() -> AsyncIterator[bytes]:
+        # Registered with the live hub (no event type: it is sent nothing) so that a sign-out,
+        # disable, role change or new password made in this process ends the view at once
+        # (LiveHub.end_sessions); the periodic check catches changes made by other processes.
+        viewer = LiveClient(
+            username=who.username, role=who.role, types=frozenset(), token_hash=who.token_hash
+        )
+        ctx.hub.add(viewer)
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + LIVE_CHECK_S
         try:
             async for frame in live.frames(st):
                 if not ctx.ready:
                     return  # the center is stopping: end the response so the server can close
+                if viewer.ended.is_set():
+                    return  # the viewer's session ended
+                if loop.time() >= next_check:
+                    if await _live_view_ended(ctx, camera_id, url, who):
+                        return
+                    next_check = loop.time() + LIVE_CHECK_S
                 yield (
                     (
                         f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n"
@@ -321,8 +421,9 @@ async def live_mjpeg(camera_id: UUID, ctx: CtxDep, who: Operations) -> Streaming
                     + b"\r\n"
                 )
         except RtccError:
-            return  # the stream failed after its retries: end the response
+            return  # the stream failed after its retries, or was dropped (LiveManager.drop)
         finally:
+            ctx.hub.remove(viewer)
             await live.release(st)
 
     return StreamingResponse(

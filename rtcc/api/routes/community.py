@@ -230,6 +230,7 @@ async def withdraw_camera(token: str, ctx: CtxDep, who: Public) -> WithdrawOut:
     media = media_dir(ctx.settings.data_dir)
     now = datetime.now(UTC)
     w = await ctx.store.write(lambda s: withdraw(s, token, media, now=now))
+    await _svc(ctx).live.drop(w.camera_id, "the owner withdrew the camera")  # open live views end now
     await ctx.audit(
         who,
         "withdraw_camera",
