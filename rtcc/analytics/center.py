@@ -24,7 +24,8 @@ def zone(name: str) -> ZoneInfo:
     """The IANA time zone ``name`` (e.g. ``America/Los_Angeles``) or a clear error."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # OSError: a name that is a folder of the zone database ("America", "__pycache__") or unreadable
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValidationFailed(
             f"unknown time zone {name!r}: give an IANA name such as 'America/Los_Angeles' or 'UTC'"
         ) from exc

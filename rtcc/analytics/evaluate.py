@@ -179,6 +179,9 @@ def evaluate(
         Flagged-area shares; the last one is the primary share used for tuning.
     tune_folds
         Number of earliest usable folds used only for choosing parameters.
+    min_test
+        Test months with fewer incidents are skipped (20 suits a whole record; one shift's
+        incidents need a lower limit, the command line uses 5).
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -191,9 +194,16 @@ def evaluate(
     p = Prepared.of(inc, area)
     all_folds, skipped = folds(p, fit_months, min_test)
     if len(all_folds) <= tune_folds:
+        # months skipped for too few incidents point at --min-test, not at the fitting window
+        hint = (
+            f"{len(skipped)} months had fewer than {min_test} incidents: lower --min-test "
+            "or shorten --fit-months"
+            if skipped
+            else "shorten --fit-months"
+        )
         raise ValidationFailed(
             f"only {len(all_folds)} usable test months with {fit_months} months of fitting: "
-            f"need more than the {tune_folds} tuning months (shorten --fit-months)"
+            f"need more than the {tune_folds} tuning months ({hint})"
         )
     tuning, reported = all_folds[:tune_folds], all_folds[tune_folds:]
     primary = shares[-1]

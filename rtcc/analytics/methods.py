@@ -13,6 +13,9 @@ incidents expected next period); cells are flagged in decreasing score order.
     Gaussian kernel density of the window's positions (``scipy.stats.gaussian_kde``, positions in
     metres, bandwidth factor relative to the data's covariance), averaged over seven points per cell
     and multiplied by the cell area (≈ the expected share per cell); optionally recency-weighted.
+    Positions far from the others (:func:`core`: farther than max(10 km, 20 × the median distance)
+    from the median position, e.g. geocoding failures) are left out of the fit, so that one stray
+    position cannot widen the kernel over the whole map; they still count in the other methods.
 ``gi_star``
     Getis-Ord Gi* z-scores of the window's counts per cell (``esda.G_Local`` with ``star=True``,
     binary ``libpysal`` weights linking each cell to its H3 neighbours within ``k`` rings).
@@ -35,6 +38,10 @@ from .records import FloatArray, Incidents, TimeArray
 DAY = np.timedelta64(1, "D")
 KDE_BUDGET = 200_000_000
 """Kernel evaluations (points × sample positions) above which the KDE uses cell centres only."""
+CORE_MIN_RADIUS_M = 10_000.0
+CORE_FACTOR = 20.0
+"""The KDE fits the positions within max(CORE_MIN_RADIUS_M, CORE_FACTOR × median distance) of the
+median position (:func:`core`)."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,14 @@ class Prepared:
 
     @classmethod
     def of(cls, inc: Incidents, area: StudyArea) -> Prepared:
-        lat0 = float(np.mean(area.lat)) if len(area) else 0.0
-        lon0 = float(np.mean(area.lon)) if len(area) else 0.0
+        """Place ``inc`` on ``area``; positions are projected about the median of the cell centres.
+
+        The median, not the mean, keeps the few cells around a stray far-away position from moving
+        the projection's centre off the city; and the centre depends on the study area only, never
+        on the incidents (a test month's positions cannot change a fit).
+        """
+        lat0 = float(np.median(area.lat)) if len(area) else 0.0
+        lon0 = float(np.median(area.lon)) if len(area) else 0.0
         s_lat, s_lon, s_cell = area.sample_points()
         return cls(
             area=area,
@@ -107,8 +120,38 @@ def recency(p: Prepared, w: Window, half_life_days: float = 90.0) -> FloatArray:
     return _counts(p, sl, _recency_weights(p, sl, w.end, half_life_days))
 
 
+def core(
+    pts: FloatArray, min_radius_m: float = CORE_MIN_RADIUS_M, factor: float = CORE_FACTOR
+) -> npt.NDArray[np.bool_]:
+    """Which 2-D points (metres) lie within a robust radius of their median position.
+
+    Parameters
+    ----------
+    pts : ndarray, shape (2, n)
+        East and north positions, metres.
+    min_radius_m, factor
+        The radius is ``max(min_radius_m, factor × median distance to the median position)``.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+        True for the points to fit a density on. A city's incidents lie well inside the radius
+        (10 km at least); a geocoding failure hundreds of kilometres away does not.
+    """
+    if pts.shape[1] == 0:
+        return np.ones(0, dtype=bool)
+    dist = np.hypot(*(pts - np.median(pts, axis=1, keepdims=True)))
+    radius = max(min_radius_m, factor * float(np.median(dist)))
+    return np.asarray(dist <= radius, dtype=bool)
+
+
 def kde(p: Prepared, w: Window, bandwidth: float = 0.1, half_life_days: float | None = None) -> FloatArray:
     """Gaussian KDE (scipy) averaged over each cell (its seven children's centres) × cell area.
+
+    The density is fitted on the window's positions within a robust radius of their median
+    position only (:func:`core`: max(10 km, 20 × the median distance to the median position));
+    farther positions (geocoding failures) would inflate the data covariance, and with it the
+    kernel, over the whole map. They are left out of the density only.
 
     Parameters
     ----------
@@ -117,14 +160,24 @@ def kde(p: Prepared, w: Window, bandwidth: float = 0.1, half_life_days: float | 
         covariance times ``bandwidth**2`` (0.1 on a city-wide spread of ~2 km ≈ 200 m).
     half_life_days
         Recency weighting of the points (None: equal weights).
+
+    Returns
+    -------
+    ndarray, shape (cells,)
+        Mean density over each cell × its area; the window's counts per cell when fewer than
+        three positions remain or they have no 2-D spread.
     """
     from scipy.stats import gaussian_kde
 
     sl = p.span(w.start, w.end)
     pts = p.xy[:, sl]
+    weights = None if half_life_days is None else _recency_weights(p, sl, w.end, half_life_days)
+    near = core(pts)
+    if not near.all():
+        pts = pts[:, near]
+        weights = None if weights is None else weights[near]
     if pts.shape[1] < 3:
         return counts(p, w)
-    weights = None if half_life_days is None else _recency_weights(p, sl, w.end, half_life_days)
     if _degenerate(pts):  # all points on one spot or a line: no 2-D density
         return counts(p, w)
     try:

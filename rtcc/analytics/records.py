@@ -9,13 +9,15 @@ Two real record sets are read (never copied into the repository):
 
 Both are local (Pacific) wall-clock times, which is what hour-of-week and shifts need. Rows whose
 position falls outside the city's bounding box (geocoding failures such as lat 30.0, lon -141.2 in
-the Oakland file) are dropped and counted.
+the Oakland file) are dropped and counted, as are rows with an unreadable time or position
+(including short, truncated rows: a missing field reads as empty).
 """
 
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -128,14 +130,24 @@ def find_city_file(data_dir: Path, city: str) -> Path:
     return found[0]
 
 
-def _parse_sf(row: dict[str, str]) -> tuple[datetime, float, float]:
-    t = datetime.strptime(f"{row['Date'].strip()} {row['Time'].strip()}", "%d-%b-%y %H:%M:%S")
-    return t, float(row["Latitude"]), float(row["Longitude"])
+def _field(row: Mapping[str, str | None], name: str) -> str:
+    """A row's field as stripped text; a field missing from a short (truncated) row reads as ""."""
+    return (row.get(name) or "").strip()
 
 
-def _parse_oakland(row: dict[str, str]) -> tuple[datetime, float, float]:
-    t = datetime.strptime(row["DATE___TIM"].strip(), "%m/%d/%y %H:%M")
-    return t, float(row["YCOORD"]), float(row["XCOORD"])
+def _parse_sf(row: Mapping[str, str | None]) -> tuple[datetime, float, float]:
+    t = datetime.strptime(f"{_field(row, 'Date')} {_field(row, 'Time')}", "%d-%b-%y %H:%M:%S")
+    return t, float(_field(row, "Latitude")), float(_field(row, "Longitude"))
+
+
+def _parse_oakland(row: Mapping[str, str | None]) -> tuple[datetime, float, float]:
+    t = datetime.strptime(_field(row, "DATE___TIM"), "%m/%d/%y %H:%M")
+    return t, float(_field(row, "YCOORD")), float(_field(row, "XCOORD"))
+
+
+def in_box(city: City, lat: float, lon: float) -> bool:
+    """Whether a position lies in ``city``'s bounding box (NaN does not)."""
+    return city.lat_range[0] <= lat <= city.lat_range[1] and city.lon_range[0] <= lon <= city.lon_range[1]
 
 
 def load_city(data_dir: Path, city: str) -> Incidents:
@@ -169,10 +181,7 @@ def load_city(data_dir: Path, city: str) -> Incidents:
                 except (ValueError, TypeError):
                     dropped += 1
                     continue
-                if not (
-                    spec.lat_range[0] <= la <= spec.lat_range[1]
-                    and spec.lon_range[0] <= lo <= spec.lon_range[1]
-                ):
+                if not in_box(spec, la, lo):
                     dropped += 1
                     continue
                 times.append(t)

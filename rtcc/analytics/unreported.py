@@ -9,8 +9,10 @@ Files
 -----
 Calls (CSV, header required): ``time`` (ISO 8601), ``lat``, ``lon`` (degrees), optional
 ``call_type``. Incidents: the same columns without ``call_type``, or one of the ShotSpotter record
-files (San Francisco / Oakland) as they are. Both files must use the same clock: both with UTC
-offsets, or both local wall-clock times. Malformed rows are reported with their line numbers.
+files (San Francisco / Oakland) as they are; from those, rows outside the city's bounding box
+(geocoding failures) and unreadable rows are dropped and counted, as ``records.load_city`` does.
+Both files must use the same clock: both with UTC offsets, or both local wall-clock times.
+Malformed rows are reported with their line numbers. Spaces around the header's names are ignored.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy.typing as npt
 
 from rtcc.errors import NotFound, ValidationFailed
 
-from .records import FloatArray, Incidents, _parse_oakland, _parse_sf
+from .records import CITIES, FloatArray, Incidents, _parse_oakland, _parse_sf, in_box
 
 MAX_ERRORS_SHOWN = 20
 
@@ -65,6 +67,8 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         try:
             if not reader.fieldnames:
                 raise ValidationFailed(f"{path}: empty file (a header line is needed)")
+            # rows are keyed by the stripped names, as the header check reads them ("time, lat")
+            reader.fieldnames = [h.strip() for h in reader.fieldnames]
             for row in reader:
                 yield reader.line_num, row
         # a bad byte past the header's read block only shows up here, while reading on
@@ -82,6 +86,9 @@ def _header(path: Path) -> list[str]:
         raise NotFound(f"{path}: no such file") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationFailed(f"{path}: cannot read as UTF-8 CSV ({exc})") from exc
+    # e.g. a quote that never closes, or a header field over the csv module's field size limit
+    except csv.Error as exc:
+        raise ValidationFailed(f"{path}: line 1: not readable as CSV ({exc})") from None
 
 
 def _point(row: dict[str, str]) -> tuple[datetime, bool, float, float]:
@@ -162,13 +169,19 @@ def read_calls(path: Path, *, skip_bad: bool = False) -> tuple[Calls, bool | Non
 
 
 def read_incidents(path: Path, *, skip_bad: bool = False) -> tuple[Incidents, bool | None]:
-    """Read gunshot incidents: a ``time,lat,lon`` CSV or a ShotSpotter record file as published."""
+    """Read gunshot incidents: a ``time,lat,lon`` CSV or a ShotSpotter record file as published.
+
+    From a ShotSpotter file, rows with an unreadable time or position and rows outside the city's
+    bounding box (:data:`records.CITIES`) are left out and counted in ``dropped``.
+    """
     header = set(_header(path))
-    parse = _parse_sf if {"Date", "Time", "Latitude"} <= header else None
-    parse = _parse_oakland if {"DATE___TIM", "XCOORD", "YCOORD"} <= header else parse
-    if parse is None:
+    layout = "sf" if {"Date", "Time", "Latitude"} <= header else None
+    layout = "oakland" if {"DATE___TIM", "XCOORD", "YCOORD"} <= header else layout
+    if layout is None:
         times, lats, lons, _, errors, aware = _read_points(path, "incident", skip_bad=skip_bad)
         return Incidents.build(times, lats, lons, dropped=len(errors)), aware
+    parse = _parse_sf if layout == "sf" else _parse_oakland
+    box = CITIES[layout]
     out_t: list[datetime] = []
     out_la: list[float] = []
     out_lo: list[float] = []
@@ -177,6 +190,9 @@ def read_incidents(path: Path, *, skip_bad: bool = False) -> tuple[Incidents, bo
         try:
             t, la, lo = parse(row)
         except (ValueError, TypeError, KeyError):
+            dropped += 1
+            continue
+        if not in_box(box, la, lo):  # geocoding failures, as load_city drops them
             dropped += 1
             continue
         out_t.append(t)

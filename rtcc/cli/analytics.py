@@ -37,6 +37,10 @@ DataOpt = Annotated[
 ]
 
 
+MIN_TEST, MIN_TEST_SHIFT = 20, 5
+"""Default ``--min-test`` of ``evaluate``: all hours, and one shift's incidents."""
+
+
 def _fail(exc: RtccError) -> NoReturn:
     fail(escape(exc.message))
 
@@ -112,8 +116,12 @@ def evaluate_cmd(
         int, typer.Option(min=0, max=24, help="Earliest test months used only to choose parameters.")
     ] = 3,
     min_test: Annotated[
-        int, typer.Option(min=1, help="Skip test months with fewer incidents (data gaps).")
-    ] = 20,
+        int | None,
+        typer.Option(
+            min=1,
+            help="Skip test months with fewer incidents (data gaps); default 20, or 5 with --shift.",
+        ),
+    ] = None,
     shares: Annotated[
         str, typer.Option(help="Flagged-area shares in %, comma-separated; the last one tunes.")
     ] = "1,5",
@@ -129,6 +137,8 @@ def evaluate_cmd(
     from rtcc.analytics.records import incidents_dir, load_city
 
     share_t = _shares(shares)
+    if min_test is None:  # a single shift holds about a third of the incidents (docs/analytics.md)
+        min_test = MIN_TEST if shift is None else MIN_TEST_SHIFT
     results = []
     for name in _cities(city):
         try:
@@ -188,7 +198,10 @@ def hotspots_cmd(
     from rtcc.analytics.hotspots import hotspots, recommendations
     from rtcc.analytics.records import incidents_dir, load_city
 
-    (name,) = _cities(city)
+    names = _cities(city)
+    if len(names) != 1:
+        fail(f"hotspots reads one city at a time: choose --city {' or --city '.join(names)}")
+    (name,) = names
     try:
         inc = load_city(incidents_dir(data), name)
         if len(inc):
