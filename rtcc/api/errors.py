@@ -5,7 +5,9 @@
     {"error": {"code": "not_found", "message": "…", "details": …}, "request_id": "…"}
 
 Library errors (:mod:`rtcc.errors`), FastAPI/Starlette HTTP errors, request
-validation errors, an unreachable database (503 ``unavailable``, one warning a minute) and
+validation errors, an unreachable database (503 ``unavailable``, one warning a minute), a
+unique-constraint violation left by a concurrent duplicate (409 ``conflict``), a time beyond what a
+date can hold (422 ``validation_failed``: a far-off time with a timezone offset) and
 unexpected exceptions are all mapped here; a test walks
 the routes and checks the shape. Also here: the request-id and body-size
 middleware (pure ASGI, so streaming bodies are counted too).
@@ -23,7 +25,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -79,6 +81,13 @@ def _clean_validation(errors: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def date_overflow(exc: BaseException) -> bool:
+    """Whether ``exc`` is a date out of range (``OverflowError: date value out of range``), also as
+    wrapped by SQLAlchemy when binding such a time as a query parameter."""
+    inner = exc.orig if isinstance(exc, StatementError) else exc
+    return isinstance(inner, OverflowError) and "date value out of range" in str(inner)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every exception to the envelope."""
 
@@ -129,6 +138,24 @@ def install_error_handlers(app: FastAPI) -> None:
         return envelope(
             500, "internal_error", f"internal error; quote request id {rid} in a report", None, rid
         )
+
+    @app.exception_handler(IntegrityError)
+    async def _duplicate(request: Request, exc: IntegrityError) -> JSONResponse:
+        # two requests created the same record at once (a case number, a link, an outcome): the
+        # second hits the unique constraint. Nothing was stored for it; the client may reload and retry.
+        rid = _rid(request)
+        first = (str(exc.orig).splitlines() or [""])[0][:200]
+        log.warning("integrity error answered 409 (request %s): %s", rid, first)
+        msg = "the request conflicts with a record stored at the same time (a duplicate?): reload and retry"
+        return envelope(409, "conflict", msg, None, rid)
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(StatementError)
+    async def _overflow(request: Request, exc: Exception) -> JSONResponse:
+        if date_overflow(exc):
+            msg = "a time in the request is out of range (give one between 1970 and 9998, with a timezone)"
+            return envelope(422, "validation_failed", msg, None, _rid(request))
+        return await _unexpected(request, exc)
 
 
 class RequestIdAndLimitMiddleware:

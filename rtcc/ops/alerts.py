@@ -9,12 +9,17 @@ States::
 An alert may be assigned straight from ``new`` and reassigned while
 ``assigned``; ``closed`` and ``dismissed`` are final. Every step records who
 and when (columns, and one entry in ``history``).
+
+``updated_at`` is when the row last changed *in the center*: a new alert's is the time it was
+stored, not when it occurred (a hit on a plate read uploaded late occurred minutes before it was
+stored; with the occurrence time the dispatch feed, which polls by ``updated_at``, had already
+moved past it). The queue sorts by ``occurred_at``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -40,10 +45,14 @@ _OPEN = ("new", "acknowledged", "assigned")
 _TO = {"acknowledge": "acknowledged", "assign": "assigned", "close": "closed", "dismiss": "dismissed"}
 
 
-def store_alert(session: Session, alert: Alert) -> bool:
-    """Insert ``alert`` unless its ``alert_id`` is known; True when it was new (idempotent)."""
+def store_alert(session: Session, alert: Alert, *, now: datetime | None = None) -> bool:
+    """Insert ``alert`` unless its ``alert_id`` is known; True when it was new (idempotent).
+
+    ``created_at`` and ``updated_at`` are ``now`` (default: the clock), the time it was stored.
+    """
     if session.get(AlertRow, alert.alert_id) is not None:
         return False
+    stored = now or datetime.now(UTC)
     pos = alert.position
     session.add(
         AlertRow(
@@ -59,8 +68,8 @@ def store_alert(session: Session, alert: Alert) -> bool:
             ref_id=str(alert.ref_event_id) if alert.ref_event_id else None,
             status="new",
             history=[{"status": "new", "at": alert.occurred_at.isoformat(), "by": alert.source}],
-            created_at=alert.occurred_at,
-            updated_at=alert.occurred_at,
+            created_at=stored,
+            updated_at=stored,
         )
     )
     session.flush()

@@ -6,6 +6,11 @@ CAP 1.2 (OASIS, 2010): one ``<alert>`` per message with ``identifier``,
 ``<area>`` with ``areaDesc`` and a ``circle``). A queue step becomes an
 ``Update`` (or a ``Cancel`` when the alert was dismissed) that ``references``
 the first message.
+
+The JSON feed's cursor (:func:`feed_cursor`) is ``<updated_at>|<alert id>``: the feed serves
+the alerts after it in ``(updated_at, id)`` order, so two alerts changed at the same instant and
+split by the page ``limit`` are both served. A plain time is still a valid cursor (everything
+changed after it).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 from xml.etree import ElementTree as ET
 
 from rtcc.store.tables_ops import AlertRow
@@ -150,8 +156,21 @@ def feed_item(row: AlertRow) -> dict[str, Any]:
     }
 
 
-def feed_json(rows: Iterable[AlertRow], *, next_since: datetime | None) -> bytes:
+CURSOR_SEP = "|"
+
+
+def feed_cursor(at: datetime, alert_id: UUID | None = None) -> str:
+    """The feed's ``next_since``: ``<updated_at ISO>|<alert id>`` (or only the time, with no alert)."""
+    return _iso(at) if alert_id is None else f"{_iso(at)}{CURSOR_SEP}{alert_id}"
+
+
+def split_feed_cursor(text: str) -> tuple[str, UUID | None]:
+    """``(time text, alert id or None)`` of a cursor; ValueError when the id part is not a UUID."""
+    when, sep, last = text.strip().partition(CURSOR_SEP)
+    return when, (UUID(last.strip()) if sep else None)
+
+
+def feed_json(rows: Iterable[AlertRow], *, next_since: datetime | str | None) -> bytes:
     items = [feed_item(r) for r in rows]
-    return json.dumps(
-        {"items": items, "next_since": _iso(next_since) or None}, separators=(",", ":")
-    ).encode()
+    cursor = next_since if isinstance(next_since, str) else (_iso(next_since) or None)
+    return json.dumps({"items": items, "next_since": cursor}, separators=(",", ":")).encode()

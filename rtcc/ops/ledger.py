@@ -5,6 +5,20 @@ An outcome belongs to a case and names the alert or incident it came from
 the record to the case when it is not linked yet. The categories are the
 seed's eleven plus ``no_evidence_found``.
 
+A ``ref_id`` that is a UUID is stored in its canonical text (lower case, with
+hyphens: :func:`canonical_ref_id`) whatever spelling was sent (upper case, no
+hyphens, ``urn:uuid:``): retention, the statistics and the duplicate checks
+compare ids as text, so one record has one spelling (migration 0017 rewrote the
+older rows).
+
+A success category (anything but ``no_evidence_found``) is refused (409) on a
+record found not to be real: a dismissed alert, a hotlist hit rejected as a
+misread, a dismissed gunshot incident (:func:`not_real`).
+
+Two people recording the same case number, link or outcome at once: the case
+is read with a row lock (PostgreSQL) and a unique-constraint violation of the
+loser is a :class:`~rtcc.errors.Conflict` (409), not an internal error.
+
 :func:`outcome_stats` reproduces the seed's table: "success in N cases since
 opening", the count per category, and the share of alerts with no outcome
 and with no evidence found.
@@ -12,17 +26,19 @@ and with no evidence found.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rtcc.errors import Conflict, NotFound, ValidationFailed
@@ -48,12 +64,36 @@ NO_EVIDENCE = "no_evidence_found"
 OUTCOME_CATEGORIES: tuple[str, ...] = (*SUCCESS_CATEGORIES, NO_EVIDENCE)
 LINK_TYPES: tuple[str, ...] = ("alert", "gunshot", "hit", "plate_read", "footage")
 OUTCOME_REF_TYPES: tuple[str, ...] = ("alert", "gunshot", "hit")
+UUID_REF_TYPES: tuple[str, ...] = ("alert", "gunshot", "hit", "plate_read")
+"""Ref types whose ids are UUIDs (a ``footage`` ref is a footage request's UUID or an external id)."""
 CASE_NUMBER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/\-]{0,63}$")
 REF_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 CSV_COLUMNS = ("case_number", "ref_type", "ref_id", "category", "note")
 
 
 # -- cases ---------------------------------------------------------------------
+
+
+def canonical_ref_id(ref_id: str) -> str:
+    """``ref_id`` as stored and compared: a UUID's canonical text (``str(UUID(x))``), else unchanged.
+
+    ``uuid.UUID`` accepts upper case, no hyphens and ``urn:uuid:``; stored as typed, such a spelling
+    missed every comparison with the canonical ids (retention deleted a read linked to an open case,
+    and the same outcome was recorded once per spelling).
+    """
+    try:
+        return str(UUID(ref_id))
+    except ValueError:
+        return ref_id
+
+
+@contextlib.contextmanager
+def _unique(what: str) -> Iterator[None]:
+    """Turn a unique-constraint violation (a concurrent duplicate) into a 409."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise Conflict(f"{what} was recorded by someone else at the same time: reload and retry") from exc
 
 
 def create_case(session: Session, number: str, title: str, description: str, by: str, at: datetime) -> Case:
@@ -73,7 +113,8 @@ def create_case(session: Session, number: str, title: str, description: str, by:
         opened_at=at,
     )
     session.add(case)
-    session.flush()
+    with _unique(f"case number {number!r}"):
+        session.flush()
     return case
 
 
@@ -88,15 +129,19 @@ def next_case_number(session: Session, at: datetime) -> str:
             return number
 
 
-def get_case(session: Session, case_id: UUID) -> Case:
-    case = session.get(Case, case_id)
+def get_case(session: Session, case_id: UUID, *, lock: bool = False) -> Case:
+    """One case; ``lock`` takes a row lock (PostgreSQL) so a close and a change cannot interleave."""
+    case = session.get(Case, case_id, with_for_update=lock)
     if case is None:
         raise NotFound(f"no case {case_id}")
     return case
 
 
-def case_by_number(session: Session, number: str) -> Case | None:
-    return session.scalars(select(Case).where(Case.number == number)).first()
+def case_by_number(session: Session, number: str, *, lock: bool = False) -> Case | None:
+    q = select(Case).where(Case.number == number)
+    if lock:
+        q = q.with_for_update()
+    return session.scalars(q).first()
 
 
 def list_cases(session: Session, *, status: str | None = None, limit: int = 200) -> list[Case]:
@@ -107,7 +152,7 @@ def list_cases(session: Session, *, status: str | None = None, limit: int = 200)
 
 
 def close_case(session: Session, case_id: UUID, by: str, at: datetime, reason: str) -> Case:
-    case = get_case(session, case_id)
+    case = get_case(session, case_id, lock=True)
     if case.status != "open":
         raise Conflict(f"case {case.number} is closed already")
     case.status, case.closed_by, case.closed_at, case.close_reason = "closed", by, at, reason
@@ -116,7 +161,10 @@ def close_case(session: Session, case_id: UUID, by: str, at: datetime, reason: s
 
 
 def ref_exists(session: Session, ref_type: str, ref_id: str) -> bool:
-    """Whether the record a link or outcome names exists (``footage`` refs are external)."""
+    """Whether the record a link or outcome names exists (``footage`` refs are external).
+
+    Any spelling ``uuid.UUID`` parses is found; callers store :func:`canonical_ref_id` of it.
+    """
     try:
         uid = UUID(ref_id)
     except ValueError:
@@ -143,11 +191,15 @@ def ref_exists(session: Session, ref_type: str, ref_id: str) -> bool:
 
 
 def add_link(session: Session, case: Case, ref_type: str, ref_id: str, by: str, at: datetime) -> CaseLink:
-    """Link a record to an open case (idempotent: the existing link is returned)."""
+    """Link a record to an open case (idempotent: the existing link is returned).
+
+    A UUID ``ref_id`` is stored in its canonical text (:func:`canonical_ref_id`).
+    """
     if ref_type not in LINK_TYPES:
         raise ValidationFailed(f"ref_type {ref_type!r} is not one of {', '.join(LINK_TYPES)}")
     if not REF_ID_RE.match(ref_id):
         raise ValidationFailed(f"ref_id {ref_id!r} is not valid (1-64 letters, digits, '.', '_', ':', '-')")
+    ref_id = canonical_ref_id(ref_id)
     existing = session.scalars(
         select(CaseLink).where(
             CaseLink.case_id == case.id, CaseLink.ref_type == ref_type, CaseLink.ref_id == ref_id
@@ -161,7 +213,8 @@ def add_link(session: Session, case: Case, ref_type: str, ref_id: str, by: str, 
         raise NotFound(f"no {ref_type} {ref_id} to link")
     link = CaseLink(case_id=case.id, ref_type=ref_type, ref_id=ref_id, linked_by=by, linked_at=at)
     session.add(link)
-    session.flush()
+    with _unique(f"the link of {ref_type} {ref_id} to case {case.number}"):
+        session.flush()
     return link
 
 
@@ -189,7 +242,7 @@ class OutcomeInput:
 
 def _check_outcome(session: Session, o: OutcomeInput) -> tuple[Case, list[str]]:
     errors: list[str] = []
-    case = case_by_number(session, o.case_number)
+    case = case_by_number(session, o.case_number, lock=True)
     if case is None:
         errors.append(f"no case number {o.case_number!r}")
     if o.ref_type not in OUTCOME_REF_TYPES:
@@ -203,20 +256,71 @@ def _check_outcome(session: Session, o: OutcomeInput) -> tuple[Case, list[str]]:
     return case, errors  # type: ignore[return-value]  # case is None only with errors
 
 
+def not_real(session: Session, ref_type: str, ref_id: str) -> str | None:
+    """Why the record an outcome names was found not to be real, or None.
+
+    A dismissed alert (or an alert announcing a rejected hit or a dismissed incident), a hotlist hit
+    rejected as a misread (or, with no hit stored, whose every alert was dismissed), a gunshot
+    incident dismissed in review. ``ref_id`` is canonical and exists (:func:`ref_exists`).
+    """
+    from rtcc.store.tables_hotlists import HitRow
+
+    try:
+        uid = UUID(ref_id)
+    except ValueError:
+        return None
+    if ref_type == "alert":
+        alert = session.get(AlertRow, uid)
+        if alert is None:
+            return None
+        if alert.status == "dismissed":
+            why = f": {alert.dismiss_reason}" if alert.dismiss_reason else ""
+            return f"alert {ref_id} was dismissed as not real{why}"
+        if alert.ref_id and alert.kind == "hotlist_hit":
+            return not_real(session, "hit", alert.ref_id)
+        if alert.ref_id and alert.kind in ("gunshot", "gunshot_review"):
+            return not_real(session, "gunshot", alert.ref_id)
+        return None
+    if ref_type == "gunshot":
+        inc = session.get(GunshotIncidentRow, uid)
+        if inc is not None and inc.status == "dismissed":
+            return f"gunshot incident {ref_id} was dismissed in review as not real"
+        return None
+    if ref_type == "hit":
+        hit = session.get(HitRow, uid)
+        if hit is not None:
+            if hit.status == "rejected":
+                return f"hit {ref_id} was rejected as a misread"
+            return None
+        statuses = set(
+            session.scalars(
+                select(AlertRow.status).where(AlertRow.ref_id == ref_id, AlertRow.kind == "hotlist_hit")
+            )
+        )
+        if statuses == {"dismissed"}:
+            return f"the alert of hit {ref_id} was dismissed as not real"
+    return None
+
+
 def record_outcomes(
     session: Session, items: Iterable[OutcomeInput], by: str, at: datetime, *, lines: list[int] | None = None
 ) -> list[OutcomeRow]:
     """Validate every item, then record all of them or none.
 
     ``lines`` gives each item's CSV line number for the errors (otherwise
-    they are numbered from 0 as ``index``).
+    they are numbered from 0 as ``index``). A UUID ``ref_id`` is recorded in
+    its canonical text, so the same outcome sent in another spelling is the
+    same outcome (recorded once).
 
     Raises
     ------
     ValidationFailed
         With ``details.errors`` = ``[{"line" | "index", "errors": [...]}]``.
+    Conflict
+        A success category on a record found not to be real (:func:`not_real`), same details;
+        or a concurrent duplicate.
     """
-    todo = list(items)
+    todo = [replace(o, ref_id=canonical_ref_id(o.ref_id)) if REF_ID_RE.match(o.ref_id) else o for o in items]
     problems: list[dict[str, Any]] = []
     checked: list[tuple[Case, OutcomeInput]] = []
     for i, o in enumerate(todo):
@@ -232,6 +336,21 @@ def record_outcomes(
         raise ValidationFailed(
             f"{len(problems)} of {len(todo)} outcome(s) refused; nothing was recorded",
             details={"errors": problems[:200]},
+        )
+    refused: list[dict[str, Any]] = []
+    for i, (_, o) in enumerate(checked):
+        why = not_real(session, o.ref_type, o.ref_id) if o.category in SUCCESS_CATEGORIES else None
+        if why is not None:
+            where = {"line": lines[i]} if lines is not None else {"index": i}
+            refused.append(
+                {**where, "errors": [f"{why}: only {NO_EVIDENCE} may be recorded on it, not {o.category}"]}
+            )
+    if refused:
+        first = refused[0]["errors"][0]
+        raise Conflict(
+            f"{len(refused)} of {len(todo)} outcome(s) name a record dismissed or rejected as not real "
+            f"(e.g. {first}); nothing was recorded",
+            details={"errors": refused[:200]},
         )
     rows: list[OutcomeRow] = []
     for case, o in checked:
@@ -255,7 +374,8 @@ def record_outcomes(
                 recorded_at=at,
             )
             session.add(row)
-            session.flush()
+            with _unique(f"the outcome {o.category} of {o.ref_type} {o.ref_id} in case {case.number}"):
+                session.flush()
         rows.append(row)
         incident = _incident_of(session, o.ref_type, o.ref_id)
         if incident is not None:  # the incident (and so its API view and packet) carries its outcome

@@ -1,7 +1,11 @@
 """The "operations" processor: the alert queue and incident packets, built from the bus.
 
 * ``alert`` events are stored once each (idempotent by ``alert_id``, queue
-  group ``ops-alerts``); a new alert is sent to the configured webhooks.
+  group ``ops-alerts``); a new alert is sent to the configured webhooks. The
+  title of a plate alert kind (:data:`~rtcc.events.PLATE_ALERT_KINDS`) names
+  the plate: sending it is a disclosure, audited (``webhook_hit_alert`` by
+  :data:`WEBHOOK_ACTOR`, with the alert id and the receiving hosts) in the
+  transaction that stores the alert, before anything is sent.
 * ``gunshot_incident`` and ``hotlist_hit`` events get an incident packet at
   once (queue group ``ops-packets``); later reports of the same incident
   rebuild it.
@@ -20,12 +24,15 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from rtcc.bus import Subscription
 from rtcc.events import (
     ALERT_KIND_ROLES,
+    PLATE_ALERT_KINDS,
     Alert,
     DeviceHeartbeat,
     GunshotIncident,
@@ -39,13 +46,28 @@ from rtcc.geo import distance_m
 from rtcc.ops.alerts import store_alert
 from rtcc.ops.packets import PacketParams, counts, get_packet, live_packets, upsert_packet
 from rtcc.ops.webhooks import WebhookSender
-from rtcc.roles import DeviceType
+from rtcc.roles import DeviceType, Role
 
 log = logging.getLogger("rtcc.ops")
 
 _Key = tuple[str, str]
 REFRESH_S = 30.0
 """Seconds between reloads of the live packets (several operations workers share the triggers)."""
+
+WEBHOOK_ACTOR = "system:operations"
+"""Who the audit log names for a plate alert sent to the webhooks (no person: the configuration)."""
+
+
+def webhook_hosts(urls: list[str]) -> list[str]:
+    """The hosts (``host[:port]``) of ``urls``, for the audit log: no path, query or credentials."""
+    out: list[str] = []
+    for url in urls:
+        try:
+            host = urlsplit(url).netloc.rpartition("@")[2]
+        except ValueError:
+            host = ""
+        out.append(host or "(invalid url)")
+    return out
 
 
 class OperationsProcessor:
@@ -113,25 +135,57 @@ class OperationsProcessor:
         ev = _parse(payload)
         if not isinstance(ev, Alert):
             return
-        new = await self.center.store.write(lambda s: store_alert(s, ev))
-        if new:
-            self.center.metrics.inc("alerts_queued", kind=ev.kind)
-            if ev.kind not in ALERT_KIND_ROLES:  # review work stays inside the center
-                pos = ev.position
-                self.webhooks.submit(
-                    str(ev.alert_id),
-                    {
-                        "id": str(ev.alert_id),
-                        "kind": ev.kind,
-                        "severity": ev.severity.value,
-                        "title": ev.title,
-                        "status": "new",
-                        "occurred_at": ev.occurred_at.isoformat(),
-                        "lat": pos.lat if pos else None,
-                        "lon": pos.lon if pos else None,
-                        "ref_id": str(ev.ref_event_id) if ev.ref_event_id else None,
-                    },
-                )
+        send = bool(self.webhooks.urls) and ev.kind not in ALERT_KIND_ROLES  # review work stays inside
+        disclose = send and ev.kind in PLATE_ALERT_KINDS
+        secret = self.center.settings.security.secret_key.encode()
+        hosts = webhook_hosts(self.webhooks.urls)
+
+        def _store(s: Session) -> tuple[bool, Any]:
+            if not store_alert(s, ev):
+                return False, None
+            if not disclose:
+                return True, None
+            from rtcc.oversight.audit import append_audit
+
+            entry = append_audit(
+                s,
+                secret=secret,
+                actor=WEBHOOK_ACTOR,
+                role=Role.public.value,
+                action="webhook_hit_alert",
+                resource="alert",
+                record_id=str(ev.alert_id),
+                outcome="ok",
+                details={"alert": str(ev.alert_id), "kind": ev.kind, "targets": hosts},
+            )
+            return True, entry
+
+        new, entry = await self.center.store.write(_store)
+        if not new:
+            return
+        self.center.metrics.inc("alerts_queued", kind=ev.kind)
+        if entry is not None:
+            from rtcc.oversight.audit import audit_event
+
+            mirror = audit_event(entry)
+            with contextlib.suppress(Exception):
+                await self.center.bus.publish(mirror.subject, mirror.to_json(), msg_id=str(mirror.event_id))
+        if send:
+            pos = ev.position
+            self.webhooks.submit(
+                str(ev.alert_id),
+                {
+                    "id": str(ev.alert_id),
+                    "kind": ev.kind,
+                    "severity": ev.severity.value,
+                    "title": ev.title,
+                    "status": "new",
+                    "occurred_at": ev.occurred_at.isoformat(),
+                    "lat": pos.lat if pos else None,
+                    "lon": pos.lon if pos else None,
+                    "ref_id": str(ev.ref_event_id) if ev.ref_event_id else None,
+                },
+            )
 
     # -- packets -------------------------------------------------------------------
 

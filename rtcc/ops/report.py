@@ -9,6 +9,13 @@ category, a hotspot map of incidents (hexagonal bins) — and writes
 (``PdfPages``). No names, plates or alert titles appear in a report. Every
 figure is bounded by the month (alerts that occurred in it, outcomes recorded
 in it): a past month's report does not change with later data.
+
+The alerts by status count each alert's status *at the end of the month*, from its ``history``
+(:func:`status_at`): closing an October alert in November does not change October's report.
+Gunshot incidents keep no history (only their current ``status`` and when they were reviewed,
+``reviewed_at``): the hotspot map shows the month's incidents that are ``alerted``, ``confirmed`` or
+``pending_review`` *now*, so an incident of the month confirmed or dismissed in review after the
+month is shown as it was decided, not as it stood at the month's end.
 """
 
 from __future__ import annotations
@@ -73,19 +80,42 @@ class ReportData:
         return sum(sum(c.values()) for c in self.alerts_per_day.values())
 
 
+def _step_time(step: Any) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(str(step["at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
+def status_at(history: list[Any] | None, end: datetime) -> str:
+    """An alert's status just before ``end``: that of its last ``history`` step before it.
+
+    An alert with no step before ``end`` (none recorded, or all later) counts as ``new``.
+    """
+    status, last = "new", None
+    for step in history or []:
+        at = _step_time(step)
+        if at is None or at >= end or not isinstance(step, dict) or not step.get("status"):
+            continue
+        if last is None or at >= last:
+            status, last = str(step["status"]), at
+    return status
+
+
 def gather(session: Session, month: str, start: datetime, end: datetime) -> ReportData:
     data = ReportData(month=month, start=start, end=end)
     day = start.date()
     while day < end.date():
         data.alerts_per_day[day] = Counter()
         day += timedelta(days=1)
-    for occurred_at, kind, status in session.execute(
-        select(AlertRow.occurred_at, AlertRow.kind, AlertRow.status).where(
+    for occurred_at, kind, history in session.execute(
+        select(AlertRow.occurred_at, AlertRow.kind, AlertRow.history).where(
             AlertRow.occurred_at >= start, AlertRow.occurred_at < end
         )
     ):
         data.alerts_per_day.setdefault(occurred_at.date(), Counter())[kind] += 1
-        data.alerts_by_status[status] += 1
+        data.alerts_by_status[status_at(history, end)] += 1
     # the ledger of the month only: what was recorded in it, about its alerts (not what came after)
     data.ledger = outcome_stats(session, start, end)
     data.outcomes = {c: int(data.ledger["per_category"].get(c, 0)) for c in OUTCOME_CATEGORIES}

@@ -6,9 +6,11 @@ Each delivery is a JSON body (see :func:`rtcc.ops.exports.feed_item`) with
 * ``X-RTCC-Signature: sha256=<hex>`` — HMAC-SHA256 of the body with
   ``operations.webhook_secret`` (when set).
 
-A failed attempt (network error or a non-2xx answer) is retried up to
-``webhook_max_attempts`` times with doubling backoff; deliveries that still
-fail are counted (``webhook_failures``) and logged, never raised.
+A failed attempt (network error, a non-2xx answer, or any other error such as
+a URL the HTTP client refuses) is retried up to ``webhook_max_attempts`` times
+with doubling backoff; deliveries that still fail are counted
+(``webhook_failures``) and logged once, never raised: one bad URL cannot break
+the delivery to the others.
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ class WebhookSender:
                     self.metrics.inc("webhook_delivered")
                     return True
                 why = f"HTTP {r.status_code}"
-            except httpx.HTTPError as exc:
-                why = type(exc).__name__
+            except Exception as exc:  # not only httpx.HTTPError: e.g. InvalidURL, a port out of range
+                why = f"{type(exc).__name__}: {exc}"[:200]
             self.metrics.inc("webhook_attempt_failures")
             if attempt < self.max_attempts:
                 await asyncio.sleep(delay)

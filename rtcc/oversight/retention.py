@@ -175,7 +175,11 @@ def footage_media(settings: Any) -> Path:
 
 
 def open_case_read_ids(session: Session) -> set[str]:
-    """Ids of plate reads linked to an open case."""
+    """Ids of plate reads linked to an open case, in canonical UUID text (:func:`_ref_key`).
+
+    :func:`rtcc.plates.reads.purge_reads` compares them with ``str(read.id)``: a link stored in
+    another spelling (upper case, before migration 0017) must still keep its read.
+    """
     from rtcc.store.tables_ops import Case, CaseLink
 
     q = (
@@ -183,7 +187,7 @@ def open_case_read_ids(session: Session) -> set[str]:
         .join(Case, Case.id == CaseLink.case_id)
         .where(CaseLink.ref_type == "plate_read", Case.status == "open")
     )
-    return {str(x) for x in session.scalars(q)}
+    return {_ref_key(str(x)) for x in session.scalars(q)}
 
 
 def _as_utc(t: datetime | None) -> datetime | None:

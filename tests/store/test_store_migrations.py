@@ -30,7 +30,7 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_reaches_head_and_matches_models(fresh_db: str) -> None:
     assert migrate.current(fresh_db) is None
     migrate.upgrade(fresh_db)
-    assert migrate.current(fresh_db) == migrate.head() == "0016"
+    assert migrate.current(fresh_db) == migrate.head() == "0017"
     assert _tables(fresh_db) == MODEL_TABLES | {"alembic_version"}
     assert migrate.compare(fresh_db) == []
     migrate.check_current(fresh_db)  # does not raise

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rtcc.api.deps import Context, CtxDep, Operations, Principal
 from rtcc.api.text import Reason
-from rtcc.errors import Conflict, ValidationFailed
+from rtcc.errors import Conflict
 from rtcc.events import AlertUpdated
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -84,10 +84,11 @@ class DismissIn(BaseModel):
     reason: Reason = Field(description="Why (kept in the audit log).")
 
 
-def _check_tz(*times: datetime | None) -> None:
-    for dt in times:
-        if dt is not None and dt.tzinfo is None:
-            raise ValidationFailed("since/until need a timezone (e.g. 2026-01-01T00:00:00Z)")
+def _check_tz(since: datetime | None, until: datetime | None) -> None:
+    """Each with a timezone and within 1970-9998 UTC (:func:`rtcc.ops.times.checked_time`): 422 otherwise."""
+    from rtcc.ops.times import checked_times
+
+    checked_times(since=since, until=until)
 
 
 @router.get("", summary="The alert queue, newest first")

@@ -4,7 +4,13 @@
   ``POST /cases/{case_id}/links``, ``POST /cases/{case_id}/close`` —
   operations roles; every change is audited.
 * ``POST /outcomes`` (JSON list) and ``POST /outcomes/import`` (CSV body,
-  ``text/csv``) — all rows or none; errors name the item or CSV line.
+  ``text/csv``) — all rows or none; errors name the item or CSV line. A
+  success category on an alert dismissed, a hit rejected as a misread or an
+  incident dismissed in review is refused (409 ``conflict``): only
+  ``no_evidence_found`` may be recorded on those.
+* A UUID ``ref_id`` (links and outcomes) may be sent in any spelling (upper
+  case, no hyphens, ``urn:uuid:``); it is stored and answered in canonical
+  form.
 * ``GET /stats/outcomes?since=`` — the seed's table: success in N cases,
   count per category, share of alerts with no outcome / no evidence found.
 * ``GET /packets/{kind}/{ref_id}`` — an incident packet (hotlist hits nearby,
@@ -231,18 +237,18 @@ async def link_case(case_id: UUID, body: LinkIn, ctx: CtxDep, who: Operations) -
 
     now = datetime.now(UTC)
 
-    def _do(s: Session) -> CaseOut:
-        case = get_case(s, case_id)
-        add_link(s, case, body.ref_type, body.ref_id.strip(), who.username, now)
-        return _case_out(s, case)
+    def _do(s: Session) -> tuple[CaseOut, str]:
+        case = get_case(s, case_id, lock=True)
+        link = add_link(s, case, body.ref_type, body.ref_id.strip(), who.username, now)
+        return _case_out(s, case), link.ref_id
 
-    out = await ctx.store.write(_do)
+    out, ref_id = await ctx.store.write(_do)
     await ctx.audit(
         who,
         "case_link",
         "case",
         record_id=str(case_id),
-        details={"ref_type": body.ref_type, "ref_id": body.ref_id},
+        details={"ref_type": body.ref_type, "ref_id": ref_id},
     )
     return out
 
@@ -328,9 +334,9 @@ async def outcome_stats(
     since: datetime | None = Query(None, description="From this time (with a timezone); default: opening."),
 ) -> OutcomeStats:
     from rtcc.ops.ledger import outcome_stats
+    from rtcc.ops.times import checked_time
 
-    if since is not None and since.tzinfo is None:
-        raise ValidationFailed("since needs a timezone (e.g. 2026-01-01T00:00:00Z)")
+    checked_time(since, "since")
     return OutcomeStats.model_validate(await ctx.store.read(lambda s: outcome_stats(s, since)))
 
 

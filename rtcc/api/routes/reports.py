@@ -4,8 +4,14 @@
   supervisors, admins; the range is bounded (``operations.export_max_days``,
   ``operations.export_max_rows``) and every export is audited.
 * ``GET /feeds/cap/{alert_id}.xml`` — one alert as OASIS CAP 1.2.
-* ``GET /feeds/alerts.json?since=`` — alerts created or updated since a
-  time, oldest first, with ``next_since`` for the next poll.
+* ``GET /feeds/alerts.json?since=`` — alerts stored or updated since a
+  time, oldest first, with ``next_since`` for the next poll. ``next_since``
+  is a cursor, ``<updated_at>|<alert id>``: pass it back as ``since`` and
+  nothing is skipped, also when several alerts changed at the same instant and
+  the page ``limit`` fell between them (``since`` still takes a plain time).
+  A new alert's ``updated_at`` is when the center stored it (not when it
+  occurred), so an alert about a plate read uploaded late is still served
+  after the cursor.
 
 A hit alert's title names the plate: CAP and the feed audit serving one
 (``read_hit_alerts``, with the alerts' ids), as ``GET /alerts`` does.
@@ -24,12 +30,15 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from sqlalchemy import select
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from rtcc.api.deps import Allow, Context, CtxDep, Operations, Principal
 from rtcc.api.routes.alerts import audit_plate_alerts
 from rtcc.errors import ValidationFailed
+from rtcc.ops.times import checked_time, checked_times
 from rtcc.roles import Role
 
 router = APIRouter(tags=["reports"])
@@ -38,9 +47,7 @@ Analysts = Annotated[Principal, Depends(Allow(Role.admin, Role.supervisor, Role.
 
 
 def _range(ctx: Context, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    for dt in (start, end):
-        if dt is not None and dt.tzinfo is None:
-            raise ValidationFailed("start/end need a timezone (e.g. 2026-01-01T00:00:00Z)")
+    start, end = checked_times(start=start, end=end)
     end = end or datetime.now(UTC)
     start = start or end - timedelta(days=30)
     if end <= start:
@@ -154,27 +161,64 @@ async def cap_alert(alert_id: UUID, ctx: CtxDep, who: Operations) -> Response:
 async def alerts_feed(
     ctx: CtxDep,
     who: Operations,
-    since: datetime | None = Query(
-        None, description="Changed after this time (with a timezone); default: 1 h ago."
+    since: str | None = Query(
+        None,
+        max_length=120,
+        description="Changed after this time (with a timezone), or the cursor `next_since` of the "
+        "previous poll (`<time>|<alert id>`); default: 1 h ago.",
     ),
     limit: int = Query(500, ge=1, le=5000),
 ) -> Response:
     from rtcc.ops.alerts import visible_kinds_filter
-    from rtcc.ops.exports import feed_json
+    from rtcc.ops.exports import feed_cursor, feed_json
     from rtcc.store.tables_ops import AlertRow
 
-    if since is not None and since.tzinfo is None:
-        raise ValidationFailed("since needs a timezone (e.g. 2026-01-01T00:00:00Z)")
-    after = since or datetime.now(UTC) - timedelta(hours=1)
+    after, after_id = _feed_since(since)
     hidden = visible_kinds_filter(who.role)
 
     def _q(s: Session) -> list[AlertRow]:
-        q = select(AlertRow).where(AlertRow.updated_at > after)
+        if after_id is None:
+            q = select(AlertRow).where(AlertRow.updated_at > after)
+        else:
+            q = select(AlertRow).where(
+                or_(
+                    AlertRow.updated_at > after,
+                    and_(AlertRow.updated_at == after, AlertRow.id > after_id),
+                )
+            )
         if hidden:
             q = q.where(AlertRow.kind.not_in(hidden))
         return list(s.scalars(q.order_by(AlertRow.updated_at, AlertRow.id).limit(limit)))
 
     rows = await ctx.store.read(_q)
     await audit_plate_alerts(ctx, who, rows, "/api/v1/feeds/alerts.json")
-    next_since = rows[-1].updated_at if rows else after
+    next_since = feed_cursor(rows[-1].updated_at, rows[-1].id) if rows else feed_cursor(after, after_id)
     return Response(feed_json(rows, next_since=next_since), media_type="application/json")
+
+
+_TIME = TypeAdapter(datetime)
+
+
+def _feed_since(since: str | None) -> tuple[datetime, UUID | None]:
+    """The feed's ``since``: a time (with a timezone) or a cursor ``<time>|<alert id>``; 422 otherwise."""
+    from rtcc.ops.exports import split_feed_cursor
+
+    if since is None or not since.strip():
+        return datetime.now(UTC) - timedelta(hours=1), None
+    try:
+        text, after_id = split_feed_cursor(since)
+    except ValueError:
+        raise ValidationFailed(
+            "since is not a time or a cursor (`next_since` of the previous poll: <time>|<alert id>)",
+            details={"since": since},
+        ) from None
+    try:
+        when = _TIME.validate_strings(text)
+    except PydanticValidationError:
+        raise ValidationFailed(
+            f"since {text!r} is not a time (e.g. 2026-01-01T00:00:00Z) or a cursor (<time>|<alert id>)",
+            details={"since": since},
+        ) from None
+    after = checked_time(when, "since")
+    assert after is not None
+    return after, after_id
