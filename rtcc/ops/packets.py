@@ -57,6 +57,9 @@ class PacketParams:
     radius_m: float = 300.0
     window_min: float = 10.0
     history_days: int = 90
+    in_car_max_gap_s: float = 120.0
+    """An in-car camera counts where its last heartbeat put it only this close in time
+    (``cameras.in_car_max_gap_s``, as ``GET /cameras/visible`` uses)."""
 
 
 def bbox(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
@@ -212,7 +215,11 @@ def build_body(
         "at": at.isoformat(),
         "pos": {"lat": lat, "lon": lon},
         "params": dataclasses.asdict(params),
-        "cameras": _section(session, "cameras", lambda f: f(session, lat, lon, at, limit=50)),
+        "cameras": _section(
+            session,
+            "cameras",
+            lambda f: f(session, lat, lon, at, limit=50, max_gap_s=params.in_car_max_gap_s),
+        ),
         "plate_reads": _plate_reads(session, lat, lon, r, at - window, at + window),
         "bodycams": _section(session, "bodycams", lambda f: f(session, lat, lon, r)),
         "earlier_incidents": {

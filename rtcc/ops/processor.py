@@ -77,7 +77,10 @@ class OperationsProcessor:
         self.center = center
         s = center.settings.operations
         self.params = PacketParams(
-            radius_m=s.packet_radius_m, window_min=s.packet_window_min, history_days=s.packet_history_days
+            radius_m=s.packet_radius_m,
+            window_min=s.packet_window_min,
+            history_days=s.packet_history_days,
+            in_car_max_gap_s=center.settings.cameras.in_car_max_gap_s,
         )
         self.debounce_s = float(s.packet_debounce_s)
         self.live_for = timedelta(hours=s.packet_live_hours)
