@@ -56,6 +56,7 @@ class ServerSettings(Section):
         if v is not None and not re.match(r"^https?://[^\s/]+", v):
             raise ValueError("give the address people open, http(s)://host[:port]/")
         return v
+
     max_request_bytes: int = Field(
         1_048_576,
         ge=1024,
@@ -143,6 +144,7 @@ class BusSettings(Section):
         if bad:
             raise ValueError(f"{bad[0]!r} is not a NATS server address (nats://host:4222, tls://...)")
         return v
+
     stream: str = Field("RTCC", min_length=1, description="JetStream stream holding rtcc.> subjects.")
     stream_max_age_s: float = Field(
         7 * 86400.0, gt=0, description="How long JetStream keeps messages, in seconds."
@@ -463,6 +465,15 @@ class RetentionSettings(Section):
         description=(
             "Days device heartbeats are kept in the event log (those of body cams and in-car cameras "
             "are the officers' positions); then they are deleted."
+        ),
+    )
+    footage_days: int = Field(
+        90,
+        ge=1,
+        le=3650,
+        description=(
+            "Days a clip a camera owner delivered for a footage request is kept; then the clip is "
+            "deleted (the request stays, status purged), except while an open case links it."
         ),
     )
     interval_s: float = Field(

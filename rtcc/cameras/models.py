@@ -16,7 +16,7 @@ CameraLevel = Literal["registered", "integrated"]
 CameraStatus = Literal["pending_verification", "pending_approval", "active", "rejected", "withdrawn"]
 """``withdrawn``: the owner withdrew; kept only for a clip linked to an open case, contact deleted."""
 OwnerType = Literal["resident", "business"]
-FootageStatus = Literal["requested", "notified", "uploaded", "declined", "expired"]
+FootageStatus = Literal["requested", "notified", "uploaded", "declined", "expired", "purged"]
 
 _EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$"
 _PHONE = r"^\+?[0-9 ()\-]{6,31}$"

@@ -578,6 +578,41 @@ def _keep_for_evidence(s: Session, row: CameraRow, keep: set[UUID]) -> None:
         req.upload_token_hash = hash_secret(new_token())  # the mailed link stops working too
 
 
+@dataclass(frozen=True)
+class ClipPurge:
+    """What a purge of old delivered clips did (or, dry, would do)."""
+
+    deleted: int
+    kept_for_cases: int
+
+
+def purge_old_clips(s: Session, media_dir: Path, cutoff: datetime, *, dry_run: bool = False) -> ClipPurge:
+    """Delete the delivered clips received before ``cutoff`` that no open case links.
+
+    The request stays as the record that footage was asked for and delivered (who asked, why,
+    when, the clip's size and SHA-256), with status ``purged`` and no file. A clip an open case
+    links is kept until the case closes (then the same rule applies).
+    """
+    rows = list(
+        s.scalars(
+            select(FootageRequestRow).where(
+                FootageRequestRow.status == "uploaded",
+                FootageRequestRow.clip_path.is_not(None),
+                FootageRequestRow.responded_at < cutoff,
+            )
+        )
+    )
+    keep = open_case_footage(s, [r.id for r in rows])
+    gone = [r for r in rows if r.id not in keep]
+    if not dry_run:
+        for r in gone:
+            if r.clip_path:
+                (media_dir / r.clip_path).unlink(missing_ok=True)
+            r.status, r.clip_path = "purged", None
+        s.flush()
+    return ClipPurge(deleted=len(gone), kept_for_cases=len(keep))
+
+
 def purge_withdrawn(s: Session, media_dir: Path) -> int:
     """Delete withdrawn cameras whose kept clips no open case links any more; returns the clips deleted."""
     n = 0

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from rtcc.store.tables_cameras import CameraRow, CameraWithdrawalRow, FootageRequestRow
 
-FOOTAGE_STATUSES = ("requested", "notified", "uploaded", "declined", "expired")
+FOOTAGE_STATUSES = ("requested", "notified", "uploaded", "declined", "expired", "purged")
 
 
 def stats(session: Session, now: datetime | None = None) -> dict[str, Any]:

@@ -63,6 +63,12 @@ def run_cmd(
         f"{strip} the audio of {rep.pulse_audio_stripped} pulses older than {rep.pulse_audio_days} days "
         f"({rep.pulse_audio_kept_for_incidents} kept as incident evidence)"
         + (
+            f"; {verb} {rep.footage_clips_deleted} delivered footage clips older than "
+            f"{rep.footage_days} days ({rep.footage_clips_kept_for_cases} kept for open cases)"
+            if rep.footage_days is not None
+            else ""
+        )
+        + (
             f"; {verb} {rep.media_resumed} media files an interrupted earlier run left"
             if rep.media_resumed
             else ""

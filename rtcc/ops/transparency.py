@@ -193,6 +193,7 @@ _RETENTION_SUMS: tuple[str, ...] = (
     "plate_alert_events_deleted",
     "packet_reads_removed",
     "heartbeat_events_deleted",
+    "footage_clips_deleted",
 )
 
 
@@ -208,9 +209,11 @@ def retention_extra(session: Session, retention: Any) -> dict[str, Any]:
                 sums[k] += v
     days = getattr(retention, "pulse_audio_days", None)
     hb_days = getattr(retention, "heartbeat_days", None)
+    clip_days = getattr(retention, "footage_days", None)
     return {
         "pulse_audio_days": int(days) if days is not None else None,
         "heartbeat_days": int(hb_days) if hb_days is not None else None,
+        "footage_days": int(clip_days) if clip_days is not None else None,
         **sums,
     }
 

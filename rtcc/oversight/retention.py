@@ -48,6 +48,12 @@ timing and level, except the pulses of a gunshot incident
 (``gunshot_incidents.pulses`` and, for every round, ``round_pulses``): that audio is the incident's evidence
 (``GET /gunshots/{id}/audio``).
 
+Clips that camera owners delivered for footage requests are deleted
+``retention.footage_days`` after they arrived, unless an open case links them
+(``ref_type`` ``footage``; then when it closes); the request stays as the
+record, with status ``purged`` (counted in ``footage_clips_deleted`` and
+``footage_clips_kept_for_cases``).
+
 It also deletes community camera registrations whose verification expired
 unused (the verification mail promises nothing is kept without
 confirmation), and withdrawn cameras kept only for a clip linked to a case,
@@ -142,6 +148,9 @@ class RetentionReport:
     pulse_audio_kept_for_incidents: int = 0
     camera_registrations_expired: int = 0
     withdrawn_clips_deleted: int = 0
+    footage_days: int | None = None
+    footage_clips_deleted: int = 0
+    footage_clips_kept_for_cases: int = 0
     media_resumed: int = 0
     """Media files an earlier, interrupted run freed but had not deleted; this run deletes them."""
     media_refs: list[str] = field(default_factory=list, repr=False)
@@ -476,11 +485,30 @@ def purge_pulse_audio(session: Session, rep: RetentionReport, days: int) -> None
     rep.pulse_audio_stripped = len(strip) if rep.dry_run else strip_pulse_audio(session, strip)
 
 
-def purge_cameras(session: Session, rep: RetentionReport, footage_media: Path | None) -> None:
-    """Delete expired unverified registrations and released withdrawn cameras (dry: count only)."""
-    from rtcc.cameras.registry import WITHDRAWN, expired_registrations, purge_expired_registrations
+def purge_cameras(
+    session: Session, rep: RetentionReport, footage_media: Path | None, footage_days: int | None = None
+) -> None:
+    """Delete expired unverified registrations, released withdrawn cameras and, with
+    ``footage_days``, delivered clips older than that which no open case links (dry: count only).
+
+    A clip file is deleted inside the transaction (as a withdrawal's are): should it roll back, the
+    request still names a clip that is gone, which was due for deletion anyway; the other order could
+    leave a clip nobody knows of on disk for ever.
+    """
+    from rtcc.cameras.registry import (
+        WITHDRAWN,
+        expired_registrations,
+        purge_expired_registrations,
+        purge_old_clips,
+    )
     from rtcc.store.tables_cameras import CameraRow
 
+    if footage_media is not None and footage_days is not None:
+        rep.footage_days = footage_days
+        clips = purge_old_clips(
+            session, footage_media, rep.started_at - timedelta(days=footage_days), dry_run=rep.dry_run
+        )
+        rep.footage_clips_deleted, rep.footage_clips_kept_for_cases = clips.deleted, clips.kept_for_cases
     if rep.dry_run:
         rep.camera_registrations_expired = int(
             session.scalar(
@@ -589,6 +617,7 @@ def purge_plate_reads(
     pulse_audio_days: int | None = None,
     footage_media: Path | None = None,
     heartbeat_days: int | None = None,
+    footage_days: int | None = None,
     audit_secret: bytes | None = None,
     audit_via: str | None = None,
 ) -> RetentionReport:
@@ -636,7 +665,7 @@ def purge_plate_reads(
         purge_heartbeats(session, rep, heartbeat_days)
     if pulse_audio_days is not None:
         purge_pulse_audio(session, rep, pulse_audio_days)
-    purge_cameras(session, rep, footage_media)
+    purge_cameras(session, rep, footage_media, footage_days)
     record_retention_run(
         session,
         started_at=started,
@@ -714,6 +743,7 @@ def run_once(
             pulse_audio_days=audio_days,
             footage_media=footage_media(settings),
             heartbeat_days=beat_days,
+            footage_days=int(settings.retention.footage_days),
             audit_secret=secret,
             audit_via=via,
         )
@@ -777,6 +807,7 @@ class RetentionProcessor:
                     pulse_audio_days=audio_days,
                     footage_media=footage_media(c.settings),
                     heartbeat_days=beat_days,
+                    footage_days=int(c.settings.retention.footage_days),
                     audit_secret=secret,
                 )
             )

@@ -30,13 +30,14 @@ const RECENT_MS = 15 * 60_000;
 const LIMIT = 200;
 
 /** The API's statuses as the analyst reads them. */
-const STATE = { requested: "waiting", notified: "waiting", uploaded: "delivered", declined: "declined", expired: "expired" };
+const STATE = { requested: "waiting", notified: "waiting", uploaded: "delivered", declined: "declined", expired: "expired", purged: "deleted" };
 const HINT = {
   requested: "the owner could not be emailed yet",
   notified: "the owner was emailed; answering is voluntary",
   uploaded: "the owner sent a clip",
   declined: "the owner declined",
   expired: "no answer before the deadline",
+  purged: "the clip was delivered and later deleted by retention",
 };
 const FILTERS = [
   ["", "All requests"],
