@@ -10,6 +10,10 @@ Start order (stop is the reverse):
 6. HTTP server — the API and the dashboard
 7. simulator — the simulated city, sending through the real ingest path
 
+With the in-process bus, whose messages live only in memory, :meth:`Center.stop`
+lets the processors handle what the bus holds before each of them stops
+(bounded by ``server.shutdown_grace_s``): an event answered 2xx is stored.
+
 This is the only module that imports every room.
 """
 
@@ -497,7 +501,14 @@ class Center:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        # Nothing new arrives now (server and simulator stopped). The in-process bus keeps its
+        # messages only in memory: let the processors handle what was accepted before they stop,
+        # and what each stopping processor publishes before the next one stops (bounded: a stuck
+        # store must not hang the stop; what is left is counted and logged by the bus)
+        deadline = asyncio.get_running_loop().time() + self.settings.server.shutdown_grace_s
         for comp in reversed(self._components):
+            if comp is not self.bus:
+                await self._drain_bus(deadline)
             try:
                 await comp.stop()
             except Exception:
@@ -506,6 +517,27 @@ class Center:
         if self.store is not None:
             self.store.close()
             self.store = None
+
+    async def _drain_bus(self, deadline: float) -> None:
+        """Wait (until loop time ``deadline`` at most) for the in-process bus's queued messages to be
+        handled; a no-op for NATS, where JetStream keeps them for the next start."""
+        from rtcc.bus.memory import MemoryBus
+
+        bus = self.bus
+        if not isinstance(bus, MemoryBus):
+            return
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return
+        try:
+            await bus.drain(left)
+        except TimeoutError:
+            log.warning(
+                "stopping: %d message(s) still queued on the bus after %s s (server.shutdown_grace_s); "
+                "stopping the processors anyway",
+                bus.queued(),
+                self.settings.server.shutdown_grace_s,
+            )
 
 
 def _partitions_for(session: Any, *, start: date, parent: str) -> list[str]:

@@ -98,7 +98,8 @@ class ServerSettings(Section):
         le=3600,
         description=(
             "On stop, how long open HTTP requests and WebSocket sessions may take to finish before "
-            "they are cancelled (so a stop always ends)."
+            "they are cancelled, and then how long the processors may take to handle what the "
+            "in-process bus still holds (so a stop always ends, and what was accepted is stored)."
         ),
     )
 

@@ -9,6 +9,14 @@ durable, so a publisher waits for room (backpressure reaches the device as a
 slower answer, and nothing accepted is lost); a broadcast subscription is
 best effort, like a core NATS subscriber, so the message is dropped for that
 subscriber and counted (``BusStats.dropped``).
+
+Nothing is persisted, though: messages still queued when the last member of a
+queue group (or a broadcast subscriber) stops are discarded with the queue.
+They are counted in ``BusStats.dropped`` too, and :meth:`MemoryBus.stop` logs
+one warning with the number of queue-group messages discarded unhandled. A
+clean stop of the center therefore calls :meth:`MemoryBus.drain` before it
+stops the processors (:meth:`rtcc.app.Center.stop`).
+
 A handler that raises is retried up to ``max_deliver`` times, like JetStream
 redelivery, then counted as an error and logged. A *transient* failure
 (:func:`rtcc.bus.base.is_transient`: the store locked or unreachable) does not
@@ -119,6 +127,7 @@ class MemoryBus(Bus):
         self._started = False
         self._counter = 0
         self._warned: dict[str, float] = {}  # subject -> loop time of its last transient warning
+        self._discarded = 0  # queue-group messages discarded unhandled (not yet reported by stop)
 
     def _transient(self, subject: str, exc: BaseException) -> None:
         now = asyncio.get_running_loop().time()
@@ -148,7 +157,16 @@ class MemoryBus(Bus):
         for q in list(self._queues.values()):
             for member in list(q.members):
                 await member.stop()
+        for q in list(self._queues.values()):  # a queue left without members (none expected)
+            self._discard(q)
         self._queues.clear()
+        if self._discarded:
+            log.warning(
+                "bus stopped: %d queued message(s) of queue groups were discarded unhandled "
+                "(their processors stopped before handling them; counted in dropped)",
+                self._discarded,
+            )
+            self._discarded = 0
 
     async def publish(self, subject: str, payload: bytes, *, msg_id: str | None = None) -> None:
         if not self._started:
@@ -194,6 +212,25 @@ class MemoryBus(Bus):
             q.members.remove(sub)
         if not q.members:
             self._queues.pop(q.name, None)
+            self._discard(q)
+
+    def _discard(self, q: _Queue) -> None:
+        """Count (not silently lose) the messages still waiting in ``q``, which goes away with its
+        last member; mark them done so nobody waits on them (:meth:`drain`)."""
+        n = 0
+        while True:
+            try:
+                q.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            q.queue.task_done()
+            n += 1
+        if n:
+            q.dropped += n
+            self._stats.dropped += n
+            if q.durable:
+                self._discarded += n
+                log.debug("bus: %d queued message(s) of %s discarded (no member left)", n, q.name)
 
     def stats(self) -> BusStats:
         s = BusStats(
@@ -215,6 +252,10 @@ class MemoryBus(Bus):
             for name, q in self._queues.items()
         }
         return s
+
+    def queued(self) -> int:
+        """Messages waiting in the queues (not counting those being handled)."""
+        return sum(q.queue.qsize() for q in self._queues.values())
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait until every queued message has been handled (tests and shutdown)."""

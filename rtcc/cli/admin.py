@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn, TypeVar
 
+import sqlalchemy.exc
 import typer
 from rich.progress import Progress
+from sqlalchemy.orm import Session
 
 from rtcc.cli.main import ConfigOpt, audit_app, devices_app, settings_or_exit, users_app
 from rtcc.cli.output import err, fail, out
@@ -26,21 +29,66 @@ def _store(settings: Settings) -> Store:
     return Store(settings.database_url)
 
 
-def _audit_cli(store: Store, settings: Settings, action: str, details: dict[str, object]) -> None:
+T = TypeVar("T")
+
+
+def _append_cli_audit(session: Session, settings: Settings, action: str, details: dict[str, object]) -> None:
+    """Append the CLI's audit entry within ``session``'s transaction."""
     from rtcc.oversight.audit import append_audit
 
-    store.run(
-        lambda s: append_audit(
-            s,
-            secret=settings.security.secret_key.encode(),
-            actor="cli",
-            role=Role.admin.value,
-            action=action,
-            resource="cli",
-            outcome="ok",
-            details=details,
-        )
+    append_audit(
+        session,
+        secret=settings.security.secret_key.encode(),
+        actor="cli",
+        role=Role.admin.value,
+        action=action,
+        resource="cli",
+        outcome="ok",
+        details=details,
     )
+
+
+def _db_failed(exc: sqlalchemy.exc.DBAPIError, what: str) -> NoReturn:
+    """Exit 3 with a message (not a traceback) when the database refused a write."""
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    first = (text.splitlines() or [type(exc).__name__])[0][:200]
+    fail(
+        f"{what} failed: the database refused the write ({first}); "
+        "another process may hold it (a running center, a retention run): try again",
+        3,
+    )
+
+
+def _run_audited(
+    store: Store,
+    settings: Settings,
+    action: str,
+    do: Callable[[Session], T],
+    details: Callable[[T], dict[str, object]],
+) -> T:
+    """Run ``do`` and append its audit entry in ONE transaction: a failed audit undoes the action.
+
+    ``details`` builds the entry's details from ``do``'s result. A database refusal (locked, a
+    conflicting append) exits 3 with a message, the action rolled back.
+    """
+
+    def _both(s: Session) -> T:
+        result = do(s)
+        _append_cli_audit(s, settings, action, details(result))
+        return result
+
+    try:
+        return store.run(_both)
+    except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
+        _db_failed(exc, action.replace("_", " "))
+
+
+def _audit_cli(store: Store, settings: Settings, action: str, details: dict[str, object]) -> None:
+    """Audit a CLI action that changed nothing in the store (an export, a report)."""
+    try:
+        store.run(lambda s: _append_cli_audit(s, settings, action, details))
+    except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
+        _db_failed(exc, f"recording {action.replace('_', ' ')} in the audit log")
 
 
 @audit_app.command("verify")
@@ -107,8 +155,13 @@ def users_create(
     settings = settings_or_exit(config)
     store = _store(settings)
     try:
-        store.run(lambda s: create_user(s, username, password, role, display_name))
-        _audit_cli(store, settings, "create_user", {"username": username, "role": role.value})
+        _run_audited(
+            store,
+            settings,
+            "create_user",
+            lambda s: create_user(s, username, password, role, display_name),
+            lambda _: {"username": username, "role": role.value},
+        )
     except RtccError as exc:
         fail(exc.message)
     finally:
@@ -124,8 +177,9 @@ def users_unlock(username: str, config: ConfigOpt = None) -> None:
     settings = settings_or_exit(config)
     store = _store(settings)
     try:
-        name = store.run(lambda s: unlock(s, username).username)
-        _audit_cli(store, settings, "unlock_user", {"username": name})
+        name = _run_audited(
+            store, settings, "unlock_user", lambda s: unlock(s, username).username, lambda n: {"username": n}
+        )
     except RtccError as exc:
         fail(exc.message)
     finally:
@@ -156,8 +210,13 @@ def users_set_password(
     settings = settings_or_exit(config)
     store = _store(settings)
     try:
-        name = store.run(lambda s: set_password(s, username, password).username)
-        _audit_cli(store, settings, "set_password", {"username": name})
+        name = _run_audited(
+            store,
+            settings,
+            "set_password",
+            lambda s: set_password(s, username, password).username,
+            lambda n: {"username": n},
+        )
     except RtccError as exc:
         fail(exc.message)
     finally:
@@ -182,8 +241,13 @@ def devices_add(
     settings = settings_or_exit(config)
     store = _store(settings)
     try:
-        _, key = store.run(lambda s: register_device(s, device_id, type, name, lat, lon, None, {}))
-        _audit_cli(store, settings, "add_device", {"device": device_id, "type": type.value})
+        _, key = _run_audited(
+            store,
+            settings,
+            "add_device",
+            lambda s: register_device(s, device_id, type, name, lat, lon, None, {}),
+            lambda _: {"device": device_id, "type": type.value},
+        )
     except RtccError as exc:
         fail(exc.message)
     finally:

@@ -46,7 +46,7 @@ def import_cmd(
     """Replace a hotlist source with the entries of FILE (atomically); bad lines on stderr."""
     import re
 
-    from rtcc.cli.admin import _audit_cli, _store
+    from rtcc.cli.admin import _run_audited, _store
     from rtcc.cli.main import settings_or_exit
     from rtcc.plates.hotlist_import import HotlistRefused, parse_file
     from rtcc.plates.hotlists import BOLO_SOURCE, SOURCE_NAME_PATTERN, replace_source
@@ -80,17 +80,16 @@ def import_cmd(
     store = _store(settings)
     kind: Literal["ncic", "state_csv"] = "ncic" if fmt == "ncic" else "state_csv"
     try:
-        summary = store.run(
-            lambda s: replace_source(s, source, kind, report.entries, errors=len(report.errors), by="cli")
-        )
-        _audit_cli(
+        # the import and its audit entry in one transaction: no import without its entry
+        summary = _run_audited(
             store,
             settings,
             "hotlist_import",
-            {
+            lambda s: replace_source(s, source, kind, report.entries, errors=len(report.errors), by="cli"),
+            lambda done: {
                 "source": source,
                 "format": fmt,
-                "entries": summary.entries,
+                "entries": done.entries,
                 "bad_lines": len(report.errors),
                 "duplicate_lines": len(report.duplicates),
             },

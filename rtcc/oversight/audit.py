@@ -21,9 +21,11 @@ transaction-scoped advisory lock (:data:`ADVISORY_LOCK_KEY`) before reading
 the head, so writers in any number of processes queue up; the lock is held
 until the caller's transaction ends, so append the audit entry last. This
 relies on READ COMMITTED (PostgreSQL's default) so the head read after the
-lock sees the previous writer's commit. On SQLite every write runs on the
-store's single writer thread. ``seq`` is the primary key, so a writer that
-bypasses the lock fails instead of forking the chain.
+lock sees the previous writer's commit. On SQLite every write of one process
+runs on the store's single writer thread, and :func:`append_audit` takes the
+database's write lock before reading the head (another process — the CLI, a
+worker — may append at the same time). ``seq`` is the primary key, so a writer
+that bypasses the lock fails instead of forking the chain.
 """
 
 from __future__ import annotations
@@ -187,6 +189,21 @@ def head(session: Session) -> AuditEntry | None:
     return session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).first()
 
 
+def _lock_chain(session: Session) -> None:
+    """Serialize appends across processes until the caller's transaction ends (module docstring).
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: the database's write lock, taken by a
+    write that changes nothing — the driver opens the transaction only at the first write, so the
+    head read without it could see a tail another process is about to extend (both would then
+    insert the same ``seq``).
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+    elif dialect == "sqlite":
+        session.execute(text(f"UPDATE {AuditEntry.__tablename__} SET seq = seq WHERE 0"))
+
+
 def append_audit(
     session: Session,
     *,
@@ -234,8 +251,7 @@ def append_audit(
         raise ValidationFailed("audit time must be timezone-aware")
     when = (at if at is not None else datetime.now(UTC)).astimezone(UTC)
 
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+    _lock_chain(session)
     last = session.execute(
         select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
     ).first()

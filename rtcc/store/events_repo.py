@@ -24,7 +24,7 @@ import json
 import math
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
@@ -90,9 +90,10 @@ _PG_INSERT = text(
     "INSERT INTO events (event_id, occurred_at, type, source, device_id, lat, lon, "
     "received_at, payload) "
     "SELECT u.event_id, u.occurred_at, u.type, u.source, u.device_id, u.lat, u.lon, "
-    "CAST(:received_at AS timestamptz), u.payload "
+    "u.received_at, u.payload "
     "FROM json_to_recordset(CAST(:rows AS json)) AS u(event_id uuid, occurred_at timestamptz, "
-    "type text, source text, device_id text, lat float8, lon float8, payload jsonb) "
+    "type text, source text, device_id text, lat float8, lon float8, received_at timestamptz, "
+    "payload jsonb) "
     "ON CONFLICT DO NOTHING RETURNING 1"
     ") SELECT count(*) FROM ins"
 )
@@ -131,19 +132,20 @@ def _pg_json_raw(r: dict[str, Any]) -> str:
             "device_id": r["device_id"],
             "lat": r["lat"],
             "lon": r["lon"],
+            "received_at": r["received_at"].isoformat(),
             "payload": r["payload"],
         },
         separators=(",", ":"),
     )
 
 
-def _record_pg(session: Session, rows: list[dict[str, Any]], received_at: datetime) -> int:
+def _record_pg(session: Session, rows: list[dict[str, Any]]) -> int:
     new = 0
     chunk: list[str] = []
     size = 0
 
     def flush() -> int:
-        params = {"rows": "[" + ",".join(chunk) + "]", "received_at": received_at}
+        params = {"rows": "[" + ",".join(chunk) + "]"}
         return int(session.execute(_PG_INSERT, params).scalar_one())
 
     for r in rows:
@@ -171,7 +173,9 @@ def record_events(session: Session, events: Iterable[Event], *, received_at: dat
     (up to 10 000 rows or 32 MB a statement), on SQLite an ``executemany``
     that SQLAlchemy pages into multi-row ``VALUES``. Duplicates — already
     stored, or repeated within ``events`` — are skipped and not counted.
-    ``received_at`` (default: now) is stamped on every new row. The payload is
+    ``received_at`` (default: now) is stamped on the first new row, and one microsecond more on each
+    next one: the order of ``events`` is kept, so an update recorded in the same batch as what it
+    updates (same ``occurred_at``) still lists after it (:func:`list_events`). The payload is
     ``event.model_dump(mode="json")``; on PostgreSQL a U+0000 character in it
     (which ``jsonb`` cannot hold) is stored as U+FFFD.
     """
@@ -188,11 +192,11 @@ def record_events(session: Session, events: Iterable[Event], *, received_at: dat
         if key in seen:
             continue
         seen.add(key)
-        rows.append(_row(ev, at))
+        rows.append(_row(ev, at + timedelta(microseconds=len(rows))))  # keeps the batch's order
     if not rows:
         return 0
     if dialect == "postgresql":
-        return _record_pg(session, rows, at)
+        return _record_pg(session, rows)
     return _record_sqlite(session, rows)
 
 
