@@ -24,10 +24,11 @@ async def list_audit(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**62),
     before_seq: int | None = Query(
         None,
         ge=1,
+        le=2**62,
         description="Only entries older than this seq. Give a page's `next_before_seq` to get the "
         "next page: unlike `offset` it does not shift as entries are added (every read adds one).",
     ),

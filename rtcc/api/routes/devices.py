@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from rtcc.api.deps import Admin, CtxDep, Operations
 from rtcc.api.text import Reason500
-from rtcc.errors import NotFound
+from rtcc.errors import NotFound, ValidationFailed
 from rtcc.events import DevicePosition, Position, locates_officer
 from rtcc.roles import DeviceType
 from rtcc.store.tables import Device
@@ -151,6 +151,13 @@ async def set_position(body: PositionIn, ctx: CtxDep, who: Admin, device_id: str
         dev: Device | None = s.get(Device, device_id, with_for_update=True)
         if dev is None:
             raise NotFound(f"no device {device_id!r}")
+        if locates_officer(dev.type):
+            # a body cam, in-car or plate camera may move with a person: its position is its last
+            # heartbeat's (an officer's location), never one typed here (it would steer activations)
+            raise ValidationFailed(
+                f"{device_id!r} is a {dev.type}, which may move: its position comes from its heartbeats; "
+                "only fixed sensors have a registered position"
+            )
         before = {"lat": dev.lat, "lon": dev.lon, "alt_m": dev.alt_m}
         dev.lat, dev.lon, dev.alt_m = body.lat, body.lon, body.alt_m
         attrs = {k: v for k, v in (dev.attributes or {}).items() if k != "position_error_m"}

@@ -302,7 +302,7 @@ async def list_hotlist_entries(
     plate: str | None = Query(None, max_length=24, description="Prefix of the plate."),
     include_expired: bool = False,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**62),
 ) -> EntryList:
     from rtcc.plates.hotlists import list_entries
 
