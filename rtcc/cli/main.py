@@ -233,7 +233,10 @@ def openapi(
 
     doc = json.dumps(create_app().openapi(), indent=2, sort_keys=True) + "\n"
     if output:
-        output.write_text(doc, encoding="utf-8")
+        try:
+            output.write_text(doc, encoding="utf-8")
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror or exc}", 2)
     else:
         sys.stdout.write(doc)
 

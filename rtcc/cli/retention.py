@@ -24,11 +24,13 @@ def run_cmd(
         ),
     ] = None,
 ) -> None:
-    """Delete plate reads (and their images) older than retention.plate_reads_days that hit nothing.
+    """Delete what is past its retention period: plate reads (and images) that hit nothing, their
+    event-log copies, pulse audio, device heartbeats (officers' positions) and delivered footage clips.
 
     Reads linked to an open case, and hit reads the hit still needs (undecided, or tied to an open
-    case; confirmed ones for retention.confirmed_hit_days), are kept. The run is recorded
-    and, unless dry, audited with its counts (actor system:retention).
+    case; confirmed ones for retention.confirmed_hit_days), are kept; so are a gunshot incident's
+    pulse audio and clips an open case links. The run is recorded and, unless dry, audited with its
+    counts (actor system:retention).
     """
     from rtcc.cli.admin import _store
     from rtcc.cli.main import settings_or_exit
