@@ -91,7 +91,12 @@ class Event(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _to_utc(cls, v: datetime) -> datetime:
-        return v.astimezone(UTC)
+        try:
+            return v.astimezone(UTC)
+        except OverflowError:
+            # e.g. 0001-01-01T00:00:00+14:00: no UTC equivalent inside datetime's range; a
+            # ValueError here becomes a ValidationError, refused like any other bad field
+            raise ValueError(f"{v.isoformat()} is out of the supported date range") from None
 
     @property
     def subject(self) -> str:

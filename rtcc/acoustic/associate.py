@@ -545,18 +545,46 @@ def _burst_hypotheses(
     and each sensor's first pulse is (barring an earlier stray) the burst's first round.
 
     * For the positions of the bangs already accepted in the cluster (distinct to 1 m) and every
-      live pulse: that pulse as the direct arrival from there (emission time ``t - d / c``).
+      live pulse whose emission time from there (``t - d / c``) lies within ``burst_gap_s`` of a
+      bang accepted at that place: that pulse as the direct arrival from there. (A later round of a
+      burst follows an earlier one within ``burst_gap_s``; without this bound a long cluster of
+      shots close together made places × live pulses hypotheses, each scored on every live pulse,
+      at every step: cubic in the number of shots.)
     * 4-pulse samples of the live pulses that are the first of their sensor.
     """
     hp: list[FloatArray] = []
     ht0: list[FloatArray] = []
-    places: list[FloatArray] = []
-    for g in accepted:
-        if all(float(np.linalg.norm(g.sol.p - q)) > 1.0 for q in places):
-            places.append(g.sol.p)
-    for q in places:
-        hp.append(np.repeat(q[None, :], len(live), axis=0))
-        ht0.append(t[live] - np.linalg.norm(pos[live] - q, axis=1) / c)
+    places: list[int] = []  # the first accepted bang at each place (distinct to 1 m), in order
+    spans: list[list[float]] = []  # per place: earliest and latest emission time accepted there
+    if accepted:
+        ap = np.array([g.sol.p for g in accepted], dtype=np.float64)
+        close = np.linalg.norm(ap[:, None, :] - ap[None, :, :], axis=2) <= 1.0
+        for i, g in enumerate(accepted):
+            at = [k for k, j in enumerate(places) if close[i, j]]
+            if at:
+                span = spans[at[0]]
+                span[0], span[1] = min(span[0], g.sol.t0), max(span[1], g.sol.t0)
+            else:
+                places.append(i)
+                spans.append([g.sol.t0, g.sol.t0])
+    if places:
+        lt = t[live]
+        by_time = np.argsort(lt, kind="stable")
+        sorted_t = lt[by_time]
+        centre = pos[live].mean(axis=0)
+        radius = float(np.max(np.linalg.norm(pos[live] - centre, axis=1))) if len(live) else 0.0
+        gap = prm.burst_gap_s
+        for i, (lo, hi) in zip(places, spans, strict=True):
+            q = accepted[i].sol.p
+            # t - d/c within [lo - gap, hi + gap] needs lo - gap <= t <= hi + gap + d_max / c
+            reach = (float(np.linalg.norm(q - centre)) + radius) / c
+            a, b = np.searchsorted(sorted_t, [lo - gap - 1e-9, hi + gap + reach + 1e-9])
+            sel = live[np.sort(by_time[a:b])]  # in the order of ``live``
+            q_t0 = t[sel] - np.linalg.norm(pos[sel] - q, axis=1) / c
+            near = (q_t0 >= lo - gap) & (q_t0 <= hi + gap)
+            if np.any(near):
+                hp.append(np.repeat(q[None, :], int(np.count_nonzero(near)), axis=0))
+                ht0.append(q_t0[near])
     order = live[np.argsort(t[live], kind="stable")]
     _, first = np.unique(sensor[order], return_index=True)
     firsts = order[first]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from uuid import UUID
 
 from sqlalchemy import select, update
@@ -34,6 +34,8 @@ Status = Literal["alerted", "pending_review", "confirmed", "dismissed", "below_t
 STATUSES: tuple[str, ...] = ("alerted", "pending_review", "confirmed", "dismissed", "below_threshold")
 REVIEWABLE: frozenset[str] = frozenset({"alerted", "pending_review", "below_threshold"})
 """States a reviewer may confirm or dismiss from."""
+DECIDED: frozenset[str] = frozenset({"confirmed", "dismissed"})
+"""States a reviewer set: later rounds never change them (nor raise a new alert)."""
 
 
 @dataclass
@@ -102,9 +104,22 @@ def record_incident(session: Session, rec: IncidentRecord) -> bool:
     return True
 
 
-def update_rounds(session: Session, rec: IncidentRecord) -> None:
-    """Store later rounds of an incident: rounds, intervals, flags, contributing sensors and pulses."""
-    session.execute(
+@dataclass(frozen=True)
+class StoredState:
+    """An incident's review state as stored (a reviewer may have changed it since it was recorded)."""
+
+    status: Status
+    label: str
+    confidence: float
+
+
+def update_rounds(session: Session, rec: IncidentRecord) -> StoredState | None:
+    """Store later rounds of an incident: rounds, intervals, flags, contributing sensors and pulses.
+
+    Returns the incident's stored status, label and confidence (a reviewer may have confirmed or
+    dismissed it meanwhile: what is announced next must say so), or None when it is not stored.
+    """
+    row = session.execute(
         update(GunshotIncidentRow)
         .where(GunshotIncidentRow.id == rec.id)
         .values(
@@ -118,7 +133,12 @@ def update_rounds(session: Session, rec: IncidentRecord) -> None:
             round_pulses={k: list(v) for k, v in rec.round_pulses.items()},
             round_audio={k: list(v) for k, v in rec.round_audio.items()},
         )
-    )
+        .returning(GunshotIncidentRow.status, GunshotIncidentRow.label, GunshotIncidentRow.confidence)
+    ).first()
+    if row is None:
+        return None
+    status, label, confidence = row
+    return StoredState(status=cast(Status, status), label=str(label), confidence=float(confidence))
 
 
 def raise_status(session: Session, rec: IncidentRecord, old: Status) -> bool:

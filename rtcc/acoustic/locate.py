@@ -41,6 +41,7 @@ Method
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -65,6 +66,11 @@ __all__ = [
 DEFAULT_SPARSE = SparseParams()
 """The few-sensor burst rule as tuned on the tuning firing positions (:mod:`rtcc.acoustic.sparse_bursts`);
 opt-in: pass it as ``sparse``."""
+
+SEGMENT_GAP_S = 3600.0
+"""Arrivals more than this far apart in time (no arrival between) are located separately
+(:func:`locate_all`): no bang, burst or echo spans an hour, and each stretch gets its own time
+reference and origin, so one row hours or years off leaves the others' precision intact."""
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,31 @@ def locate_all(
     arr = _dedupe(arrivals)
     if not arr:
         return []
+    segments = _time_segments(arr, SEGMENT_GAP_S)
+    if len(segments) > 1:
+        # pulses hours (or years) apart share no bang: each stretch is located on its own, with its
+        # own time reference and origin (one far-off row would otherwise cost the others their
+        # precision: the solver squares times, 1.7e9 s since a 1970 row leave no microseconds)
+        return [
+            f
+            for seg in segments
+            for f in locate_all(
+                seg,
+                temperature_c=temperature_c,
+                params=prm,
+                min_sensors=min_sensors,
+                min_sensors_loud=min_sensors_loud,
+                loud_snr_db=loud_snr_db,
+                min_loud=min_loud,
+                loud_max_rms_s=loud_max_rms_s,
+                echo_tail_s=echo_tail_s,
+                good_sensors=good_sensors,
+                max_hdop=max_hdop,
+                min_planarity=min_planarity,
+                model_error_m=model_error_m,
+                sparse=sparse,
+            )
+        ]
     ids = sorted({a.sensor_id for a in arr})
     index = {s: i for i, s in enumerate(ids)}
     pos = np.array([[a.x_m, a.y_m, a.z_m] for a in arr], dtype=np.float64)
@@ -249,6 +280,19 @@ def locate_all(
         _to_fix(g, arr, pos, origin, t_ref, c, good_sensors, max_hdop, min_planarity, model_error_m)
         for g in located
     ]
+
+
+def _time_segments(arr: list[Arrival], gap_s: float) -> list[list[Arrival]]:
+    """``arr`` split where consecutive arrival times (sorted) are more than ``gap_s`` apart.
+
+    One segment (``arr`` itself, in its order) when there is no such gap.
+    """
+    ordered = sorted(arr, key=lambda a: a.t_s)
+    cuts = [k for k in range(1, len(ordered)) if ordered[k].t_s - ordered[k - 1].t_s > gap_s]
+    if not cuts:
+        return [arr]
+    bounds = [0, *cuts, len(ordered)]
+    return [ordered[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def _dedupe(arrivals: Sequence[Arrival]) -> list[Arrival]:

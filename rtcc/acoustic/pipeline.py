@@ -176,7 +176,14 @@ from pydantic import ValidationError
 from sqlalchemy import select, text
 
 from rtcc.acoustic.evidence import Evidence, RoundFix, audio_logit, combine
-from rtcc.acoustic.incidents import IncidentRecord, Status, raise_status, record_incident, update_rounds
+from rtcc.acoustic.incidents import (
+    DECIDED,
+    IncidentRecord,
+    Status,
+    raise_status,
+    record_incident,
+    update_rounds,
+)
 from rtcc.acoustic.projection import Projection
 from rtcc.bus import Bus, Subscription
 from rtcc.events import (
@@ -214,6 +221,10 @@ class Classifier(Protocol):
 
     def probability(self, audio: np.ndarray[Any, Any], sample_rate_hz: int) -> float: ...
 
+
+RECHECK_S = 5.0
+"""A sensor's pulse far from its cached registered position reloads the registry at most this often
+(seconds, per sensor): see :meth:`AcousticPipeline._recheck`."""
 
 LEAD_LOCK = 0x7274_6363_6163_6F75 & 0x7FFF_FFFF_FFFF_FFFF
 """PostgreSQL advisory lock key of the acoustic lead (``rtccacou`` in ASCII)."""
@@ -491,6 +502,7 @@ class AcousticPipeline:
         self._flag_written: dict[str, float] = {}  # sensor -> loop time of the last flag write
         self._loaded_from = -math.inf  # loop time at which the query of the last good registry load began
         self._reload: asyncio.Future[None] | None = None  # the registry load unknown sensors wait for
+        self._rechecked: dict[str, float] = {}  # sensor -> loop time its far pulse last reloaded the registry
         self._warned: dict[str, float] = {}  # sensor -> loop time of the last rejection warning
         self._subs: list[Subscription] = []
         self._task: asyncio.Task[None] | None = None
@@ -736,8 +748,10 @@ class AcousticPipeline:
 
         Within ``position_tolerance_m`` of the registered position: the reported
         one. Further: the registered one (with its registered height, else the
-        reported), counted and flagged. No registered position: None (the
-        pulse is rejected and counted).
+        reported), counted and flagged, once a registry load begun after the
+        pulse arrived confirms the offset (a sensor re-surveyed a moment ago is
+        judged by its new position). No registered position: None (the pulse
+        is rejected and counted).
         """
         loop = asyncio.get_running_loop()
         sid = ev.device
@@ -758,6 +772,9 @@ class AcousticPipeline:
             return None
         x, y, _ = self._frame(ev).to_xyz(ev.pos.lat, ev.pos.lon)
         off = math.dist((x, y), reg[:2])
+        if off > self.position_tolerance_m and await self._recheck(sid):
+            reg = self._registry.get(sid, reg)
+            off = math.dist((x, y), reg[:2])
         if off <= self.position_tolerance_m:
             if self._flagged.get(sid):
                 await self._flag(sid, off, ev.occurred_at, mismatch=False)
@@ -776,6 +793,34 @@ class AcousticPipeline:
             )
             await self._flag(sid, off, ev.occurred_at, mismatch=True)
         return reg[0], reg[1], alt
+
+    async def _recheck(self, sid: str) -> bool:
+        """Reload the registry for a pulse of ``sid`` far from its cached position; True when reloaded.
+
+        The sensor may have been re-surveyed (``PUT /devices/{id}/position``) since the last load
+        (the cache is reloaded every 30 s): its pulse must be judged by the new position, not
+        flagged and moved back to the old one. The pulse does not wait for a rate limit (a wait
+        would make it miss its shot's window): instead each sensor triggers at most one load per
+        :data:`RECHECK_S` (a sensor that really moved cannot hammer the store), and a load already
+        under way is shared. A failing load is logged; the pulse is judged by the cached position.
+        """
+        loop = asyncio.get_running_loop()
+        arrived = loop.time()
+        if arrived - self._rechecked.get(sid, -math.inf) < RECHECK_S:
+            return False
+        self._rechecked[sid] = arrived
+        try:
+            for _ in range(2):  # a load begun before the pulse arrived may predate the re-survey
+                pending = self._reload
+                if pending is None or pending.done():
+                    pending = self._reload = asyncio.ensure_future(self._load_registry())
+                await asyncio.shield(pending)
+                if self._loaded_from >= arrived:
+                    break
+        except Exception:
+            log.warning("acoustic pipeline: reloading the sensor registry failed", exc_info=True)
+            return False
+        return True
 
     async def _flag(self, sid: str, off_m: float, at: datetime, *, mismatch: bool) -> None:
         """Store the sensor's position-mismatch flag and distance in its ``attributes`` (best effort).
@@ -1360,13 +1405,19 @@ class AcousticPipeline:
         )
         rec.round_pulses, rec.round_audio = round_slots(rounds)
         new = await self.store.write(lambda s: record_incident(s, rec))
+        # kept even when already stored: later rounds join it (and read its stored status back)
         self._recent.append(_Recent(rec, rounds, audio, levels))
         incident = incident_event(rec, incident_id)
+        if not new:
+            # the same pulses again (e.g. replayed after a restart emptied the in-memory dedupe):
+            # the incident was announced when it was stored, and a reviewer may have decided it
+            # since; announcing it again would raise a fresh alert for a settled incident
+            self.metrics.inc("acoustic_duplicate_incidents")
+            log.info("gunshot incident %s: already stored, not announced again", incident_id)
+            return IncidentOutcome(incident, status, None, [s for _, s, _ in group], ev)
         review = status == "pending_review"
         alert = None if status == "below_threshold" else incident_alert(rec, review=review)
         self.metrics.inc("acoustic_incidents", status=status)
-        if not new:
-            self.metrics.inc("acoustic_duplicate_incidents")
         if status != "below_threshold":
             await self.bus.publish(incident.subject, incident.to_json(), msg_id=str(incident.event_id))
         if alert is not None:
@@ -1420,8 +1471,11 @@ class AcousticPipeline:
         for sid, lv in self._levels(pulses, xy).items():
             earlier.levels.setdefault(sid, lv)
         ev = self._evidence(earlier.audio, merged, earlier.levels)
-        await self.store.write(lambda s: update_rounds(s, rec))
-        alert = await self._upgrade(rec, ev.confidence)
+        stored = await self.store.write(lambda s: update_rounds(s, rec))
+        if stored is not None:
+            # a reviewer may have decided since the incident was recorded: announce what is stored
+            rec.status, rec.label, rec.confidence = stored.status, stored.label, stored.confidence
+        alert = None if rec.status in DECIDED else await self._upgrade(rec, ev.confidence)
         ids = ",".join(sorted(str(p.event.event_id) for p in pulses.values()))
         incident = incident_event(rec, uuid.uuid5(NAMESPACE, f"update:{rec.id}:{ids}"))
         self.metrics.inc("acoustic_incident_updates")
@@ -1500,8 +1554,12 @@ def incident_alert(rec: IncidentRecord, *, review: bool, confirmed_by: str | Non
     )
     extra = [x for x, on in flags if on]
     detail = f"{what}{' — ' + ', '.join(extra) if extra else ''}, ±{rec.ellipse_major_m:.0f} m"
+    # one id per incident and kind, as event and as alert: an alert sent twice (a replay, a
+    # redelivery) is stored once (the alert store is idempotent by alert_id)
+    alert_id = uuid.uuid5(NAMESPACE, f"alert:{'review' if review else 'gunshot'}:{rec.id}")
     return Alert(
-        event_id=uuid.uuid5(NAMESPACE, f"alert:{'review' if review else 'gunshot'}:{rec.id}"),
+        event_id=alert_id,
+        alert_id=alert_id,
         source="acoustic",
         kind="gunshot_review" if review else "gunshot",
         severity=AlertSeverity.warning if review else AlertSeverity.critical,

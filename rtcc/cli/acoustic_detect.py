@@ -23,8 +23,10 @@ Of a multichannel file the channel with the most energy is used
 a bad file, as a FLAC file whose decoder loses sync is.
 
 Exit codes: 0 all files read; 2 a file (or option) was bad — the other files are still processed
-and the message names the file that failed. A non-finite option (``--x nan``) or a
-``--threshold-db`` outside 3–90 dB is a usage error (2) before any file is read.
+and the message names the file that failed (also a file whose start time puts a pulse past the end
+of year 9999, or whose sibling JSON gives a time with no UTC equivalent in years 1–9999). A
+non-finite option (``--x nan``) or a ``--threshold-db`` outside 3–90 dB is a usage error (2) before
+any file is read.
 """
 
 from __future__ import annotations
@@ -52,10 +54,14 @@ def parse_utc(text: str) -> datetime:
     Raises
     ------
     ValueError
-        Not an ISO 8601 time.
+        Not an ISO 8601 time, or one with no UTC equivalent in years 1–9999 (e.g.
+        ``0001-01-01T00:00:00+01:00``; the message says "out of the supported date range").
     """
     dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    try:
+        return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text.strip()!r} is out of the supported date range") from None
 
 
 def format_utc(dt: datetime) -> str:
@@ -121,6 +127,8 @@ def sidecar(path: Path) -> dict[str, Any]:
         try:
             out["start"] = parse_utc(str(ts))
         except ValueError as exc:
+            if "out of the supported date range" in str(exc):
+                raise ValueError(f"{meta_path}: timestamp {ts!r} is out of the supported date range") from exc
             raise ValueError(
                 f"{meta_path}: timestamp {ts!r} is neither an ISO 8601 time nor Unix epoch seconds"
             ) from exc
@@ -191,9 +199,16 @@ def pulse_lines(
         )
     out = []
     for o in onsets:
+        try:
+            arrival = t0 + timedelta(microseconds=round(o.time_s * 1e6))
+        except OverflowError:
+            raise ValueError(
+                f"{path}: the pulse {o.time_s:.6f} s into the file falls after the end of year 9999 UTC "
+                f"(start time {format_utc(t0)}); check the start time"
+            ) from None
         line: dict[str, Any] = {
             "sensor_id": sid,
-            "arrival_utc": format_utc(t0 + timedelta(microseconds=round(o.time_s * 1e6))),
+            "arrival_utc": format_utc(arrival),
             "peak_db": round(o.peak_db, 2),
             "snr_db": round(o.snr_db, 2),
             "duration_ms": round(o.duration_ms, 2),
@@ -252,10 +267,13 @@ def register(app: typer.Typer) -> None:
         if start_utc is not None:
             try:
                 start = parse_utc(start_utc)
-            except ValueError:
-                _err.print(
-                    f"[bold red]error:[/] --start-utc {start_utc!r} is not an ISO 8601 time", highlight=False
+            except ValueError as exc:
+                why = (
+                    "is out of the supported date range"
+                    if "out of the supported date range" in str(exc)
+                    else "is not an ISO 8601 time"
                 )
+                _err.print(f"[bold red]error:[/] --start-utc {start_utc!r} {why}", highlight=False)
                 raise typer.Exit(2) from None
         options: dict[str, float] = {} if threshold_db is None else {"threshold_db": threshold_db}
         failed: list[str] = []

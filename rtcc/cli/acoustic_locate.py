@@ -54,6 +54,10 @@ MAX_SENSOR_SPREAD_M = 100.0
 """Farthest apart (horizontally) two rows of one sensor may put it; real clips' GPS positions of one
 sensor scatter by up to ~30 m horizontally (and ~35 m in height, which is not checked)."""
 
+MAX_COORD_M = 1e7
+"""Largest coordinate magnitude of a row, metres (UTM northings stay below 10,000 km); one absurd
+coordinate would otherwise shift the locator's origin (the mean position) and hide every shot."""
+
 
 class BadRow(ValueError):
     """A CSV row that cannot be used; the message names the column."""
@@ -70,11 +74,19 @@ def parse_utc(text: str) -> float:
     Raises
     ------
     ValueError
-        Not an ISO 8601 time.
+        Not an ISO 8601 time, or one with no UTC equivalent in years 1–9999 (e.g.
+        ``0001-01-01T00:00:00+01:00``): :class:`OutOfRange`.
     """
     dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    try:
+        dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    except OverflowError:
+        raise OutOfRange(f"{text.strip()!r} is out of the supported date range") from None
     return (dt - EPOCH) / timedelta(seconds=1)
+
+
+class OutOfRange(ValueError):
+    """A time that has no UTC equivalent within years 1–9999."""
 
 
 def format_utc(posix_s: float) -> str:
@@ -111,9 +123,19 @@ def parse_row(row: dict[str, str | None]) -> Arrival:
         raise BadRow("column 'sensor_id' is empty")
     x, y, z = (_number(row, c) for c in ("x_m", "y_m", "z_m"))
     assert x is not None and y is not None and z is not None
+    for col, v in (("x_m", x), ("y_m", y), ("z_m", z)):
+        if abs(v) > MAX_COORD_M:
+            raise BadRow(
+                f"column {col!r}: {v:g} m is beyond ±{MAX_COORD_M:g} m (not a position in a local "
+                "metric frame or UTM)"
+            )
     raw_t = (row.get("arrival_utc") or "").strip()
     try:
         t = parse_utc(raw_t)
+    except OutOfRange:
+        raise BadRow(
+            f"column 'arrival_utc': {raw_t!r} is out of the supported date range (years 1 to 9999 UTC)"
+        ) from None
     except ValueError:
         raise BadRow(f"column 'arrival_utc': {raw_t!r} is not an ISO 8601 time") from None
     snr = _number(row, "snr_db", optional=True) if "snr_db" in row else None
@@ -328,7 +350,16 @@ def register(app: typer.Typer) -> None:
             min_sensors_loud=min(8, min_sensors),
         )
         for f in fixes:
-            sys.stdout.write(fix_json(f) + "\n")
+            try:
+                line = fix_json(f)
+            except OverflowError:  # rows at the very edge of year 1: the shot was fired before it
+                _err.print(
+                    f"[yellow]skipped[/] {pulses}: a shot at x {f.x_m:.1f} m, y {f.y_m:.1f} m has a time "
+                    "outside years 1 to 9999 UTC",
+                    highlight=False,
+                )
+                continue
+            sys.stdout.write(line + "\n")
         if not fixes:
             heard = len({a.sensor_id for a in arrivals})
             _err.print(

@@ -134,6 +134,10 @@ class IngestService:
             err = exc.errors()[0]
             loc = ".".join(str(p) for p in err.get("loc", ()))
             return f"invalid event: {loc}: {err.get('msg')}" if loc else f"invalid event: {err.get('msg')}"
+        except (ValueError, OverflowError) as exc:
+            # a second guard: a value no validator turned into a ValidationError (e.g. a date
+            # beyond datetime's range) refuses this event only, never the whole batch
+            return f"invalid event: {exc}"
         if event.type not in DEVICE_SCOPES[ident.type]:
             return f"a {ident.type.value} may not send {event.type!r} events"
         if event.device_id != ident.id or event.source != ident.id:
@@ -147,9 +151,14 @@ class IngestService:
                 f"event says device_type {str(claimed_type)!r}, but {ident.id!r} is registered as "
                 f"{ident.type.value!r}"
             )
-        if event.occurred_at > now + self.max_future:
+        try:
+            future = event.occurred_at > now + self.max_future
+            stale = event.occurred_at < now - self.max_age
+        except OverflowError:  # now ± the window leaves datetime's range (a huge setting)
+            return f"occurred_at {event.occurred_at.isoformat()} is out of the supported date range"
+        if future:
             return f"occurred_at {event.occurred_at.isoformat()} is in the future (check the device clock)"
-        if event.occurred_at < now - self.max_age:
+        if stale:
             return (
                 f"occurred_at {event.occurred_at.isoformat()} is older than the ingest window "
                 f"({self.max_age.total_seconds():g} s, setting server.max_event_age_s)"
