@@ -6,6 +6,11 @@ and fans each event out to the connected clients whose role may see its type
 too slow to keep up loses its oldest messages (counted) rather than slowing
 the bus.
 
+The hub also keeps the open live video views (``GET /api/v1/cameras/{id}/live.mjpeg``) as
+:class:`LiveView`: they are sent no events and are not WebSocket clients (``websocket_clients``
+counts only sockets), but they end with their viewer's session like a socket
+(:meth:`LiveHub.end_sessions`).
+
 Pulses go out without their audio (``audio_flac_b64`` null), as from ``GET /api/v1/events``:
 street audio can hold voices, and it is played, role-checked and audited per listen through the
 incident it belongs to (``GET /api/v1/gunshots/{id}/audio``).
@@ -18,6 +23,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from rtcc.bus import Bus, Subscription
 from rtcc.events import ALERT_KIND_ROLES, EVENTS_PREFIX, LIVE_ROLES
@@ -25,6 +31,31 @@ from rtcc.metrics import Metrics
 from rtcc.roles import Role
 
 log = logging.getLogger(__name__)
+
+
+class SessionBound(Protocol):
+    """Something open on behalf of one session, ended with it (:meth:`LiveHub.end_sessions`)."""
+
+    @property
+    def username(self) -> str: ...
+    @property
+    def token_hash(self) -> str | None: ...
+    @property
+    def ended(self) -> asyncio.Event: ...
+
+
+_S = TypeVar("_S", bound=SessionBound)
+
+
+@dataclass(eq=False)
+class LiveView:
+    """One open live video view: sent no bus events, but bound to its viewer's session."""
+
+    username: str
+    token_hash: str | None = None
+    """The session behind the view (None: not a session token)."""
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the viewer's session was ended in this process (the view stops)."""
 
 
 @dataclass(eq=False)
@@ -62,12 +93,15 @@ class LiveClient:
 
 
 class LiveHub:
-    """Fan-out of bus events to WebSocket clients."""
+    """Fan-out of bus events to WebSocket clients, and the session-bound live views."""
 
     def __init__(self, bus: Bus, metrics: Metrics) -> None:
         self.bus = bus
         self.metrics = metrics
         self.clients: set[LiveClient] = set()
+        """The WebSocket clients (offered bus events)."""
+        self.views: set[LiveView] = set()
+        """The open live video views (offered nothing; ended with their sessions)."""
         self._sub: Subscription | None = None
 
     async def start(self) -> None:
@@ -104,6 +138,12 @@ class LiveHub:
     def remove(self, client: LiveClient) -> None:
         self.clients.discard(client)
 
+    def add_view(self, view: LiveView) -> None:
+        self.views.add(view)
+
+    def remove_view(self, view: LiveView) -> None:
+        self.views.discard(view)
+
     def end_sessions(
         self,
         *,
@@ -111,21 +151,28 @@ class LiveHub:
         token_hash: str | None = None,
         keep_token_hash: str | None = None,
     ) -> int:
-        """Close the sockets of ``username`` (every session) or of one session, at once.
+        """End the sockets and live views of ``username`` (every session) or of one session, at once.
 
         Called where this process ends sessions (sign-out, disable, role change, new
-        password); sessions ended elsewhere are caught by the socket's periodic check.
-        ``keep_token_hash`` spares one session (a person changing their own password).
-        Returns how many sockets were told.
+        password); sessions ended elsewhere are caught by the socket's and the view's periodic
+        checks. ``keep_token_hash`` spares one session (a person changing their own password).
+        Returns how many sockets and views were told.
         """
-        told = 0
-        for client in list(self.clients):
-            if keep_token_hash is not None and client.token_hash == keep_token_hash:
-                continue
-            if (username is not None and client.username == username) or (
-                token_hash is not None and client.token_hash == token_hash
-            ):
-                self.clients.discard(client)
-                client.ended.set()
-                told += 1
-        return told
+        return _end(self.clients, username, token_hash, keep_token_hash) + _end(
+            self.views, username, token_hash, keep_token_hash
+        )
+
+
+def _end(bag: set[_S], username: str | None, token_hash: str | None, keep_token_hash: str | None) -> int:
+    """Remove from ``bag`` and tell (``ended``) those of ``username`` or of session ``token_hash``."""
+    told = 0
+    for item in list(bag):
+        if keep_token_hash is not None and item.token_hash == keep_token_hash:
+            continue
+        if (username is not None and item.username == username) or (
+            token_hash is not None and item.token_hash == token_hash
+        ):
+            bag.discard(item)
+            item.ended.set()
+            told += 1
+    return told

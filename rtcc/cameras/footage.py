@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from rtcc.cameras.models import FootageRequestIn, FootageRequestOut, OwnerRequestOut
 from rtcc.cameras.registry import get_camera, hash_secret, new_token
 from rtcc.errors import Conflict, NotFound, ValidationFailed
+from rtcc.store.tables import AuditEntry
 from rtcc.store.tables_cameras import CameraRow, FootageRequestRow
 
 CLIP_TYPES: dict[str, str] = {
@@ -340,3 +341,23 @@ def clip_of(s: Session, request_id: UUID, media: Path) -> tuple[FootageRequestRo
     if not path.is_file():
         raise NotFound(f"the clip of footage request {request_id} is missing from the media folder")
     return row, path
+
+
+def clip_read_audited_since(s: Session, actor: str, request_id: UUID, since: datetime) -> bool:
+    """Whether ``actor`` has a ``read_footage_clip`` audit entry for this request at or after ``since``.
+
+    Read from the audit log itself (not process memory) so that coalescing a player's Range
+    requests into one entry holds across API processes and restarts.
+    """
+    found = s.scalar(
+        select(AuditEntry.seq)
+        .where(
+            AuditEntry.actor == actor,
+            AuditEntry.action == "read_footage_clip",
+            AuditEntry.record_id == str(request_id),
+            AuditEntry.outcome == "ok",
+            AuditEntry.at >= since,
+        )
+        .limit(1)
+    )
+    return found is not None

@@ -222,7 +222,7 @@ async def test_open_live_view_ends_with_the_viewers_session(start_center: StartC
         ctx = center.center.ctx
         assert ctx is not None
         await eventually(
-            lambda: _none_left(ctx.hub.clients, "officer1"), what="the viewer to leave the live hub"
+            lambda: _none_left(ctx.hub.views, "officer1"), what="the viewer to leave the live hub"
         )
     finally:
         await officer.aclose()

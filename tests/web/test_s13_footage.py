@@ -253,7 +253,7 @@ async def test_footage_from_the_packet_then_the_delivered_clip_plays(
         href = await item.locator("a.footage-download").evaluate("(a) => a.href")
         assert href == src
         await page.screenshot(path=str(screenshot_path("footage-delivered.png")))
-        # every read of the clip is audited by the center, as the analyst's
+        # the analyst's reads of the clip are audited by the center (one entry per viewing window)
         r = await admin.get("/api/v1/audit", params={"action": "read_footage_clip"})
         actors = {a["actor"] for a in r.json()["items"]}
         assert actors == {"analyst1"}

@@ -25,7 +25,8 @@
 * ``POST /footage-requests`` — analysts, supervisors, admins ask a community
   camera's owner for a clip (audited, owner emailed); ``GET
   /footage-requests`` — their status; ``GET /footage-requests/{id}/clip`` —
-  the uploaded clip (audited).
+  the uploaded clip (audited once per person and clip per :data:`CLIP_AUDIT_WINDOW`: a video
+  player fetches one viewing in many Range requests).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from rtcc.api.deps import Admin, Allow, AnyStaff, CtxDep, Operations, Principal
-from rtcc.api.hub import LiveClient
+from rtcc.api.hub import LiveView
 from rtcc.cameras.models import (
     CameraDeleteOut,
     CameraIn,
@@ -393,13 +394,11 @@ async def live_mjpeg(camera_id: UUID, ctx: CtxDep, who: Operations) -> Streaming
     await ctx.audit(who, "view_camera_live", "camera", record_id=str(camera_id))
 
     async def parts() -> AsyncIterator[bytes]:
-        # Registered with the live hub (no event type: it is sent nothing) so that a sign-out,
-        # disable, role change or new password made in this process ends the view at once
-        # (LiveHub.end_sessions); the periodic check catches changes made by other processes.
-        viewer = LiveClient(
-            username=who.username, role=who.role, types=frozenset(), token_hash=who.token_hash
-        )
-        ctx.hub.add(viewer)
+        # Registered with the live hub as a view (not a WebSocket client: it is offered no events)
+        # so that a sign-out, disable, role change or new password made in this process ends it at
+        # once (LiveHub.end_sessions); the periodic check catches changes made by other processes.
+        viewer = LiveView(username=who.username, token_hash=who.token_hash)
+        ctx.hub.add_view(viewer)
         loop = asyncio.get_running_loop()
         next_check = loop.time() + LIVE_CHECK_S
         try:
@@ -423,7 +422,7 @@ async def live_mjpeg(camera_id: UUID, ctx: CtxDep, who: Operations) -> Streaming
         except RtccError:
             return  # the stream failed after its retries, or was dropped (LiveManager.drop)
         finally:
-            ctx.hub.remove(viewer)
+            ctx.hub.remove_view(viewer)
             await live.release(st)
 
     return StreamingResponse(
@@ -524,6 +523,14 @@ async def list_footage_requests(
     return FootageRequestList(items=[request_out(r, n) for r, n in rows])
 
 
+CLIP_AUDIT_WINDOW = timedelta(minutes=10)
+"""A clip read is audited (``read_footage_clip``) unless the same person already has an entry for
+the same clip this recent: a video player fetches one viewing in dozens of Range requests, and one
+entry per request would bury the log. The check reads the audit log itself (not this process's
+memory), so it holds across API processes and restarts; the first request of any kind in a window
+is always audited. Two first requests at the same instant may both be audited (never neither)."""
+
+
 @router.get(
     "/footage-requests/{request_id}/clip",
     summary="The clip an owner uploaded (audited: video is personal data)",
@@ -531,17 +538,24 @@ async def list_footage_requests(
     responses={200: {"content": {"video/mp4": {}, "image/jpeg": {}}, "description": "The clip."}},
 )
 async def footage_clip(request_id: UUID, ctx: CtxDep, who: Requesters) -> FileResponse:
-    from rtcc.cameras.footage import clip_of, media_dir
+    from rtcc.cameras.footage import clip_of, clip_read_audited_since, media_dir
 
     media = media_dir(ctx.settings.data_dir)
-    row, path = await ctx.store.read(lambda s: clip_of(s, request_id, media))
-    await ctx.audit(
-        who,
-        "read_footage_clip",
-        "footage_request",
-        record_id=str(request_id),
-        details={"incident_ref": row.incident_ref},
-    )
+    since = datetime.now(UTC) - CLIP_AUDIT_WINDOW
+
+    def _load(s: Any) -> tuple[Any, Any, bool]:
+        row, path = clip_of(s, request_id, media)
+        return row, path, clip_read_audited_since(s, who.username, request_id, since)
+
+    row, path, audited = await ctx.store.read(_load)
+    if not audited:
+        await ctx.audit(
+            who,
+            "read_footage_clip",
+            "footage_request",
+            record_id=str(request_id),
+            details={"incident_ref": row.incident_ref},
+        )
     return FileResponse(
         path, media_type=row.clip_content_type or "application/octet-stream", filename=path.name
     )

@@ -48,6 +48,7 @@ async def metrics(ctx: CtxDep, _: Admin) -> dict[str, Any]:
             "subscriptions": stats.per_subscription,
         },
         "websocket_clients": len(ctx.hub.clients),
+        "live_views": len(ctx.hub.views),
     }
 
 
