@@ -26,6 +26,10 @@ the command line's position; it moves with its image to ``done/`` or
 ``failed/``. A sidecar that is not such an object sends the image to
 ``failed/`` with the reason (nothing is uploaded).
 
+The same bytes copied in again are sent with the time they were first sent with (the center
+stores them once), also after a restart: the SHA-256 of what was sent in the last ``dedupe_s`` is
+kept in ``<folder>/.rtcc-watch-sent.jsonl`` (see :class:`FolderWatcher`).
+
 A folder that disappears or cannot be read (an unmounted share, a changed permission) is not
 fatal: the watcher says so once through ``on_folder``, keeps trying at every scan and says once
 when it is back (the heartbeat of :mod:`rtcc.plates.agent_health` says ``recording: false``
@@ -36,8 +40,10 @@ meanwhile). :meth:`FolderWatcher.stop` ends :meth:`FolderWatcher.run` after the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import stat
@@ -54,6 +60,10 @@ import httpx
 from rtcc.devices import http as device_http
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+SENT_FILE = ".rtcc-watch-sent.jsonl"
+"""The watcher's memory of what it sent, in the watched folder (one JSON object a line)."""
+_COMPACT_MIN_LINES = 256
+"""The memory file is rewritten once it has more lines than this and twice the live entries."""
 _MEDIA = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 
 
@@ -200,9 +210,18 @@ class FolderWatcher:
 
     ``cp`` gives a copy a new modification time, so the same picture dropped again would be a new
     upload (the center's dedupe key is camera, image, time). The watcher remembers the SHA-256 and
-    camera time of what it sent for ``dedupe_s`` seconds (while it runs) and sends the same bytes
-    again with the same time: the center answers them as a duplicate (200, filed in ``done/``). The
-    center's own key is left as it is: two pictures with the same bytes but told times are two reads.
+    camera time of what it sent for ``dedupe_s`` seconds and sends the same bytes again with the
+    same time: the center answers them as a duplicate (200, filed in ``done/``). The center's own
+    key is left as it is: two pictures with the same bytes but told times are two reads.
+
+    That memory outlives a restart (a reboot of the camera's computer, a service restart): it is
+    kept in :data:`SENT_FILE` in the folder, read when the first image is handled. Each entry is
+    appended as one line and synced, so a crash loses at most the line being written; a line that
+    cannot be read is skipped (``warn`` says so once). Entries older than ``dedupe_s`` are dropped,
+    and the file is rewritten (a temporary file renamed over it) at load when some were dropped and
+    whenever it holds more than twice the live entries, so it does not grow without end. A folder
+    where it cannot be read or written (read-only) is watched all the same: ``warn`` says so once
+    and the memory is kept while the watcher runs.
     """
 
     folder: Path
@@ -241,6 +260,12 @@ class FolderWatcher:
     _outage_delay: float = 0.0
     _next_try: float = 0.0
     _hashes: dict[str, tuple[float, datetime]] | None = None
+    _sent_lines: int = 0
+    """Lines in :data:`SENT_FILE` (live and expired entries): when to rewrite it."""
+    _sent_cut: bool = False
+    """The file's last line has no end (a write cut short): the next entry starts a new line."""
+    _sent_ok: bool = True
+    """False once the file could not be read or written: the memory is kept in process only."""
     _handled: set[str] = field(default_factory=set)
     _stop: threading.Event = field(default_factory=threading.Event)
     _key_refused: str | None = None
@@ -406,17 +431,110 @@ class FolderWatcher:
             self._outage = None
             self.on_center(True, "")
 
+    @property
+    def sent_file(self) -> Path:
+        """Where the memory of what was sent is kept (see :data:`SENT_FILE`)."""
+        return self.folder / SENT_FILE
+
     def _index(self) -> dict[str, tuple[float, datetime]]:
         """SHA-256 → (when sent, camera time) of the images sent in the last ``dedupe_s`` seconds."""
         if self._hashes is None:
-            self._hashes = {}
+            self._hashes = self._load_sent()
         horizon = self.wall() - self.dedupe_s
         for digest in [d for d, (sent, _) in self._hashes.items() if sent < horizon]:
             del self._hashes[digest]
+        if self._sent_lines > max(2 * len(self._hashes), _COMPACT_MIN_LINES):
+            self._compact_sent()
         return self._hashes
 
     def _remember(self, digest: str, at: datetime) -> None:
-        self._index().setdefault(digest, (self.wall(), at))
+        index = self._index()
+        if digest not in index:
+            index[digest] = (self.wall(), at)
+            self._append_sent(digest, *index[digest])
+
+    def _sent_broken(self, why: str) -> None:
+        """The memory file cannot be used: said once, then the memory is kept in process only."""
+        if self._sent_ok:
+            self._sent_ok = False
+            self.warn(
+                f"{why}: what was sent is remembered only while the watcher runs (after a restart, "
+                "the same picture copied in again is a new read)"
+            )
+
+    def _load_sent(self) -> dict[str, tuple[float, datetime]]:
+        """The entries of :data:`SENT_FILE` younger than ``dedupe_s``; none when there is no file.
+
+        A line that is not a whole entry (a write cut short, a damaged disk) is skipped: losing one
+        entry only means one picture copied in again may become a second read.
+        """
+        hashes: dict[str, tuple[float, datetime]] = {}
+        try:
+            raw = self.sent_file.read_bytes()
+        except FileNotFoundError:
+            return hashes
+        except OSError as exc:
+            self._sent_broken(f"cannot read {SENT_FILE} ({exc.strerror or exc})")
+            return hashes
+        horizon = self.wall() - self.dedupe_s
+        lines = [line for line in raw.split(b"\n") if line.strip()]
+        bad = expired = 0
+        for line in lines:
+            entry = _parse_sent(line)
+            if entry is None:
+                bad += 1
+            elif entry[1] < horizon:
+                expired += 1
+            else:
+                hashes.setdefault(entry[0], entry[1:])
+        self._sent_lines = len(lines)
+        self._sent_cut = bool(raw) and not raw.endswith(b"\n")
+        if bad:
+            self.warn(f"{SENT_FILE}: {bad} unreadable line(s) skipped (a write cut short?); the rest is used")
+        if bad or expired:
+            self._hashes = hashes
+            self._compact_sent()
+        return hashes
+
+    def _append_sent(self, digest: str, sent: float, at: datetime) -> None:
+        """Add one entry to :data:`SENT_FILE`: one appended line, synced before the next upload."""
+        if not self._sent_ok or self.dedupe_s <= 0:
+            return
+        line = ("\n" if self._sent_cut else "") + _sent_line(digest, sent, at)
+        try:
+            _append_synced(self.sent_file, line.encode())
+        except OSError as exc:
+            self._sent_broken(f"cannot write {SENT_FILE} ({exc.strerror or exc})")
+            return
+        self._sent_cut = False
+        self._sent_lines += 1
+
+    def _compact_sent(self) -> None:
+        """Rewrite :data:`SENT_FILE` with the live entries only (deleted when there are none).
+
+        Written to a temporary file, synced and renamed over the old one: a crash leaves either the
+        old file or the new, both whole.
+        """
+        if not self._sent_ok or self._hashes is None:
+            return
+        tmp = self.sent_file.with_name(SENT_FILE + ".tmp")
+        try:
+            if not self._hashes:
+                self.sent_file.unlink(missing_ok=True)
+            else:
+                body = "".join(_sent_line(d, sent, at) for d, (sent, at) in self._hashes.items())
+                with tmp.open("wb") as fh:
+                    fh.write(body.encode())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.sent_file)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            self._sent_broken(f"cannot write {SENT_FILE} ({exc.strerror or exc})")
+            return
+        self._sent_lines = len(self._hashes)
+        self._sent_cut = False
 
     def handle(self, path: Path) -> str:
         """Upload one file and file it away; returns ``done``, ``failed``, ``retry`` or ``skipped``."""
@@ -598,6 +716,37 @@ class FolderWatcher:
             for p in entries
             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
         ]
+
+
+def _sent_line(digest: str, sent: float, at: datetime) -> str:
+    return json.dumps({"sha256": digest, "sent": sent, "at": at.isoformat()}) + "\n"
+
+
+def _parse_sent(line: bytes) -> tuple[str, float, datetime] | None:
+    """One :data:`SENT_FILE` line as (SHA-256, when sent, camera time); None if it is not one."""
+    try:
+        raw = json.loads(line)
+        digest, sent, at = raw["sha256"], raw["sent"], datetime.fromisoformat(raw["at"])
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+        return None
+    if not isinstance(digest, str) or len(digest) != 64 or digest.strip("0123456789abcdef"):
+        return None
+    if isinstance(sent, bool) or not isinstance(sent, int | float) or not math.isfinite(sent):
+        return None
+    if at.tzinfo is None:
+        return None
+    return digest, float(sent), at
+
+
+def _append_synced(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` (created if needed) and sync it to disk."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _unlink_with_sidecar(image: Path) -> None:

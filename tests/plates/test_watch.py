@@ -53,7 +53,8 @@ async def test_watch_uploads_and_files_images(center: Running, tmp_path: Path) -
     lines = {x["file"]: x for x in map(json.loads, out.splitlines())}
     assert lines["car.jpg"]["outcome"] == "done" and json.loads(lines["car.jpg"]["detail"]) == ["7KDR582"]
     assert lines["broken.jpg"]["outcome"] == "failed" and "422" in lines["broken.jpg"]["detail"]
-    assert sorted(p.name for p in folder.iterdir()) == ["done", "failed", "notes.txt"]
+    listing = sorted(p.name for p in folder.iterdir())
+    assert listing == [".rtcc-watch-sent.jsonl", "done", "failed", "notes.txt"]  # + the watcher's memory
     assert (folder / "done" / "car.jpg").is_file()
     reason = (folder / "failed" / "broken.jpg.reason.txt").read_text()
     assert "validation_failed" in reason
