@@ -5,7 +5,6 @@ the CLI, and a withdrawal that must keep a clip linked to an open case."""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,24 +16,29 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from rtcc.cameras.notify import LogNotifier
 from rtcc.cameras.processor import build as build_cameras
-from rtcc.cameras.service import service_of
 from rtcc.cameras.sources import BadStreamUrl, open_source, redact
 from rtcc.cli.main import app
 from rtcc.oversight.retention import build as build_retention
 from rtcc.roles import Role
-from rtcc.store.db import Store
-from rtcc.store.migrate import upgrade
-from rtcc.store.tables_cameras import CameraRow, FootageRequestRow
-from tests.cameras.conftest import mp4_clip
-from tests.cameras.test_community_flow import EMAIL, registration
-from tests.conftest import Running, StartCenter
+from rtcc.store.tables_cameras import CameraRow
+from tests.cameras.helpers import (
+    EMAIL,
+    LOG,
+    REG,
+    assert_case_close_purges,
+    cli_store,
+    delivered_clip,
+    footage_request,
+    open_case_linking,
+    register_verified_active,
+    registration,
+    signed_in,
+    store_of,
+)
+from tests.conftest import StartCenter
 
 EMBEDDED = pytest.mark.parametrize("backend", ["embedded"])
-
-REG = "/api/v1/community/registrations"
-LOG = {"notifier": "log", "open_timeout_s": 2.0, "open_retries": 0}
 
 
 def _error(r: httpx.Response, status: int) -> dict[str, Any]:
@@ -42,30 +46,6 @@ def _error(r: httpx.Response, status: int) -> dict[str, Any]:
     err: dict[str, Any] = r.json()["error"]
     assert set(err) >= {"code", "message", "details"}
     return err
-
-
-def _store(center: Running) -> Any:
-    assert center.center.store is not None
-    return center.center.store
-
-
-def _sent(center: Running) -> LogNotifier:
-    notifier = service_of(center.center.services, center.settings.cameras).notifier
-    assert isinstance(notifier, LogNotifier)
-    return notifier
-
-
-async def _register_verified_active(center: Running, admin: httpx.AsyncClient, email: str) -> tuple[str, str]:
-    """A community camera registered, verified and approved: (its id, the owner's manage token)."""
-    r = await center.http.post(REG, json=registration(email=email))
-    assert r.status_code == 201, r.text
-    token = re.search(r"verify=([A-Za-z0-9_\-]+)", _sent(center).sent[-1].body)
-    assert token is not None
-    r = await center.http.post("/api/v1/community/verify", json={"token": token.group(1)})
-    assert r.status_code == 200, r.text
-    cam, manage = r.json()["registration_id"], r.json()["manage_token"]
-    assert (await admin.post(f"/api/v1/cameras/{cam}/approve", json={})).status_code == 200
-    return str(cam), str(manage)
 
 
 # --- 1. malformed stream URLs --------------------------------------------------------------
@@ -84,8 +64,7 @@ async def test_malformed_stream_url_refused_and_a_stored_one_breaks_nothing(
     start_center: StartCenter,
 ) -> None:
     center = await start_center(processors=("recorder",), cameras=LOG)
-    admin = await center.login("admin")
-    try:
+    async with signed_in(center) as admin:
         city = {"kind": "city", "name": "cam", "lat": 33.52, "lon": -86.81}
         for url in ("http://[::1", "synthetic://x?fps=abc", "rtsp://cam:99999/x"):
             err = _error(await admin.post("/api/v1/cameras", json={**city, "stream_url": url}), 422)
@@ -104,7 +83,7 @@ async def test_malformed_stream_url_refused_and_a_stored_one_breaks_nothing(
 
         # a row stored before URLs were checked
         bad_id = uuid4()
-        await _store(center).write(
+        await store_of(center).write(
             lambda s: s.add(
                 CameraRow(
                     id=bad_id, kind="city", name="old", lat=33.52, lon=-86.81, bearing_deg=0.0, fov_deg=90.0,
@@ -123,8 +102,6 @@ async def test_malformed_stream_url_refused_and_a_stored_one_breaks_nothing(
             (good["id"], "online"),
         }
         assert (await admin.get(f"/api/v1/cameras/{good['id']}")).json()["online"] is True
-    finally:
-        await admin.aclose()
 
 
 # --- 2. expired registrations ----------------------------------------------------------------
@@ -133,9 +110,8 @@ async def test_malformed_stream_url_refused_and_a_stored_one_breaks_nothing(
 @EMBEDDED
 async def test_expired_registrations_do_not_lock_out_and_are_purged(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder",), cameras={**LOG, "register_per_contact": 2})
-    admin = await center.login("admin")
-    store = _store(center)
-    try:
+    store = store_of(center)
+    async with signed_in(center) as admin:
         ids = []
         for _ in range(2):
             r = await center.http.post(REG, json=registration())
@@ -171,8 +147,6 @@ async def test_expired_registrations_do_not_lock_out_and_are_purged(start_center
         r = await center.http.post(REG, json=registration())
         assert r.status_code == 201
         assert await store.read(lambda s: s.get(CameraRow, first)) is None
-    finally:
-        await admin.aclose()
 
 
 # --- 3. refused registrations do not use the per-IP quota ---------------------------------
@@ -199,8 +173,7 @@ async def test_refused_registrations_do_not_use_the_ip_quota(start_center: Start
 @EMBEDDED
 async def test_blank_names_and_unknown_device_refused(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder",), cameras=LOG)
-    admin = await center.login("admin")
-    try:
+    async with signed_in(center) as admin:
         for field in ("name", "owner_name"):
             err = _error(await center.http.post(REG, json=registration(**{field: "   "})), 422)
             assert field in err["message"] and "blank" in err["message"]
@@ -215,8 +188,6 @@ async def test_blank_names_and_unknown_device_refused(start_center: StartCenter)
         assert r.status_code == 201
         cam = (await admin.get(f"/api/v1/cameras/{r.json()['registration_id']}")).json()
         assert cam["name"] == "Porch"  # (the verification mail quotes no name: see test_s13)
-    finally:
-        await admin.aclose()
 
 
 # --- 5. visibility and footage requests in time ------------------------------------------------
@@ -225,8 +196,7 @@ async def test_blank_names_and_unknown_device_refused(start_center: StartCenter)
 @EMBEDDED
 async def test_cameras_are_visible_only_when_they_existed(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder",), cameras=LOG)
-    admin = await center.login("admin")
-    try:
+    async with signed_in(center) as admin:
         body = {"kind": "city", "name": "new", "lat": 33.52, "lon": -86.81, "fov_deg": 360.0}
         cam = (await admin.post("/api/v1/cameras", json=body)).json()["id"]
         point = {"lat": 33.52005, "lon": -86.81}
@@ -235,7 +205,7 @@ async def test_cameras_are_visible_only_when_they_existed(start_center: StartCen
         r = await admin.get("/api/v1/cameras/visible", params=point)
         assert [i["camera_id"] for i in r.json()["items"]] == [cam]
 
-        reg, _ = await _register_verified_active(center, admin, EMAIL)
+        reg, _ = await register_verified_active(center, admin, EMAIL)
         req = {
             "camera_id": reg,
             "incident_ref": "case-1",
@@ -245,8 +215,6 @@ async def test_cameras_are_visible_only_when_they_existed(start_center: StartCen
         }
         err = _error(await admin.post("/api/v1/footage-requests", json=req), 422)
         assert "registered" in err["message"] and err["details"]["field"] == "window_end"
-    finally:
-        await admin.aclose()
 
 
 # --- 6. in-car camera positions are unit locations --------------------------------------------
@@ -255,10 +223,7 @@ async def test_cameras_are_visible_only_when_they_existed(start_center: StartCen
 @EMBEDDED
 async def test_in_car_positions_are_audited(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder",), cameras=LOG)
-    admin = await center.login("admin")
-    center.add_user("officer1", Role.officer)
-    officer = await center.login("officer1")
-    try:
+    async with signed_in(center) as admin, signed_in(center, "officer1", Role.officer) as officer:
         r = await admin.post(
             "/api/v1/devices", json={"id": "bc-7", "type": "bodycam", "lat": 33.52, "lon": -86.81}
         )
@@ -269,9 +234,6 @@ async def test_in_car_positions_are_audited(start_center: StartCenter) -> None:
         assert items[0]["lat"] == pytest.approx(33.52)
         audit = (await admin.get("/api/v1/audit", params={"action": "read_unit_locations"})).json()["items"]
         assert [(a["actor"], a["details"]["count"]) for a in audit] == [("officer1", 1)]
-    finally:
-        await admin.aclose()
-        await officer.aclose()
 
 
 # --- 7. the demo shows residents' notifications -------------------------------------------------
@@ -299,21 +261,8 @@ def test_demo_logging_shows_notifications(restore_logging: None) -> None:
 def test_cli_bad_url_negative_longitude_unknown_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RTCC_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("RTCC_CONFIG", raising=False)
-    url = f"sqlite:///{tmp_path / 'rtcc.db'}"
-    upgrade(url)
-    store = Store(url)
-    store.run(
-        lambda s: s.add(
-            CameraRow(
-                id=uuid4(), kind="city", name="Main", lat=33.515, lon=-86.805, bearing_deg=0.0, fov_deg=360.0,
-                range_m=80.0, level="registered", status="active", verify_attempts=0,
-                created_at=datetime(2026, 1, 1, tzinfo=UTC),
-            )
-        )
-    )  # fmt: skip
-    store.close()
+    camera = {"kind": "city", "name": "Main", "lat": 33.515, "lon": -86.805, "fov_deg": 360.0}
+    cli_store(tmp_path, monkeypatch, **camera, level="registered").close()
     runner = CliRunner()
     r = runner.invoke(app, ["cameras", "probe", "http://[::1"])
     assert r.exit_code == 2 and "malformed" in r.output and r.exception is not None
@@ -334,29 +283,12 @@ def test_cli_bad_url_negative_longitude_unknown_status(
 @EMBEDDED
 async def test_withdrawal_keeps_clip_linked_to_open_case_until_it_closes(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder",), cameras=LOG)
-    admin = await center.login("admin")
     anon = center.http
-    try:
-        cam, manage = await _register_verified_active(center, admin, EMAIL)
-        w0 = datetime.now(UTC).replace(microsecond=0)
-        req = {
-            "camera_id": cam,
-            "incident_ref": "C-1",
-            "window_start": w0.isoformat(),
-            "window_end": (w0 + timedelta(seconds=1)).isoformat(),
-            "reason": "burglary next door",
-        }
-        fr = (await admin.post("/api/v1/footage-requests", json=req)).json()["id"]
-        clip = mp4_clip()  # a real video: uploads are probed for a decodable frame
-        r = await anon.post(
-            f"/api/v1/community/manage/{manage}/requests/{fr}/clip",
-            content=clip,
-            headers={"content-type": "video/mp4"},
-        )
-        assert r.status_code == 200, r.text
-        case = (await admin.post("/api/v1/cases", json={"number": "C-1", "title": "Burglary"})).json()
-        r = await admin.post(f"/api/v1/cases/{case['id']}/links", json={"ref_type": "footage", "ref_id": fr})
-        assert r.status_code == 200, r.text
+    async with signed_in(center) as admin:
+        cam, manage = await register_verified_active(center, admin, EMAIL)
+        req = footage_request(cam)
+        fr, clip = await delivered_clip(center, admin, cam, manage, req)
+        case = await open_case_linking(admin, fr)
 
         r = await anon.delete(f"/api/v1/community/manage/{manage}")
         assert r.status_code == 200
@@ -368,17 +300,8 @@ async def test_withdrawal_keeps_clip_linked_to_open_case_until_it_closes(start_c
         assert (await anon.get(f"/api/v1/community/manage/{manage}")).status_code == 404
         assert cam not in [c["id"] for c in (await admin.get("/api/v1/cameras")).json()["items"]]
         assert (await admin.post("/api/v1/footage-requests", json=req)).status_code == 409
-        row = await _store(center).read(lambda s: s.get(CameraRow, UUID(cam)))
+        row = await store_of(center).read(lambda s: s.get(CameraRow, UUID(cam)))
         assert row.status == "withdrawn" and row.contact_email is None and row.owner_name is None
 
         # the case closes: the next retention run deletes the clip and the camera
-        r = await admin.post(f"/api/v1/cases/{case['id']}/close", json={"reason": "closed: suspect charged"})
-        assert r.status_code == 200, r.text
-        rep = await build_retention(center.center).run()
-        assert rep.withdrawn_clips_deleted == 1
-        assert (await admin.get(f"/api/v1/footage-requests/{fr}/clip")).status_code == 404
-        assert await _store(center).read(lambda s: s.get(CameraRow, UUID(cam))) is None
-        assert await _store(center).read(lambda s: s.get(FootageRequestRow, UUID(fr))) is None
-        assert not list((center.settings.data_dir / "media" / "footage").rglob("*.mp4"))
-    finally:
-        await admin.aclose()
+        await assert_case_close_purges(center, admin, case, cam, fr)

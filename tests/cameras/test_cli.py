@@ -2,39 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
-from uuid import uuid4
 
 import pytest
 from typer.testing import CliRunner
 
 from rtcc.cli.main import app
 from rtcc.store.db import Store
-from rtcc.store.migrate import upgrade
-from rtcc.store.tables_cameras import CameraRow
 from tests.cameras.conftest import free_port
+from tests.cameras.helpers import cli_store
 
 runner = CliRunner()
 
 
 @pytest.fixture
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
-    monkeypatch.setenv("RTCC_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("RTCC_CONFIG", raising=False)
-    url = f"sqlite:///{tmp_path / 'rtcc.db'}"
-    upgrade(url)
-    store = Store(url)
-    store.run(
-        lambda s: s.add(
-            CameraRow(
-                id=uuid4(), kind="city", name="Main & 1st", lat=33.5186, lon=-86.8104, bearing_deg=0.0,
-                fov_deg=60.0, range_m=80.0, level="integrated", status="active", verify_attempts=0,
-                created_at=datetime(2026, 1, 1, tzinfo=UTC),
-            )
-        )
-    )  # fmt: skip
-    return store
+    camera = {"kind": "city", "name": "Main & 1st", "lat": 33.5186, "lon": -86.8104, "fov_deg": 60.0}
+    return cli_store(tmp_path, monkeypatch, **camera, level="integrated")
 
 
 def test_list_stats_visible(db: Store) -> None:

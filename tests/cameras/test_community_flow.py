@@ -15,28 +15,9 @@ import pytest
 
 from rtcc.roles import Role
 from tests.cameras.conftest import Mailbox, mp4_clip, smtp_settings
+from tests.cameras.helpers import EMAIL, footage_request, registration, signed_in
 from tests.conftest import Running, StartCenter
 from tests.helpers import eventually
-
-EMAIL = "pat.resident@example.org"
-
-
-def registration(**extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": "Front porch",
-        "owner_type": "resident",
-        "owner_name": "Pat Resident",
-        "email": EMAIL,
-        "phone": "+1 205 555 0100",
-        "address": "1 Example St",
-        "lat": 33.5190,
-        "lon": -86.8100,
-        "bearing_deg": 10.0,
-        "fov_deg": 100.0,
-        "range_m": 40.0,
-    }
-    body.update(extra)
-    return body
 
 
 async def _clients(center: Running) -> dict[Role, httpx.AsyncClient]:
@@ -196,9 +177,8 @@ async def test_register_verify_approve_request_upload_withdraw(
 @pytest.mark.parametrize("backend", ["embedded"])
 async def test_code_verification_and_reject(start_center: StartCenter, smtp: Mailbox) -> None:
     center = await start_center(processors=("recorder",), cameras=smtp_settings(smtp, verify_max_attempts=2))
-    admin = await center.login("admin")
     anon = center.http
-    try:
+    async with signed_in(center) as admin:
         r = await anon.post("/api/v1/community/registrations", json=registration(email="shop@example.org"))
         reg_id = r.json()["registration_id"]
         import re
@@ -231,8 +211,6 @@ async def test_code_verification_and_reject(start_center: StartCenter, smtp: Mai
         assert r.status_code in (409, 200)
         if right.group(1) != "999999":
             assert r.status_code == 409 and "too many" in r.json()["error"]["message"]
-    finally:
-        await admin.aclose()
 
 
 @pytest.mark.parametrize("backend", ["embedded"])
@@ -277,14 +255,11 @@ async def test_mail_server_down_keeps_nothing(start_center: StartCenter, smtp: M
     center = await start_center(
         processors=("recorder",), cameras={"notifier": "smtp", "smtp_port": free_port()}
     )
-    admin = await center.login("admin")
-    try:
+    async with signed_in(center) as admin:
         r = await center.http.post("/api/v1/community/registrations", json=registration())
         assert r.status_code == 503 and "could not send the e-mail" in r.json()["error"]["message"]
         items = (await admin.get("/api/v1/cameras")).json()["items"]
         assert items == []
-    finally:
-        await admin.aclose()
 
 
 @pytest.mark.parametrize("backend", ["embedded"])
@@ -295,8 +270,7 @@ async def test_unanswered_request_expires_and_log_notifier(start_center: StartCe
     center = await start_center(
         processors=("recorder", "cameras"), cameras={"notifier": "log", "footage_request_ttl_h": 0.0003}
     )
-    admin = await center.login("admin")
-    try:
+    async with signed_in(center) as admin:
         notifier = service_of(center.center.services, center.settings.cameras).notifier
         assert isinstance(notifier, LogNotifier)
         anon = center.http
@@ -308,14 +282,9 @@ async def test_unanswered_request_expires_and_log_notifier(start_center: StartCe
         assert token is not None and notifier.sent[-1].to_email == EMAIL
         reg = (await anon.post("/api/v1/community/verify", json={"token": token.group(1)})).json()
         await admin.post(f"/api/v1/cameras/{reg['registration_id']}/approve", json={})
-        w0 = datetime.now(UTC).replace(microsecond=0)  # after the camera was registered
-        body = {
-            "camera_id": reg["registration_id"],
-            "incident_ref": "gunshot-1",
-            "window_start": w0.isoformat(),
-            "window_end": (w0 + timedelta(seconds=1)).isoformat(),
-            "reason": "shots fired on the corner",
-        }
+        body = footage_request(  # a window after the camera was registered
+            reg["registration_id"], incident_ref="gunshot-1", reason="shots fired on the corner"
+        )
         r = await admin.post("/api/v1/footage-requests", json=body)
         assert r.status_code == 201 and r.json()["status"] == "notified"
         upload = re.search(r"footage=([A-Za-z0-9_\-]+)", notifier.sent[-1].body)
@@ -338,5 +307,3 @@ async def test_unanswered_request_expires_and_log_notifier(start_center: StartCe
         )
         r = await admin.post("/api/v1/footage-requests", json={**body, "camera_id": city.json()["id"]})
         assert r.status_code == 409
-    finally:
-        await admin.aclose()

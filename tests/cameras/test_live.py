@@ -22,6 +22,7 @@ from rtcc.cameras.service import service_of
 from rtcc.events import CameraStatus, parse_event
 from rtcc.roles import Role
 from tests.cameras.conftest import free_port
+from tests.cameras.helpers import signed_in
 from tests.conftest import StartCenter
 from tests.helpers import eventually
 
@@ -102,12 +103,11 @@ async def test_rtsp_live_view_is_shared_and_closed_with_the_last_viewer(
     start_center: StartCenter, rtsp: RtspTestStream
 ) -> None:
     center = await start_center(processors=("recorder",), cameras=LIVE)
-    admin = await center.login("admin")
-    center.add_user("officer1", Role.officer)
-    center.add_user("auditor1", Role.auditor)
-    officer = await center.login("officer1")
-    auditor = await center.login("auditor1")
-    try:
+    async with (
+        signed_in(center) as admin,
+        signed_in(center, "officer1", Role.officer) as officer,
+        signed_in(center, "auditor1", Role.auditor) as auditor,
+    ):
         cam = await _camera(admin, "5th Ave & 20th St", rtsp.url)
         url = f"/api/v1/cameras/{cam}/live.mjpeg"
         assert (await auditor.get(url)).status_code == 403
@@ -137,9 +137,6 @@ async def test_rtsp_live_view_is_shared_and_closed_with_the_last_viewer(
         assert decode(r.content).shape == (240, 320, 3)
         await eventually(lambda: _true(not svc.live.streams and not rtsp.playing), what="snapshot closed")
         assert rtsp.sessions_total == 2
-    finally:
-        for c in (admin, officer, auditor):
-            await c.aclose()
 
 
 async def _true(v: bool) -> bool:
@@ -148,8 +145,7 @@ async def _true(v: bool) -> bool:
 
 async def test_unreachable_and_non_live_cameras(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder",), cameras={**LIVE, "open_timeout_s": 2.0})
-    admin = await center.login("admin")
-    try:
+    async with signed_in(center) as admin:
         dead = await _camera(admin, "dead", f"rtsp://127.0.0.1:{free_port()}/cam")
         r = await admin.get(f"/api/v1/cameras/{dead}/live.mjpeg")
         assert r.status_code == 502, r.text
@@ -171,21 +167,18 @@ async def test_unreachable_and_non_live_cameras(start_center: StartCenter) -> No
         synth = await _camera(admin, "demo", "synthetic://demo?fps=5")
         r = await admin.get(f"/api/v1/cameras/{synth}/snapshot.jpg")
         assert r.status_code == 200 and decode(r.content).shape == (240, 320, 3)
-    finally:
-        await admin.aclose()
 
 
 async def test_health_events_are_edge_triggered(start_center: StartCenter) -> None:
     center = await start_center(
         processors=("recorder",), cameras={**LIVE, "open_timeout_s": 2.0, "open_retries": 0}
     )
-    admin = await center.login("admin")
     events: list[CameraStatus] = []
     assert center.center.bus is not None
     await center.center.bus.subscribe(
         "rtcc.events.camera_status", _handler(events), group="test-camera-status"
     )
-    try:
+    async with signed_in(center) as admin:
         cam = await _camera(admin, "flaky", f"rtsp://127.0.0.1:{free_port()}/cam")
         proc = build(center.center)  # not started: rounds are run by hand
         first = await proc.probe_all()
@@ -201,8 +194,6 @@ async def test_health_events_are_edge_triggered(start_center: StartCenter) -> No
         await eventually(lambda: _true(len(events) == 2), what="two camera_status events on the bus")
         assert [e.status for e in events] == ["offline", "online"]
         await proc.service.live.close()
-    finally:
-        await admin.aclose()
 
 
 def _handler(events: list[CameraStatus]) -> Any:
@@ -216,16 +207,13 @@ def _handler(events: list[CameraStatus]) -> Any:
 
 async def test_center_stops_while_someone_watches(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder", "cameras"), cameras=LIVE)
-    admin = await center.login("admin")
-    try:
+    async with signed_in(center) as admin:
         cam = await _camera(admin, "demo", "synthetic://demo?fps=10")
         async with admin.stream("GET", f"/api/v1/cameras/{cam}/live.mjpeg") as r:
             assert r.status_code == 200
             await read_parts(r, 2)
             # generous bound: stopping must not wait for the viewer to hang up
             await asyncio.wait_for(center.center.stop(), 60)
-    finally:
-        await admin.aclose()
 
 
 @pytest.fixture
@@ -263,8 +251,7 @@ async def test_silent_source_times_out_and_viewers_are_capped(
         processors=("recorder",),
         cameras={**LIVE, "open_timeout_s": 1.0, "open_retries": 1, "max_viewers_per_camera": 1},
     )
-    admin = await center.login("admin")
-    try:
+    async with signed_in(center) as admin:
         hung = await _camera(admin, "hung", f"rtsp://127.0.0.1:{silent_server}/cam")
         r = await admin.get(f"/api/v1/cameras/{hung}/snapshot.jpg")
         assert r.status_code == 504, r.text
@@ -279,5 +266,3 @@ async def test_silent_source_times_out_and_viewers_are_capped(
             # a snapshot takes the running stream's frame: no extra viewer, no extra upstream
             snap = await admin.get(f"/api/v1/cameras/{demo}/snapshot.jpg")
             assert snap.status_code == 200 and decode(snap.content).shape == (240, 320, 3)
-    finally:
-        await admin.aclose()

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from tests.cameras.conftest import free_port
+from tests.cameras.helpers import signed_in
 from tests.cameras.test_live import LIVE, _camera, decode, read_parts
 from tests.conftest import StartCenter
 
@@ -73,21 +74,17 @@ async def mjpeg_camera() -> AsyncIterator[str]:
 
 async def test_http_mjpeg_source(start_center: StartCenter, mjpeg_camera: str) -> None:
     center = await start_center(processors=("recorder",), cameras=LIVE)
-    admin = await center.login("admin")
-    try:
+    async with signed_in(center) as admin:
         cam = await _camera(admin, "mjpeg", mjpeg_camera)
         async with admin.stream("GET", f"/api/v1/cameras/{cam}/live.mjpeg") as r:
             assert r.status_code == 200
             for _, jpeg in await read_parts(r, 3):
                 assert decode(jpeg).shape == (240, 320, 3)
-    finally:
-        await admin.aclose()
 
 
 async def test_single_jpeg_source_is_polled(start_center: StartCenter, snapshot_camera: str) -> None:
     center = await start_center(processors=("recorder",), cameras=LIVE)
-    admin = await center.login("admin")
-    try:
+    async with signed_in(center) as admin:
         cam = await _camera(admin, "snapshots only", snapshot_camera)
         before = _Snapshots.served
         async with admin.stream("GET", f"/api/v1/cameras/{cam}/live.mjpeg") as r:
@@ -98,5 +95,3 @@ async def test_single_jpeg_source_is_polled(start_center: StartCenter, snapshot_
         assert _Snapshots.served - before >= 3
         r2 = await admin.get(f"/api/v1/cameras/{cam}/snapshot.jpg")
         assert r2.status_code == 200 and decode(r2.content).shape == (120, 160, 3)
-    finally:
-        await admin.aclose()

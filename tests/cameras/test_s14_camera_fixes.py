@@ -8,14 +8,12 @@ import asyncio
 import hashlib
 import re
 import threading
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 from sqlalchemy import update
@@ -27,58 +25,35 @@ from rtcc.cameras.rtsp_relay import RtspTestStream
 from rtcc.cameras.service import service_of
 from rtcc.cli.main import app
 from rtcc.errors import Conflict
-from rtcc.oversight.retention import build as build_retention
 from rtcc.roles import Role
-from rtcc.store.db import Store
-from rtcc.store.migrate import upgrade
 from rtcc.store.tables import User
 from rtcc.store.tables_cameras import CameraRow, FootageRequestRow
 from tests.cameras.conftest import mp4_clip
-from tests.cameras.test_audit_fixes import LOG, _register_verified_active, _sent, _store
-from tests.cameras.test_community_flow import EMAIL, registration
-from tests.conftest import Running, StartCenter
+from tests.cameras.helpers import (
+    EMAIL,
+    END_BOUND_S,
+    LIVE,
+    LOG,
+    assert_case_close_purges,
+    assert_view_ends,
+    city_camera,
+    cli_store,
+    delivered_clip,
+    footage_request,
+    live_view,
+    open_case_linking,
+    register_verified_active,
+    sent,
+    signed_in,
+    store_of,
+)
+from tests.conftest import StartCenter
 from tests.helpers import eventually
 
 EMBEDDED = pytest.mark.parametrize("backend", ["embedded"])
-LIVE = {**LOG, "live_fps": 10.0}
-END_BOUND_S = 60.0
-"""Generous bound on waiting for an open live view to end (a hang guard, not a timing assertion)."""
-
 runner = CliRunner()
-
-
-async def _frames(it: AsyncIterator[bytes], n: int) -> None:
-    """Read until ``n`` more frame boundaries arrived."""
-    seen = 0
-    while seen < n:
-        seen += (await it.__anext__()).count(b"--rtccframe")
-
-
-async def _until_end(it: AsyncIterator[bytes]) -> None:
-    async for _ in it:
-        pass
-
-
-async def _assert_view_ends(it: AsyncIterator[bytes], what: str) -> None:
-    try:
-        await asyncio.wait_for(_until_end(it), END_BOUND_S)
-    except TimeoutError:
-        raise AssertionError(f"the open live view kept streaming after {what}") from None
-
-
-async def _integrated_camera(center: Running, admin: httpx.AsyncClient, email: str) -> tuple[str, str]:
-    r = await center.http.post(
-        "/api/v1/community/registrations",
-        json=registration(email=email, level="integrated", stream_url="synthetic://porch?fps=10"),
-    )
-    assert r.status_code == 201, r.text
-    token = re.search(r"verify=([A-Za-z0-9_\-]+)", _sent(center).sent[-1].body)
-    assert token is not None
-    r = await center.http.post("/api/v1/community/verify", json={"token": token.group(1)})
-    assert r.status_code == 200, r.text
-    cam, manage = r.json()["registration_id"], r.json()["manage_token"]
-    assert (await admin.post(f"/api/v1/cameras/{cam}/approve", json={})).status_code == 200
-    return str(cam), str(manage)
+INTEGRATED = {"level": "integrated", "stream_url": "synthetic://porch?fps=10"}
+"""A community camera that can be watched live."""
 
 
 # --- 1. a live view ends when the camera may no longer be viewed ------------------------------
@@ -90,13 +65,9 @@ async def test_open_live_view_ends_when_the_camera_stops_being_live(
     start_center: StartCenter, action: str
 ) -> None:
     center = await start_center(processors=("recorder",), cameras=LIVE)
-    admin = await center.login("admin")
-    try:
-        cam, manage = await _integrated_camera(center, admin, f"{action}@example.org")
-        async with admin.stream("GET", f"/api/v1/cameras/{cam}/live.mjpeg") as r:
-            assert r.status_code == 200
-            it = r.aiter_raw()
-            await _frames(it, 2)
+    async with signed_in(center) as admin:
+        cam, manage = await register_verified_active(center, admin, f"{action}@example.org", **INTEGRATED)
+        async with live_view(admin, cam) as it:
             if action == "withdraw":
                 x = await center.http.delete(f"/api/v1/community/manage/{manage}")
             elif action == "downgrade":
@@ -108,20 +79,17 @@ async def test_open_live_view_ends_when_the_camera_stops_being_live(
                     f"/api/v1/cameras/{cam}", json={"stream_url": "synthetic://other?fps=10"}
                 )
             assert x.status_code == 200, x.text
-            await _assert_view_ends(it, action)
+            await assert_view_ends(it, action)
         live = service_of(center.center.services, center.settings.cameras).live
         if action != "new_source":
             assert (await admin.get(f"/api/v1/cameras/{cam}/snapshot.jpg")).status_code == 404
             assert UUID(cam) not in live.streams
         else:  # a new viewer watches the new source
-            async with admin.stream("GET", f"/api/v1/cameras/{cam}/live.mjpeg") as r:
-                assert r.status_code == 200
-                await _frames(r.aiter_raw(), 1)
+            async with live_view(admin, cam, 1):
+                pass
             assert live.streams.get(UUID(cam)) is None or live.streams[UUID(cam)].url.startswith(
                 "synthetic://other"
             )
-    finally:
-        await admin.aclose()
 
 
 @EMBEDDED
@@ -131,21 +99,15 @@ async def test_open_live_view_ends_when_another_process_downgrades_the_camera(
     """The backstop: a change this process did not make (no drop) is seen at the next check."""
     monkeypatch.setattr("rtcc.api.routes.cameras.LIVE_CHECK_S", 0.2, raising=False)
     center = await start_center(processors=("recorder",), cameras=LIVE)
-    admin = await center.login("admin")
-    try:
-        cam, _ = await _integrated_camera(center, admin, EMAIL)
-        async with admin.stream("GET", f"/api/v1/cameras/{cam}/live.mjpeg") as r:
-            assert r.status_code == 200
-            it = r.aiter_raw()
-            await _frames(it, 2)
-            await _store(center).write(
+    async with signed_in(center) as admin:
+        cam, _ = await register_verified_active(center, admin, EMAIL, **INTEGRATED)
+        async with live_view(admin, cam) as it:
+            await store_of(center).write(
                 lambda s: s.execute(
                     update(CameraRow).where(CameraRow.id == UUID(cam)).values(level="registered")
                 )
             )
-            await _assert_view_ends(it, "another process downgraded the camera")
-    finally:
-        await admin.aclose()
+            await assert_view_ends(it, "another process downgraded the camera")
 
 
 async def test_drop_ends_every_viewer_and_a_new_viewer_starts_afresh() -> None:
@@ -188,25 +150,9 @@ async def test_drop_ends_every_viewer_and_a_new_viewer_starts_afresh() -> None:
 @pytest.mark.parametrize("how", ["logout", "disable", "role", "password"])
 async def test_open_live_view_ends_with_the_viewers_session(start_center: StartCenter, how: str) -> None:
     center = await start_center(processors=("recorder",), cameras=LIVE)
-    admin = await center.login("admin")
-    center.add_user("officer1", Role.officer)
-    officer = await center.login("officer1")
-    try:
-        r = await admin.post(
-            "/api/v1/cameras",
-            json={
-                "kind": "city",
-                "name": "c",
-                "lat": 33.5,
-                "lon": -86.8,
-                "stream_url": "synthetic://c?fps=10",
-            },
-        )
-        cam = r.json()["id"]
-        async with officer.stream("GET", f"/api/v1/cameras/{cam}/live.mjpeg") as r:
-            assert r.status_code == 200
-            it = r.aiter_raw()
-            await _frames(it, 2)
+    async with signed_in(center) as admin, signed_in(center, "officer1", Role.officer) as officer:
+        cam = await city_camera(admin)
+        async with live_view(officer, cam) as it:
             if how == "logout":
                 x = await officer.post("/api/v1/auth/logout")
             elif how == "disable":
@@ -218,15 +164,12 @@ async def test_open_live_view_ends_with_the_viewers_session(start_center: StartC
                     "/api/v1/users/officer1/password", json={"password": "An0ther-long-passphrase-here"}
                 )
             assert x.status_code in (200, 204), x.text
-            await _assert_view_ends(it, how)
+            await assert_view_ends(it, how)
         ctx = center.center.ctx
         assert ctx is not None
         await eventually(
             lambda: _none_left(ctx.hub.views, "officer1"), what="the viewer to leave the live hub"
         )
-    finally:
-        await officer.aclose()
-        await admin.aclose()
 
 
 @EMBEDDED
@@ -238,70 +181,26 @@ async def test_open_live_view_ends_when_another_process_ends_the_session(
     check."""
     monkeypatch.setattr("rtcc.api.routes.cameras.LIVE_CHECK_S", 0.2, raising=False)
     center = await start_center(processors=("recorder",), cameras=LIVE)
-    admin = await center.login("admin")
-    center.add_user("officer1", Role.officer)
-    officer = await center.login("officer1")
-    try:
-        r = await admin.post(
-            "/api/v1/cameras",
-            json={
-                "kind": "city",
-                "name": "c",
-                "lat": 33.5,
-                "lon": -86.8,
-                "stream_url": "synthetic://c?fps=10",
-            },
-        )
-        cam = r.json()["id"]
-        async with officer.stream("GET", f"/api/v1/cameras/{cam}/live.mjpeg") as r:
-            assert r.status_code == 200
-            it = r.aiter_raw()
-            await _frames(it, 2)
+    async with signed_in(center) as admin, signed_in(center, "officer1", Role.officer) as officer:
+        cam = await city_camera(admin)
+        async with live_view(officer, cam) as it:
             values: dict[str, Any] = {"disabled": True} if change == "disabled" else {"role": "auditor"}
-            await _store(center).write(
+            await store_of(center).write(
                 lambda s: s.execute(update(User).where(User.username == "officer1").values(**values))
             )
-            await _assert_view_ends(it, f"the viewer's account changed ({change}) elsewhere")
-    finally:
-        await officer.aclose()
-        await admin.aclose()
+            await assert_view_ends(it, f"the viewer's account changed ({change}) elsewhere")
 
 
 # --- 3. an admin's delete keeps a clip that is evidence of an open case -----------------------
 
 
-async def _delivered_clip(
-    center: Running, admin: httpx.AsyncClient, cam: str, manage: str
-) -> tuple[str, bytes]:
-    w0 = datetime.now(UTC).replace(microsecond=0)
-    req = {
-        "camera_id": cam,
-        "incident_ref": "C-1",
-        "window_start": w0.isoformat(),
-        "window_end": (w0 + timedelta(seconds=1)).isoformat(),
-        "reason": "burglary next door",
-    }
-    fr = (await admin.post("/api/v1/footage-requests", json=req)).json()["id"]
-    clip = mp4_clip()
-    r = await center.http.post(
-        f"/api/v1/community/manage/{manage}/requests/{fr}/clip",
-        content=clip,
-        headers={"content-type": "video/mp4"},
-    )
-    assert r.status_code == 200, r.text
-    return str(fr), clip
-
-
 @EMBEDDED
 async def test_admin_delete_keeps_clip_linked_to_open_case_until_it_closes(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder",), cameras=LOG)
-    admin = await center.login("admin")
-    try:
-        cam, manage = await _register_verified_active(center, admin, EMAIL)
-        fr, clip = await _delivered_clip(center, admin, cam, manage)
-        case = (await admin.post("/api/v1/cases", json={"number": "C-1", "title": "Burglary"})).json()
-        r = await admin.post(f"/api/v1/cases/{case['id']}/links", json={"ref_type": "footage", "ref_id": fr})
-        assert r.status_code == 200, r.text
+    async with signed_in(center) as admin:
+        cam, manage = await register_verified_active(center, admin, EMAIL)
+        fr, clip = await delivered_clip(center, admin, cam, manage)
+        case = await open_case_linking(admin, fr)
 
         r = await admin.delete(f"/api/v1/cameras/{cam}")
         assert r.status_code == 200, r.text
@@ -313,39 +212,27 @@ async def test_admin_delete_keeps_clip_linked_to_open_case_until_it_closes(start
         assert r.status_code == 200 and r.content == clip
         assert (await center.http.get(f"/api/v1/community/manage/{manage}")).status_code == 404
         assert cam not in [c["id"] for c in (await admin.get("/api/v1/cameras")).json()["items"]]
-        row = await _store(center).read(lambda s: s.get(CameraRow, UUID(cam)))
+        row = await store_of(center).read(lambda s: s.get(CameraRow, UUID(cam)))
         assert row.status == "withdrawn" and row.contact_email is None and row.owner_name is None
         audit = (await admin.get("/api/v1/audit", params={"action": "delete_camera"})).json()["items"]
         assert audit[0]["details"] == {"clips_deleted": 0, "clips_kept": 1}
 
         # the case closes: the next retention run deletes the clip and the camera
-        r = await admin.post(f"/api/v1/cases/{case['id']}/close", json={"reason": "closed: suspect charged"})
-        assert r.status_code == 200, r.text
-        rep = await build_retention(center.center).run()
-        assert rep.withdrawn_clips_deleted == 1
-        assert (await admin.get(f"/api/v1/footage-requests/{fr}/clip")).status_code == 404
-        assert await _store(center).read(lambda s: s.get(CameraRow, UUID(cam))) is None
-        assert await _store(center).read(lambda s: s.get(FootageRequestRow, UUID(fr))) is None
-        assert not list((center.settings.data_dir / "media" / "footage").rglob("*.mp4"))
-    finally:
-        await admin.aclose()
+        await assert_case_close_purges(center, admin, case, cam, fr)
 
 
 @EMBEDDED
 async def test_admin_delete_without_open_case_deletes_everything(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder",), cameras=LOG)
-    admin = await center.login("admin")
-    try:
-        cam, manage = await _register_verified_active(center, admin, EMAIL)
-        fr, _ = await _delivered_clip(center, admin, cam, manage)
+    async with signed_in(center) as admin:
+        cam, manage = await register_verified_active(center, admin, EMAIL)
+        fr, _ = await delivered_clip(center, admin, cam, manage)
         r = await admin.delete(f"/api/v1/cameras/{cam}")
         assert r.status_code == 200, r.text
         assert r.json()["clips_deleted"] == 1 and r.json()["clips_kept"] == 0
-        assert await _store(center).read(lambda s: s.get(CameraRow, UUID(cam))) is None
+        assert await store_of(center).read(lambda s: s.get(CameraRow, UUID(cam))) is None
         assert (await admin.get(f"/api/v1/footage-requests/{fr}/clip")).status_code == 404
         assert not list((center.settings.data_dir / "media" / "footage").rglob("*"))
-    finally:
-        await admin.aclose()
 
 
 # --- 4. two uploads of the same request at once ------------------------------------------------
@@ -356,24 +243,11 @@ async def test_two_uploads_at_once_one_wins_and_the_file_matches(
     start_center: StartCenter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     center = await start_center(processors=("recorder",), cameras=LOG)
-    admin = await center.login("admin")
-    try:
-        cam, _ = await _register_verified_active(center, admin, EMAIL)
-        w0 = datetime.now(UTC).replace(microsecond=0)
-        r = await admin.post(
-            "/api/v1/footage-requests",
-            json={
-                "camera_id": cam,
-                "incident_ref": "C-1",
-                "window_start": w0.isoformat(),
-                "window_end": (w0 + timedelta(seconds=1)).isoformat(),
-                "reason": "burglary",
-            },
-        )
+    async with signed_in(center) as admin:
+        cam, _ = await register_verified_active(center, admin, EMAIL)
+        r = await admin.post("/api/v1/footage-requests", json=footage_request(cam, reason="burglary"))
         fr = r.json()["id"]
-    finally:
-        await admin.aclose()
-    store = _store(center)
+    store = store_of(center)
     media = footage.media_dir(center.settings.data_dir)
     # both uploads see the request open before either decides (as on PostgreSQL's writer pool);
     # expire_due's UPDATE would serialize them on SQLite, and matches no row here: left out
@@ -425,23 +299,15 @@ async def test_two_uploads_at_once_one_wins_and_the_file_matches(
 @EMBEDDED
 async def test_upload_that_is_not_a_video_is_refused(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder",), cameras=LOG)
-    admin = await center.login("admin")
     anon = center.http
-    try:
-        cam, _ = await _register_verified_active(center, admin, EMAIL)
+    async with signed_in(center) as admin:
+        cam, _ = await register_verified_active(center, admin, EMAIL)
 
         async def new_request() -> tuple[str, str]:
-            w0 = datetime.now(UTC).replace(microsecond=0)
-            body = {
-                "camera_id": cam,
-                "incident_ref": "inc-1",
-                "window_start": w0.isoformat(),
-                "window_end": (w0 + timedelta(seconds=5)).isoformat(),
-                "reason": "shots fired",
-            }
+            body = footage_request(cam, incident_ref="inc-1", reason="shots fired", seconds=5)
             r = await admin.post("/api/v1/footage-requests", json=body)
             assert r.status_code == 201, r.text
-            link = re.search(r"footage=([A-Za-z0-9_\-]+)", _sent(center).sent[-1].body)
+            link = re.search(r"footage=([A-Za-z0-9_\-]+)", sent(center).sent[-1].body)
             assert link is not None
             return r.json()["id"], link.group(1)
 
@@ -480,8 +346,6 @@ async def test_upload_that_is_not_a_video_is_refused(start_center: StartCenter) 
             headers={"content-type": "image/jpeg"},
         )
         assert r.status_code == 200, r.text
-    finally:
-        await admin.aclose()
 
 
 # --- 6. extreme visibility times -----------------------------------------------------------------
@@ -498,8 +362,7 @@ EXTREMES = [
 @EMBEDDED
 async def test_visible_refuses_extreme_times(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder",))
-    admin = await center.login("admin")
-    try:
+    async with signed_in(center) as admin:
         r = await admin.post(
             "/api/v1/devices",
             json={"id": "car-7", "type": "bodycam", "name": "car 7", "lat": 33.52, "lon": -86.81},
@@ -518,26 +381,12 @@ async def test_visible_refuses_extreme_times(start_center: StartCenter) -> None:
             "/api/v1/cameras/visible", params={"lat": 33.52, "lon": -86.81, "at": "2026-01-01T00:00:00Z"}
         )
         assert r.status_code == 200
-    finally:
-        await admin.aclose()
 
 
 @pytest.mark.parametrize("at", EXTREMES)
 def test_cli_visible_refuses_extreme_times(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: str) -> None:
-    monkeypatch.setenv("RTCC_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("RTCC_CONFIG", raising=False)
-    upgrade(f"sqlite:///{tmp_path / 'rtcc.db'}")
-    store = Store(f"sqlite:///{tmp_path / 'rtcc.db'}")
-    store.run(
-        lambda s: s.add(
-            CameraRow(
-                id=uuid4(), kind="in_car", name="car cam", device_id="car-7", bearing_deg=0.0, fov_deg=360.0,
-                range_m=80.0, level="registered", status="active", verify_attempts=0,
-                created_at=datetime(2026, 1, 1, tzinfo=UTC),
-            )
-        )
-    )  # fmt: skip
-    store.close()
+    camera = {"kind": "in_car", "name": "car cam", "device_id": "car-7", "fov_deg": 360.0}
+    cli_store(tmp_path, monkeypatch, **camera, level="registered").close()
     r = runner.invoke(app, ["cameras", "visible", "--at", at, "--", "33.52", "-86.81"])
     assert r.exit_code == 2, r.output
     assert "out of range" in r.output and "Traceback" not in r.output

@@ -18,22 +18,22 @@ from rtcc.metrics import Metrics
 from rtcc.roles import Role
 from rtcc.store.tables import AuditEntry
 from tests.api.test_websocket import _ws
-from tests.cameras.test_audit_fixes import LOG, _register_verified_active, _store
-from tests.cameras.test_community_flow import EMAIL
-from tests.cameras.test_s14_camera_fixes import LIVE, _assert_view_ends, _delivered_clip, _frames
+from tests.cameras.helpers import (
+    EMAIL,
+    LIVE,
+    LOG,
+    assert_view_ends,
+    city_camera,
+    delivered_clip,
+    live_view,
+    register_verified_active,
+    signed_in,
+    store_of,
+)
 from tests.conftest import Running, StartCenter
 from tests.helpers import eventually
 
 EMBEDDED = pytest.mark.parametrize("backend", ["embedded"])
-
-
-async def _city_camera(admin: httpx.AsyncClient) -> str:
-    r = await admin.post(
-        "/api/v1/cameras",
-        json={"kind": "city", "name": "c", "lat": 33.5, "lon": -86.8, "stream_url": "synthetic://c?fps=10"},
-    )
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
 
 
 def _hub(center: Running) -> LiveHub:
@@ -54,16 +54,10 @@ async def _figures(admin: httpx.AsyncClient) -> tuple[int, int]:
 @EMBEDDED
 async def test_websocket_clients_counts_sockets_not_live_views(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder",), cameras=LIVE)
-    admin = await center.login("admin")
-    center.add_user("officer1", Role.officer)
-    officer = await center.login("officer1")
-    try:
-        cam = await _city_camera(admin)
+    async with signed_in(center) as admin, signed_in(center, "officer1", Role.officer) as officer:
+        cam = await city_camera(admin)
         assert await _figures(admin) == (0, 0)
-        async with officer.stream("GET", f"/api/v1/cameras/{cam}/live.mjpeg") as r:
-            assert r.status_code == 200
-            it = r.aiter_raw()  # kept: a dropped iterator closes the response
-            await _frames(it, 2)
+        async with live_view(officer, cam):
             assert await _figures(admin) == (0, 1)  # a view, not a socket
             hub = _hub(center)
             assert not hub.clients  # offered no bus events
@@ -76,9 +70,6 @@ async def test_websocket_clients_counts_sockets_not_live_views(start_center: Sta
             return await _figures(admin) == (0, 0)
 
         await eventually(gone, what="the closed view and socket to leave the hub")
-    finally:
-        await officer.aclose()
-        await admin.aclose()
 
 
 @EMBEDDED
@@ -89,15 +80,9 @@ async def test_ending_the_session_ends_an_open_live_view_at_once(
     """Only the hub can end it here: the periodic check is pushed out of reach."""
     monkeypatch.setattr("rtcc.api.routes.cameras.LIVE_CHECK_S", 3600.0)
     center = await start_center(processors=("recorder",), cameras=LIVE)
-    admin = await center.login("admin")
-    center.add_user("officer1", Role.officer)
-    officer = await center.login("officer1")
-    try:
-        cam = await _city_camera(admin)
-        async with officer.stream("GET", f"/api/v1/cameras/{cam}/live.mjpeg") as r:
-            assert r.status_code == 200
-            it = r.aiter_raw()
-            await _frames(it, 2)
+    async with signed_in(center) as admin, signed_in(center, "officer1", Role.officer) as officer:
+        cam = await city_camera(admin)
+        async with live_view(officer, cam) as it:
             hub = _hub(center)
             assert [v.username for v in hub.views] == ["officer1"]
             if how == "logout":
@@ -107,12 +92,9 @@ async def test_ending_the_session_ends_an_open_live_view_at_once(
             else:
                 x = await admin.patch("/api/v1/users/officer1", json={"role": "auditor"})
             assert x.status_code in (200, 204), x.text
-            await _assert_view_ends(it, how)
+            await assert_view_ends(it, how)
         assert not hub.views
         assert await _figures(admin) == (0, 0)
-    finally:
-        await officer.aclose()
-        await admin.aclose()
 
 
 def test_end_sessions_ends_views_and_sockets_of_the_session() -> None:
@@ -135,7 +117,7 @@ def test_end_sessions_ends_views_and_sockets_of_the_session() -> None:
 
 def _clip_reads(center: Running, fr: str) -> list[str]:
     """The actors of the ``read_footage_clip`` entries for request ``fr``, oldest first."""
-    rows = _store(center).run(
+    rows = store_of(center).run(
         lambda s: list(
             s.scalars(
                 select(AuditEntry.actor)
@@ -162,13 +144,10 @@ async def _ranged(client: httpx.AsyncClient, fr: str, clip: bytes, ranges: list[
 @EMBEDDED
 async def test_clip_reads_are_audited_once_per_person_and_window(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder",), cameras=LOG)
-    admin = await center.login("admin")
-    center.add_user("analyst1", Role.analyst)
-    analyst = await center.login("analyst1")
-    try:
-        cam, manage = await _register_verified_active(center, admin, EMAIL)
-        fr, clip = await _delivered_clip(center, admin, cam, manage)
-        fr2, clip2 = await _delivered_clip(center, admin, cam, manage)
+    async with signed_in(center) as admin, signed_in(center, "analyst1", Role.analyst) as analyst:
+        cam, manage = await register_verified_active(center, admin, EMAIL)
+        fr, clip = await delivered_clip(center, admin, cam, manage)
+        fr2, clip2 = await delivered_clip(center, admin, cam, manage)
 
         # one viewing: a player's Range requests and a plain download, one entry
         await _ranged(admin, fr, clip, ["0-1", "2-99", "100-", None, "0-"])
@@ -182,7 +161,7 @@ async def test_clip_reads_are_audited_once_per_person_and_window(start_center: S
 
         # the window passed (the entry is older than it): the next request is audited again
         old = datetime.now(UTC) - timedelta(minutes=11)
-        await _store(center).write(
+        await store_of(center).write(
             lambda s: s.execute(
                 update(AuditEntry)
                 .where(
@@ -196,9 +175,6 @@ async def test_clip_reads_are_audited_once_per_person_and_window(start_center: S
         await _ranged(admin, fr, clip, ["0-1", "2-"])
         assert _clip_reads(center, fr) == ["admin", "analyst1", "admin"]
         assert _clip_reads(center, fr2) == ["admin"]
-    finally:
-        await analyst.aclose()
-        await admin.aclose()
 
 
 @EMBEDDED
@@ -208,11 +184,8 @@ async def test_clip_audit_window_is_the_module_constant(
     """With no window every request is audited: the coalescing reads its length from the constant."""
     monkeypatch.setattr("rtcc.api.routes.cameras.CLIP_AUDIT_WINDOW", timedelta(0), raising=False)
     center = await start_center(processors=("recorder",), cameras=LOG)
-    admin = await center.login("admin")
-    try:
-        cam, manage = await _register_verified_active(center, admin, EMAIL)
-        fr, clip = await _delivered_clip(center, admin, cam, manage)
+    async with signed_in(center) as admin:
+        cam, manage = await register_verified_active(center, admin, EMAIL)
+        fr, clip = await delivered_clip(center, admin, cam, manage)
         await _ranged(admin, fr, clip, ["0-1", "2-"])
         assert _clip_reads(center, fr) == ["admin", "admin"]
-    finally:
-        await admin.aclose()

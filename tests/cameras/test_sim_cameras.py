@@ -11,6 +11,7 @@ from rtcc.roles import Role
 from rtcc.settings import SimSettings
 from rtcc.sim.cameras import plan
 from rtcc.sim.city import build_city
+from tests.cameras.helpers import signed_in
 from tests.conftest import StartCenter
 from tests.helpers import eventually
 
@@ -33,10 +34,7 @@ def test_plan_is_deterministic_and_faces_the_road() -> None:
 @pytest.mark.parametrize("backend", ["embedded"])
 async def test_demo_registers_cameras_and_one_is_live(start_center: StartCenter) -> None:
     center = await start_center(processors=("recorder", "health"), sim={"enabled": True, "patrol_units": 3})
-    admin = await center.login("admin")
-    center.add_user("officer1", Role.officer)
-    officer = await center.login("officer1")
-    try:
+    async with signed_in(center) as admin, signed_in(center, "officer1", Role.officer) as officer:
 
         async def cams() -> list[dict[str, object]] | None:
             items: list[dict[str, object]] = (await admin.get("/api/v1/cameras")).json()["items"]
@@ -70,6 +68,3 @@ async def test_demo_registers_cameras_and_one_is_live(start_center: StartCenter)
         assert seen[cam["id"]]["bearing_deg"] == pytest.approx(
             bearing_deg(lat0, lon0, lat0 + dlat, lon0 + dlon), abs=0.2
         )
-    finally:
-        await admin.aclose()
-        await officer.aclose()

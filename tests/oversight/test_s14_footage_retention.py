@@ -18,7 +18,7 @@ from rtcc.oversight.retention import build as build_retention
 from rtcc.store.migrate import upgrade
 from rtcc.store.tables_cameras import FootageRequestRow
 from tests.cameras.conftest import mp4_clip
-from tests.cameras.test_audit_fixes import LOG, _register_verified_active, _store
+from tests.cameras.helpers import LOG, register_verified_active, store_of
 from tests.conftest import StartCenter
 
 
@@ -28,7 +28,7 @@ async def test_old_clips_go_case_clips_stay_until_the_case_closes(start_center: 
     admin = await center.login("admin")
     anon = center.http
     try:
-        cam, manage = await _register_verified_active(center, admin, "owner@example.org")
+        cam, manage = await register_verified_active(center, admin, "owner@example.org")
         w0 = datetime.now(UTC).replace(microsecond=0)
         ids = []
         for ref in ("C-1", "C-2", "C-3"):
@@ -59,9 +59,9 @@ async def test_old_clips_go_case_clips_stay_until_the_case_closes(start_center: 
             row = s.get(FootageRequestRow, UUID(rid))  # type: ignore[attr-defined]
             row.responded_at = datetime.now(UTC) - timedelta(days=days)
 
-        await _store(center).write(lambda s: age(s, old, 31))
-        await _store(center).write(lambda s: age(s, in_case, 31))
-        await _store(center).write(lambda s: age(s, recent, 29))
+        await store_of(center).write(lambda s: age(s, old, 31))
+        await store_of(center).write(lambda s: age(s, in_case, 31))
+        await store_of(center).write(lambda s: age(s, recent, 29))
 
         retention = build_retention(center.center)
         dry = await retention.run(dry_run=True)
