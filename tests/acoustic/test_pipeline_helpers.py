@@ -98,6 +98,22 @@ async def provision_array(center: Running, prefix: str = "ac-t", *, refresh: boo
     return Array(keys, xy, proj)
 
 
+async def ring(center: Running, prefix: str, radius_m: float, phase: float, n: int = 10) -> Array:
+    """Register ``n`` sensors on a circle of ``radius_m`` around :data:`ORIGIN` (``phase``: first angle)."""
+    proj = Projection(*ORIGIN)
+    keys, xy = {}, {}
+    for i in range(n):
+        a = phase + 2 * math.pi * i / n
+        x, y = radius_m * math.cos(a), radius_m * math.sin(a)
+        sid = f"{prefix}{i:02d}"
+        lat, lon = proj.to_latlon(x, y)
+        keys[sid] = await center.center.provision_device(
+            sid, DeviceType.acoustic_sensor, sid, lat, lon, {"alt_m": SENSOR_ALT_M}
+        )
+        xy[sid] = (x, y)
+    return Array(keys, xy, proj)
+
+
 def bang_flac(rate: int = 12_000, seed: int = 0) -> str:
     """A short synthetic impulse (N-wave and decaying noise), FLAC, base64."""
     rng = np.random.default_rng(seed)

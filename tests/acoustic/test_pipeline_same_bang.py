@@ -17,14 +17,12 @@ import pytest
 
 from rtcc.acoustic.incidents import list_incidents
 from rtcc.acoustic.pipeline import IncidentOutcome
-from rtcc.acoustic.projection import Projection
-from rtcc.roles import DeviceType, Role
+from rtcc.roles import Role
 from tests.acoustic.test_pipeline_helpers import (
-    ORIGIN,
-    SENSOR_ALT_M,
     Array,
     pipeline_of,
     post_pulses,
+    ring,
     shot_pulses,
     use_classifier,
 )
@@ -34,26 +32,11 @@ from tests.helpers import eventually
 pytestmark = pytest.mark.parametrize("backend", ["embedded"])
 
 
-async def _ring(center: Running, prefix: str, radius_m: float, phase: float) -> Array:
-    proj = Projection(*ORIGIN)
-    keys, xy = {}, {}
-    for i in range(10):
-        a = phase + 2 * math.pi * i / 10
-        x, y = radius_m * math.cos(a), radius_m * math.sin(a)
-        sid = f"{prefix}{i:02d}"
-        lat, lon = proj.to_latlon(x, y)
-        keys[sid] = await center.center.provision_device(
-            sid, DeviceType.acoustic_sensor, sid, lat, lon, {"alt_m": SENSOR_ALT_M}
-        )
-        xy[sid] = (x, y)
-    return Array(keys, xy, proj)
-
-
 async def test_the_far_sides_late_pulses_join_the_round_they_heard(
     center: Running, clients: dict[Role, httpx.AsyncClient]
 ) -> None:
-    near = await _ring(center, "sb-a", 300.0, 0.0)
-    far = await _ring(center, "sb-b", 520.0, math.pi / 10)
+    near = await ring(center, "sb-a", 300.0, 0.0)
+    far = await ring(center, "sb-b", 520.0, math.pi / 10)
     pipe = pipeline_of(center)
     await pipe.refresh_registry()
     use_classifier(pipe, 0.95)
@@ -94,8 +77,8 @@ async def test_two_fixes_of_one_bang_in_one_window_are_one_round(
     localizer returns two fixes of that bang from disjoint sensors, 35 ms apart at the same place
     (the burst's delay pattern makes the second one look like a fast-fire round). Four rounds.
     """
-    near = await _ring(center, "sw-a", 300.0, 0.0)
-    far = await _ring(center, "sw-b", 520.0, math.pi / 10)
+    near = await ring(center, "sw-a", 300.0, 0.0)
+    far = await ring(center, "sw-b", 520.0, math.pi / 10)
     pipe = pipeline_of(center)
     await pipe.refresh_registry()
     use_classifier(pipe, 0.95)
@@ -132,8 +115,8 @@ async def test_near_sensors_echoes_in_the_far_sides_fix_do_not_make_it_a_round(
     fix. Three shared sensors of ten made the fix a second round; echoes are not sensors hearing
     both fixes, so it joins the round.
     """
-    near = await _ring(center, "se-a", 300.0, 0.0)
-    far = await _ring(center, "se-b", 520.0, math.pi / 10)
+    near = await ring(center, "se-a", 300.0, 0.0)
+    far = await ring(center, "se-b", 520.0, math.pi / 10)
     pipe = pipeline_of(center)
     await pipe.refresh_registry()
     use_classifier(pipe, 0.95)

@@ -21,16 +21,13 @@ import pytest
 from rtcc.acoustic.evidence import logit
 from rtcc.acoustic.incidents import list_incidents
 from rtcc.acoustic.pipeline import IncidentOutcome
-from rtcc.acoustic.projection import Projection
 from rtcc.events import Pulse
-from rtcc.roles import DeviceType, Role
+from rtcc.roles import Role
 from tests.acoustic.test_pipeline_helpers import (
-    ORIGIN,
-    SENSOR_ALT_M,
-    Array,
     bang_flac,
     pipeline_of,
     post_pulses,
+    ring,
     shot_pulses,
 )
 from tests.conftest import Running
@@ -54,21 +51,6 @@ class ByRateClassifier:
         return 0.999 if sample_rate_hz == NEAR_RATE else 0.3
 
 
-async def _ring(center: Running, prefix: str, radius_m: float, phase: float) -> Array:
-    proj = Projection(*ORIGIN)
-    keys, xy = {}, {}
-    for i in range(10):
-        a = phase + 2 * math.pi * i / 10
-        x, y = radius_m * math.cos(a), radius_m * math.sin(a)
-        sid = f"{prefix}{i:02d}"
-        lat, lon = proj.to_latlon(x, y)
-        keys[sid] = await center.center.provision_device(
-            sid, DeviceType.acoustic_sensor, sid, lat, lon, {"alt_m": SENSOR_ALT_M}
-        )
-        xy[sid] = (x, y)
-    return Array(keys, xy, proj)
-
-
 def _at_rate(pulses: list[Pulse], rate: int) -> list[Pulse]:
     flac = bang_flac(rate=rate)
     return [p.model_copy(update={"audio_flac_b64": flac, "sample_rate_hz": rate}) for p in pulses]
@@ -78,8 +60,8 @@ def _at_rate(pulses: list[Pulse], rate: int) -> list[Pulse]:
 async def test_the_nearest_sensors_audio_rescores_an_incident_formed_without_it(
     center: Running, clients: dict[Role, httpx.AsyncClient], delay_s: float
 ) -> None:
-    near = await _ring(center, f"la{int(delay_s * 100)}-a", 250.0, 0.0)
-    far = await _ring(center, f"la{int(delay_s * 100)}-b", 560.0, math.pi / 10)
+    near = await ring(center, f"la{int(delay_s * 100)}-a", 250.0, 0.0)
+    far = await ring(center, f"la{int(delay_s * 100)}-b", 560.0, math.pi / 10)
     pipe = pipeline_of(center)
     await pipe.refresh_registry()
     clf = ByRateClassifier()
