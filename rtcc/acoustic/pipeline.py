@@ -100,7 +100,9 @@ jump, a mis-configured sensor) the pulse is located at the **registered**
 position (survey wins), counted (``acoustic_pulse_position_mismatch{sensor}``)
 and the device is flagged in ``attributes`` (``position_mismatch: true``,
 ``position_mismatch_m``, ``position_mismatch_at``; a later pulse within the
-tolerance clears it) for the device API and the health view. A pulse of a sensor
+tolerance clears it) for the device API and the health view. A position an admin
+sets is published as a ``device_position`` event: the pipeline reloads its registry
+then, so the sensor's next pulse is judged by it. A pulse of a sensor
 with no registered position (unknown, revoked, or registered without one) is
 not located at all: it is counted (``acoustic_pulse_rejected{reason=unregistered_sensor}``)
 and logged. Either way the pulse itself is kept as received (the recorder stores
@@ -136,6 +138,13 @@ A pulse's message is acknowledged only once its cluster has been processed
 redelivered. Ids are derived from the pulses (uuid5 of their event ids): the
 same pulses give the same ShotLocated, incident and alert ids, the store
 insert is skipped for a known id and JetStream drops a re-published id.
+Pulses replayed after a restart (a sensor's spool, a redelivery the in-memory
+dedupe no longer remembers) are located again, but what they make is not
+announced again: an incident already stored is counted
+(``acoustic_duplicate_incidents``) and not published, nor is a round whose
+pulses are already stored in its incident (its ShotLocated and the incident
+update are counted in ``acoustic_duplicate_shots`` and not published; the
+store keeps its rounds). ``acoustic_shots`` counts the ShotLocated published.
 
 One active acoustic processor (the lead), others stand by
 ----------------------------------------------------------
@@ -184,6 +193,7 @@ from rtcc.acoustic.incidents import (
     Status,
     raise_status,
     record_incident,
+    sensor_round_pulses,
     update_rounds,
 )
 from rtcc.acoustic.projection import Projection
@@ -197,11 +207,12 @@ from rtcc.events import (
     Pulse,
     ShotLocated,
     parse_event,
+    subject_for,
 )
 from rtcc.metrics import Metrics
 from rtcc.roles import DeviceType
 from rtcc.store.db import Store
-from rtcc.store.tables import Device
+from rtcc.store.tables import Device, GunshotIncidentRow
 
 if TYPE_CHECKING:
     from rtcc.acoustic.calibration import Calibration
@@ -311,6 +322,8 @@ class _Recent:
     """The sensors whose audio was classified: distance (m) and probability (NaN: unusable)."""
     joined: list[_P] = field(default_factory=list)
     """Pulses that joined since the last store (stragglers, same-bang fixes): audio and levels to add."""
+    stored: set[str] = field(default_factory=set)
+    """Event ids of the pulses stored in the incident's rounds: a round of only these is a replay."""
 
 
 @dataclass
@@ -559,6 +572,8 @@ class AcousticPipeline:
     async def _subscribe(self) -> None:
         for _ in range(self.members):
             self._subs.append(await self.bus.subscribe("rtcc.events.pulse", self._handle, group=self.group))
+        # every processor, not one of the group: each keeps its own registry cache
+        self._subs.append(await self.bus.subscribe(subject_for("device_position"), self._on_position))
 
     @property
     def leading(self) -> bool:
@@ -811,6 +826,7 @@ class AcousticPipeline:
         would make it miss its shot's window): instead each sensor triggers at most one load per
         :data:`RECHECK_S` (a sensor that really moved cannot hammer the store), and a load already
         under way is shared. A failing load is logged; the pulse is judged by the cached position.
+        A re-survey's ``device_position`` event clears the sensor's throttle (:meth:`_on_position`).
         """
         loop = asyncio.get_running_loop()
         arrived = loop.time()
@@ -829,6 +845,34 @@ class AcousticPipeline:
             log.warning("acoustic pipeline: reloading the sensor registry failed", exc_info=True)
             return False
         return True
+
+    async def _on_position(self, subject: str, payload: bytes) -> None:
+        """A sensor's registered position was set (``PUT /devices/{id}/position``): reload the registry.
+
+        Without this, a sensor re-surveyed within :data:`RECHECK_S` of its own last mismatched pulse
+        was judged by the cached old position (flagged again, located at the old place) until its
+        first pulse after those seconds, and a pulse near the old position until the next 30 s
+        reload. Its throttle is cleared first, so a pulse arriving during the load waits for a load
+        of its own (:meth:`_recheck`). The pipeline's own flag events (``source`` acoustic) change
+        no position. A failing load is logged: the next far pulse reloads (its throttle is clear).
+        """
+        try:
+            ev = parse_event(payload)
+        except ValidationError:
+            return
+        if not isinstance(ev, DevicePosition) or ev.source == "acoustic":
+            return
+        if ev.device_type != DeviceType.acoustic_sensor:
+            return
+        self._rechecked.pop(ev.device, None)
+        try:
+            await self._registry_since(asyncio.get_running_loop().time())
+        except Exception:
+            log.warning(
+                "acoustic pipeline: reloading the sensor registry after %s was re-surveyed failed",
+                ev.device,
+                exc_info=True,
+            )
 
     async def _flag(self, sid: str, off_m: float, at: datetime, *, mismatch: bool) -> None:
         """Store the sensor's position-mismatch flag and distance in its ``attributes`` (best effort).
@@ -1217,17 +1261,14 @@ class AcousticPipeline:
             kept.append((fix, used))
         shots: list[tuple[Any, ShotLocated, list[_P]]] = []
         for fix, used in sorted(kept, key=lambda f: float(f[0].t0_s)):
-            shot = self._shot(fix, used, base)
-            shots.append((fix, shot, used))
-            await self.bus.publish(shot.subject, shot.to_json(), msg_id=str(shot.event_id))
+            shots.append((fix, self._shot(fix, used, base), used))
         await self._store_absorbed()
         self._hold([p for p in cl.pulses if id(p) not in taken], "unassociated")
-        self.metrics.inc("acoustic_shots", len(shots))
         if not shots:
             return []
         out = []
         for group in self._group(shots, base):
-            out.append(await self._incident(group, base))
+            out.append(await self._incident(group, base))  # publishes the group's shots, unless replayed
         self.outcomes.extend(out)
         del self.outcomes[:-100]
         return out
@@ -1455,15 +1496,23 @@ class AcousticPipeline:
         rec.round_pulses, rec.round_audio = round_slots(rounds)
         new = await self.store.write(lambda s: record_incident(s, rec))
         # kept even when already stored: later rounds join it (and read its stored status back)
-        self._recent.append(_Recent(rec, rounds, audio, levels, (x, y), scored))
+        recent = _Recent(rec, rounds, audio, levels, (x, y), scored)
+        self._recent.append(recent)
         incident = incident_event(rec, incident_id)
+        shots = [s for _, s, _ in group]
         if not new:
             # the same pulses again (e.g. replayed after a restart emptied the in-memory dedupe):
             # the incident was announced when it was stored, and a reviewer may have decided it
-            # since; announcing it again would raise a fresh alert for a settled incident
+            # since; announcing it again would raise a fresh alert for a settled incident. Its
+            # shots were published then too (its id is derived from exactly their pulses); its
+            # later rounds, replayed next, are told by the pulses stored (:meth:`_more_rounds`)
+            recent.stored = await self.store.read(lambda s: _stored_pulses(s, incident_id))
             self.metrics.inc("acoustic_duplicate_incidents")
+            self.metrics.inc("acoustic_duplicate_shots", len(shots))
             log.info("gunshot incident %s: already stored, not announced again", incident_id)
-            return IncidentOutcome(incident, status, None, [s for _, s, _ in group], ev)
+            return IncidentOutcome(incident, status, None, shots, ev)
+        recent.stored = _pulse_ids(rec)
+        await self._publish_shots(shots)
         review = status == "pending_review"
         alert = None if status == "below_threshold" else incident_alert(rec, review=review)
         self.metrics.inc("acoustic_incidents", status=status)
@@ -1472,7 +1521,13 @@ class AcousticPipeline:
         if alert is not None:
             await self.bus.publish(alert.subject, alert.to_json(), msg_id=str(alert.event_id))
         log.info("gunshot incident %s: %d round(s), %s, %s", incident_id, rec.rounds, ev.describe(), status)
-        return IncidentOutcome(incident, status, alert, [s for _, s, _ in group], ev)
+        return IncidentOutcome(incident, status, alert, shots, ev)
+
+    async def _publish_shots(self, shots: Sequence[ShotLocated]) -> None:
+        """Publish newly located rounds (after their incident is stored: a failed write publishes none)."""
+        for shot in shots:
+            await self.bus.publish(shot.subject, shot.to_json(), msg_id=str(shot.event_id))
+        self.metrics.inc("acoustic_shots", len(shots))
 
     def _status(self, confidence: float) -> Status:
         """The review rule: alert at once, wait for a reviewer, or store only."""
@@ -1500,7 +1555,19 @@ class AcousticPipeline:
     async def _more_rounds(
         self, earlier: _Recent, rounds: list[_Round], pulses: dict[str, _P], shots: list[ShotLocated]
     ) -> IncidentOutcome:
-        """Later rounds of an incident already announced: update it, no second alert."""
+        """Later rounds of an incident already announced: update it, no second alert.
+
+        A round whose pulses are all stored in the incident already was located and published
+        before (replayed after a restart: :meth:`_incident` read them back): its ShotLocated is
+        counted, not published. When every round is such, nothing is written or announced: the
+        store has them, and writing the rounds replayed so far could drop the later ones.
+        """
+        fresh = [
+            shot
+            for shot, r in zip(shots, rounds, strict=True)
+            if not r.pulses or not set(r.pulses.values()) <= earlier.stored
+        ]
+        self.metrics.inc("acoustic_duplicate_shots", len(shots) - len(fresh))
         merged = sorted(earlier.rounds + rounds, key=lambda r: r.t)
         earlier.rounds = merged
         sm = self._summary(merged)
@@ -1516,18 +1583,25 @@ class AcousticPipeline:
             rec.pulses.setdefault(sid, str(p.event.event_id))
         rec.sensors = sorted(rec.pulses)
         rec.round_pulses, rec.round_audio = round_slots(merged)
+        ids = ",".join(sorted(str(p.event.event_id) for p in pulses.values()))
+        update_id = uuid.uuid5(NAMESPACE, f"update:{rec.id}:{ids}")
+        if not fresh:
+            log.info("gunshot incident %s: %d round(s) replayed, already stored", rec.id, len(shots))
+            ev = self._evidence(earlier.audio, merged, earlier.levels)
+            return IncidentOutcome(incident_event(rec, update_id), rec.status, None, shots, ev)
         self._absorbed.pop(id(earlier), None)  # this write stores its stragglers too
         joined += earlier.joined
         earlier.joined = []
         await self._rescore(earlier, joined)  # new sensors: their levels, and audio if among the nearest
         ev = self._evidence(earlier.audio, merged, earlier.levels)
         stored = await self.store.write(lambda s: update_rounds(s, rec))
+        earlier.stored |= _pulse_ids(rec)
         if stored is not None:
             # a reviewer may have decided since the incident was recorded: announce what is stored
             rec.status, rec.label, rec.confidence = stored.status, stored.label, stored.confidence
         alert = None if rec.status in DECIDED else await self._upgrade(rec, ev.confidence)
-        ids = ",".join(sorted(str(p.event.event_id) for p in pulses.values()))
-        incident = incident_event(rec, uuid.uuid5(NAMESPACE, f"update:{rec.id}:{ids}"))
+        await self._publish_shots(fresh)
+        incident = incident_event(rec, update_id)
         self.metrics.inc("acoustic_incident_updates")
         if rec.status != "below_threshold":
             await self.bus.publish(incident.subject, incident.to_json(), msg_id=str(incident.event_id))
@@ -1598,6 +1672,17 @@ class AcousticPipeline:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _pulse_ids(rec: IncidentRecord) -> set[str]:
+    """Event ids of the pulses in ``rec``'s rounds."""
+    return {i for ids in rec.round_pulses.values() for i in ids if i}
+
+
+def _stored_pulses(s: Any, incident_id: uuid.UUID) -> set[str]:
+    """Event ids of the pulses stored in the incident's rounds (empty when it is not stored)."""
+    row = s.get(GunshotIncidentRow, incident_id)
+    return set() if row is None else {i for ids in sensor_round_pulses(row).values() for i in ids if i}
 
 
 def _nearest_audio(scored: dict[str, tuple[float, float]]) -> float | None:
