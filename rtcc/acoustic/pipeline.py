@@ -145,6 +145,10 @@ announced again: an incident already stored is counted
 pulses are already stored in its incident (its ShotLocated and the incident
 update are counted in ``acoustic_duplicate_shots`` and not published; the
 store keeps its rounds). ``acoustic_shots`` counts the ShotLocated published.
+A replay grouped otherwise than the first time (a burst located in one window
+then, round by round now) would make another incident id: a new incident is
+first looked up in the store by its pulses (:func:`_replayed_in`), and one
+holding most of them is the incident.
 
 One active acoustic processor (the lead), others stand by
 ----------------------------------------------------------
@@ -179,7 +183,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -1494,7 +1498,12 @@ class AcousticPipeline:
             temperature_source=self.temperature_source,
         )
         rec.round_pulses, rec.round_audio = round_slots(rounds)
-        new = await self.store.write(lambda s: record_incident(s, rec))
+        # replayed pulses grouped otherwise than the first time (a burst located in one window then,
+        # round by round now) make another id: the stored incident holding them is this incident
+        # (looked up in the write's own transaction: no extra round trip on the alert's path)
+        new, stored_id = await self.store.write(lambda s: _record_new(s, rec, set(all_ids), rounds[0].t))
+        if stored_id != incident_id:
+            rec.id = incident_id = stored_id
         # kept even when already stored: later rounds join it (and read its stored status back)
         recent = _Recent(rec, rounds, audio, levels, (x, y), scored)
         self._recent.append(recent)
@@ -1672,6 +1681,47 @@ class AcousticPipeline:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+REPLAY_LOOKBACK_S = 600.0
+"""How far before a new incident's first round a stored incident holding its pulses is looked for."""
+
+REPLAY_BOX_M = 500.0
+"""How far from a new incident a stored incident holding its pulses is looked for (m, half-side)."""
+
+
+def _record_new(s: Any, rec: IncidentRecord, ids: set[str], t: float) -> tuple[bool, uuid.UUID]:
+    """Store ``rec`` unless it or an incident holding most of its pulses is stored; (new, its id)."""
+    found = _replayed_in(s, ids, t, rec.lat, rec.lon)
+    if found is not None:
+        return False, found
+    return record_incident(s, rec), rec.id
+
+
+def _replayed_in(s: Any, ids: set[str], t: float, lat: float, lon: float) -> uuid.UUID | None:
+    """The stored incident that already holds more than half of the pulses ``ids``, if any.
+
+    Pulse ids are unique, so only a replay shares them; a new shot's pulses are new. Incidents of
+    :data:`REPLAY_LOOKBACK_S` before ``t`` (a replayed later round of a long burst) up to 1 s after
+    it and within :data:`REPLAY_BOX_M` of (``lat``, ``lon``) are read (the same pulses locate the
+    same place; the box keeps a busy night's other incidents out of the read).
+    """
+    at = datetime.fromtimestamp(t, UTC)
+    dlat = REPLAY_BOX_M / 111_320.0
+    dlon = dlat / max(0.01, math.cos(math.radians(lat)))
+    rows = s.scalars(
+        select(GunshotIncidentRow).where(
+            GunshotIncidentRow.occurred_at >= at - timedelta(seconds=REPLAY_LOOKBACK_S),
+            GunshotIncidentRow.occurred_at <= at + timedelta(seconds=1),
+            GunshotIncidentRow.lat.between(lat - dlat, lat + dlat),
+            GunshotIncidentRow.lon.between(lon - dlon, lon + dlon),
+        )
+    )
+    for row in rows:
+        stored = {i for v in sensor_round_pulses(row).values() for i in v if i}
+        if 2 * len(ids & stored) > len(ids):
+            return uuid.UUID(str(row.id))
+    return None
 
 
 def _pulse_ids(rec: IncidentRecord) -> set[str]:

@@ -207,3 +207,46 @@ async def test_a_resurvey_right_after_a_mismatched_pulse_is_seen_at_once(
 
 async def _true(ok: bool) -> bool | None:
     return True if ok else None
+
+
+async def test_a_burst_replayed_round_by_round_is_not_a_new_incident(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Located as one window the first time (both rounds, 0.5 s apart), replayed one round at a time.
+
+    The incident id is derived from the pulses of the window that formed it, so the replay's first
+    round alone made another id, and a settled shot was stored and announced again as a new
+    incident with a new alert. The stored incident holding the replayed pulses is now found.
+    """
+    settings = make_settings(tmp_path, "embedded", request)
+    t_emit = datetime.now(UTC) - timedelta(seconds=10)
+    first = await _boot(settings)
+    try:
+        arr = await provision_array(first)
+        use_classifier(pipeline_of(first), 0.97)
+        rounds = [shot_pulses(arr, SRC, t_emit=t_emit + timedelta(seconds=r)) for r in (0.0, 0.5)]
+        (out,) = await _deliver(first, arr, [rounds[0] + rounds[1]])
+        assert out.status == "alerted" and len(out.shots) == 2
+        (row,) = first.center.store.run(lambda s: list_incidents(s))
+        assert row.rounds == 2
+    finally:
+        await _halt(first)
+
+    second = await _boot(settings)
+    try:
+        pipe = pipeline_of(second)
+        use_classifier(pipe, 0.97)
+        await pipe.refresh_registry()
+        shots = await _grab(second, "shot_located")
+        incidents = await _grab(second, "gunshot_incident")
+        alerts = await _grab(second, "alert")
+        await _deliver(second, arr, [rounds[0], rounds[1]])
+        bus = second.center.bus
+        assert isinstance(bus, MemoryBus)
+        await bus.drain()
+        assert (shots, incidents, alerts) == ([], [], [])
+        rows = second.center.store.run(lambda s: list_incidents(s))
+        assert [(r.id, r.rounds) for r in rows] == [(row.id, 2)]
+        assert second.center.metrics.get("acoustic_duplicate_shots") == 2
+    finally:
+        await _halt(second)
