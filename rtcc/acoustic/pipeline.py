@@ -1501,11 +1501,13 @@ class AcousticPipeline:
         # replayed pulses grouped otherwise than the first time (a burst located in one window then,
         # round by round now) make another id: the stored incident holding them is this incident
         # (looked up in the write's own transaction: no extra round trip on the alert's path)
-        new, stored_id = await self.store.write(lambda s: _record_new(s, rec, set(all_ids), rounds[0].t))
+        new, stored_id, stored = await self.store.write(
+            lambda s: _record_new(s, rec, set(all_ids), rounds[0].t)
+        )
         if stored_id != incident_id:
             rec.id = incident_id = stored_id
         # kept even when already stored: later rounds join it (and read its stored status back)
-        recent = _Recent(rec, rounds, audio, levels, (x, y), scored)
+        recent = _Recent(rec, rounds, audio, levels, (x, y), scored, stored=stored)
         self._recent.append(recent)
         incident = incident_event(rec, incident_id)
         shots = [s for _, s, _ in group]
@@ -1515,12 +1517,10 @@ class AcousticPipeline:
             # since; announcing it again would raise a fresh alert for a settled incident. Its
             # shots were published then too (its id is derived from exactly their pulses); its
             # later rounds, replayed next, are told by the pulses stored (:meth:`_more_rounds`)
-            recent.stored = await self.store.read(lambda s: _stored_pulses(s, incident_id))
             self.metrics.inc("acoustic_duplicate_incidents")
             self.metrics.inc("acoustic_duplicate_shots", len(shots))
             log.info("gunshot incident %s: already stored, not announced again", incident_id)
             return IncidentOutcome(incident, status, None, shots, ev)
-        recent.stored = _pulse_ids(rec)
         await self._publish_shots(shots)
         review = status == "pending_review"
         alert = None if status == "below_threshold" else incident_alert(rec, review=review)
@@ -1690,16 +1690,25 @@ REPLAY_BOX_M = 500.0
 """How far from a new incident a stored incident holding its pulses is looked for (m, half-side)."""
 
 
-def _record_new(s: Any, rec: IncidentRecord, ids: set[str], t: float) -> tuple[bool, uuid.UUID]:
-    """Store ``rec`` unless it or an incident holding most of its pulses is stored; (new, its id)."""
+def _record_new(s: Any, rec: IncidentRecord, ids: set[str], t: float) -> tuple[bool, uuid.UUID, set[str]]:
+    """Store ``rec`` unless it or an incident holding most of its pulses is stored.
+
+    Returns whether it was new, the stored incident's id and the event ids of its stored pulses
+    (what later replayed rounds are told by: :meth:`AcousticPipeline._more_rounds`).
+    """
     found = _replayed_in(s, ids, t, rec.lat, rec.lon)
     if found is not None:
-        return False, found
-    return record_incident(s, rec), rec.id
+        return (False, *found)
+    if record_incident(s, rec):
+        return True, rec.id, _pulse_ids(rec)
+    return False, rec.id, _row_pulse_ids(s.get(GunshotIncidentRow, rec.id))
 
 
-def _replayed_in(s: Any, ids: set[str], t: float, lat: float, lon: float) -> uuid.UUID | None:
-    """The stored incident that already holds more than half of the pulses ``ids``, if any.
+def _replayed_in(
+    s: Any, ids: set[str], t: float, lat: float, lon: float
+) -> tuple[uuid.UUID, set[str]] | None:
+    """The stored incident that already holds more than half of the pulses ``ids`` (its id and
+    stored pulse ids), if any.
 
     Pulse ids are unique, so only a replay shares them; a new shot's pulses are new. Incidents of
     :data:`REPLAY_LOOKBACK_S` before ``t`` (a replayed later round of a long burst) up to 1 s after
@@ -1718,9 +1727,9 @@ def _replayed_in(s: Any, ids: set[str], t: float, lat: float, lon: float) -> uui
         )
     )
     for row in rows:
-        stored = {i for v in sensor_round_pulses(row).values() for i in v if i}
+        stored = _row_pulse_ids(row)
         if 2 * len(ids & stored) > len(ids):
-            return uuid.UUID(str(row.id))
+            return uuid.UUID(str(row.id)), stored
     return None
 
 
@@ -1729,9 +1738,8 @@ def _pulse_ids(rec: IncidentRecord) -> set[str]:
     return {i for ids in rec.round_pulses.values() for i in ids if i}
 
 
-def _stored_pulses(s: Any, incident_id: uuid.UUID) -> set[str]:
-    """Event ids of the pulses stored in the incident's rounds (empty when it is not stored)."""
-    row = s.get(GunshotIncidentRow, incident_id)
+def _row_pulse_ids(row: GunshotIncidentRow | None) -> set[str]:
+    """Event ids of the pulses stored in a stored incident's rounds (empty without the row)."""
     return set() if row is None else {i for ids in sensor_round_pulses(row).values() for i in ids if i}
 
 
